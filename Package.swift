@@ -1,0 +1,101 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "Privatus",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "privatus", targets: ["privatus"]),
+        .library(name: "PrivatusCore", targets: ["PrivatusCore"]),
+        .library(name: "PrivatusCrypto", targets: ["PrivatusCrypto"]),
+        .library(name: "PrivatusProfile", targets: ["PrivatusProfile"]),
+        .library(name: "PrivatusBench", targets: ["PrivatusBench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        .target(
+            name: "PrivatusCore",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "PrivatusCrypto",
+            dependencies: [
+                "PrivatusCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "PrivatusProfile",
+            dependencies: [
+                "PrivatusCore",
+                "PrivatusCrypto",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "PrivatusBench",
+            dependencies: [
+                "PrivatusCore",
+                "PrivatusCrypto",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "privatus",
+            dependencies: [
+                "PrivatusCore",
+                "PrivatusCrypto",
+                "PrivatusProfile",
+                "PrivatusBench",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "PrivatusTesting",
+            dependencies: ["PrivatusCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PrivatusCoreTests",
+            dependencies: ["PrivatusCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PrivatusCryptoTests",
+            dependencies: ["PrivatusCrypto", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PrivatusProfileTests",
+            dependencies: ["PrivatusProfile", "PrivatusTesting", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PrivatusBenchTests",
+            dependencies: ["PrivatusBench"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PrivatusCLITests",
+            dependencies: ["privatus", "PrivatusCore", "PrivatusTesting"],
+            swiftSettings: swiftSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,58 @@
+/// Runs an operation repeatedly for a time budget and reports its rate.
+public struct Measure: Sendable {
+    /// How long each figure is measured (after a short warm-up).
+    public let budget: Duration
+
+    public init(budget: Duration) {
+        self.budget = budget
+    }
+
+    /// Operations per second of `operation`, timed over batches until the budget is spent.
+    public func perSecond(_ operation: () throws -> Void) rethrows -> Double {
+        let clock = ContinuousClock()
+        for _ in 0..<3 { try operation() }
+        var count = 0
+        var batch = 1
+        var elapsed = Duration.zero
+        while elapsed < budget {
+            elapsed += try clock.measure {
+                for _ in 0..<batch { try operation() }
+            }
+            count += batch
+            if batch < 1 << 16 { batch *= 2 }
+        }
+        return Double(count) / elapsed.seconds
+    }
+
+    /// Megabytes (10^6 bytes) per second of an operation over `bytes` bytes.
+    public func megabytesPerSecond(bytes: Int, _ operation: () throws -> Void) rethrows -> Double {
+        try perSecond(operation) * Double(bytes) / 1_000_000
+    }
+
+    /// The median of `runs` timings of `operation`, in milliseconds.
+    public static func medianMilliseconds(runs: Int, _ operation: () throws -> Void) rethrows -> Double {
+        let clock = ContinuousClock()
+        var times: [Double] = []
+        for _ in 0..<runs { times.append(try clock.measure(operation).seconds * 1000) }
+        return times.sorted()[times.count / 2]
+    }
+}
+
+extension Duration {
+    /// The duration in seconds as a floating-point number.
+    public var seconds: Double {
+        let (whole, attoseconds) = components
+        return Double(whole) + Double(attoseconds) / 1e18
+    }
+}
+
+/// Keeps the optimizer from discarding results that a benchmark computes.
+public struct BlackHole: Sendable {
+    private nonisolated(unsafe) static var sink: UInt8 = 0
+
+    /// Consumes one byte of a result.
+    @inline(never)
+    public static func consume(_ byte: UInt8) {
+        sink &+= byte
+    }
+}

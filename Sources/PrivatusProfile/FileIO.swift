@@ -1,0 +1,126 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Small POSIX file operations with the modes and durability the profile needs.
+public enum FileIO {
+    /// Sets the process umask so every file and directory created is private to the user.
+    public static func restrictUmask() {
+        umask(0o077)
+    }
+
+    /// Whether something exists at `path` (without following a final symbolic link).
+    public static func exists(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0
+    }
+
+    /// Whether `path` is a directory.
+    public static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// The permission bits of `path`.
+    public static func mode(_ path: String) throws(ProfileError) -> mode_t {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { throw .io(operation: "stat", path: path, errno: errno) }
+        return info.st_mode & 0o7777
+    }
+
+    /// The names in a directory, without `.` and `..`.
+    public static func entries(of directory: String) throws(ProfileError) -> [String] {
+        guard let handle = opendir(directory) else { throw .io(operation: "opendir", path: directory, errno: errno) }
+        defer { closedir(handle) }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// Creates `path` and any missing parents, each with `mode`; sets `mode` on `path` itself.
+    public static func makeDirectory(_ path: String, mode: mode_t = 0o700) throws(ProfileError) {
+        if isDirectory(path) {
+            guard chmod(path, mode) == 0 else { throw .io(operation: "chmod", path: path, errno: errno) }
+            return
+        }
+        let parent = parentDirectory(of: path)
+        if parent != path, !parent.isEmpty, !isDirectory(parent) {
+            try makeDirectory(parent, mode: mode)
+        }
+        if mkdir(path, mode) != 0 && errno != EEXIST {
+            throw .io(operation: "mkdir", path: path, errno: errno)
+        }
+        guard chmod(path, mode) == 0 else { throw .io(operation: "chmod", path: path, errno: errno) }
+    }
+
+    /// Reads a whole file, refusing one larger than `maximumSize` before reading it.
+    /// - Throws: ``ProfileError/fileTooLarge(path:)`` or an I/O error (`ENOENT` when missing).
+    public static func readFile(_ path: String, maximumSize: Int) throws(ProfileError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .io(operation: "open", path: path, errno: errno) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw .io(operation: "stat", path: path, errno: errno) }
+        guard Int(info.st_size) <= maximumSize else { throw .fileTooLarge(path: path) }
+        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
+        var done = 0
+        while done < bytes.count {
+            let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, $0.count - done) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else {
+                if count == 0 { break }
+                throw .io(operation: "read", path: path, errno: errno)
+            }
+            done += count
+        }
+        return Array(bytes[0..<done])
+    }
+
+    /// Replaces `path` atomically: writes a temporary file beside it with `mode`, fsyncs it,
+    /// renames it over `path` and fsyncs the directory. A reader sees the old or the new content,
+    /// never a mix, and a crash leaves one of them.
+    public static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600) throws(ProfileError) {
+        let temporary = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw .io(operation: "create", path: temporary, errno: errno) }
+        var failure: ProfileError?
+        var done = 0
+        while failure == nil && done < bytes.count {
+            let count = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { failure = .io(operation: "write", path: temporary, errno: errno) } else { done += count }
+        }
+        if failure == nil && fchmod(fd, mode) != 0 { failure = .io(operation: "chmod", path: temporary, errno: errno) }
+        if failure == nil && fsync(fd) != 0 { failure = .io(operation: "fsync", path: temporary, errno: errno) }
+        close(fd)
+        if failure == nil && rename(temporary, path) != 0 { failure = .io(operation: "rename", path: path, errno: errno) }
+        if let failure {
+            unlink(temporary)
+            throw failure
+        }
+        try syncDirectory(parentDirectory(of: path))
+    }
+
+    /// fsyncs a directory so that a rename in it is durable.
+    public static func syncDirectory(_ path: String) throws(ProfileError) {
+        let fd = open(path.isEmpty ? "." : path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw .io(operation: "open", path: path, errno: errno) }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw .io(operation: "fsync", path: path, errno: errno) }
+    }
+
+    /// The directory part of a path (`"."` for a bare name).
+    public static func parentDirectory(of path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return "." }
+        return slash == trimmed.startIndex ? "/" : String(trimmed[..<slash])
+    }
+}

@@ -1,0 +1,68 @@
+import Foundation
+import PrivatusCore
+import PrivatusCrypto
+
+/// `identity.json`: the public identity, readable without the password.
+struct PublicIdentityFile: Codable, Equatable {
+    static let currentVersion = 1
+    static let maximumSize = 16 * 1024
+
+    var version: Int
+    var peerId: PeerID
+    var identityKey: Data
+    var identityDHKey: Data
+    var identityDHSignature: Data
+    var noiseStaticKey: Data
+    var noiseStaticSignature: Data
+
+    init(_ identity: PublicIdentity) {
+        self.version = Self.currentVersion
+        self.peerId = identity.peerID
+        self.identityKey = identity.identityKey.rawRepresentation
+        self.identityDHKey = identity.identityDH.publicKey
+        self.identityDHSignature = identity.identityDH.signature
+        self.noiseStaticKey = identity.noiseStatic.publicKey
+        self.noiseStaticSignature = identity.noiseStatic.signature
+    }
+
+    /// The identity this file describes, with its bindings verified and its PeerID checked.
+    func verifiedIdentity() throws(KeyError) -> PublicIdentity {
+        let identity = PublicIdentity(
+            identityKey: try IdentityPublicKey(rawRepresentation: identityKey),
+            identityDH: KeyBinding(purpose: .identityDH, publicKey: identityDHKey, signature: identityDHSignature),
+            noiseStatic: KeyBinding(purpose: .noiseStatic, publicKey: noiseStaticKey, signature: noiseStaticSignature)
+        )
+        try identity.validate()
+        guard identity.peerID == peerId else { throw KeyError.invalidSignature }
+        return identity
+    }
+}
+
+/// `config.json`: settings chosen at `init` (flags > environment > this file > defaults).
+public struct ProfileConfig: Codable, Equatable, Sendable {
+    static let currentVersion = 1
+    static let maximumSize = 64 * 1024
+
+    public var version: Int
+    /// The TCP (and UDP) port the node listens on by default.
+    public var listenPort: Int
+    /// The loopback port of the control API and web UI.
+    public var uiPort: Int
+
+    /// Ports drawn at random from 20000–32767, below Linux's ephemeral range so they do not
+    /// collide with outgoing connections.
+    public static func random() -> ProfileConfig {
+        let listen = Int.random(in: 20000...32767)
+        var ui = Int.random(in: 20000...32767)
+        while ui == listen { ui = Int.random(in: 20000...32767) }
+        return ProfileConfig(version: currentVersion, listenPort: listen, uiPort: ui)
+    }
+}
+
+extension JSONEncoder {
+    static let profile: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return encoder
+    }()
+}

@@ -1,0 +1,61 @@
+import ArgumentParser
+import Foundation
+import PrivatusBench
+import PrivatusCrypto
+
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Run a whole-system benchmark suite (needs no profile).",
+        discussion: "Suites available now: crypto."
+    )
+
+    static let suites = ["crypto"]
+
+    @Argument(help: "The suite to run: crypto.")
+    var suite: String
+
+    @Flag(name: .long, help: "Print one JSON object of figures.")
+    var json = false
+
+    @Option(name: .long, help: "Seconds spent measuring each figure.")
+    var secondsPerFigure: Double = 0.5
+
+    @Option(name: .long, help: "How many keystore unlocks to time (median).")
+    var unlockRuns: Int = 3
+
+    @Flag(name: .long, help: "Skip the reference figures of `openssl speed`.")
+    var noReference = false
+
+    @Option(name: .long, help: ArgumentHelp("Testing only: time the keystore unlock at scrypt N = 2^VALUE instead of the floor.", visibility: .hidden))
+    var unlockLog2N: UInt8?
+
+    func validate() throws {
+        guard Self.suites.contains(suite) else {
+            throw ValidationError("unknown or not yet available suite '\(suite)'; available: \(Self.suites.joined(separator: ", "))")
+        }
+        guard secondsPerFigure > 0, secondsPerFigure <= 60 else { throw ValidationError("--seconds-per-figure must be in (0, 60]") }
+        guard (1...50).contains(unlockRuns) else { throw ValidationError("--unlock-runs must be 1 to 50") }
+    }
+
+    func run() async throws {
+        try await reportingFailures {
+            let parameters = try unlockLog2N.map { try ScryptParameters(log2N: $0) } ?? .floor
+            let suite = CryptoSuite(
+                budget: .milliseconds(Int(secondsPerFigure * 1000)),
+                unlockRuns: unlockRuns,
+                unlockParameters: parameters
+            )
+            var figures = try suite.run()
+            if !noReference {
+                figures.merge(OpenSSLReference.run()) { $1 }
+            }
+            let report = BenchReport(suite: "crypto", figures: figures)
+            if json {
+                try Terminal.printJSON(report)
+            } else {
+                print(report.text)
+            }
+        }
+    }
+}
