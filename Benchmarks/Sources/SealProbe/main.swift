@@ -30,7 +30,7 @@ func consume<T>(_ value: T) {
 
 func minorFaults() -> Int {
     var usage = rusage()
-    getrusage(RUSAGE_SELF, &usage)
+    getrusage(RUSAGE_SELF.rawValue, &usage)
     return Int(usage.ru_minflt)
 }
 
