@@ -47,11 +47,9 @@ public enum Profile {
         if FileIO.exists(layout.keystoreFile) { throw .exists(path: layout.directory) }
         if FileIO.exists(layout.directory) {
             guard FileIO.isDirectory(layout.directory) else { throw .notEmpty(path: layout.directory) }
-            let foreign = try FileIO.entries(of: layout.directory).filter {
-                !ProfileLayout.partialProfileNames.contains($0) && !$0.hasPrefix("identity.json.tmp-")
-                    && !$0.hasPrefix("config.json.tmp-") && !$0.hasPrefix("keystore.tmp-")
+            guard try FileIO.entries(of: layout.directory).allSatisfy(ProfileLayout.isLeftoverOfInit) else {
+                throw .notEmpty(path: layout.directory)
             }
-            guard foreign.isEmpty else { throw .notEmpty(path: layout.directory) }
         }
         try FileIO.makeDirectory(layout.directory)
         let lock = try ProfileLock(profile: layout)

@@ -33,6 +33,11 @@ public struct ProfileLayout: Sendable, Hashable {
     public var lockFile: String { directory + "/lock" }
     public var logsDirectory: String { directory + "/logs" }
 
-    /// The names that may stand in a directory before `init` (leftovers of an interrupted one).
-    static let partialProfileNames: Set<String> = ["identity.json", "config.json", "lock", "logs"]
+    /// Whether `name` may stand in a directory before `init`: a file an interrupted `init` leaves
+    /// behind (everything but the keystore, which is written last), or a temporary file of an
+    /// atomic write.
+    static func isLeftoverOfInit(_ name: String) -> Bool {
+        let base = name.split(separator: ".tmp-", maxSplits: 1).first.map(String.init) ?? name
+        return ["identity.json", "config.json", "lock", "logs"].contains(base) || (base == "keystore" && base != name)
+    }
 }

@@ -14,7 +14,10 @@
 //   malloc-touch  malloc(1 MiB), write every page, free       (no crypto)
 //   siv           AES.GCM._SIV.seal([UInt8] 1 MiB)
 //   chacha        ChaChaPoly.seal([UInt8] 1 MiB)
-//   all           every mode above, in turn
+//   seal-64k-x16  AES.GCM.seal of 1 MiB as 16 boxes of 64 KiB
+//   all           every mode above, in turn (after `check`)
+//   check         open returns the plaintext and refuses a tampered box
+//   suite         CryptoSuite's AEAD figures, in its order and with its timing loop
 import Crypto
 import CryptoExtras
 import Foundation
@@ -35,14 +38,20 @@ func minorFaults() -> Int {
 }
 
 let size = 1 << 20
-let array = [UInt8](repeating: 0x5a, count: size)
-let data = Data(array)
-let key = SymmetricKey(size: .bits256)
-let sealed = try AES.GCM.seal(array, using: key)
-let combined = sealed.combined!
-let ciphertext = sealed.ciphertext
-let tag = sealed.tag
-let nonce = sealed.nonce
+
+/// Built on first use, so a mode's process does only that mode's allocations before it runs
+/// (glibc's malloc adapts its mmap threshold to the first large frees, so history matters).
+enum Fixture {
+    static let key = SymmetricKey(size: .bits256)
+    static let array = [UInt8](repeating: 0x5a, count: size)
+    static let data = Data(array)
+    static let chunk = [UInt8](repeating: 0x5a, count: 64 * 1024)
+    static let sealed = try! AES.GCM.seal(Fixture.array, using: key)
+    static let combined = sealed.combined!
+    static let ciphertext = sealed.ciphertext
+    static let tag = sealed.tag
+    static let nonce = sealed.nonce
+}
 
 func run(_ name: String, iterations: Int, _ body: () throws -> Void) rethrows {
     for _ in 0..<max(iterations / 10, 10) { try body() }  // warm-up
@@ -54,10 +63,11 @@ func run(_ name: String, iterations: Int, _ body: () throws -> Void) rethrows {
     let faults = minorFaults() - faults0
     let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
     let perOp = seconds / Double(iterations)
+    let padded = name.padding(toLength: 14, withPad: " ", startingAt: 0)
     print(
         String(
-            format: "%-14@ %8.0f MB/s  %8.1f µs/op  %7.1f faults/op",
-            name as NSString, Double(size) / perOp / 1e6, perOp * 1e6, Double(faults) / Double(iterations)
+            format: "%@ %8.0f MB/s  %8.1f µs/op  %7.1f faults/op",
+            padded as NSString, Double(size) / perOp / 1e6, perOp * 1e6, Double(faults) / Double(iterations)
         )
     )
 }
@@ -66,24 +76,29 @@ let arguments = CommandLine.arguments
 let mode = arguments.count > 1 ? arguments[1] : "all"
 let iterations = arguments.count > 2 ? Int(arguments[2])! : 2000
 
-// open must really decrypt: check once that it gives back the plaintext, and that a flipped
-// ciphertext bit is refused.
-let opened = try AES.GCM.open(sealed, using: key)
-precondition(opened.elementsEqual(array), "open returned the wrong plaintext")
-var tampered = combined
-tampered[100] ^= 1
-precondition((try? AES.GCM.open(AES.GCM.SealedBox(combined: tampered), using: key)) == nil, "tampered box opened")
+/// open must really decrypt: it gives back the plaintext, and a flipped ciphertext bit is refused.
+func check() throws {
+    let key = Fixture.key
+    let opened = try AES.GCM.open(Fixture.sealed, using: key)
+    precondition(opened.elementsEqual(Fixture.array), "open returned the wrong plaintext")
+    precondition(!Fixture.ciphertext.elementsEqual(Fixture.array), "ciphertext equals plaintext")
+    var tampered = Fixture.combined
+    tampered[100] ^= 1
+    precondition((try? AES.GCM.open(AES.GCM.SealedBox(combined: tampered), using: key)) == nil, "tampered box opened")
+    print("check          open returns the plaintext; a tampered box is refused")
+}
 
+let key = Fixture.key
 let modes: [(String, () throws -> Void)] = [
-    ("seal-array", { consume(try AES.GCM.seal(array, using: key)) }),
-    ("seal-data", { consume(try AES.GCM.seal(data, using: key)) }),
-    ("open", { consume(try AES.GCM.open(sealed, using: key)) }),
-    ("open-combined", { consume(try AES.GCM.open(AES.GCM.SealedBox(combined: combined), using: key)) }),
-    ("box", { consume(try AES.GCM.SealedBox(nonce: nonce, ciphertext: ciphertext, tag: tag)) }),
+    ("seal-array", { consume(try AES.GCM.seal(Fixture.array, using: key)) }),
+    ("seal-data", { consume(try AES.GCM.seal(Fixture.data, using: key)) }),
+    ("open", { consume(try AES.GCM.open(Fixture.sealed, using: key)) }),
+    ("open-combined", { consume(try AES.GCM.open(AES.GCM.SealedBox(combined: Fixture.combined), using: key)) }),
+    ("box", { consume(try AES.GCM.SealedBox(nonce: Fixture.nonce, ciphertext: Fixture.ciphertext, tag: Fixture.tag)) }),
     ("copy", {
         var out = Data()
-        out.reserveCapacity(12 + ciphertext.count + 16)
-        out.append(contentsOf: ciphertext)
+        out.reserveCapacity(12 + Fixture.ciphertext.count + 16)
+        out.append(contentsOf: Fixture.ciphertext)
         consume(out)
     }),
     ("malloc-touch", {
@@ -93,10 +108,45 @@ let modes: [(String, () throws -> Void)] = [
         consume(p)
         free(p)
     }),
-    ("siv", { consume(try AES.GCM._SIV.seal(array, using: key)) }),
-    ("chacha", { consume(try ChaChaPoly.seal(array, using: key)) }),
+    ("seal-64k-x16", {
+        for _ in 0..<16 { consume(try AES.GCM.seal(Fixture.chunk, using: key)) }
+    }),
+    ("siv", { consume(try AES.GCM._SIV.seal(Fixture.array, using: key)) }),
+    ("chacha", { consume(try ChaChaPoly.seal(Fixture.array, using: key)) }),
 ]
 
+/// CryptoSuite's AEAD loop, in its order and with its timing (doubling batches for 0.5 s).
+func suite() throws {
+    func megabytesPerSecond(_ name: String, bytes: Int, _ operation: () throws -> Void) rethrows {
+        let clock = ContinuousClock()
+        let faults0 = minorFaults()
+        for _ in 0..<3 { try operation() }
+        var count = 0
+        var batch = 1
+        var elapsed = Duration.zero
+        while elapsed < .milliseconds(500) {
+            elapsed += try clock.measure { for _ in 0..<batch { try operation() } }
+            count += batch
+            if batch < 1 << 16 { batch *= 2 }
+        }
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let faults = Double(minorFaults() - faults0) / Double(count + 3)
+        let padded = name.padding(toLength: 14, withPad: " ", startingAt: 0)
+        print(String(format: "%@ %8.0f MB/s  %7.1f faults/op", padded as NSString, Double(count * bytes) / seconds / 1e6, faults))
+    }
+    let small = [UInt8](repeating: 0x5a, count: 1024)
+    let large = [UInt8](repeating: 0x5a, count: 1 << 20)
+    for (name, message) in [("1k", small), ("1m", large)] {
+        try megabytesPerSecond("seal-\(name)", bytes: message.count) { consume(try AES.GCM.seal(message, using: key).tag.first!) }
+        let sealed = try AES.GCM.seal(message, using: key)
+        try megabytesPerSecond("open-\(name)", bytes: message.count) { consume(try AES.GCM.open(sealed, using: key).first!) }
+        try megabytesPerSecond("siv-\(name)", bytes: message.count) { consume(try AES.GCM._SIV.seal(message, using: key).tag.first!) }
+    }
+    try megabytesPerSecond("chacha-1m", bytes: large.count) { consume(try ChaChaPoly.seal(large, using: key).tag.first!) }
+}
+
+if mode == "suite" { try suite() }
+if mode == "check" || mode == "all" { try check() }
 for (name, body) in modes where mode == "all" || mode == name {
     try run(name, iterations: iterations, body)
 }

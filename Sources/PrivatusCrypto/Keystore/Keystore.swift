@@ -61,9 +61,9 @@ public enum Keystore {
         let salt = randomBytes(saltSize)
         let clock = ContinuousClock()
         let (parameters, master) = try ScryptCalibration.calibrate { parameters in
-            var key: SymmetricKey?
-            let took = try clock.measure { key = try derive(password: password, salt: salt, parameters: parameters) }
-            return (key!, took)
+            let start = clock.now
+            let key = try derive(password: password, salt: salt, parameters: parameters)
+            return (key, clock.now - start)
         }
         return (try assemble(contents, parameters: parameters, salt: salt, master: master), parameters)
     }
