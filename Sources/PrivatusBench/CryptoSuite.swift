@@ -13,7 +13,8 @@ public struct CryptoSuite: Sendable {
     /// The scrypt parameters of the unlock measurement; the floor unless a test asks for less.
     public let unlockParameters: ScryptParameters
 
-    public init(budget: Duration = .milliseconds(500), unlockRuns: Int = 3, unlockParameters: ScryptParameters = .floor) {
+    public init(budget: Duration = .milliseconds(500), unlockRuns: Int = 3, unlockParameters: ScryptParameters = .floor)
+    {
         self.measure = Measure(budget: budget)
         self.unlockRuns = unlockRuns
         self.unlockParameters = unlockParameters

@@ -7,15 +7,24 @@ public enum OpenSSLReference {
     static let runs: [(arguments: [String], read: @Sendable (String) -> [String: Double])] = [
         (["-bytes", "1024", "-evp", "aes-256-gcm"], { throughput($0, as: "openssl_aes_gcm_1k_mb_s") }),
         (["-bytes", "1048576", "-evp", "aes-256-gcm"], { throughput($0, as: "openssl_aes_gcm_1m_mb_s") }),
-        (["-bytes", "1048576", "-decrypt", "-evp", "aes-256-gcm"], { throughput($0, as: "openssl_aes_gcm_open_1m_mb_s") }),
+        (
+            ["-bytes", "1048576", "-decrypt", "-evp", "aes-256-gcm"],
+            { throughput($0, as: "openssl_aes_gcm_open_1m_mb_s") }
+        ),
         (["-bytes", "1048576", "-evp", "chacha20-poly1305"], { throughput($0, as: "openssl_chachapoly_1m_mb_s") }),
         (["-bytes", "1048576", "-evp", "sha256"], { throughput($0, as: "openssl_sha256_1m_mb_s") }),
-        (["-bytes", "64", "-hmac", "sha256"], { perSecond(throughput($0, as: "x")["x"], bytes: 64, as: "openssl_hmac_sha256_64_per_s") }),
+        (
+            ["-bytes", "64", "-hmac", "sha256"],
+            { perSecond(throughput($0, as: "x")["x"], bytes: 64, as: "openssl_hmac_sha256_64_per_s") }
+        ),
         (["ecdhx25519"], { field($0, prefix: "+F5:", index: 3, as: "openssl_x25519_per_s") }),
-        (["ed25519"], {
-            field($0, prefix: "+F6:", index: 4, as: "openssl_ed25519_sign_per_s")
-                .merging(field($0, prefix: "+F6:", index: 5, as: "openssl_ed25519_verify_per_s")) { $1 }
-        }),
+        (
+            ["ed25519"],
+            {
+                field($0, prefix: "+F6:", index: 4, as: "openssl_ed25519_sign_per_s")
+                    .merging(field($0, prefix: "+F6:", index: 5, as: "openssl_ed25519_verify_per_s")) { $1 }
+            }
+        ),
     ]
 
     /// Runs each measurement for one second.
@@ -51,7 +60,9 @@ public enum OpenSSLReference {
 
     static func locate() -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        return path.split(separator: ":").map { "\($0)/openssl" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+        return path.split(separator: ":").map { "\($0)/openssl" }.first {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }
     }
 
     static func execute(_ executable: String, _ arguments: [String]) -> String? {

@@ -100,7 +100,9 @@ public enum FileIO {
         if failure == nil && fchmod(fd, mode) != 0 { failure = .io(operation: "chmod", path: temporary, errno: errno) }
         if failure == nil && fsync(fd) != 0 { failure = .io(operation: "fsync", path: temporary, errno: errno) }
         close(fd)
-        if failure == nil && rename(temporary, path) != 0 { failure = .io(operation: "rename", path: path, errno: errno) }
+        if failure == nil && rename(temporary, path) != 0 {
+            failure = .io(operation: "rename", path: path, errno: errno)
+        }
         if let failure {
             unlink(temporary)
             throw failure

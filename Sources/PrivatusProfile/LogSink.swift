@@ -1,11 +1,12 @@
+import Foundation
+import Logging
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Foundation
-import Logging
-import Synchronization
 
 /// Where log lines go: standard error from the start, and `<profile>/logs/privatus.log` (0600)
 /// once the profile is unlocked (``attachFile(layout:)``). Before that nothing is written into

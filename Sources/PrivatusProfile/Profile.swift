@@ -119,7 +119,9 @@ public enum Profile {
 
     // MARK: - Internals
 
-    static func unlock(_ layout: ProfileLayout, password: String, keystoreBytes: [UInt8]) throws(ProfileError) -> UnlockedProfile {
+    static func unlock(
+        _ layout: ProfileLayout, password: String, keystoreBytes: [UInt8]
+    ) throws(ProfileError) -> UnlockedProfile {
         let contents: KeystoreContents
         let parameters: ScryptParameters
         do {
@@ -164,7 +166,9 @@ public enum Profile {
         }
     }
 
-    static func seal(_ contents: KeystoreContents, password: String, cost: KeystoreCost) throws(ProfileError) -> ([UInt8], ScryptParameters) {
+    static func seal(
+        _ contents: KeystoreContents, password: String, cost: KeystoreCost
+    ) throws(ProfileError) -> ([UInt8], ScryptParameters) {
         do {
             switch cost {
             case .calibrated:

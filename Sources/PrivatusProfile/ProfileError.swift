@@ -1,9 +1,10 @@
+import PrivatusCrypto
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import PrivatusCrypto
 
 /// Why a profile operation failed. Descriptions name paths, never keys, passwords or peers.
 public enum ProfileError: Error, Hashable, Sendable, CustomStringConvertible {

@@ -23,7 +23,9 @@ public struct ProfileLayout: Sendable, Hashable {
     public static func resolve(flag: String?, environment: [String: String]) -> ProfileLayout {
         if let flag, !flag.isEmpty { return ProfileLayout(directory: flag) }
         if let home = environment["PRIVATUS_HOME"], !home.isEmpty { return ProfileLayout(directory: home) }
-        if let data = environment["XDG_DATA_HOME"], !data.isEmpty { return ProfileLayout(directory: data + "/privatus") }
+        if let data = environment["XDG_DATA_HOME"], !data.isEmpty {
+            return ProfileLayout(directory: data + "/privatus")
+        }
         return ProfileLayout(directory: (environment["HOME"] ?? ".") + "/.local/share/privatus")
     }
 

@@ -27,14 +27,20 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Skip the reference figures of `openssl speed`.")
     var noReference = false
 
-    @Option(name: .long, help: ArgumentHelp("Testing only: time the keystore unlock at scrypt N = 2^VALUE instead of the floor.", visibility: .hidden))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Testing only: time the keystore unlock at scrypt N = 2^VALUE instead of the floor.", visibility: .hidden))
     var unlockLog2N: UInt8?
 
     func validate() throws {
         guard Self.suites.contains(suite) else {
-            throw ValidationError("unknown or not yet available suite '\(suite)'; available: \(Self.suites.joined(separator: ", "))")
+            throw ValidationError(
+                "unknown or not yet available suite '\(suite)'; available: \(Self.suites.joined(separator: ", "))")
         }
-        guard secondsPerFigure > 0, secondsPerFigure <= 60 else { throw ValidationError("--seconds-per-figure must be in (0, 60]") }
+        guard secondsPerFigure > 0, secondsPerFigure <= 60 else {
+            throw ValidationError("--seconds-per-figure must be in (0, 60]")
+        }
         guard (1...50).contains(unlockRuns) else { throw ValidationError("--unlock-runs must be 1 to 50") }
     }
 

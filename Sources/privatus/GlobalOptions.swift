@@ -6,10 +6,16 @@ import PrivatusProfile
 
 /// Options every command takes.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .long, help: "The profile directory (default: $PRIVATUS_HOME, else $XDG_DATA_HOME/privatus, else ~/.local/share/privatus).")
+    @Option(
+        name: .long,
+        help:
+            "The profile directory (default: $PRIVATUS_HOME, else $XDG_DATA_HOME/privatus, else ~/.local/share/privatus)."
+    )
     var profile: String?
 
-    @Option(name: .long, help: "trace, debug, info, notice, warning or error (default: info to the log file, warning to stderr).")
+    @Option(
+        name: .long,
+        help: "trace, debug, info, notice, warning or error (default: info to the log file, warning to stderr).")
     var logLevel: Logger.Level?
 
     var layout: ProfileLayout {
@@ -44,7 +50,9 @@ struct KeystoreCostOptions: ParsableArguments {
             throw ValidationError("--insecure-scrypt-log2-n must be between 10 and 22")
         }
         if !parameters.meetsFloor {
-            Terminal.warn("warning: --insecure-scrypt-log2-n \(log2N) is below the floor of 17: this profile's password protection is weak; use it for tests only")
+            Terminal.warn(
+                "warning: --insecure-scrypt-log2-n \(log2N) is below the floor of 17: this profile's password protection is weak; use it for tests only"
+            )
         }
         return .fixed(parameters)
     }

@@ -24,7 +24,8 @@ struct PasswordSource {
             do {
                 bytes = try FileIO.readFile(file, maximumSize: Self.maximumFileSize)
             } catch .fileTooLarge {
-                throw CLIFailure(status: 1, message: "the password file \(file) is larger than \(Self.maximumFileSize) bytes")
+                throw CLIFailure(
+                    status: 1, message: "the password file \(file) is larger than \(Self.maximumFileSize) bytes")
             } catch {
                 throw CLIFailure(status: 1, message: "cannot read the password file: \(error)")
             }
@@ -41,7 +42,8 @@ struct PasswordSource {
         guard isatty(STDIN_FILENO) == 1 else {
             throw CLIFailure(
                 status: 1,
-                message: "no password given and no terminal to ask on: use \(flagName) FILE or set \(environmentVariable)"
+                message:
+                    "no password given and no terminal to ask on: use \(flagName) FILE or set \(environmentVariable)"
             )
         }
         let first = try Self.promptWithoutEcho(prompt)
@@ -75,10 +77,16 @@ struct PasswordSource {
 
 /// `--password-file` for the commands that open the keystore.
 struct PasswordOptions: ParsableArguments {
-    @Option(name: .long, help: "Read the password from FILE (one trailing newline is not part of it); else $PRIVATUS_PASSWORD, else a prompt.")
+    @Option(
+        name: .long,
+        help:
+            "Read the password from FILE (one trailing newline is not part of it); else $PRIVATUS_PASSWORD, else a prompt."
+    )
     var passwordFile: String?
 
     var source: PasswordSource {
-        PasswordSource(file: passwordFile, environmentVariable: "PRIVATUS_PASSWORD", prompt: "Password: ", flagName: "--password-file")
+        PasswordSource(
+            file: passwordFile, environmentVariable: "PRIVATUS_PASSWORD", prompt: "Password: ",
+            flagName: "--password-file")
     }
 }

@@ -4,7 +4,8 @@ import Testing
 
 @Suite struct CryptoSuiteTests {
     @Test func suiteMeasuresEveryPrimitive() throws {
-        let suite = CryptoSuite(budget: .milliseconds(2), unlockRuns: 1, unlockParameters: try ScryptParameters(log2N: 10))
+        let suite = CryptoSuite(
+            budget: .milliseconds(2), unlockRuns: 1, unlockParameters: try ScryptParameters(log2N: 10))
         let figures = try suite.run()
         for key in [
             "aes_gcm_1k_mb_s", "aes_gcm_1m_mb_s", "aes_gcm_open_1m_mb_s", "aes_gcm_siv_1k_mb_s", "chachapoly_1m_mb_s",

@@ -15,7 +15,9 @@ import Testing
         scratch = try TemporaryDirectory("privatus-cli")
     }
 
-    func run(_ arguments: [String], password: String? = "x", extra: [String: String] = [:]) async throws -> CLIProcess.Result {
+    func run(
+        _ arguments: [String], password: String? = "x", extra: [String: String] = [:]
+    ) async throws -> CLIProcess.Result {
         var environment = extra
         if let password { environment["PRIVATUS_PASSWORD"] = password }
         return try await cli.run(["--profile", profile] + arguments, environment: environment)
@@ -109,7 +111,8 @@ import Testing
             for racer in racers { results.append(try await racer.wait(timeout: .seconds(60))) }
             #expect(results.map(\.status).sorted() == [0, 6], "\(results.map(\.stderr))")
             let winner = try #require(results.firstIndex { $0.status == 0 })
-            let shown = try await cli.run(["--profile", directory, "id", "--json"], environment: ["PRIVATUS_PASSWORD": "pw\(winner)"])
+            let shown = try await cli.run(
+                ["--profile", directory, "id", "--json"], environment: ["PRIVATUS_PASSWORD": "pw\(winner)"])
             #expect(shown.status == 0)
             #expect(try json(shown.stdout)["peerId"] as? String == json(results[winner].stdout)["peerId"] as? String)
         }
@@ -207,9 +210,11 @@ import Testing
 
     @Test func globalOptionsWorkAfterTheCommandToo() async throws {
         defer { scratch.remove() }
-        let created = try await cli.run(["init", "--profile", profile] + Self.cheap, environment: ["PRIVATUS_PASSWORD": "x"])
+        let created = try await cli.run(
+            ["init", "--profile", profile] + Self.cheap, environment: ["PRIVATUS_PASSWORD": "x"])
         #expect(created.status == 0, "\(created.stderr)")
-        let viaHome = try await cli.run(["id", "--json"], environment: ["PRIVATUS_PASSWORD": "x", "PRIVATUS_HOME": profile])
+        let viaHome = try await cli.run(
+            ["id", "--json"], environment: ["PRIVATUS_PASSWORD": "x", "PRIVATUS_HOME": profile])
         #expect(viaHome.status == 0)
     }
 

@@ -4,7 +4,8 @@ import Testing
 
 @Suite struct PeerIDTests {
     /// RFC 8032, section 7.1, test 1: the Ed25519 public key; its SHA-256 computed independently.
-    static let rfc8032PublicKey = Hex.decodeLowercase("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")!
+    static let rfc8032PublicKey = Hex.decodeLowercase(
+        "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")!
     static let rfc8032PeerID = "21fe31dfa154a261626bf854046fd2271b7bed4b6abe45aa58877ef47f9721b9"
 
     @Test func peerIDIsSHA256OfTheIdentityKey() {

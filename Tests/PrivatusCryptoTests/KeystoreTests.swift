@@ -142,11 +142,14 @@ import Testing
         file[8] = 0x00
         file[9] = 0x07
         #expect(throws: KeystoreError.unsupportedVersion(7)) { try Keystore.open(file, password: Self.password) }
-        #expect(throws: KeystoreError.unsupportedVersion(7)) { try Keystore.open(Self.redigested(file), password: Self.password) }
+        #expect(throws: KeystoreError.unsupportedVersion(7)) {
+            try Keystore.open(Self.redigested(file), password: Self.password)
+        }
     }
 
     @Test(arguments: [
-        (UInt8(9), UInt8(8), UInt8(1)), (23, 8, 1), (64, 8, 1), (255, 8, 1), (17, 7, 1), (17, 16, 1), (17, 8, 0), (17, 8, 5),
+        (UInt8(9), UInt8(8), UInt8(1)), (23, 8, 1), (64, 8, 1), (255, 8, 1), (17, 7, 1), (17, 16, 1), (17, 8, 0),
+        (17, 8, 5),
     ])
     func outOfRangeParametersAreRefusedBeforeAnyDerivation(_ log2N: UInt8, _ r: UInt8, _ p: UInt8) throws {
         // N = 2^64 or 2^255 could not even be derived: the refusal must come first.

@@ -38,7 +38,9 @@ import Testing
         // standard Ed25519 signature over "Privatus-v1/" ‖ purpose ‖ 0x00 ‖ fields.
         let seed = Hex.decodeLowercase("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")!
         let identity = try IdentityKey(seed: seed)
-        #expect(Hex.encode(identity.publicKey.rawRepresentation) == "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+        #expect(
+            Hex.encode(identity.publicKey.rawRepresentation)
+                == "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
         #expect(identity.publicKey.peerID.hex == "21fe31dfa154a261626bf854046fd2271b7bed4b6abe45aa58877ef47f9721b9")
         let signature = identity.signature(over: [7], purpose: .presence)
         let raw = try Curve25519.Signing.PublicKey(rawRepresentation: identity.publicKey.rawRepresentation)
@@ -58,7 +60,8 @@ import Testing
 
     @Test func bindingRefusesAnotherKeyPurposeOrSigner() {
         let identity = IdentityKey()
-        let binding = KeyBinding(key: Curve25519.KeyAgreement.PrivateKey().publicKey, purpose: .noiseStatic, identity: identity)
+        let binding = KeyBinding(
+            key: Curve25519.KeyAgreement.PrivateKey().publicKey, purpose: .noiseStatic, identity: identity)
         let swappedKey = KeyBinding(
             purpose: .noiseStatic,
             publicKey: Curve25519.KeyAgreement.PrivateKey().publicKey.rawRepresentation,
@@ -80,7 +83,9 @@ import Testing
         let crossed = PublicIdentity(
             identityKey: identity.identityKey,
             identityDH: identity.identityDH,
-            noiseStatic: KeyBinding(purpose: .noiseStatic, publicKey: identity.identityDH.publicKey, signature: identity.identityDH.signature)
+            noiseStatic: KeyBinding(
+                purpose: .noiseStatic, publicKey: identity.identityDH.publicKey,
+                signature: identity.identityDH.signature)
         )
         #expect(throws: KeyError.invalidSignature) { try crossed.validate() }
     }

@@ -118,7 +118,9 @@ import Testing
     @Test func tamperedBindingSignatureInIdentityFileIsRefused() throws {
         try withProfile { _, layout in
             _ = try Profile.create(at: layout, name: "alice", password: "pw", cost: Self.cheap)
-            var json = try JSONSerialization.jsonObject(with: Data(FileIO.readFile(layout.identityFile, maximumSize: 1 << 16))) as! [String: Any]
+            var json =
+                try JSONSerialization.jsonObject(with: Data(FileIO.readFile(layout.identityFile, maximumSize: 1 << 16)))
+                as! [String: Any]
             // Present the identity-DH signature as the Noise static one: wrong purpose, must fail.
             json["noiseStaticSignature"] = json["identityDHSignature"]
             try FileIO.writeAtomically(Array(JSONSerialization.data(withJSONObject: json)), to: layout.identityFile)
@@ -173,7 +175,8 @@ import Testing
     @Test func oversizedKeystoreIsRefusedBeforeReading() throws {
         try withProfile { _, layout in
             _ = try Profile.create(at: layout, name: "alice", password: "pw", cost: Self.cheap)
-            try FileIO.writeAtomically([UInt8](repeating: 0x41, count: Keystore.maximumFileSize + 1), to: layout.keystoreFile)
+            try FileIO.writeAtomically(
+                [UInt8](repeating: 0x41, count: Keystore.maximumFileSize + 1), to: layout.keystoreFile)
             #expect(throws: ProfileError.keystore(.tooLarge)) { try Profile.unlock(layout, password: "pw") }
         }
     }
@@ -184,7 +187,9 @@ import Testing
         let environment = ["PRIVATUS_HOME": "/p", "XDG_DATA_HOME": "/x", "HOME": "/h"]
         #expect(ProfileLayout.resolve(flag: "/f/", environment: environment).directory == "/f")
         #expect(ProfileLayout.resolve(flag: nil, environment: environment).directory == "/p")
-        #expect(ProfileLayout.resolve(flag: nil, environment: ["XDG_DATA_HOME": "/x", "HOME": "/h"]).directory == "/x/privatus")
+        #expect(
+            ProfileLayout.resolve(flag: nil, environment: ["XDG_DATA_HOME": "/x", "HOME": "/h"]).directory
+                == "/x/privatus")
         #expect(ProfileLayout.resolve(flag: nil, environment: ["HOME": "/h"]).directory == "/h/.local/share/privatus")
     }
 
@@ -218,7 +223,8 @@ import Testing
         try sink.attachFile(layout: layout)
         logger.debug("too detailed")
         logger.info("after attach", metadata: ["k": "v"])
-        let text = String(decoding: try FileIO.readFile(layout.logsDirectory + "/privatus.log", maximumSize: 1 << 20), as: UTF8.self)
+        let text = String(
+            decoding: try FileIO.readFile(layout.logsDirectory + "/privatus.log", maximumSize: 1 << 20), as: UTF8.self)
         #expect(text.contains("info test: after attach k=v"))
         #expect(!text.contains("before attach"))
         #expect(!text.contains("too detailed"))

@@ -33,7 +33,8 @@ public struct KeyBinding: Sendable, Hashable {
     /// Checks the signature over the stored bytes and returns the key it covers.
     /// - Throws: ``KeyError/invalidSignature`` when the signature does not verify for this purpose
     ///   and identity; ``KeyError/invalidKeyEncoding`` when the key is not 32 bytes.
-    public func verifiedKey(signedBy identity: IdentityPublicKey) throws(KeyError) -> Curve25519.KeyAgreement.PublicKey {
+    public func verifiedKey(signedBy identity: IdentityPublicKey) throws(KeyError) -> Curve25519.KeyAgreement.PublicKey
+    {
         guard identity.isValidSignature(signature, over: publicKey, purpose: purpose) else {
             throw KeyError.invalidSignature
         }

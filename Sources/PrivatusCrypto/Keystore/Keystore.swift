@@ -48,7 +48,9 @@ public enum Keystore {
 
     /// Seals `contents` at a fixed cost.
     /// - Throws: ``KeystoreError/emptyPassword``, ``KeystoreError/invalidName``.
-    public static func seal(_ contents: KeystoreContents, password: String, parameters: ScryptParameters) throws -> [UInt8] {
+    public static func seal(
+        _ contents: KeystoreContents, password: String, parameters: ScryptParameters
+    ) throws -> [UInt8] {
         try validate(contents: contents, password: password)
         let salt = randomBytes(saltSize)
         let master = try derive(password: password, salt: salt, parameters: parameters)
@@ -56,7 +58,9 @@ public enum Keystore {
     }
 
     /// Seals `contents` with a cost calibrated on this machine (``ScryptCalibration``).
-    public static func sealCalibrated(_ contents: KeystoreContents, password: String) throws -> (bytes: [UInt8], parameters: ScryptParameters) {
+    public static func sealCalibrated(
+        _ contents: KeystoreContents, password: String
+    ) throws -> (bytes: [UInt8], parameters: ScryptParameters) {
         try validate(contents: contents, password: password)
         let salt = randomBytes(saltSize)
         let clock = ContinuousClock()
@@ -190,7 +194,9 @@ public enum Keystore {
         return (seal, check.withUnsafeBytes { Array($0) })
     }
 
-    static func assemble(_ contents: KeystoreContents, parameters: ScryptParameters, salt: [UInt8], master: SymmetricKey) throws -> [UInt8] {
+    static func assemble(
+        _ contents: KeystoreContents, parameters: ScryptParameters, salt: [UInt8], master: SymmetricKey
+    ) throws -> [UInt8] {
         let (sealKey, check) = expand(master)
         let payload = KeystorePayload.encode(contents)
         let nonce = AES.GCM.Nonce()

@@ -25,7 +25,8 @@ public enum KeystoreError: Error, Hashable, Sendable, CustomStringConvertible {
         case .notAKeystore: "the keystore file is not a Privatus keystore"
         case .truncated: "the keystore file is truncated"
         case .damaged: "the keystore file is damaged (integrity check failed)"
-        case .unsupportedVersion(let version): "the keystore is of format version \(version), which this privatus does not support"
+        case .unsupportedVersion(let version):
+            "the keystore is of format version \(version), which this privatus does not support"
         case .parametersOutOfRange: "the keystore's key-derivation parameters are out of the accepted range"
         case .tooLarge: "the keystore file is too large to be a Privatus keystore"
         case .invalidName: "a name must be 1 to 64 characters without control characters"
