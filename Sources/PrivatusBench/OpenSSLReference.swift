@@ -1,4 +1,5 @@
 import Foundation
+import PrivatusCore
 
 /// The same primitives measured by `openssl speed` in the same run, as the reference beside our
 /// figures. Returns nothing when `openssl` is not installed.
@@ -65,17 +66,12 @@ public enum OpenSSLReference {
         }
     }
 
+    /// Runs a command and returns its standard output, or `nil` when it fails. Started through
+    /// ``ChildProcess``: `openssl speed` needs SIGALRM unblocked to end each measurement.
     static func execute(_ executable: String, _ arguments: [String]) -> String? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        do { try process.run() } catch { return nil }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { return nil }
-        return String(decoding: data, as: UTF8.self)
+        guard let result = try? ChildProcess.run(executable, arguments: arguments), result.status == 0 else {
+            return nil
+        }
+        return String(decoding: result.stdout, as: UTF8.self)
     }
 }

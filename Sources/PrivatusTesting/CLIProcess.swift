@@ -1,6 +1,11 @@
 import Foundation
+import PrivatusCore
+import Synchronization
 
 /// Runs the real `privatus` executable as a child process, as a user's shell would.
+///
+/// Children are started through ``ChildProcess`` so that they see the signals (SIGTERM, SIGINT)
+/// a user's shell would deliver.
 public struct CLIProcess: Sendable {
     /// What a finished run printed and how it exited.
     public struct Result: Sendable {
@@ -27,68 +32,70 @@ public struct CLIProcess: Sendable {
         self.executable = directory.appendingPathComponent("privatus").path
     }
 
-    /// Starts `privatus arguments…` with `environment` added to a minimal one (no `$HOME`
-    /// profile is ever touched: `HOME` points at a scratch directory) and waits for it.
+    /// Starts `privatus arguments…` and waits for it.
     public func run(
         _ arguments: [String],
         environment: [String: String] = [:],
         timeout: Duration = .seconds(120)
     ) async throws -> Result {
-        let running = try start(arguments, environment: environment)
-        return try await running.wait(timeout: timeout)
+        try await start(arguments, environment: environment).wait(timeout: timeout)
     }
 
-    /// Starts a process without waiting for it.
+    /// Starts a process without waiting for it. Its environment is `PATH`, a scratch `HOME` (so
+    /// no real profile is ever touched) and `environment`.
     public func start(_ arguments: [String], environment: [String: String] = [:]) throws -> Running {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
         var base: [String: String] = [
             "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
             "HOME": FileManager.default.temporaryDirectory.appendingPathComponent("privatus-no-home").path,
         ]
         base.merge(environment) { $1 }
-        process.environment = base
-        let stdout = Pipe()
-        let stderr = Pipe()
-        process.standardOutput = stdout
-        process.standardError = stderr
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        return Running(process: process, stdout: stdout, stderr: stderr)
+        return Running(child: try ChildProcess.spawn(executable, arguments: arguments, environment: base))
     }
 
     /// A started process.
-    public final class Running: @unchecked Sendable {
-        let process: Process
-        let stdout: Pipe
-        let stderr: Pipe
+    public struct Running: Sendable {
+        public let child: ChildProcess
 
-        init(process: Process, stdout: Pipe, stderr: Pipe) {
-            self.process = process
-            self.stdout = stdout
-            self.stderr = stderr
-        }
-
-        /// Waits for exit (killing the process after `timeout`) and collects its output.
+        /// Waits for exit, killing the process after `timeout`, and collects its output.
+        /// - Throws: ``CLIProcessError/timedOut`` when it had to be killed.
         public func wait(timeout: Duration) async throws -> Result {
-            let out = Task.detached { self.stdout.fileHandleForReading.readDataToEndOfFile() }
-            let err = Task.detached { self.stderr.fileHandleForReading.readDataToEndOfFile() }
-            let deadline = ContinuousClock.now + timeout
-            while process.isRunning {
-                if ContinuousClock.now > deadline {
-                    process.terminate()
-                    throw CLIProcessError.timedOut
+            let child = self.child
+            let state = WaitState()
+            let watchdog = Task {
+                try await Task.sleep(for: timeout)
+                state.value.withLock { state in
+                    if !state.reaped {
+                        state.killed = true
+                        child.send(SIGKILL)
+                    }
                 }
-                try await Task.sleep(for: .milliseconds(10))
             }
+            // Reading and reaping block, so they run on a thread of their own, not the pool's.
+            let (status, output, error) = await withCheckedContinuation { continuation in
+                Thread.detachNewThread {
+                    let (output, error) = child.collectOutput()
+                    let status = child.wait()
+                    state.value.withLock { $0.reaped = true }
+                    continuation.resume(returning: (status, output, error))
+                }
+            }
+            watchdog.cancel()
+            if state.value.withLock({ $0.killed }) { throw CLIProcessError.timedOut }
             return Result(
-                status: process.terminationStatus,
-                stdout: String(decoding: await out.value, as: UTF8.self),
-                stderr: String(decoding: await err.value, as: UTF8.self)
+                status: status,
+                stdout: String(decoding: output, as: UTF8.self),
+                stderr: String(decoding: error, as: UTF8.self)
             )
         }
     }
+}
+
+private final class WaitState: Sendable {
+    struct Flags {
+        var reaped = false
+        var killed = false
+    }
+    let value = Mutex(Flags())
 }
 
 public enum CLIProcessError: Error {

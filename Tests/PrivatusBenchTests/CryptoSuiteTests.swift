@@ -1,6 +1,7 @@
-import PrivatusBench
 import PrivatusCrypto
 import Testing
+
+@testable import PrivatusBench
 
 @Suite struct CryptoSuiteTests {
     @Test func suiteMeasuresEveryPrimitive() throws {
@@ -23,5 +24,24 @@ import Testing
         #expect(report.text.contains("1235.0"))
         #expect(report.text.contains("0.123"))
         #expect(!report.machine.isEmpty)
+    }
+}
+
+@Suite struct OpenSSLReferenceTests {
+    @Test func machineReadableOutputIsParsed() {
+        let cipher = "+DT:aes-256-gcm:1:1024\n+R:1:aes-256-gcm:1.0\n+H:1024\n+F:25:AES-256-GCM:1731478528.00\n"
+        #expect(OpenSSLReference.throughput(cipher, as: "x_mb_s") == ["x_mb_s": 1731.478528])
+        let eddsa = "+F6:0:253:Ed25519:27202.000000:9583.000000\n"
+        #expect(OpenSSLReference.field(eddsa, prefix: "+F6:", index: 4, as: "sign") == ["sign": 27202])
+        #expect(OpenSSLReference.field(eddsa, prefix: "+F6:", index: 5, as: "verify") == ["verify": 9583])
+        #expect(OpenSSLReference.field("garbage", prefix: "+F6:", index: 5, as: "verify").isEmpty)
+    }
+
+    @Test func spawnedCommandsSeeNoBlockedSignals() throws {
+        // `openssl speed` ends each measurement with SIGALRM; a blocked signal would hang it.
+        let status = try #require(OpenSSLReference.execute("/bin/cat", ["/proc/self/status"]))
+        let blocked = status.split(separator: "\n").first { $0.hasPrefix("SigBlk:") }
+        #expect(blocked == "SigBlk:\t0000000000000000")
+        #expect(OpenSSLReference.execute("/bin/false", []) == nil)
     }
 }
