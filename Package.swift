@@ -54,9 +54,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(name: "CPrivatusSystem"),
         .executableTarget(
             name: "privatus",
             dependencies: [
+                "CPrivatusSystem",
                 "PrivatusCore",
                 "PrivatusCrypto",
                 "PrivatusProfile",
@@ -93,7 +95,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PrivatusCLITests",
-            dependencies: ["privatus", "PrivatusCore", "PrivatusTesting"],
+            dependencies: ["privatus", "CPrivatusSystem", "PrivatusCore", "PrivatusTesting"],
             swiftSettings: swiftSettings
         ),
     ],

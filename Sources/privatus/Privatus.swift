@@ -1,4 +1,5 @@
 import ArgumentParser
+import CPrivatusSystem
 import PrivatusProfile
 
 @main
@@ -15,6 +16,7 @@ struct Privatus: AsyncParsableCommand {
 
     static func main() async {
         FileIO.restrictUmask()
+        _ = privatus_tune_allocator()
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {
