@@ -7,8 +7,9 @@
 // Throughput is operations per second; for the 1 MiB benchmarks that is MiB/s.
 //
 // The benchmark runner is an async command, so these bodies run off the main thread and allocate
-// from a non-main glibc malloc arena. On the main thread (where `privatus bench crypto` runs) the
-// 1 MiB seals are ~8x slower for AES-GCM: see Sources/SealProbe.
+// from a non-main glibc malloc arena, without the allocator tuning that the `privatus` executable
+// applies at startup: the 1 MiB GCM-SIV and ChaChaPoly seals here pay ~480 page faults each and
+// show swift-crypto's raw cost under glibc's defaults (BENCHMARKS.md; Sources/SealProbe).
 import Benchmark
 import Crypto
 import CryptoExtras
