@@ -21,9 +21,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
+        .target(name: "CPrivatusSystem"),
         .target(
             name: "PrivatusCore",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["CPrivatusSystem", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -54,7 +55,6 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .target(name: "CPrivatusSystem"),
         .executableTarget(
             name: "privatus",
             dependencies: [

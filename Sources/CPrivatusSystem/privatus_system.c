@@ -1,4 +1,8 @@
+#define _GNU_SOURCE
 #include "privatus_system.h"
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <stdlib.h> /* defines __GLIBC__ on glibc systems */
 
@@ -13,3 +17,14 @@ int privatus_tune_allocator(void) {
 #else
 int privatus_tune_allocator(void) { return 0; }
 #endif
+
+int privatus_pipe_cloexec(int fds[2]) {
+#if defined(__linux__)
+    return pipe2(fds, O_CLOEXEC);
+#else
+    if (pipe(fds) != 0) return -1;
+    fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+    fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+    return 0;
+#endif
+}

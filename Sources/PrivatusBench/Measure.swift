@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Runs an operation repeatedly for a time budget and reports its rate.
 public struct Measure: Sendable {
     /// How long each figure is measured (after a short warm-up).
@@ -47,12 +49,12 @@ extension Duration {
 }
 
 /// Keeps the optimizer from discarding results that a benchmark computes.
-public struct BlackHole: Sendable {
-    private nonisolated(unsafe) static var sink: UInt8 = 0
+public enum BlackHole {
+    private static let sink = Atomic<UInt8>(0)
 
     /// Consumes one byte of a result.
     @inline(never)
     public static func consume(_ byte: UInt8) {
-        sink &+= byte
+        sink.wrappingAdd(byte, ordering: .relaxed)
     }
 }

@@ -1,3 +1,5 @@
+import CPrivatusSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -26,14 +28,12 @@ public struct ChildProcess: Sendable {
     ) throws(ChildProcessError) -> ChildProcess {
         var out: [Int32] = [0, 0]
         var err: [Int32] = [0, 0]
-        guard pipe(&out) == 0 else { throw .spawnFailed(errno) }
-        guard pipe(&err) == 0 else {
+        guard privatus_pipe_cloexec(&out) == 0 else { throw .spawnFailed(errno) }
+        guard privatus_pipe_cloexec(&err) == 0 else {
             close(out[0])
             close(out[1])
             throw .spawnFailed(errno)
         }
-        // Not inherited by other children; dup2 in the child clears the flag on 1 and 2.
-        for descriptor in out + err { _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -110,6 +110,13 @@ public struct ChildProcess: Sendable {
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         let signal = status & 0x7f
         return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+    }
+
+    /// Blocks until the child has exited without reaping it: its pid stays reserved (a zombie)
+    /// until ``wait()``, so a concurrent ``send(_:)`` can never reach a reused pid.
+    public func waitUntilExited() {
+        var info = siginfo_t()
+        while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR {}
     }
 
     /// Sends `signal` to the child.

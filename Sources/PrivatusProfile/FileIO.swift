@@ -60,26 +60,50 @@ public enum FileIO {
         guard chmod(path, mode) == 0 else { throw .io(operation: "chmod", path: path, errno: errno) }
     }
 
-    /// Reads a whole file, refusing one larger than `maximumSize` before reading it.
-    /// - Throws: ``ProfileError/fileTooLarge(path:)`` or an I/O error (`ENOENT` when missing).
-    public static func readFile(_ path: String, maximumSize: Int) throws(ProfileError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .io(operation: "open", path: path, errno: errno) }
+    /// What ``readFile(_:maximumSize:kind:)`` accepts at a path.
+    public enum ReadableKind: Sendable {
+        /// A regular file, not through a symbolic link: the files of a profile.
+        case profileFile
+        /// Anything readable, pipes included: a password file may be `<(…)` or `/dev/stdin`.
+        case anyStream
+    }
+
+    /// Reads a whole file, refusing one larger than `maximumSize`: a regular file's size is
+    /// checked before reading, and no more than `maximumSize + 1` bytes are ever read from a
+    /// stream.
+    /// - Throws: ``ProfileError/fileTooLarge(path:)``, ``ProfileError/damagedFile(path:)`` for a
+    ///   profile file that is not a regular file, or an I/O error (`ENOENT` when missing).
+    public static func readFile(
+        _ path: String,
+        maximumSize: Int,
+        kind: ReadableKind = .profileFile
+    ) throws(ProfileError) -> [UInt8] {
+        let flags = kind == .profileFile ? O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK : O_RDONLY | O_CLOEXEC
+        let fd = open(path, flags)
+        guard fd >= 0 else {
+            if errno == ELOOP { throw .damagedFile(path: path) }
+            throw .io(operation: "open", path: path, errno: errno)
+        }
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw .io(operation: "stat", path: path, errno: errno) }
-        guard Int(info.st_size) <= maximumSize else { throw .fileTooLarge(path: path) }
-        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
+        let isRegular = (info.st_mode & S_IFMT) == S_IFREG
+        if kind == .profileFile && !isRegular { throw .damagedFile(path: path) }
+        guard !isRegular || Int(info.st_size) <= maximumSize else { throw .fileTooLarge(path: path) }
+        var bytes = [UInt8](repeating: 0, count: isRegular ? Int(info.st_size) : min(maximumSize + 1, 64 * 1024))
         var done = 0
-        while done < bytes.count {
+        while true {
+            if done == bytes.count {
+                guard bytes.count <= maximumSize else { throw .fileTooLarge(path: path) }
+                bytes += [UInt8](repeating: 0, count: min(bytes.count + 1, maximumSize + 1 - bytes.count))
+            }
             let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, $0.count - done) }
             if count < 0 && errno == EINTR { continue }
-            guard count > 0 else {
-                if count == 0 { break }
-                throw .io(operation: "read", path: path, errno: errno)
-            }
+            if count < 0 { throw .io(operation: "read", path: path, errno: errno) }
+            if count == 0 { break }
             done += count
         }
+        guard done <= maximumSize else { throw .fileTooLarge(path: path) }
         return Array(bytes[0..<done])
     }
 

@@ -39,13 +39,24 @@ public final class LogSink: Sendable {
     /// Starts writing to `<profile>/logs/privatus.log`. Call only after the keystore is unlocked.
     public func attachFile(layout: ProfileLayout) throws(ProfileError) {
         try FileIO.makeDirectory(layout.logsDirectory)
+        var directory = stat()
+        guard lstat(layout.logsDirectory, &directory) == 0, (directory.st_mode & S_IFMT) == S_IFDIR else {
+            throw .damagedFile(path: layout.logsDirectory)
+        }
         let path = layout.logsDirectory + "/privatus.log"
         var info = stat()
-        if stat(path, &info) == 0, Int(info.st_size) > Self.rotationSize {
+        if lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, Int(info.st_size) > Self.rotationSize {
             rename(path, path + ".1")
         }
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        // Never through a symbolic link, and only onto a regular file: a planted link must not
+        // redirect log lines or the chmod elsewhere.
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0o600)
         guard fd >= 0 else { throw .io(operation: "open", path: path, errno: errno) }
+        var opened = stat()
+        guard fstat(fd, &opened) == 0, (opened.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            throw .damagedFile(path: path)
+        }
         fchmod(fd, 0o600)
         let previous = state.withLock { state in
             defer { state.fileDescriptor = fd }

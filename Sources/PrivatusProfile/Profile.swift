@@ -44,17 +44,13 @@ public enum Profile {
             throw .keystore(error)
         }
         guard !password.isEmpty else { throw .keystore(.emptyPassword) }
-        if FileIO.exists(layout.keystoreFile) { throw .exists(path: layout.directory) }
-        if FileIO.exists(layout.directory) {
-            guard FileIO.isDirectory(layout.directory) else { throw .notEmpty(path: layout.directory) }
-            guard try FileIO.entries(of: layout.directory).allSatisfy(ProfileLayout.isLeftoverOfInit) else {
-                throw .notEmpty(path: layout.directory)
-            }
-        }
+        // Checked before the directory is created or its mode changed (a foreign directory is
+        // left alone), and again under the lock, where a concurrent `init` cannot interleave.
+        try checkCreatable(layout)
         try FileIO.makeDirectory(layout.directory)
         let lock = try ProfileLock(profile: layout)
         defer { withExtendedLifetime(lock) {} }
-        if FileIO.exists(layout.keystoreFile) { throw .exists(path: layout.directory) }
+        try checkCreatable(layout)
 
         let contents = KeystoreContents(keys: IdentityKeys(), name: name)
         let (sealed, parameters) = try seal(contents, password: password, cost: cost)
@@ -119,6 +115,18 @@ public enum Profile {
 
     // MARK: - Internals
 
+    /// Refuses a directory that holds a profile (``ProfileError/exists(path:)``) or anything but
+    /// leftovers of an interrupted `init` (``ProfileError/notEmpty(path:)``).
+    static func checkCreatable(_ layout: ProfileLayout) throws(ProfileError) {
+        if FileIO.exists(layout.keystoreFile) { throw .exists(path: layout.directory) }
+        guard FileIO.exists(layout.directory) else { return }
+        guard FileIO.isDirectory(layout.directory) else { throw .notEmpty(path: layout.directory) }
+        let entries = try FileIO.entries(of: layout.directory)
+        // A keystore that appeared since the first check: a concurrent `init` just won.
+        if entries.contains("keystore") { throw .exists(path: layout.directory) }
+        guard entries.allSatisfy(ProfileLayout.isLeftoverOfInit) else { throw .notEmpty(path: layout.directory) }
+    }
+
     static func unlock(
         _ layout: ProfileLayout, password: String, keystoreBytes: [UInt8]
     ) throws(ProfileError) -> UnlockedProfile {
@@ -179,7 +187,7 @@ public enum Profile {
         } catch let error as KeystoreError {
             throw .keystore(error)
         } catch {
-            throw .keystore(.damaged)
+            throw .keystore(.sealFailed)
         }
     }
 

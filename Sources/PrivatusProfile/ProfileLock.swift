@@ -13,7 +13,7 @@ public final class ProfileLock: Sendable {
     /// - Throws: ``ProfileError/inUse(path:)`` when another process holds it.
     public init(profile: ProfileLayout) throws(ProfileError) {
         let path = profile.lockFile
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0o600)
         guard fd >= 0 else { throw .io(operation: "open", path: path, errno: errno) }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let code = errno

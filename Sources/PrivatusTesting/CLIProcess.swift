@@ -74,8 +74,9 @@ public struct CLIProcess: Sendable {
             let (status, output, error) = await withCheckedContinuation { continuation in
                 Thread.detachNewThread {
                     let (output, error) = child.collectOutput()
-                    let status = child.wait()
+                    child.waitUntilExited()
                     state.value.withLock { $0.reaped = true }
+                    let status = child.wait()
                     continuation.resume(returning: (status, output, error))
                 }
             }

@@ -42,6 +42,9 @@ struct BenchCommand: AsyncParsableCommand {
             throw ValidationError("--seconds-per-figure must be in (0, 60]")
         }
         guard (1...50).contains(unlockRuns) else { throw ValidationError("--unlock-runs must be 1 to 50") }
+        if let unlockLog2N, (try? ScryptParameters(log2N: unlockLog2N)) == nil {
+            throw ValidationError("--unlock-log2-n must be between 10 and 22")
+        }
     }
 
     func run() async throws {

@@ -22,7 +22,7 @@ struct PasswordSource {
         if let file {
             let bytes: [UInt8]
             do {
-                bytes = try FileIO.readFile(file, maximumSize: Self.maximumFileSize)
+                bytes = try FileIO.readFile(file, maximumSize: Self.maximumFileSize, kind: .anyStream)
             } catch .fileTooLarge {
                 throw CLIFailure(
                     status: 1, message: "the password file \(file) is larger than \(Self.maximumFileSize) bytes")
@@ -54,18 +54,24 @@ struct PasswordSource {
         return first
     }
 
-    /// Reads a line from the terminal with echo turned off, restoring the terminal afterwards.
+    /// Reads a line from the terminal with echo turned off, restoring the terminal afterwards,
+    /// also when the user interrupts with Ctrl-C.
     static func promptWithoutEcho(_ prompt: String) throws -> String {
         FileHandle.standardError.write(Data(prompt.utf8))
         var saved = termios()
         let hasTerminal = tcgetattr(STDIN_FILENO, &saved) == 0
         if hasTerminal {
+            terminalToRestore = saved
+            for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] { Glibc.signal(signal, restoreTerminalAndExit) }
             var silent = saved
             silent.c_lflag &= ~tcflag_t(ECHO)
             tcsetattr(STDIN_FILENO, TCSAFLUSH, &silent)
         }
         defer {
-            if hasTerminal { tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved) }
+            if hasTerminal {
+                tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved)
+                for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] { Glibc.signal(signal, SIG_DFL) }
+            }
             FileHandle.standardError.write(Data("\n".utf8))
         }
         guard let line = readLine(strippingNewline: true) else {
@@ -73,6 +79,15 @@ struct PasswordSource {
         }
         return line
     }
+}
+
+/// The terminal settings to put back if a signal ends the process during a prompt.
+nonisolated(unsafe) private var terminalToRestore = termios()
+
+/// A signal handler: restores echo and exits with 128 + the signal, as the default action would.
+private func restoreTerminalAndExit(_ signal: Int32) {
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &terminalToRestore)
+    _exit(128 + signal)
 }
 
 /// `--password-file` for the commands that open the keystore.

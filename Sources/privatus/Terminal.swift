@@ -31,7 +31,9 @@ enum Terminal {
         case let error as ProfileError:
             switch error {
             case .keystore(.wrongPassword): (4, error.description)
-            case .keystore(.emptyPassword), .keystore(.invalidName): (1, error.description)
+            case .keystore(.emptyPassword), .keystore(.invalidName), .keystore(.derivationFailed),
+                .keystore(.sealFailed):
+                (1, error.description)
             case .keystore, .missing, .identityMismatch, .damagedFile, .fileTooLarge: (5, error.description)
             case .exists, .inUse: (6, error.description)
             case .notEmpty, .concurrentChange, .io: (1, error.description)

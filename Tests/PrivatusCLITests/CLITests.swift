@@ -174,6 +174,24 @@ import Testing
         #expect(try await run(["id", "--password-file", file], password: nil).status == 4)
     }
 
+    @Test func passwordFileMayBeAPipe() async throws {
+        defer { scratch.remove() }
+        // What `--password-file <(pass show privatus)` gives: a FIFO whose size reads as 0.
+        let fifo = scratch.child("password.fifo")
+        for (index, arguments) in [["init"] + Self.cheap, ["id"]].enumerated() {
+            unlink(fifo)
+            #expect(mkfifo(fifo, 0o600) == 0)
+            Thread.detachNewThread {
+                let writer = open(fifo, O_WRONLY)
+                _ = "pipe secret\n".withCString { write(writer, $0, 12) }
+                close(writer)
+            }
+            let result = try await run(arguments + ["--password-file", fifo], password: nil)
+            #expect(result.status == 0, "step \(index): \(result.stderr)")
+        }
+        #expect(try await run(["id"], password: "pipe secret").status == 0)
+    }
+
     @Test func noPasswordSourceAndNoTerminalExitsOneSayingHow() async throws {
         defer { scratch.remove() }
         let result = try await run(["init"] + Self.cheap, password: nil)
@@ -186,6 +204,7 @@ import Testing
         defer { scratch.remove() }
         #expect(try await run(["init", "--insecure-scrypt-log2-n", "30"]).status == 64)
         #expect(try await run(["bench", "nonexistent"]).status == 64)
+        #expect(try await run(["bench", "crypto", "--unlock-log2-n", "40"]).status == 64)
         #expect(try await run(["frobnicate"]).status == 64)
     }
 

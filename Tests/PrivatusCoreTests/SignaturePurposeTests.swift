@@ -13,14 +13,18 @@ import Testing
         #expect(names.allSatisfy { !$0.utf8.contains(0) && !$0.isEmpty })
     }
 
-    @Test func messagesOfDifferentPurposesNeverCoincide() {
-        // With the NUL separator, purpose "a" over fields "b…" can never equal purpose "ab" over "…".
-        for first in SignaturePurpose.all {
-            for second in SignaturePurpose.all where first != second {
-                let fields = Array(second.name.utf8)
-                #expect(first.signedMessage(over: fields) != second.signedMessage(over: []))
-                #expect(first.signedMessage(over: [9, 9]) != second.signedMessage(over: [9, 9]))
-            }
+    @Test func purposeAndFieldsAreRecoveredByTheFirstNul() {
+        // The encoding is unambiguous: splitting at the first NUL after the prefix gives back the
+        // purpose and the fields, whatever bytes the fields hold (NULs included).
+        let prefix = Array(SignaturePurpose.domainPrefix.utf8)
+        for purpose in SignaturePurpose.all {
+            let fields: [UInt8] = [0, 1, 0, 0x2f, 0xff]
+            let message = purpose.signedMessage(over: fields)
+            #expect(Array(message.prefix(prefix.count)) == prefix)
+            let rest = message.dropFirst(prefix.count)
+            let nul = rest.firstIndex(of: 0)!
+            #expect(String(decoding: rest[..<nul], as: UTF8.self) == purpose.name)
+            #expect(Array(rest[(nul + 1)...]) == fields)
         }
     }
 }

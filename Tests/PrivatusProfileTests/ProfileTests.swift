@@ -172,6 +172,23 @@ import Testing
         }
     }
 
+    @Test func keystoreThatIsAFifoOrASymlinkIsRefusedWithoutBlocking() throws {
+        try withProfile { scratch, layout in
+            _ = try Profile.create(at: layout, name: "alice", password: "pw", cost: Self.cheap)
+            let moved = scratch.child("real-keystore")
+            #expect(rename(layout.keystoreFile, moved) == 0)
+            #expect(symlink(moved, layout.keystoreFile) == 0)
+            #expect(throws: ProfileError.damagedFile(path: layout.keystoreFile)) {
+                try Profile.unlock(layout, password: "pw")
+            }
+            unlink(layout.keystoreFile)
+            #expect(mkfifo(layout.keystoreFile, 0o600) == 0)
+            #expect(throws: ProfileError.damagedFile(path: layout.keystoreFile)) {
+                try Profile.unlock(layout, password: "pw")
+            }
+        }
+    }
+
     @Test func oversizedKeystoreIsRefusedBeforeReading() throws {
         try withProfile { _, layout in
             _ = try Profile.create(at: layout, name: "alice", password: "pw", cost: Self.cheap)
@@ -200,6 +217,35 @@ import Testing
         try FileIO.writeAtomically([UInt8](repeating: 1, count: 100), to: path)
         #expect(try FileIO.readFile(path, maximumSize: 100).count == 100)
         #expect(throws: ProfileError.fileTooLarge(path: path)) { try FileIO.readFile(path, maximumSize: 99) }
+    }
+
+    @Test func streamsAreReadToTheirEndButNeverPastTheLimit() throws {
+        let scratch = try TemporaryDirectory()
+        defer { scratch.remove() }
+        let fifo = scratch.child("fifo")
+        signal(SIGPIPE, SIG_IGN)  // the reader stops at the limit; the writer must not die of it
+        for (size, limit) in [(0, 10), (10, 10), (11, 10), (200_000, 150_000), (200_000, 300_000)] {
+            unlink(fifo)
+            #expect(mkfifo(fifo, 0o600) == 0)
+            Thread.detachNewThread {
+                let writer = open(fifo, O_WRONLY)
+                let bytes = [UInt8](repeating: 0x61, count: size)
+                var done = 0
+                while done < size {
+                    let count = bytes.withUnsafeBytes { write(writer, $0.baseAddress! + done, size - done) }
+                    if count <= 0 { break }
+                    done += count
+                }
+                close(writer)
+            }
+            if size <= limit {
+                #expect(try FileIO.readFile(fifo, maximumSize: limit, kind: .anyStream).count == size)
+            } else {
+                #expect(throws: ProfileError.fileTooLarge(path: fifo)) {
+                    try FileIO.readFile(fifo, maximumSize: limit, kind: .anyStream)
+                }
+            }
+        }
     }
 
     @Test func parentDirectoryOfPaths() {

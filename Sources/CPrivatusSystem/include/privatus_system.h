@@ -8,4 +8,8 @@
 /// Returns 1 when both settings were applied, 0 otherwise (and on non-glibc systems).
 int privatus_tune_allocator(void);
 
+/// pipe2(fds, O_CLOEXEC): both ends close-on-exec from the start, so a child spawned by another
+/// thread at the same moment cannot inherit them. Returns 0 or -1 with errno set.
+int privatus_pipe_cloexec(int fds[2]);
+
 #endif

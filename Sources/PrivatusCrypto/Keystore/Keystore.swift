@@ -86,7 +86,7 @@ public enum Keystore {
         do {
             master = try derive(password: password, salt: file.salt, parameters: file.parameters)
         } catch {
-            throw KeystoreError.parametersOutOfRange
+            throw KeystoreError.derivationFailed
         }
         let (sealKey, check) = expand(master)
         guard constantTimeEqual(check, file.check) else { throw KeystoreError.wrongPassword }

@@ -18,6 +18,10 @@ public enum KeystoreError: Error, Hashable, Sendable, CustomStringConvertible {
     case invalidName
     /// An empty password was given for a new keystore.
     case emptyPassword
+    /// scrypt failed, for instance for lack of memory at a large cost.
+    case derivationFailed
+    /// Sealing failed (a fault of the cryptographic library, not of the input).
+    case sealFailed
 
     public var description: String {
         switch self {
@@ -31,6 +35,8 @@ public enum KeystoreError: Error, Hashable, Sendable, CustomStringConvertible {
         case .tooLarge: "the keystore file is too large to be a Privatus keystore"
         case .invalidName: "a name must be 1 to 64 characters without control characters"
         case .emptyPassword: "the password must not be empty"
+        case .derivationFailed: "the key derivation failed (not enough memory for the keystore's cost?)"
+        case .sealFailed: "sealing the keystore failed"
         }
     }
 }

@@ -41,7 +41,7 @@ enum KeystorePayload {
             values[expected] = value
         }
         guard reader.remaining == 0, values[.databaseKey]?.count == 32,
-            let name = String(validating: values[.name]!, as: UTF8.self)
+            let name = String(validating: values[.name]!, as: UTF8.self), (try? Keystore.validateName(name)) != nil
         else {
             throw KeystoreError.damaged
         }
