@@ -1,0 +1,265 @@
+import Crypto
+import CryptoExtras
+import Foundation
+import PrivatusCore
+
+/// Where a ratchet gets its new DH key pairs: the system's randomness in the product, fixed keys
+/// in tests and vectors.
+public protocol RatchetKeySource {
+    mutating func nextKeyPair() -> Curve25519.KeyAgreement.PrivateKey
+}
+
+/// Fresh random key pairs.
+public struct SystemRatchetKeys: RatchetKeySource {
+    public init() {}
+    public mutating func nextKeyPair() -> Curve25519.KeyAgreement.PrivateKey { .init() }
+}
+
+/// One Double Ratchet session (Signal's specification, section 3) as a value: every operation
+/// returns the new state beside its result, and a failed decryption leaves the state untouched.
+///
+/// KDFs (docs/PROTOCOL.md, "Double Ratchet"):
+/// - `KDF_RK(rk, dh)` = HKDF-SHA256(salt: rk, ikm: dh, info: "Privatus-v1/ratchet-root", 64) → (rk, ck)
+/// - `KDF_CK(ck)` = (HMAC-SHA256(ck, 0x02) as the next ck, HMAC-SHA256(ck, 0x01) as mk)
+/// - message keys: HKDF-SHA256(salt: 32 zero bytes, ikm: mk, info: "Privatus-v1/message-key", 44)
+///   → AES-256-GCM-SIV key (32) ‖ nonce (12)
+/// - AEAD associated data: the session's PQXDH associated data ‖ the encoded header.
+public struct RatchetSession: Sendable {
+    /// The most message keys one message may make the receiver derive and store.
+    public static let maximumSkip: UInt32 = 1000
+    /// The most skipped message keys one session keeps; the oldest go first.
+    public static let maximumStoredSkippedKeys = 2000
+    /// Skipped keys are dropped after this long (7 days)…
+    public static let skippedKeyLifetime: UInt64 = 7 * 24 * 3600
+    /// …or after this many DH ratchet steps.
+    public static let skippedKeyMaximumSteps: UInt64 = 5
+
+    struct Chain: Sendable, Equatable {
+        var key: [UInt8]
+        var count: UInt32
+    }
+
+    struct SkippedKey: Sendable, Equatable {
+        var ratchetKey: [UInt8]
+        var messageNumber: UInt32
+        var messageKey: [UInt8]
+        var storedAt: UInt64
+        var step: UInt64
+    }
+
+    /// The PQXDH associated data that prefixes every message's AD.
+    public let associatedData: [UInt8]
+    var rootKey: [UInt8]
+    var sendingKey: Curve25519.KeyAgreement.PrivateKey
+    var receivingKey: [UInt8]?
+    var sending: Chain?
+    var receiving: Chain?
+    var previousChainLength: UInt32
+    var skipped: [SkippedKey]
+    /// How many DH ratchet steps this session has taken (for skipped-key expiry).
+    var step: UInt64
+
+    static let rootInfo = Array("Privatus-v1/ratchet-root".utf8)
+    static let messageInfo = Array("Privatus-v1/message-key".utf8)
+
+    /// The initiator's session after PQXDH: the responder's signed prekey is its first ratchet key.
+    public static func initiator(
+        sharedSecret: [UInt8],
+        associatedData: [UInt8],
+        responderRatchetKey: Curve25519.KeyAgreement.PublicKey,
+        keys: inout some RatchetKeySource
+    ) throws(SessionError) -> RatchetSession {
+        let sendingKey = keys.nextKeyPair()
+        let dh = try PQXDH.agree(sendingKey, responderRatchetKey)
+        let (root, chain) = kdfRoot(sharedSecret, dh)
+        return RatchetSession(
+            associatedData: associatedData,
+            rootKey: root,
+            sendingKey: sendingKey,
+            receivingKey: Array(responderRatchetKey.rawRepresentation),
+            sending: Chain(key: chain, count: 0),
+            receiving: nil,
+            previousChainLength: 0,
+            skipped: [],
+            step: 0
+        )
+    }
+
+    /// The responder's session after PQXDH: its signed prekey pair is its first ratchet key. It
+    /// can send once it has decrypted the initiator's first message.
+    public static func responder(
+        sharedSecret: [UInt8],
+        associatedData: [UInt8],
+        signedPrekey: Curve25519.KeyAgreement.PrivateKey
+    ) -> RatchetSession {
+        RatchetSession(
+            associatedData: associatedData,
+            rootKey: sharedSecret,
+            sendingKey: signedPrekey,
+            receivingKey: nil,
+            sending: nil,
+            receiving: nil,
+            previousChainLength: 0,
+            skipped: [],
+            step: 0
+        )
+    }
+
+    /// Whether this session can encrypt now.
+    public var canSend: Bool { sending != nil }
+
+    /// Pads and encrypts `plaintext`; returns the advanced state with the message, to be committed
+    /// together before the message leaves the node.
+    public func encrypting(
+        _ plaintext: some Collection<UInt8>
+    ) throws(SessionError) -> (session: RatchetSession, message: RatchetMessage) {
+        guard var chain = sending else { throw .cannotSendYet }
+        var next = self
+        let messageKey = Self.kdfChain(&chain)
+        let header = RatchetHeader(
+            ratchetKey: Array(sendingKey.publicKey.rawRepresentation),
+            previousChainLength: previousChainLength,
+            messageNumber: chain.count - 1
+        )
+        next.sending = chain
+        let ciphertext = try Self.seal(
+            Padding.pad(plaintext), messageKey: messageKey, associatedData: associatedData + header.encoded)
+        return (next, RatchetMessage(header: header, ciphertext: ciphertext))
+    }
+
+    /// Decrypts a message; returns the advanced state with the plaintext. On any failure the
+    /// caller keeps its old state: nothing here mutates `self`.
+    /// - Throws: ``SessionError/decryptionFailed`` for altered, replayed or foreign messages,
+    ///   ``SessionError/tooManySkippedMessages`` before deriving keys past ``maximumSkip``.
+    public func decrypting(
+        _ message: RatchetMessage,
+        now: UInt64,
+        keys: inout some RatchetKeySource
+    ) throws(SessionError) -> (session: RatchetSession, plaintext: [UInt8]) {
+        var next = self
+        next.expireSkippedKeys(now: now)
+        let header = message.header
+        let ad = associatedData + header.encoded
+        if let index = next.skipped.firstIndex(where: {
+            $0.ratchetKey == header.ratchetKey && $0.messageNumber == header.messageNumber
+        }) {
+            let plaintext = try Self.open(
+                message.ciphertext, messageKey: next.skipped[index].messageKey, associatedData: ad)
+            next.skipped.remove(at: index)
+            return (next, try Padding.unpad(plaintext))
+        }
+        if header.ratchetKey != next.receivingKey {
+            try next.skipMessageKeys(until: header.previousChainLength, now: now)
+            try next.ratchetStep(remoteKey: header.ratchetKey, keys: &keys)
+        }
+        try next.skipMessageKeys(until: header.messageNumber, now: now)
+        guard var chain = next.receiving else { throw .decryptionFailed }
+        guard chain.count == header.messageNumber else { throw .decryptionFailed }  // an already-used number: a replay
+        let messageKey = Self.kdfChain(&chain)
+        next.receiving = chain
+        let plaintext = try Self.open(message.ciphertext, messageKey: messageKey, associatedData: ad)
+        return (next, try Padding.unpad(plaintext))
+    }
+
+    // MARK: - Steps
+
+    mutating func skipMessageKeys(until target: UInt32, now: UInt64) throws(SessionError) {
+        guard var chain = receiving, let ratchetKey = receivingKey else { return }
+        guard target <= chain.count || target - chain.count <= Self.maximumSkip else { throw .tooManySkippedMessages }
+        while chain.count < target {
+            let messageKey = Self.kdfChain(&chain)
+            skipped.append(
+                SkippedKey(
+                    ratchetKey: ratchetKey, messageNumber: chain.count - 1, messageKey: messageKey, storedAt: now,
+                    step: step))
+        }
+        if skipped.count > Self.maximumStoredSkippedKeys {
+            skipped.removeFirst(skipped.count - Self.maximumStoredSkippedKeys)
+        }
+        receiving = chain
+    }
+
+    mutating func ratchetStep(remoteKey: [UInt8], keys: inout some RatchetKeySource) throws(SessionError) {
+        let remote: Curve25519.KeyAgreement.PublicKey
+        do {
+            remote = try Curve25519.KeyAgreement.PublicKey(rawRepresentation: remoteKey)
+        } catch {
+            throw .malformedMessage
+        }
+        previousChainLength = sending?.count ?? 0
+        receivingKey = remoteKey
+        let (root, receivingChain) = Self.kdfRoot(rootKey, try PQXDH.agree(sendingKey, remote))
+        receiving = Chain(key: receivingChain, count: 0)
+        sendingKey = keys.nextKeyPair()
+        let (nextRoot, sendingChain) = Self.kdfRoot(root, try PQXDH.agree(sendingKey, remote))
+        sending = Chain(key: sendingChain, count: 0)
+        rootKey = nextRoot
+        step += 1
+    }
+
+    mutating func expireSkippedKeys(now: UInt64) {
+        skipped.removeAll { key in
+            now >= key.storedAt + Self.skippedKeyLifetime || step >= key.step + Self.skippedKeyMaximumSteps
+        }
+    }
+
+    // MARK: - KDFs and AEAD
+
+    static func kdfRoot(_ rootKey: [UInt8], _ dhOutput: [UInt8]) -> (root: [UInt8], chain: [UInt8]) {
+        let output = HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: SymmetricKey(data: dhOutput),
+            salt: rootKey,
+            info: rootInfo,
+            outputByteCount: 64
+        ).withUnsafeBytes { Array($0) }
+        return (Array(output[0..<32]), Array(output[32..<64]))
+    }
+
+    /// Advances `chain` and returns the message key for the number it had.
+    static func kdfChain(_ chain: inout Chain) -> [UInt8] {
+        let key = SymmetricKey(data: chain.key)
+        let messageKey = Array(HMAC<SHA256>.authenticationCode(for: [0x01], using: key))
+        chain.key = Array(HMAC<SHA256>.authenticationCode(for: [0x02], using: key))
+        chain.count += 1
+        return messageKey
+    }
+
+    static func aeadKey(_ messageKey: [UInt8]) -> (key: SymmetricKey, nonce: [UInt8]) {
+        let output = HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: SymmetricKey(data: messageKey),
+            salt: [UInt8](repeating: 0, count: 32),
+            info: messageInfo,
+            outputByteCount: 44
+        ).withUnsafeBytes { Array($0) }
+        return (SymmetricKey(data: output[0..<32]), Array(output[32..<44]))
+    }
+
+    static func seal(_ plaintext: [UInt8], messageKey: [UInt8], associatedData: [UInt8]) throws(SessionError) -> [UInt8]
+    {
+        let (key, nonce) = aeadKey(messageKey)
+        do {
+            let box = try AES.GCM._SIV.seal(
+                plaintext, using: key, nonce: AES.GCM._SIV.Nonce(data: nonce), authenticating: associatedData)
+            return Array(box.ciphertext) + Array(box.tag)
+        } catch {
+            throw .decryptionFailed
+        }
+    }
+
+    static func open(
+        _ ciphertext: [UInt8], messageKey: [UInt8], associatedData: [UInt8]
+    ) throws(SessionError) -> [UInt8] {
+        guard ciphertext.count >= 16 else { throw .decryptionFailed }
+        let (key, nonce) = aeadKey(messageKey)
+        do {
+            let box = try AES.GCM._SIV.SealedBox(
+                nonce: AES.GCM._SIV.Nonce(data: nonce),
+                ciphertext: ciphertext.dropLast(16),
+                tag: ciphertext.suffix(16)
+            )
+            return Array(try AES.GCM._SIV.open(box, using: key, authenticating: associatedData))
+        } catch {
+            throw .decryptionFailed
+        }
+    }
+}
