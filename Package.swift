@@ -80,7 +80,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PrivatusCryptoTests",
-            dependencies: ["PrivatusCrypto", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["PrivatusCrypto", "PrivatusTesting", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
