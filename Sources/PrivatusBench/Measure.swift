@@ -26,6 +26,26 @@ public struct Measure: Sendable {
         return Double(count) / elapsed.seconds
     }
 
+    /// Operations per second of `operation` over batches whose inputs `prepare` makes untimed
+    /// before each batch; `operation` receives the index within the batch.
+    public func perSecond(
+        batchSize: Int,
+        prepare: () throws -> Void,
+        _ operation: (Int) throws -> Void
+    ) rethrows -> Double {
+        let clock = ContinuousClock()
+        var count = 0
+        var elapsed = Duration.zero
+        repeat {
+            try prepare()
+            elapsed += try clock.measure {
+                for index in 0..<batchSize { try operation(index) }
+            }
+            count += batchSize
+        } while elapsed < budget
+        return Double(count) / elapsed.seconds
+    }
+
     /// Megabytes (10^6 bytes) per second of an operation over `bytes` bytes.
     public func megabytesPerSecond(bytes: Int, _ operation: () throws -> Void) rethrows -> Double {
         try perSecond(operation) * Double(bytes) / 1_000_000

@@ -7,12 +7,12 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Run a whole-system benchmark suite (needs no profile).",
-        discussion: "Suites available now: crypto."
+        discussion: "Suites available now: crypto, sessions."
     )
 
-    static let suites = ["crypto"]
+    static let suites = ["crypto", "sessions"]
 
-    @Argument(help: "The suite to run: crypto.")
+    @Argument(help: "The suite to run: crypto or sessions.")
     var suite: String
 
     @Flag(name: .long, help: "Print one JSON object of figures.")
@@ -49,17 +49,19 @@ struct BenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingFailures {
-            let parameters = try unlockLog2N.map { try ScryptParameters(log2N: $0) } ?? .floor
-            let suite = CryptoSuite(
-                budget: .milliseconds(Int(secondsPerFigure * 1000)),
-                unlockRuns: unlockRuns,
-                unlockParameters: parameters
-            )
-            var figures = try suite.run()
-            if !noReference {
-                figures.merge(OpenSSLReference.run()) { $1 }
+            var figures: [String: Double]
+            let budget = Duration.milliseconds(Int(secondsPerFigure * 1000))
+            switch suite {
+            case "sessions":
+                figures = try SessionsSuite(budget: budget).run()
+            default:
+                let parameters = try unlockLog2N.map { try ScryptParameters(log2N: $0) } ?? .floor
+                figures = try CryptoSuite(budget: budget, unlockRuns: unlockRuns, unlockParameters: parameters).run()
+                if !noReference {
+                    figures.merge(OpenSSLReference.run()) { $1 }
+                }
             }
-            let report = BenchReport(suite: "crypto", figures: figures)
+            let report = BenchReport(suite: suite, figures: figures)
             if json {
                 try Terminal.printJSON(report)
             } else {

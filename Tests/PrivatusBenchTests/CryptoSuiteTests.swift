@@ -45,3 +45,19 @@ import Testing
         #expect(OpenSSLReference.execute("/bin/false", []) == nil)
     }
 }
+
+@Suite struct SessionsSuiteTests {
+    @Test func suitePrintsEveryFigureBesideItsCeiling() throws {
+        let figures = try SessionsSuite(budget: .milliseconds(2)).run()
+        for key in [
+            "encrypt_per_s", "decrypt_per_s", "pingpong_per_s", "pqxdh_per_s", "ceiling_encrypt_per_s",
+            "ceiling_decrypt_per_s", "ceiling_pingpong_per_s", "encrypt_of_ceiling_pct",
+        ] {
+            #expect((figures[key] ?? 0) > 0, "\(key)")
+        }
+        // A ceiling is the sum of the primitive costs: it bounds the figure from above (with slack
+        // for noise on a shared machine: the operation itself cannot be ten times faster).
+        #expect(figures["encrypt_per_s"]! < 10 * figures["ceiling_encrypt_per_s"]!)
+        #expect(figures["ceiling_pingpong_per_s"]! < figures["ceiling_encrypt_per_s"]!)
+    }
+}
