@@ -283,3 +283,21 @@ import Testing
         #expect(dropped > 0 && refusedDuplicates > 0)
     }
 }
+
+@Suite struct RatchetPingPongTests {
+    /// What `bench sessions` calls ping-pong: every message answers the other side's, so every
+    /// receive after the first is a DH ratchet step on the receiving side.
+    @Test func everyAnsweredMessageIsADHStep() throws {
+        var pair = try Pair()
+        let (aliceStart, bobStart) = (pair.alice.step, pair.bob.step)
+        for _ in 0..<100 {
+            let (leftNext, toRight) = try pair.alice.encrypting("ping")
+            let (rightAfter, _) = try pair.bob.decrypting(toRight, now: Pair.start, keys: &pair.keys)
+            let (rightNext, toLeft) = try rightAfter.encrypting("pong")
+            pair.alice = try leftNext.decrypting(toLeft, now: Pair.start, keys: &pair.keys).session
+            pair.bob = rightNext
+        }
+        #expect(pair.alice.step - aliceStart == 100)
+        #expect(pair.bob.step - bobStart == 99, "the first ping continues the initial message's chain")
+    }
+}

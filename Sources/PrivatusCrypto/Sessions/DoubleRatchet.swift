@@ -123,7 +123,7 @@ public struct RatchetSession: Sendable {
         )
         next.sending = chain
         let ciphertext = try Self.seal(
-            Padding.pad(plaintext), messageKey: messageKey, associatedData: associatedData + header.encoded)
+            Padding.pad(plaintext), messageKey: messageKey, associatedData: associatedData(for: header))
         return (next, RatchetMessage(header: header, ciphertext: ciphertext))
     }
 
@@ -139,7 +139,7 @@ public struct RatchetSession: Sendable {
         var next = self
         next.expireSkippedKeys(now: now)
         let header = message.header
-        let ad = associatedData + header.encoded
+        let ad = associatedData(for: header)
         if let index = next.skipped.firstIndex(where: {
             $0.ratchetKey == header.ratchetKey && $0.messageNumber == header.messageNumber
         }) {
@@ -203,6 +203,16 @@ public struct RatchetSession: Sendable {
         }
     }
 
+    /// The AEAD associated data of a message: the session's AD ‖ the encoded header, built in
+    /// one allocation.
+    func associatedData(for header: RatchetHeader) -> [UInt8] {
+        var ad = [UInt8]()
+        ad.reserveCapacity(associatedData.count + RatchetHeader.encodedSize)
+        ad += associatedData
+        header.append(to: &ad)
+        return ad
+    }
+
     // MARK: - KDFs and AEAD
 
     static func kdfRoot(_ rootKey: [UInt8], _ dhOutput: [UInt8]) -> (root: [UInt8], chain: [UInt8]) {
@@ -218,8 +228,8 @@ public struct RatchetSession: Sendable {
     /// Advances `chain` and returns the message key for the number it had.
     static func kdfChain(_ chain: inout Chain) -> [UInt8] {
         let key = SymmetricKey(data: chain.key)
-        let messageKey = Array(HMAC<SHA256>.authenticationCode(for: [0x01], using: key))
-        chain.key = Array(HMAC<SHA256>.authenticationCode(for: [0x02], using: key))
+        let messageKey = HMAC<SHA256>.authenticationCode(for: [0x01], using: key).withUnsafeBytes { Array($0) }
+        chain.key = HMAC<SHA256>.authenticationCode(for: [0x02], using: key).withUnsafeBytes { Array($0) }
         chain.count += 1
         return messageKey
     }
@@ -240,7 +250,11 @@ public struct RatchetSession: Sendable {
         do {
             let box = try AES.GCM._SIV.seal(
                 plaintext, using: key, nonce: AES.GCM._SIV.Nonce(data: nonce), authenticating: associatedData)
-            return Array(box.ciphertext) + Array(box.tag)
+            var out = [UInt8]()
+            out.reserveCapacity(box.ciphertext.count + 16)
+            out += box.ciphertext
+            out += box.tag
+            return out
         } catch {
             throw .decryptionFailed
         }

@@ -20,11 +20,18 @@ public struct RatchetHeader: Sendable, Hashable {
     }
 
     public var encoded: [UInt8] {
-        var out: [UInt8] = [Self.version]
+        var out = [UInt8]()
+        out.reserveCapacity(Self.encodedSize)
+        append(to: &out)
+        return out
+    }
+
+    /// Appends the encoded header to `out`.
+    public func append(to out: inout [UInt8]) {
+        out.append(Self.version)
         out += ratchetKey
         out.appendBigEndian(previousChainLength)
         out.appendBigEndian(messageNumber)
-        return out
     }
 }
 
@@ -41,7 +48,13 @@ public struct RatchetMessage: Sendable, Hashable {
         self.ciphertext = ciphertext
     }
 
-    public var encoded: [UInt8] { header.encoded + ciphertext }
+    public var encoded: [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(RatchetHeader.encodedSize + ciphertext.count)
+        header.append(to: &out)
+        out += ciphertext
+        return out
+    }
 
     /// Parses a message, checking its size before anything else.
     public init(decoding bytes: [UInt8]) throws(SessionError) {
