@@ -119,6 +119,65 @@ struct FixedRatchetKeys: RatchetKeySource {
         #expect(response.sharedSecret == initiation.sharedSecret)
     }
 
+    @Test func handshakeWithoutOneTimePrekeyMatches() throws {
+        let alice = try identityKeys("alice")
+        let now = UInt64(try vector.integer("now"))
+        let expected = try vector.object("pqxdhWithoutOneTimePrekey")
+        let kem = FixedKEM(ciphertext: try pqxdh.bytes("kemCiphertext"), secret: try pqxdh.bytes("kemSharedSecret"))
+        var parts = PrekeyBundleParts(try prekeyBundle())
+        parts.oneTimePrekey = nil
+        let initiation = try PQXDH.initiate(
+            from: alice, to: parts.bundle, now: now, ephemeral: try x25519(keys.bytes("aliceEphemeral")), kem: kem
+        )
+        #expect(initiation.sharedSecret == (try expected.bytes("sharedSecret")))
+        #expect(initiation.header.encoded == (try expected.bytes("initialHeader")))
+    }
+
+    @Test func responderAcceptsTheVectorsFirstMessageFromTheWire() throws {
+        // Bob's real receiving path: the wire bytes through InitialHeader.decode, the replay
+        // cache and the prekey lookup of a store holding the vector's private keys.
+        let bob = try identityKeys("bob")
+        let now = UInt64(try vector.integer("now"))
+        let identity = bob.identity
+        let expires = UInt64(try bundle.integer("expiresAt"))
+        let spk = try x25519(keys.bytes("bobSignedPrekey"))
+        let pq = try MLKEM768.PrivateKey(seedRepresentation: keys.bytes("bobPQPrekeySeed"), publicKey: nil)
+        let envelope = try XWingMLKEM768X25519.PrivateKey(
+            seedRepresentation: keys.bytes("bobEnvelopeKeySeed"), publicKey: nil)
+        let generation = PrekeyStore.Generation(
+            createdAt: now,
+            retiredAt: nil,
+            signedPrekey: spk,
+            signedPrekeyRecord: SignedPrekey(
+                purpose: .signedPrekey, id: 11, expiresAt: expires, publicKey: Array(spk.publicKey.rawRepresentation),
+                identity: identity),
+            pqPrekey: pq,
+            pqPrekeyRecord: SignedPrekey(
+                purpose: .pqPrekey, id: 12, expiresAt: expires, publicKey: Array(pq.publicKey.rawRepresentation),
+                identity: identity),
+            envelopeKey: envelope,
+            envelopeKeyRecord: SignedPrekey(
+                purpose: .envelopeKey, id: 14, expiresAt: expires,
+                publicKey: Array(envelope.publicKey.rawRepresentation),
+                identity: identity)
+        )
+        let store = PrekeyStore(
+            generations: [generation], oneTime: [13: try x25519(keys.bytes("bobOneTimePrekey"))], nextID: 100)
+        var bobKeys = try ratchetKeys("bob")
+        let first = try vector.objects("messages")[0]
+        let accepted = try store.acceptingInitialMessage(
+            try first.bytes("wire"), keys: bob, now: now, ratchetKeys: &bobKeys)
+        #expect(accepted.plaintext == (try first.bytes("plaintext")))
+        #expect(accepted.initiator == (try identityKeys("alice")).identity.publicKey)
+        #expect(accepted.store.oneTimeCount == 0)
+        let bobFirstReceive = try vector.objects("steps").first {
+            $0["party"] as? String == "bob" && $0["action"] as? String == "receive"
+        }
+        try expectState(
+            accepted.session, equals: try #require(bobFirstReceive).object("state"),
+            step: "bob receives m0 from the wire")
+    }
+
     @Test func conversationMatchesEveryMessageAndState() throws {
         let alice = try identityKeys("alice")
         let bob = try identityKeys("bob")

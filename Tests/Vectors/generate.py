@@ -243,6 +243,11 @@ def ratchet_vectors():
                       b"Privatus-v1_X25519_SHA-256_ML-KEM-768", 32)
     assert secret == bob_secret
     ad = b"\x01" + ik_a + dh_a + ik_b + dh_b
+    # The same handshake without a one-time prekey (no DH4, flag 0).
+    secret_without_opk = hkdf(b"\xff" * 32 + dh1 + dh2 + dh3 + kem_secret, bytes(32),
+                              b"Privatus-v1_X25519_SHA-256_ML-KEM-768", 32)
+    header_without_opk = (b"\x01" + ik_a + dh_a + sign(alice_identity, "identity-dh", dh_a) + raw_public(alice_ephemeral)
+                          + u32(11) + u32(12) + b"\x00" + u32(0) + kem_ciphertext)
     initial_header = (b"\x01" + ik_a + dh_a + sign(alice_identity, "identity-dh", dh_a) + raw_public(alice_ephemeral)
                       + u32(11) + u32(12) + b"\x01" + u32(13) + kem_ciphertext)
 
@@ -312,6 +317,9 @@ def ratchet_vectors():
             "dh1": dh1.hex(), "dh2": dh2.hex(), "dh3": dh3.hex(), "dh4": dh4.hex(),
             "kemCiphertext": kem_ciphertext.hex(), "kemSharedSecret": kem_secret.hex(),
             "sharedSecret": secret.hex(), "associatedData": ad.hex(), "initialHeader": initial_header.hex(),
+        },
+        "pqxdhWithoutOneTimePrekey": {
+            "sharedSecret": secret_without_opk.hex(), "initialHeader": header_without_opk.hex(),
         },
         "messages": [messages[i] for i in sorted(messages)],
         "steps": steps,

@@ -105,6 +105,9 @@ public struct RatchetSession: Sendable {
         )
     }
 
+    /// How many skipped message keys this session holds.
+    public var skippedKeyCount: Int { skipped.count }
+
     /// Whether this session can encrypt now.
     public var canSend: Bool { sending != nil }
 
@@ -114,6 +117,7 @@ public struct RatchetSession: Sendable {
         _ plaintext: some Collection<UInt8>
     ) throws(SessionError) -> (session: RatchetSession, message: RatchetMessage) {
         guard var chain = sending else { throw .cannotSendYet }
+        guard chain.count < UInt32.max else { throw .sessionExhausted }
         var next = self
         let messageKey = Self.kdfChain(&chain)
         let header = RatchetHeader(
@@ -129,15 +133,22 @@ public struct RatchetSession: Sendable {
 
     /// Decrypts a message; returns the advanced state with the plaintext. On any failure the
     /// caller keeps its old state: nothing here mutates `self`.
+    ///
+    /// The skip bounds are checked before any key is derived, and the sending half of a DH
+    /// ratchet step (a new key pair and its agreement) runs only after the message has been
+    /// authenticated, so a forged header costs at most the receiving half.
+    /// - Parameter skippedKeyAllowance: the most skipped keys this session may hold afterwards
+    ///   (at most ``maximumStoredSkippedKeys``); the holder of many sessions passes what is left
+    ///   of its overall budget, and the oldest keys go first.
     /// - Throws: ``SessionError/decryptionFailed`` for altered, replayed or foreign messages,
     ///   ``SessionError/tooManySkippedMessages`` before deriving keys past ``maximumSkip``.
     public func decrypting(
         _ message: RatchetMessage,
         now: UInt64,
-        keys: inout some RatchetKeySource
+        keys: inout some RatchetKeySource,
+        skippedKeyAllowance: Int = RatchetSession.maximumStoredSkippedKeys
     ) throws(SessionError) -> (session: RatchetSession, plaintext: [UInt8]) {
-        var next = self
-        next.expireSkippedKeys(now: now)
+        var next = self.expiringSkippedKeys(now: now)
         let header = message.header
         let ad = associatedData(for: header)
         if let index = next.skipped.firstIndex(where: {
@@ -148,24 +159,58 @@ public struct RatchetSession: Sendable {
             next.skipped.remove(at: index)
             return (next, try Padding.unpad(plaintext))
         }
-        if header.ratchetKey != next.receivingKey {
-            try next.skipMessageKeys(until: header.previousChainLength, now: now)
-            try next.ratchetStep(remoteKey: header.ratchetKey, keys: &keys)
+        let isNewRatchetKey = header.ratchetKey != next.receivingKey
+        try checkSkipBounds(header, isNewRatchetKey: isNewRatchetKey)
+        let cap = max(0, min(Self.maximumStoredSkippedKeys, skippedKeyAllowance))
+        var remoteKey: Curve25519.KeyAgreement.PublicKey?
+        if isNewRatchetKey {
+            next.skipMessageKeys(until: header.previousChainLength, now: now, cap: cap)
+            remoteKey = try next.receivingStep(remoteKey: header.ratchetKey)
         }
-        try next.skipMessageKeys(until: header.messageNumber, now: now)
+        next.skipMessageKeys(until: header.messageNumber, now: now, cap: cap)
         guard var chain = next.receiving else { throw .decryptionFailed }
         guard chain.count == header.messageNumber else { throw .decryptionFailed }  // an already-used number: a replay
         let messageKey = Self.kdfChain(&chain)
         next.receiving = chain
         let plaintext = try Self.open(message.ciphertext, messageKey: messageKey, associatedData: ad)
-        return (next, try Padding.unpad(plaintext))
+        let unpadded = try Padding.unpad(plaintext)
+        if let remoteKey { try next.sendingStep(remoteKey: remoteKey, keys: &keys) }
+        return (next, unpadded)
+    }
+
+    /// This session without the skipped keys that are 7 days old or 5 DH steps behind; the
+    /// node's maintenance calls it for sessions that receive nothing.
+    public func expiringSkippedKeys(now: UInt64) -> RatchetSession {
+        var next = self
+        next.skipped.removeAll { key in
+            (now >= key.storedAt && now - key.storedAt >= Self.skippedKeyLifetime)
+                || (step >= key.step && step - key.step >= Self.skippedKeyMaximumSteps)
+        }
+        return next
     }
 
     // MARK: - Steps
 
-    mutating func skipMessageKeys(until target: UInt32, now: UInt64) throws(SessionError) {
+    /// Refuses, before any derivation, a header that would skip more than ``maximumSkip`` keys
+    /// on either chain or whose number could not be followed by another.
+    func checkSkipBounds(_ header: RatchetHeader, isNewRatchetKey: Bool) throws(SessionError) {
+        guard header.messageNumber < UInt32.max else { throw .tooManySkippedMessages }
+        let current = receiving?.count ?? 0
+        func tooFar(_ target: UInt32, from count: UInt32) -> Bool {
+            target > count && target - count > Self.maximumSkip
+        }
+        if isNewRatchetKey {
+            if receiving != nil, tooFar(header.previousChainLength, from: current) { throw .tooManySkippedMessages }
+            if tooFar(header.messageNumber, from: 0) { throw .tooManySkippedMessages }
+        } else if tooFar(header.messageNumber, from: current) {
+            throw .tooManySkippedMessages
+        }
+    }
+
+    /// Advances the receiving chain to `target`, keeping the skipped keys (at most `cap` in all,
+    /// the oldest dropped first). Bounds were checked by ``checkSkipBounds(_:isNewRatchetKey:)``.
+    mutating func skipMessageKeys(until target: UInt32, now: UInt64, cap: Int) {
         guard var chain = receiving, let ratchetKey = receivingKey else { return }
-        guard target <= chain.count || target - chain.count <= Self.maximumSkip else { throw .tooManySkippedMessages }
         while chain.count < target {
             let messageKey = Self.kdfChain(&chain)
             skipped.append(
@@ -173,13 +218,12 @@ public struct RatchetSession: Sendable {
                     ratchetKey: ratchetKey, messageNumber: chain.count - 1, messageKey: messageKey, storedAt: now,
                     step: step))
         }
-        if skipped.count > Self.maximumStoredSkippedKeys {
-            skipped.removeFirst(skipped.count - Self.maximumStoredSkippedKeys)
-        }
+        if skipped.count > cap { skipped.removeFirst(skipped.count - cap) }
         receiving = chain
     }
 
-    mutating func ratchetStep(remoteKey: [UInt8], keys: inout some RatchetKeySource) throws(SessionError) {
+    /// The receiving half of a DH ratchet step: `(RK, CKr) = KDF_RK(RK, DH(DHs, DHr))`.
+    mutating func receivingStep(remoteKey: [UInt8]) throws(SessionError) -> Curve25519.KeyAgreement.PublicKey {
         let remote: Curve25519.KeyAgreement.PublicKey
         do {
             remote = try Curve25519.KeyAgreement.PublicKey(rawRepresentation: remoteKey)
@@ -190,17 +234,20 @@ public struct RatchetSession: Sendable {
         receivingKey = remoteKey
         let (root, receivingChain) = Self.kdfRoot(rootKey, try PQXDH.agree(sendingKey, remote))
         receiving = Chain(key: receivingChain, count: 0)
-        sendingKey = keys.nextKeyPair()
-        let (nextRoot, sendingChain) = Self.kdfRoot(root, try PQXDH.agree(sendingKey, remote))
-        sending = Chain(key: sendingChain, count: 0)
-        rootKey = nextRoot
+        rootKey = root
         step += 1
+        return remote
     }
 
-    mutating func expireSkippedKeys(now: UInt64) {
-        skipped.removeAll { key in
-            now >= key.storedAt + Self.skippedKeyLifetime || step >= key.step + Self.skippedKeyMaximumSteps
-        }
+    /// The sending half, after the message that brought the new key was authenticated:
+    /// `DHs = new; (RK, CKs) = KDF_RK(RK, DH(DHs, DHr))`.
+    mutating func sendingStep(
+        remoteKey: Curve25519.KeyAgreement.PublicKey, keys: inout some RatchetKeySource
+    ) throws(SessionError) {
+        sendingKey = keys.nextKeyPair()
+        let (root, sendingChain) = Self.kdfRoot(rootKey, try PQXDH.agree(sendingKey, remoteKey))
+        sending = Chain(key: sendingChain, count: 0)
+        rootKey = root
     }
 
     /// The AEAD associated data of a message: the session's AD ‖ the encoded header, built in

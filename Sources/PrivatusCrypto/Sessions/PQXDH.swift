@@ -52,13 +52,18 @@ public struct InitialHeader: Sendable, Hashable {
 
     /// Parses the header at the start of `bytes`; returns it and the bytes after it.
     public static func decode(_ bytes: [UInt8]) throws(SessionError) -> (InitialHeader, [UInt8]) {
-        guard bytes.count >= encodedSize else { throw .malformedMessage }
+        guard bytes.count >= encodedSize, bytes.count <= encodedSize + RatchetMessage.maximumSize else {
+            throw .malformedMessage
+        }
         var reader = ByteReader(bytes)
         guard reader.readUInt8() == version else { throw .unsupportedVersion }
         let identityKey = reader.read(32)!
         let identityDH = reader.read(32)!
         let signature = reader.read(64)!
         let ephemeral = reader.read(32)!
+        // X25519 ignores bit 255 and reduces mod p, so several encodings give one key; only the
+        // canonical one is accepted, or a flipped bit would slip past the replay cache.
+        guard isCanonicalX25519(ephemeral) else { throw .malformedKey }
         let spk = reader.readUInt32()!
         let pq = reader.readUInt32()!
         let flag = reader.readUInt8()!
@@ -77,6 +82,15 @@ public struct InitialHeader: Sendable, Hashable {
         )
         return (header, reader.read(reader.remaining)!)
     }
+}
+
+/// Whether a 32-byte X25519 public key is in canonical form: bit 255 clear and the value below
+/// p = 2^255 − 19 (little-endian).
+func isCanonicalX25519(_ key: [UInt8]) -> Bool {
+    guard key.count == 32, key[31] & 0x80 == 0 else { return false }
+    // Values ≥ p are 2^255 − 19 … 2^255 − 1: 0xed…0xff, then 30 bytes of 0xff, then 0x7f.
+    let belowP = key[31] != 0x7f || key[1..<31].contains { $0 != 0xff } || key[0] < 0xed
+    return belowP
 }
 
 /// Signal's PQXDH key agreement (revision 3), composed from swift-crypto: X25519, ML-KEM-768,

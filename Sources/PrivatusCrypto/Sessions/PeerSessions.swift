@@ -35,15 +35,25 @@ public struct PeerSessions: Sendable {
 
     /// Decrypts with whichever session the message belongs to and makes it the active one. On
     /// failure nothing changes.
+    /// - Parameter skippedKeyAllowance: the most skipped keys all of this peer's sessions may hold
+    ///   together (a node passes what is left of its own budget).
     public func decrypting(
         _ message: RatchetMessage,
         now: UInt64,
-        keys: inout some RatchetKeySource
+        keys: inout some RatchetKeySource,
+        skippedKeyAllowance: Int = RatchetSession.maximumStoredSkippedKeys
     ) throws(SessionError) -> (sessions: PeerSessions, plaintext: [UInt8]) {
         var lastError = SessionError.decryptionFailed
+        let held = sessions.map(\.skippedKeyCount)
+        let total = held.reduce(0, +)
         for index in sessions.indices {
             do {
-                let (session, plaintext) = try sessions[index].decrypting(message, now: now, keys: &keys)
+                let (session, plaintext) = try sessions[index].decrypting(
+                    message,
+                    now: now,
+                    keys: &keys,
+                    skippedKeyAllowance: skippedKeyAllowance - (total - held[index])
+                )
                 var rest = sessions
                 rest.remove(at: index)
                 return (PeerSessions([session] + rest), plaintext)
@@ -54,5 +64,10 @@ public struct PeerSessions: Sendable {
             }
         }
         throw lastError
+    }
+
+    /// Every session without its expired skipped keys (for the node's maintenance).
+    public func expiringSkippedKeys(now: UInt64) -> PeerSessions {
+        PeerSessions(sessions.map { $0.expiringSkippedKeys(now: now) })
     }
 }

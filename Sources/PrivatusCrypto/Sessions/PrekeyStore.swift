@@ -37,6 +37,13 @@ public struct PrekeyStore: Sendable {
     var nextID: UInt32
     var replayCache: Set<ReplayKey>
 
+    init(generations: [Generation], oneTime: [UInt32: Curve25519.KeyAgreement.PrivateKey], nextID: UInt32) {
+        self.generations = generations
+        self.oneTime = oneTime
+        self.nextID = nextID
+        self.replayCache = []
+    }
+
     /// A store with a first generation and a full one-time pool.
     public init(identity: IdentityKey, now: UInt64) throws {
         generations = []
@@ -53,13 +60,15 @@ public struct PrekeyStore: Sendable {
     @discardableResult
     public mutating func maintain(identity: IdentityKey, now: UInt64) throws -> Bool {
         var changed = false
-        if let current = generations.last, now >= current.createdAt + Self.rotationInterval {
+        if let current = generations.last, now >= current.createdAt, now - current.createdAt >= Self.rotationInterval {
             try rotate(identity: identity, now: now)
             changed = true
         }
         let expired = Set(
-            generations.filter { ($0.retiredAt ?? .max) <= now &- Self.retentionAfterRotation }.map(
-                \.signedPrekeyRecord.id)
+            generations.filter { generation in
+                guard let retiredAt = generation.retiredAt, now >= retiredAt else { return false }
+                return now - retiredAt >= Self.retentionAfterRotation
+            }.map(\.signedPrekeyRecord.id)
         )
         if !expired.isEmpty {
             generations.removeAll { expired.contains($0.signedPrekeyRecord.id) }

@@ -22,6 +22,8 @@ public enum SessionError: Error, Hashable, Sendable, CustomStringConvertible {
     case tooManySkippedMessages
     /// The session cannot send yet (a responder before its first received message).
     case cannotSendYet
+    /// A sending chain reached 2^32 − 1 messages: start a new session.
+    case sessionExhausted
     /// The plaintext is larger than a message may carry.
     case plaintextTooLarge
     /// The padding of a decrypted plaintext is not well formed.
@@ -42,6 +44,7 @@ public enum SessionError: Error, Hashable, Sendable, CustomStringConvertible {
         case .decryptionFailed: "the message could not be decrypted"
         case .tooManySkippedMessages: "the message would skip too many message keys"
         case .cannotSendYet: "the session cannot send before it has received"
+        case .sessionExhausted: "the session has sent all the messages it can; a new one is needed"
         case .plaintextTooLarge: "the plaintext is too large"
         case .badPadding: "the plaintext padding is malformed"
         case .malformedState: "the session state is damaged or of an unknown version"

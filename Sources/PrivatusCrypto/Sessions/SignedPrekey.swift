@@ -60,7 +60,7 @@ public struct SignedPrekey: Sendable, Hashable {
                 purpose: expected
             )
         else { throw .badSignature }
-        guard now < expiresAt, expiresAt <= now + Self.acceptedFor + 24 * 3600 else { throw .prekeyExpired }
+        guard now < expiresAt, expiresAt - now <= Self.acceptedFor + 24 * 3600 else { throw .prekeyExpired }
     }
 }
 
