@@ -13,12 +13,14 @@ let package = Package(
         .library(name: "PrivatusCore", targets: ["PrivatusCore"]),
         .library(name: "PrivatusCrypto", targets: ["PrivatusCrypto"]),
         .library(name: "PrivatusProfile", targets: ["PrivatusProfile"]),
+        .library(name: "PrivatusStore", targets: ["PrivatusStore"]),
         .library(name: "PrivatusBench", targets: ["PrivatusBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         .target(name: "CPrivatusSystem"),
@@ -46,6 +48,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "PrivatusStore",
+            dependencies: [
+                "PrivatusCore",
+                "PrivatusCrypto",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "PrivatusBench",
             dependencies: [
                 "PrivatusCore",
@@ -62,6 +74,7 @@ let package = Package(
                 "PrivatusCore",
                 "PrivatusCrypto",
                 "PrivatusProfile",
+                "PrivatusStore",
                 "PrivatusBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -86,6 +99,11 @@ let package = Package(
         .testTarget(
             name: "PrivatusProfileTests",
             dependencies: ["PrivatusProfile", "PrivatusTesting", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PrivatusStoreTests",
+            dependencies: ["PrivatusStore", "PrivatusTesting", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -29,6 +29,13 @@ public struct PeerID: Hashable, Sendable, Comparable {
         self.bytes = bytes
     }
 
+    /// A PeerID from its 32 bytes.
+    /// - Throws: ``PeerIDError/malformed`` for any other length.
+    public init(bytes: [UInt8]) throws(PeerIDError) {
+        guard bytes.count == Self.byteCount else { throw PeerIDError.malformed }
+        self.bytes = bytes
+    }
+
     /// The 64 lowercase hexadecimal characters.
     public var hex: String { Hex.encode(bytes) }
 

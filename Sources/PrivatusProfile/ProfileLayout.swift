@@ -6,6 +6,7 @@
 ///   identity.json       0600  public identity: keys and binding signatures
 ///   config.json         0600  settings chosen at `init`
 ///   lock                0600  flock(2) target
+///   privatus.sqlite     0600  the sealed database (and its -wal, -shm), created by `init`
 ///   logs/privatus.log   0600  written only after the keystore is unlocked
 /// ```
 public struct ProfileLayout: Sendable, Hashable {
@@ -33,6 +34,8 @@ public struct ProfileLayout: Sendable, Hashable {
     public var identityFile: String { directory + "/identity.json" }
     public var configFile: String { directory + "/config.json" }
     public var lockFile: String { directory + "/lock" }
+    /// The SQLite database (with its `-wal` and `-shm` companions).
+    public var databaseFile: String { directory + "/privatus.sqlite" }
     public var logsDirectory: String { directory + "/logs" }
 
     /// Whether `name` may stand in a directory before `init`: a file an interrupted `init` leaves

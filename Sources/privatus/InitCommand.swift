@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import PrivatusProfile
+import PrivatusStore
 
 struct InitCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -25,6 +26,7 @@ struct InitCommand: AsyncParsableCommand {
             let secret = try password.source.read(confirm: true)
             let layout = global.layout
             let profile = try Profile.create(at: layout, name: name, password: secret, cost: cost)
+            _ = try Store(path: layout.databaseFile, databaseKey: profile.contents.keys.databaseKey)
             try sink.attachFile(layout: layout)
             let logger = Logger(label: "privatus.init")
             logger.info("profile created", metadata: ["scrypt": "\(profile.parameters)"])

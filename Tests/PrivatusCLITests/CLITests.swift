@@ -82,6 +82,7 @@ import Testing
         #expect(try await run(["id"]).status == 0)
         let entries = try scratch.snapshot(of: profile)
         #expect(entries.keys.contains("keystore") && entries.keys.contains("logs/privatus.log"))
+        #expect(entries.keys.contains("privatus.sqlite"), "init creates the database")
         for (name, entry) in entries {
             #expect(entry.mode & 0o077 == 0, "\(name) has mode \(String(entry.mode, radix: 8))")
         }

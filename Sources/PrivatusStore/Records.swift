@@ -1,0 +1,100 @@
+import Foundation
+import PrivatusCore
+
+/// A contact's standing.
+public enum ContactState: Int, Sendable, Hashable {
+    case contact = 0
+    case request = 1
+    case blocked = 2
+}
+
+/// A contact as the store returns it.
+public struct Contact: Sendable, Hashable {
+    public var peerID: PeerID
+    public var identityKey: [UInt8]
+    public var name: String
+    public var state: ContactState
+    public var verified: Bool
+
+    public init(peerID: PeerID, identityKey: [UInt8], name: String, state: ContactState, verified: Bool = false) {
+        self.peerID = peerID
+        self.identityKey = identityKey
+        self.name = name
+        self.state = state
+        self.verified = verified
+    }
+}
+
+/// A message's delivery state, with the names of CLI.md.
+public enum MessageState: Int, Sendable, Hashable, CaseIterable {
+    case queued = 0
+    case sent = 1
+    case storedForLater = 2
+    case delivered = 3
+    case read = 4
+    case failed = 5
+
+    /// The name CLI.md uses.
+    public var name: String {
+        switch self {
+        case .queued: "queued"
+        case .sent: "sent"
+        case .storedForLater: "stored_for_later"
+        case .delivered: "delivered"
+        case .read: "read"
+        case .failed: "failed"
+        }
+    }
+}
+
+/// Whether this user sent or received a message.
+public enum MessageDirection: Int, Sendable, Hashable {
+    case sent = 0
+    case received = 1
+}
+
+/// A message to store.
+public struct NewMessage: Sendable, Hashable {
+    /// The other party of the 1:1 conversation.
+    public var peer: PeerID
+    public var direction: MessageDirection
+    public var state: MessageState
+    public var sender: PeerID
+    /// Unix milliseconds.
+    public var sentAt: UInt64
+    public var receivedAt: UInt64?
+    public var body: String
+    public var replyTo: [UInt8]?
+    public var expiresAt: UInt64?
+
+    public init(
+        peer: PeerID, direction: MessageDirection, state: MessageState, sender: PeerID, sentAt: UInt64,
+        receivedAt: UInt64? = nil, body: String, replyTo: [UInt8]? = nil, expiresAt: UInt64? = nil
+    ) {
+        self.peer = peer
+        self.direction = direction
+        self.state = state
+        self.sender = sender
+        self.sentAt = sentAt
+        self.receivedAt = receivedAt
+        self.body = body
+        self.replyTo = replyTo
+        self.expiresAt = expiresAt
+    }
+}
+
+/// A stored message, decrypted.
+public struct StoredMessage: Sendable, Hashable {
+    /// The message's random 16-byte id.
+    public var id: [UInt8]
+    /// Its position in the conversation (0, 1, 2, …).
+    public var sequence: Int64
+    public var direction: MessageDirection
+    public var state: MessageState
+    public var sender: PeerID
+    public var sentAt: UInt64
+    public var receivedAt: UInt64?
+    public var body: String
+    public var replyTo: [UInt8]?
+    public var expiresAt: UInt64?
+}

@@ -1,0 +1,116 @@
+import GRDB
+
+/// The database schema, as versioned migrations (docs/PROTOCOL.md, "Storage").
+///
+/// Conventions: every table that holds user data has a random 16-byte `id` (the row's stable
+/// identity, part of every sealed value's associated data, assigned before insert); sealed
+/// columns are named `sealed_*`; lookup columns are blind indexes (`*_index`); what stays clear
+/// is what queries must filter or order on: sequence numbers, small state enums, sizes, counts.
+enum Schema {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1", migrate: createVersion1)
+        return migrator
+    }
+
+    static func createVersion1(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE TABLE contacts (
+                    pk INTEGER PRIMARY KEY,
+                    id BLOB NOT NULL UNIQUE,
+                    peer_index BLOB NOT NULL UNIQUE,
+                    state INTEGER NOT NULL,             -- 0 contact, 1 request, 2 blocked
+                    verified INTEGER NOT NULL DEFAULT 0,
+                    sealed_identity BLOB NOT NULL,      -- PeerID, identity key
+                    sealed_profile BLOB NOT NULL        -- name, verified-at, last seen
+                );
+                CREATE TABLE key_changes (
+                    pk INTEGER PRIMARY KEY,
+                    id BLOB NOT NULL UNIQUE,
+                    contact_pk INTEGER NOT NULL REFERENCES contacts(pk) ON DELETE CASCADE,
+                    sealed_change BLOB NOT NULL         -- old and new identity key, when
+                );
+                CREATE TABLE conversations (
+                    pk INTEGER PRIMARY KEY,
+                    id BLOB NOT NULL UNIQUE,
+                    conversation_index BLOB NOT NULL UNIQUE,
+                    kind INTEGER NOT NULL,              -- 0 one-to-one, 1 group
+                    next_sequence INTEGER NOT NULL DEFAULT 0,
+                    sealed_details BLOB NOT NULL        -- peer or group, title, expiry timer
+                );
+                CREATE TABLE messages (
+                    pk INTEGER PRIMARY KEY,
+                    id BLOB NOT NULL UNIQUE,
+                    conversation_pk INTEGER NOT NULL REFERENCES conversations(pk) ON DELETE CASCADE,
+                    sequence INTEGER NOT NULL,
+                    direction INTEGER NOT NULL,         -- 0 sent, 1 received
+                    state INTEGER NOT NULL,             -- CLI.md message states
+                    edited INTEGER NOT NULL DEFAULT 0,
+                    sealed_content BLOB NOT NULL,       -- sender, sent/received times, body, reply-to, expires-at
+                    UNIQUE (conversation_pk, sequence)
+                );
+                CREATE INDEX messages_by_state ON messages(state) WHERE state IN (0, 5);
+                CREATE TABLE search_tokens (
+                    token BLOB NOT NULL,
+                    message_pk INTEGER NOT NULL REFERENCES messages(pk) ON DELETE CASCADE,
+                    PRIMARY KEY (token, message_pk)
+                ) WITHOUT ROWID;
+                CREATE INDEX search_tokens_by_message ON search_tokens(message_pk);
+                CREATE TABLE groups (
+                    pk INTEGER PRIMARY KEY,
+                    id BLOB NOT NULL UNIQUE,
+                    conversation_pk INTEGER NOT NULL UNIQUE REFERENCES conversations(pk) ON DELETE CASCADE,
+                    sealed_state BLOB NOT NULL          -- name, group-state hash, sender keys
+                );
+                CREATE TABLE group_members (
+                    pk INTEGER PRIMARY KEY,
+                    id BLOB NOT NULL UNIQUE,
+                    group_pk INTEGER NOT NULL REFERENCES groups(pk) ON DELETE CASCADE,
+                    member_index BLOB NOT NULL,
+                    role INTEGER NOT NULL,
+                    UNIQUE (group_pk, member_index)
+                );
+                CREATE TABLE sessions (
+                    pk INTEGER PRIMARY KEY,
+                    id BLOB NOT NULL UNIQUE,
+                    contact_pk INTEGER NOT NULL REFERENCES contacts(pk) ON DELETE CASCADE,
+                    ordinal INTEGER NOT NULL,           -- 0 = the active session
+                    sealed_state BLOB NOT NULL          -- RatchetSession.serialized
+                );
+                CREATE INDEX sessions_by_contact ON sessions(contact_pk, ordinal);
+                CREATE TABLE prekeys (
+                    pk INTEGER PRIMARY KEY,
+                    id BLOB NOT NULL UNIQUE,
+                    sealed_store BLOB NOT NULL          -- the PrekeyStore
+                );
+                CREATE TABLE replay_cache (
+                    entry_index BLOB PRIMARY KEY,       -- blind index of (signed prekey id, ephemeral key)
+                    signed_prekey_id INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                CREATE TABLE file_transfers (
+                    pk INTEGER PRIMARY KEY,
+                    id BLOB NOT NULL UNIQUE,
+                    conversation_pk INTEGER NOT NULL REFERENCES conversations(pk) ON DELETE CASCADE,
+                    state INTEGER NOT NULL,
+                    size INTEGER NOT NULL,
+                    chunk_bitmap BLOB NOT NULL,
+                    sealed_file BLOB NOT NULL           -- name, hash
+                );
+                CREATE TABLE outbox (
+                    pk INTEGER PRIMARY KEY,
+                    id BLOB NOT NULL UNIQUE,
+                    message_pk INTEGER NOT NULL REFERENCES messages(pk) ON DELETE CASCADE,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    next_try INTEGER NOT NULL,
+                    sealed_ciphertext BLOB NOT NULL     -- the committed ratchet message, resent as is
+                );
+                CREATE INDEX outbox_by_next_try ON outbox(next_try);
+                CREATE TABLE settings (
+                    name TEXT PRIMARY KEY,
+                    id BLOB NOT NULL UNIQUE,
+                    sealed_value BLOB NOT NULL
+                );
+                """)
+    }
+}

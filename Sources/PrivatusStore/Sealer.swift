@@ -1,0 +1,52 @@
+import Crypto
+import Foundation
+
+/// Seals values at rest: AES-256-GCM with a random nonce, the associated data binding the value to
+/// its place — `table ‖ 0x00 ‖ column ‖ 0x00 ‖ row id` — so a sealed value copied to another row
+/// or column does not open. Stored as `nonce (12) ‖ ciphertext ‖ tag (16)`.
+struct Sealer: Sendable {
+    let key: SymmetricKey
+
+    static func associatedData(table: String, column: String, rowID: [UInt8]) -> [UInt8] {
+        Array(table.utf8) + [0] + Array(column.utf8) + [0] + rowID
+    }
+
+    func seal(_ value: [UInt8], table: String, column: String, rowID: [UInt8]) throws -> Data {
+        let box = try AES.GCM.seal(
+            value, using: key, authenticating: Self.associatedData(table: table, column: column, rowID: rowID))
+        guard let combined = box.combined else { throw StoreError.sealFailed }
+        return combined
+    }
+
+    func open(_ sealed: Data, table: String, column: String, rowID: [UInt8]) throws(StoreError) -> [UInt8] {
+        do {
+            let box = try AES.GCM.SealedBox(combined: sealed)
+            return Array(
+                try AES.GCM.open(
+                    box, using: key, authenticating: Self.associatedData(table: table, column: column, rowID: rowID)))
+        } catch {
+            throw .damagedRow(table: table)
+        }
+    }
+}
+
+/// Why a storage operation failed. Descriptions name tables, never content or peers.
+public enum StoreError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// A sealed value does not open: the row was altered or moved, or the key is wrong.
+    case damagedRow(table: String)
+    /// Sealing failed (a fault of the cryptographic library).
+    case sealFailed
+    /// The referenced contact or conversation does not exist.
+    case notFound
+    /// A value is larger than the store accepts.
+    case tooLarge
+
+    public var description: String {
+        switch self {
+        case .damagedRow(let table): "a row of \(table) does not open: damaged or altered"
+        case .sealFailed: "sealing a value failed"
+        case .notFound: "no such contact or conversation"
+        case .tooLarge: "the value is too large to store"
+        }
+    }
+}

@@ -1,0 +1,229 @@
+import Foundation
+import GRDB
+import PrivatusCore
+
+extension Store {
+    /// The largest message body stored (the largest padded plaintext a session carries).
+    public static let maximumBodyBytes = 1024 * 1024
+
+    // MARK: - Contacts
+
+    /// Adds a contact, or refuses with a SQLite constraint error when the PeerID is already one.
+    public func addContact(_ contact: Contact) throws {
+        let id = Self.newRowID()
+        let identity = try sealer.seal(
+            contact.peerID.bytes + contact.identityKey, table: "contacts", column: "sealed_identity", rowID: id)
+        let profile = try sealer.seal(Array(contact.name.utf8), table: "contacts", column: "sealed_profile", rowID: id)
+        try pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO contacts (id, peer_index, state, verified, sealed_identity, sealed_profile)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    Data(id), index.peer(contact.peerID), contact.state.rawValue, contact.verified, identity, profile,
+                ])
+        }
+    }
+
+    /// The contact with this PeerID, if any.
+    public func contact(_ peerID: PeerID) throws -> Contact? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM contacts WHERE peer_index = ?", arguments: [index.peer(peerID)])
+        }.map(decodeContact)
+    }
+
+    /// Every contact, requests and blocked ones included, in the order they were added.
+    public func contacts() throws -> [Contact] {
+        try pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM contacts ORDER BY pk") }.map(decodeContact)
+    }
+
+    func decodeContact(_ row: Row) throws -> Contact {
+        let id = Array(row["id"] as Data)
+        let identity = try sealer.open(row["sealed_identity"], table: "contacts", column: "sealed_identity", rowID: id)
+        let profile = try sealer.open(row["sealed_profile"], table: "contacts", column: "sealed_profile", rowID: id)
+        guard identity.count > 32, let name = String(validating: profile, as: UTF8.self),
+            let state = ContactState(rawValue: row["state"])
+        else { throw StoreError.damagedRow(table: "contacts") }
+        // The stored PeerID must be the digest of the stored key.
+        let peer = PeerID(identityPublicKey: identity[32...])
+        guard peer.bytes == Array(identity[0..<32]) else { throw StoreError.damagedRow(table: "contacts") }
+        return Contact(
+            peerID: peer, identityKey: Array(identity[32...]), name: name, state: state, verified: row["verified"])
+    }
+
+    // MARK: - Messages
+
+    /// Stores messages in one transaction, each at the next sequence number of its conversation
+    /// (created on first use), with its search tokens. Returns them as stored.
+    @discardableResult
+    public func append(_ messages: [NewMessage]) throws -> [StoredMessage] {
+        for message in messages where message.body.utf8.count > Self.maximumBodyBytes { throw StoreError.tooLarge }
+        let prepared = try messages.map { message in
+            let id = Self.newRowID()
+            let content = try sealer.seal(
+                Self.encodeContent(message), table: "messages", column: "sealed_content", rowID: id)
+            return (
+                id: id, message: message, content: content, tokens: BlindIndex.words(of: message.body).map(index.token)
+            )
+        }
+        return try pool.write { db in
+            var conversations: [PeerID: (pk: Int64, next: Int64)] = [:]
+            let insertMessage = try db.cachedStatement(
+                sql: """
+                    INSERT INTO messages (id, conversation_pk, sequence, direction, state, sealed_content)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """)
+            let insertToken = try db.cachedStatement(
+                sql: "INSERT OR IGNORE INTO search_tokens (token, message_pk) VALUES (?, ?)")
+            var stored: [StoredMessage] = []
+            stored.reserveCapacity(prepared.count)
+            for item in prepared {
+                var conversation =
+                    try conversations[item.message.peer] ?? self.conversationRow(for: item.message.peer, in: db)
+                try insertMessage.execute(arguments: [
+                    Data(item.id), conversation.pk, conversation.next, item.message.direction.rawValue,
+                    item.message.state.rawValue, item.content,
+                ])
+                let messagePK = db.lastInsertedRowID
+                for token in item.tokens { try insertToken.execute(arguments: [token, messagePK]) }
+                stored.append(Self.stored(item.message, id: item.id, sequence: conversation.next))
+                conversation.next += 1
+                conversations[item.message.peer] = conversation
+            }
+            for (_, conversation) in conversations {
+                try db.execute(
+                    sql: "UPDATE conversations SET next_sequence = ? WHERE pk = ?",
+                    arguments: [conversation.next, conversation.pk])
+            }
+            return stored
+        }
+    }
+
+    /// The latest `limit` messages with `peer` (before sequence `before`, if given), oldest first.
+    public func latestMessages(with peer: PeerID, limit: Int = 50, before: Int64? = nil) throws -> [StoredMessage] {
+        let rows = try pool.read { db -> [Row] in
+            guard
+                let conversation = try Int64.fetchOne(
+                    db, sql: "SELECT pk FROM conversations WHERE conversation_index = ?",
+                    arguments: [index.conversation(with: peer)])
+            else { return [] }
+            return try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT id, sequence, direction, state, sealed_content FROM messages
+                    WHERE conversation_pk = ? AND sequence < ? ORDER BY sequence DESC LIMIT ?
+                    """,
+                arguments: [conversation, before ?? Int64.max, limit])
+        }
+        return try rows.reversed().map(decodeMessage)
+    }
+
+    /// Messages containing every word of `query` as a whole word, newest first.
+    public func search(_ query: String, limit: Int = 50) throws -> [StoredMessage] {
+        let words = BlindIndex.words(of: query)
+        guard !words.isEmpty else { return [] }
+        let tokens = words.map(index.token)
+        let rows = try pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT m.id, m.sequence, m.direction, m.state, m.sealed_content FROM messages m
+                    JOIN (SELECT message_pk FROM search_tokens WHERE token IN (\(tokens.map { _ in "?" }.joined(separator: ",")))
+                          GROUP BY message_pk HAVING count(*) = ?) t ON t.message_pk = m.pk
+                    ORDER BY m.pk DESC LIMIT ?
+                    """,
+                arguments: StatementArguments(tokens + [tokens.count, limit] as [any DatabaseValueConvertible]))
+        }
+        // Tokens are truncated MACs: confirm each hit on the decrypted text.
+        return try rows.map(decodeMessage).filter { words.isSubset(of: BlindIndex.words(of: $0.body)) }
+    }
+
+    /// Deletes the conversation with `peer`: its messages and their search tokens go with it
+    /// (overwritten on disk: `secure_delete`).
+    public func deleteConversation(with peer: PeerID) throws {
+        try pool.write { db in
+            try db.execute(
+                sql: "DELETE FROM conversations WHERE conversation_index = ?",
+                arguments: [index.conversation(with: peer)])
+        }
+    }
+
+    // MARK: - Internals
+
+    func conversationRow(for peer: PeerID, in db: Database) throws -> (pk: Int64, next: Int64) {
+        let key = index.conversation(with: peer)
+        if let row = try Row.fetchOne(
+            db, sql: "SELECT pk, next_sequence FROM conversations WHERE conversation_index = ?", arguments: [key])
+        {
+            return (row["pk"], row["next_sequence"])
+        }
+        let id = Self.newRowID()
+        let details = try sealer.seal(peer.bytes, table: "conversations", column: "sealed_details", rowID: id)
+        try db.execute(
+            sql: "INSERT INTO conversations (id, conversation_index, kind, sealed_details) VALUES (?, ?, 0, ?)",
+            arguments: [Data(id), key, details])
+        return (db.lastInsertedRowID, 0)
+    }
+
+    func decodeMessage(_ row: Row) throws -> StoredMessage {
+        let id = Array(row["id"] as Data)
+        let content = try sealer.open(row["sealed_content"], table: "messages", column: "sealed_content", rowID: id)
+        guard let direction = MessageDirection(rawValue: row["direction"]),
+            let state = MessageState(rawValue: row["state"])
+        else {
+            throw StoreError.damagedRow(table: "messages")
+        }
+        return try Self.decodeContent(content, id: id, sequence: row["sequence"], direction: direction, state: state)
+    }
+
+    /// `version u8 (1) ‖ sender (32) ‖ sentAt u64 ‖ receivedAt u64 (0: none) ‖ expiresAt u64 (0: none)
+    /// ‖ reply flag u8 ‖ [reply-to id (16)] ‖ body length u32 ‖ body (UTF-8)`
+    static func encodeContent(_ message: NewMessage) -> [UInt8] {
+        var out: [UInt8] = [1]
+        out.reserveCapacity(64 + message.body.utf8.count)
+        out += message.sender.bytes
+        for value in [message.sentAt, message.receivedAt ?? 0, message.expiresAt ?? 0] {
+            out.appendBigEndian(UInt32(truncatingIfNeeded: value >> 32))
+            out.appendBigEndian(UInt32(truncatingIfNeeded: value))
+        }
+        if let replyTo = message.replyTo, replyTo.count == 16 {
+            out.append(1)
+            out += replyTo
+        } else {
+            out.append(0)
+        }
+        out.appendBigEndian(UInt32(message.body.utf8.count))
+        out += message.body.utf8
+        return out
+    }
+
+    static func decodeContent(
+        _ bytes: [UInt8], id: [UInt8], sequence: Int64, direction: MessageDirection, state: MessageState
+    ) throws -> StoredMessage {
+        var reader = ByteReader(bytes)
+        func u64() -> UInt64? {
+            guard let high = reader.readUInt32(), let low = reader.readUInt32() else { return nil }
+            return UInt64(high) << 32 | UInt64(low)
+        }
+        guard reader.readUInt8() == 1, let sender = reader.read(32), let sentAt = u64(), let receivedAt = u64(),
+            let expiresAt = u64(), let flag = reader.readUInt8(), flag <= 1
+        else { throw StoreError.damagedRow(table: "messages") }
+        let replyTo = flag == 1 ? reader.read(16) : nil
+        guard flag == 0 || replyTo != nil, let length = reader.readUInt32(), let body = reader.read(Int(length)),
+            reader.remaining == 0, let text = String(validating: body, as: UTF8.self),
+            let senderID = try? PeerID(bytes: sender)
+        else { throw StoreError.damagedRow(table: "messages") }
+        return StoredMessage(
+            id: id, sequence: sequence, direction: direction, state: state, sender: senderID, sentAt: sentAt,
+            receivedAt: receivedAt == 0 ? nil : receivedAt, body: text, replyTo: replyTo,
+            expiresAt: expiresAt == 0 ? nil : expiresAt)
+    }
+
+    static func stored(_ message: NewMessage, id: [UInt8], sequence: Int64) -> StoredMessage {
+        StoredMessage(
+            id: id, sequence: sequence, direction: message.direction, state: message.state, sender: message.sender,
+            sentAt: message.sentAt, receivedAt: message.receivedAt, body: message.body, replyTo: message.replyTo,
+            expiresAt: message.expiresAt)
+    }
+}

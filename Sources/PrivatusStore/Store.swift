@@ -1,0 +1,62 @@
+import Crypto
+import Foundation
+import GRDB
+import PrivatusCore
+
+/// The profile's database: one SQLite file in WAL mode, opened through a GRDB `DatabasePool`
+/// (one writer, concurrent readers), with every user value sealed (docs/PROTOCOL.md, "Storage").
+///
+/// Every connection runs with `foreign_keys=ON`, `secure_delete=ON` and `synchronous=FULL`: a
+/// committed transaction survives a power loss, and deleted content is overwritten.
+public final class Store: Sendable {
+    /// The database file's name inside the profile.
+    public static let fileName = "privatus.sqlite"
+
+    let pool: DatabasePool
+    let sealer: Sealer
+    let index: BlindIndex
+
+    /// Opens (creating and migrating if needed) the database at `path` with the keys derived
+    /// from `databaseKey`.
+    public init(path: String, databaseKey: SymmetricKey) throws {
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.prepareDatabase { db in
+            // auto_vacuum takes effect only before the first table exists (GRDB's WAL set-up comes
+            // after this); on an existing database it changes nothing. Incremental keeps
+            // `db vacuum` cheap.
+            if !db.configuration.readonly { try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL") }
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+        }
+        configuration.label = "privatus"
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        // GRDB sets synchronous = NORMAL on the writer when it enables WAL; every commit here must
+        // be durable before anything leaves the node (DESIGN.md, "Storage"), so FULL it is.
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        try Schema.migrator.migrate(pool)
+        let keys = StoreKeys(databaseKey: databaseKey)
+        self.pool = pool
+        self.sealer = Sealer(key: keys.seal)
+        self.index = BlindIndex(indexKey: keys.index, searchKey: keys.search)
+    }
+
+    /// The applied migrations, oldest first.
+    public func appliedMigrations() throws -> [String] {
+        try pool.read { db in try Schema.migrator.appliedMigrations(db) }
+    }
+
+    /// The value of a pragma on a connection the store writes with.
+    public func pragma(_ name: String) throws -> Int? {
+        guard name.allSatisfy({ $0.isLetter || $0 == "_" }) else { return nil }
+        return try pool.write { db in try Int.fetchOne(db, sql: "PRAGMA \(name)") }
+    }
+
+    /// Writes the WAL into the database file and truncates it.
+    public func checkpoint() throws {
+        try pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+    }
+
+    static func newRowID() -> [UInt8] {
+        SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) }
+    }
+}

@@ -1,0 +1,135 @@
+import Crypto
+import Foundation
+import PrivatusCore
+import PrivatusStore
+import PrivatusTesting
+import Testing
+
+@Suite struct StoreTests {
+    let scratch: TemporaryDirectory
+    let path: String
+    let key = SymmetricKey(size: .bits256)
+    let me = PeerID(identityPublicKey: [UInt8](repeating: 1, count: 32))
+    let bobKey = [UInt8](repeating: 2, count: 32)
+    var bob: PeerID { PeerID(identityPublicKey: bobKey) }
+
+    init() throws {
+        scratch = try TemporaryDirectory("privatus-store")
+        path = scratch.child("privatus.sqlite")
+    }
+
+    func message(_ body: String, from sender: PeerID? = nil, at time: UInt64 = 1_800_000_000_000) -> NewMessage {
+        NewMessage(
+            peer: bob, direction: sender == nil ? .sent : .received, state: .queued, sender: sender ?? me, sentAt: time,
+            body: body)
+    }
+
+    @Test func databaseIsCreatedWithTheSchemaAndDurableSettings() throws {
+        defer { scratch.remove() }
+        let store = try Store(path: path, databaseKey: key)
+        #expect(try store.appliedMigrations() == ["v1"])
+        #expect(try store.pragma("secure_delete") == 1)
+        #expect(try store.pragma("synchronous") == 2, "FULL")
+        #expect(try store.pragma("foreign_keys") == 1)
+        #expect(try store.pragma("auto_vacuum") == 2, "incremental")
+        // Reopening migrates nothing twice.
+        #expect(try Store(path: path, databaseKey: key).appliedMigrations() == ["v1"])
+    }
+
+    @Test func messagesComeBackInOrderWithSequenceNumbers() throws {
+        defer { scratch.remove() }
+        let store = try Store(path: path, databaseKey: key)
+        try store.append((0..<120).map { message("message \($0)", at: UInt64($0)) })
+        try store.append([message("from bob", from: bob)])
+        let page = try store.latestMessages(with: bob, limit: 50)
+        #expect(page.count == 50)
+        #expect(page.map(\.sequence) == Array(71...120))
+        #expect(page.last?.body == "from bob" && page.last?.direction == .received && page.last?.sender == bob)
+        let earlier = try store.latestMessages(with: bob, limit: 50, before: page.first!.sequence)
+        #expect(earlier.map(\.sequence) == Array(21...70))
+        #expect(earlier.first?.body == "message 21")
+        #expect(try store.latestMessages(with: PeerID(identityPublicKey: [9]), limit: 5).isEmpty)
+    }
+
+    @Test func contactsRoundTripAndAreFoundByPeerID() throws {
+        defer { scratch.remove() }
+        let store = try Store(path: path, databaseKey: key)
+        try store.addContact(Contact(peerID: bob, identityKey: bobKey, name: "Bob 🐢", state: .contact))
+        #expect(try store.contact(bob)?.name == "Bob 🐢")
+        #expect(try store.contact(me) == nil)
+        #expect(throws: (any Error).self) {
+            try store.addContact(Contact(peerID: bob, identityKey: bobKey, name: "again", state: .request))
+        }
+        #expect(try store.contacts().map(\.peerID) == [bob])
+    }
+
+    @Test func searchFindsWholeWordsOnlyNewestFirst() throws {
+        defer { scratch.remove() }
+        let store = try Store(path: path, databaseKey: key)
+        try store.append([
+            message("Lunch at the Café tomorrow?"), message("café closed"), message("cafeteria is open"),
+            message("nothing here"),
+        ])
+        #expect(try store.search("café").map(\.body) == ["café closed", "Lunch at the Café tomorrow?"])
+        #expect(try store.search("CAFÉ closed").map(\.body) == ["café closed"])
+        #expect(try store.search("caf").isEmpty, "no prefix tokens")
+        #expect(try store.search("   ").isEmpty)
+    }
+
+    @Test func deletingAConversationRemovesItsMessagesAndTokens() throws {
+        defer { scratch.remove() }
+        let store = try Store(path: path, databaseKey: key)
+        try store.append([message("secret plans"), message("more plans")])
+        try store.deleteConversation(with: bob)
+        #expect(try store.latestMessages(with: bob).isEmpty)
+        #expect(try store.search("plans").isEmpty)
+        try store.append([message("fresh start")])
+        #expect(try store.latestMessages(with: bob).map(\.sequence) == [0])
+    }
+
+    @Test func wrongDatabaseKeyCannotReadAnything() throws {
+        defer { scratch.remove() }
+        try Store(path: path, databaseKey: key).append([message("hello")])
+        let other = try Store(path: path, databaseKey: SymmetricKey(size: .bits256))
+        // The blind index differs, so the conversation is not even found…
+        #expect(try other.latestMessages(with: bob).isEmpty)
+        #expect(try other.search("hello").isEmpty)
+    }
+
+    @Test func rawDatabaseHoldsNoContentMarkerOrPeerIDInAnyForm() throws {
+        defer { scratch.remove() }
+        let marker = "MARKER-\(UUID().uuidString)"
+        let store = try Store(path: path, databaseKey: key)
+        try store.addContact(Contact(peerID: bob, identityKey: bobKey, name: "Name-\(marker)", state: .contact))
+        try store.append([message("before \(marker) after"), message("reply \(marker)", from: bob)])
+        try store.deleteConversation(with: PeerID(identityPublicKey: [7]))  // exercise a delete too
+        let needles: [(String, [UInt8])] = [
+            ("marker", Array(marker.utf8)),
+            ("lowercased marker", Array(marker.lowercased().utf8)),
+            ("PeerID bytes", bob.bytes),
+            ("PeerID hex", Array(bob.hex.utf8)),
+            ("PeerID upper hex", Array(bob.hex.uppercased().utf8)),
+            ("identity key", bobKey),
+        ]
+        func contains(_ bytes: [UInt8], _ needle: [UInt8]) -> Bool {
+            bytes.count >= needle.count
+                && (0...(bytes.count - needle.count)).contains {
+                    bytes[$0] == needle[0] && Array(bytes[$0..<($0 + needle.count)]) == needle
+                }
+        }
+        func scan() throws {
+            var everything: [UInt8] = []
+            for name in try FileManager.default.contentsOfDirectory(atPath: scratch.path)
+            where name.hasPrefix("privatus.sqlite") {
+                let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: scratch.child(name))))
+                everything += bytes
+                for (what, needle) in needles { #expect(!contains(bytes, needle), "\(what) found in \(name)") }
+            }
+            // The scan does find what is there in the clear: the schema's own words.
+            #expect(contains(everything, Array("sealed_content".utf8)))
+        }
+        try scan()  // the WAL holds the writes now
+        try store.checkpoint()
+        try scan()  // and the main file after a checkpoint
+    }
+}
