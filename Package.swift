@@ -101,9 +101,17 @@ let package = Package(
             dependencies: ["PrivatusProfile", "PrivatusTesting", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "StoreWriter",
+            dependencies: ["PrivatusCore", "PrivatusStore", .product(name: "Crypto", package: "swift-crypto")],
+            path: "Tests/StoreWriter",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "PrivatusStoreTests",
-            dependencies: ["PrivatusStore", "PrivatusTesting", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "PrivatusStore", "PrivatusTesting", "StoreWriter", .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

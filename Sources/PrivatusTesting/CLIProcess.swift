@@ -14,22 +14,23 @@ public struct CLIProcess: Sendable {
         public var stderr: String
     }
 
-    /// The executable: `$PRIVATUS_BIN`, else `privatus` beside the running test binary.
+    /// The executable: `$PRIVATUS_BIN` for `privatus`, else the product of that name beside the
+    /// running test binary.
     public let executable: String
 
-    public init() throws {
-        if let override = ProcessInfo.processInfo.environment["PRIVATUS_BIN"] {
+    public init(product: String = "privatus") throws {
+        if product == "privatus", let override = ProcessInfo.processInfo.environment["PRIVATUS_BIN"] {
             self.executable = override
             return
         }
         let me = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         var directory = URL(fileURLWithPath: me).deletingLastPathComponent()
         // On Linux the test bundle is an executable in the build directory; on macOS a bundle.
-        while !FileManager.default.isExecutableFile(atPath: directory.appendingPathComponent("privatus").path) {
+        while !FileManager.default.isExecutableFile(atPath: directory.appendingPathComponent(product).path) {
             guard directory.path != "/" else { throw CLIProcessError.executableNotFound }
             directory.deleteLastPathComponent()
         }
-        self.executable = directory.appendingPathComponent("privatus").path
+        self.executable = directory.appendingPathComponent(product).path
     }
 
     /// Starts `privatus arguments…` and waits for it.

@@ -1,0 +1,30 @@
+// A test-only child process for the durability test (Tests/PrivatusStoreTests/DurabilityTests):
+// it appends batches of messages to a store in a loop and prints, after each commit returns,
+// the bodies it committed. The parent SIGKILLs it at random moments and then checks that every
+// body it saw reported is in the database.
+//
+// usage: StoreWriter DATABASE-PATH DATABASE-KEY-HEX FIRST-NUMBER
+import Crypto
+import Foundation
+import PrivatusCore
+import PrivatusStore
+
+let arguments = CommandLine.arguments
+guard arguments.count == 4, let keyBytes = Hex.decodeLowercase(arguments[2]), let first = Int(arguments[3]) else {
+    FileHandle.standardError.write(Data("usage: StoreWriter PATH KEY-HEX FIRST\n".utf8))
+    exit(64)
+}
+let store = try Store(path: arguments[1], databaseKey: SymmetricKey(data: keyBytes))
+let peer = PeerID(identityPublicKey: [UInt8](repeating: 5, count: 32))
+var next = first
+while true {
+    let batch = (next..<(next + 1 + next % 7)).map { number in
+        NewMessage(
+            peer: peer, direction: .received, state: .delivered, sender: peer, sentAt: UInt64(number),
+            body: "m\(number)")
+    }
+    try store.append(batch)
+    // Written straight to the pipe (no buffering): a line out means the commit returned.
+    FileHandle.standardOutput.write(Data("committed \(batch.map(\.body).joined(separator: " "))\n".utf8))
+    next += batch.count
+}
