@@ -18,3 +18,31 @@ extension Store {
         try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM messages") ?? 0 }
     }
 }
+
+extension Store {
+    /// `PRAGMA optimize` then `ANALYZE`: refreshes the query planner's statistics.
+    public func optimize() throws {
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA optimize; ANALYZE") }
+    }
+
+    /// Returns free pages to the file system (`PRAGMA incremental_vacuum`); the number of pages
+    /// freed.
+    @discardableResult
+    public func vacuum() throws -> Int {
+        try pool.writeWithoutTransaction { db in
+            let before = try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
+            try db.execute(sql: "PRAGMA incremental_vacuum")
+            let after = try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
+            try db.checkpoint(.truncate)
+            return before - after
+        }
+    }
+
+    /// The size of the database file and its WAL, in bytes.
+    public func fileBytes(path: String) -> Int {
+        ["", "-wal"].reduce(0) { total, suffix in
+            let attributes = try? FileManager.default.attributesOfItem(atPath: path + suffix)
+            return total + (attributes?[.size] as? Int ?? 0)
+        }
+    }
+}

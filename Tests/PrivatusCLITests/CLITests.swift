@@ -238,6 +238,27 @@ import Testing
         #expect(viaHome.status == 0)
     }
 
+    @Test func dbCommandsMaintainARealProfile() async throws {
+        defer { scratch.remove() }
+        #expect(try await run(["init"] + Self.cheap).status == 0)
+        for command in ["check", "optimize", "vacuum"] {
+            let result = try await run(["db", command, "--json"])
+            #expect(result.status == 0, "db \(command): \(result.stderr)")
+            let output = try json(result.stdout)
+            #expect(output["ok"] as? Bool == true, "db \(command)")
+            #expect(output["tookMs"] is Double || output["tookMs"] is Int, "db \(command)")
+        }
+        #expect(try await run(["db", "check"], password: "wrong").status == 4)
+
+        // Damage the b-tree page headers of the database file: the check must say so (exit 1).
+        let database = profile + "/privatus.sqlite"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: database))
+        for page in 2..<min(bytes.count / 4096, 12) { bytes[page * 4096] = 0xff }
+        try bytes.write(to: URL(fileURLWithPath: database))
+        let damaged = try await run(["db", "check", "--json"])
+        #expect(damaged.status == 1, "\(damaged.stdout) \(damaged.stderr)")
+    }
+
     @Test func benchCryptoPrintsEveryFigure() async throws {
         defer { scratch.remove() }
         let result = try await cli.run([
