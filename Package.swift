@@ -62,6 +62,8 @@ let package = Package(
             dependencies: [
                 "PrivatusCore",
                 "PrivatusCrypto",
+                "PrivatusStore",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ],

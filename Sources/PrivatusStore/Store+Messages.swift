@@ -57,14 +57,17 @@ extension Store {
     /// Stores messages in one transaction, each at the next sequence number of its conversation
     /// (created on first use), with its search tokens. Returns them as stored.
     @discardableResult
-    public func append(_ messages: [NewMessage]) throws -> [StoredMessage] {
+    /// - Parameter searchable: whether to index the bodies for search (a user may turn search
+    ///   off; ``indexForSearch(_:)`` adds them later).
+    public func append(_ messages: [NewMessage], searchable: Bool = true) throws -> [StoredMessage] {
         for message in messages where message.body.utf8.count > Self.maximumBodyBytes { throw StoreError.tooLarge }
         let prepared = try messages.map { message in
             let id = Self.newRowID()
             let content = try sealer.seal(
                 Self.encodeContent(message), table: "messages", column: "sealed_content", rowID: id)
             return (
-                id: id, message: message, content: content, tokens: BlindIndex.words(of: message.body).map(index.token)
+                id: id, message: message, content: content,
+                tokens: searchable ? BlindIndex.words(of: message.body).map(index.token) : []
             )
         }
         return try pool.write { db in
@@ -91,10 +94,9 @@ extension Store {
                 conversation.next += 1
                 conversations[item.message.peer] = conversation
             }
+            let advance = try db.cachedStatement(sql: "UPDATE conversations SET next_sequence = ? WHERE pk = ?")
             for (_, conversation) in conversations {
-                try db.execute(
-                    sql: "UPDATE conversations SET next_sequence = ? WHERE pk = ?",
-                    arguments: [conversation.next, conversation.pk])
+                try advance.execute(arguments: [conversation.next, conversation.pk])
             }
             return stored
         }
@@ -119,13 +121,38 @@ extension Store {
         return try rows.reversed().map(decodeMessage)
     }
 
+    /// Adds the search tokens of messages already stored (found by id); one transaction.
+    public func indexForSearch(_ messages: [StoredMessage]) throws {
+        let tokens = messages.map { (id: Data($0.id), tokens: BlindIndex.words(of: $0.body).map(index.token)) }
+        try pool.write { db in
+            let find = try db.cachedStatement(sql: "SELECT pk FROM messages WHERE id = ?")
+            let insert = try db.cachedStatement(
+                sql: "INSERT OR IGNORE INTO search_tokens (token, message_pk) VALUES (?, ?)")
+            for item in tokens {
+                guard let pk = try Int64.fetchOne(find, arguments: [item.id]) else { continue }
+                for token in item.tokens { try insert.execute(arguments: [token, pk]) }
+            }
+        }
+    }
+
     /// Messages containing every word of `query` as a whole word, newest first.
     public func search(_ query: String, limit: Int = 50) throws -> [StoredMessage] {
         let words = BlindIndex.words(of: query)
         guard !words.isEmpty else { return [] }
         let tokens = words.map(index.token)
         let rows = try pool.read { db in
-            try Row.fetchAll(
+            if tokens.count == 1 {
+                // One word: walk the (token, message) primary key backwards, no grouping.
+                return try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT m.id, m.sequence, m.direction, m.state, m.sealed_content
+                        FROM search_tokens t JOIN messages m ON m.pk = t.message_pk
+                        WHERE t.token = ? ORDER BY t.message_pk DESC LIMIT ?
+                        """,
+                    arguments: [tokens[0], limit])
+            }
+            return try Row.fetchAll(
                 db,
                 sql: """
                     SELECT m.id, m.sequence, m.direction, m.state, m.sealed_content FROM messages m
@@ -153,9 +180,9 @@ extension Store {
 
     func conversationRow(for peer: PeerID, in db: Database) throws -> (pk: Int64, next: Int64) {
         let key = index.conversation(with: peer)
-        if let row = try Row.fetchOne(
-            db, sql: "SELECT pk, next_sequence FROM conversations WHERE conversation_index = ?", arguments: [key])
-        {
+        let find = try db.cachedStatement(
+            sql: "SELECT pk, next_sequence FROM conversations WHERE conversation_index = ?")
+        if let row = try Row.fetchOne(find, arguments: [key]) {
             return (row["pk"], row["next_sequence"])
         }
         let id = Self.newRowID()

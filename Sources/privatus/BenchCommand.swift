@@ -7,12 +7,12 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Run a whole-system benchmark suite (needs no profile).",
-        discussion: "Suites available now: crypto, sessions."
+        discussion: "Suites available now: crypto, sessions, storage."
     )
 
-    static let suites = ["crypto", "sessions"]
+    static let suites = ["crypto", "sessions", "storage"]
 
-    @Argument(help: "The suite to run: crypto or sessions.")
+    @Argument(help: "The suite to run: crypto, sessions or storage.")
     var suite: String
 
     @Flag(name: .long, help: "Print one JSON object of figures.")
@@ -23,6 +23,9 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "How many keystore unlocks to time (median).")
     var unlockRuns: Int = 3
+
+    @Option(name: .long, help: "storage: how many messages to store (over 1,000 conversations).")
+    var messages: Int = 1_000_000
 
     @Flag(name: .long, help: "Skip the reference figures of `openssl speed`.")
     var noReference = false
@@ -41,6 +44,9 @@ struct BenchCommand: AsyncParsableCommand {
         guard secondsPerFigure > 0, secondsPerFigure <= 60 else {
             throw ValidationError("--seconds-per-figure must be in (0, 60]")
         }
+        guard (100...100_000_000).contains(messages) else {
+            throw ValidationError("--messages must be 100 to 100,000,000")
+        }
         guard (1...50).contains(unlockRuns) else { throw ValidationError("--unlock-runs must be 1 to 50") }
         if let unlockLog2N, (try? ScryptParameters(log2N: unlockLog2N)) == nil {
             throw ValidationError("--unlock-log2-n must be between 10 and 22")
@@ -54,6 +60,8 @@ struct BenchCommand: AsyncParsableCommand {
             switch suite {
             case "sessions":
                 figures = try SessionsSuite(budget: budget).run()
+            case "storage":
+                figures = try StorageSuite(messages: messages).run()
             default:
                 let parameters = try unlockLog2N.map { try ScryptParameters(log2N: $0) } ?? .floor
                 figures = try CryptoSuite(budget: budget, unlockRuns: unlockRuns, unlockParameters: parameters).run()

@@ -1,0 +1,174 @@
+import Crypto
+import Foundation
+import GRDB
+import PrivatusCore
+import PrivatusStore
+
+/// `privatus bench storage`: the sealed database at scale — by default 1,000,000 messages over
+/// 1,000 conversations — beside a plaintext reference with the same schema in the same run.
+public struct StorageSuite: Sendable {
+    public let messages: Int
+    public let conversations: Int
+    public let batchSize = 100
+
+    public init(messages: Int = 1_000_000, conversations: Int = 1000) {
+        self.messages = messages
+        self.conversations = max(1, min(conversations, messages))
+    }
+
+    public func run() throws -> [String: Double] {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "privatus-bench-storage-\(getpid())")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let sealedPath = scratch.appendingPathComponent("sealed.sqlite").path
+        let rawPath = scratch.appendingPathComponent("raw.sqlite").path
+
+        var generator = SplitMix(seed: 2026)
+        let vocabulary = (0..<2000).map { index in "w\(String(index, radix: 36))x" }
+        let bodies = (0..<10_000).map { _ in
+            (0..<Int.random(in: 5...20, using: &generator)).map { _ in
+                // A skewed choice: low-numbered words are common, as in real text.
+                vocabulary[Int(Double(vocabulary.count) * pow(Double.random(in: 0..<1, using: &generator), 3))]
+            }.joined(separator: " ")
+        }
+        let peers = (0..<conversations).map { PeerID(identityPublicKey: withUnsafeBytes(of: UInt64($0)) { Array($0) }) }
+        let me = PeerID(identityPublicKey: [UInt8](repeating: 0, count: 32))
+        func batch(_ start: Int) -> [NewMessage] {
+            (start..<min(start + batchSize, messages)).map { number in
+                NewMessage(
+                    peer: peers[number % peers.count], direction: number % 2 == 0 ? .sent : .received,
+                    state: .delivered,
+                    sender: me, sentAt: 1_800_000_000_000 + UInt64(number), body: bodies[number % bodies.count])
+            }
+        }
+
+        var figures: [String: Double] = [:]
+        let clock = ContinuousClock()
+
+        // Sealed: the product's path, search indexing timed separately.
+        let key = SymmetricKey(size: .bits256)
+        var store: Store? = try Store(path: sealedPath, databaseKey: key)
+        // All inserts first, then the search indexing of the same messages in a second pass, so
+        // neither pays for the other's pages and checkpoints.
+        var insertTime = Duration.zero
+        var indexTime = Duration.zero
+        var stored: [[StoredMessage]] = []
+        stored.reserveCapacity(messages / batchSize + 1)
+        for start in stride(from: 0, to: messages, by: batchSize) {
+            let newMessages = batch(start)
+            insertTime += try clock.measure { stored.append(try store!.append(newMessages, searchable: false)) }
+        }
+        for batch in stored {
+            indexTime += try clock.measure { try store!.indexForSearch(batch) }
+        }
+        stored = []
+        figures["insert_per_s"] = Double(messages) / insertTime.seconds
+        figures["index_per_s"] = Double(messages) / indexTime.seconds
+
+        // Plaintext reference: the same schema and indexes (created by the store), the same rows
+        // with their content unsealed, the same batches and prepared statements.
+        _ = try Store(path: rawPath, databaseKey: SymmetricKey(size: .bits256))
+        figures["raw_insert_per_s"] =
+            Double(messages) / (try rawInsert(path: rawPath, peers: peers, bodies: bodies).seconds)
+        figures["insert_of_raw_pct"] = 100 * figures["insert_per_s"]! / figures["raw_insert_per_s"]!
+
+        // Reads.
+        var pageTimes: [Double] = []
+        for _ in 0..<1000 {
+            let peer = peers[Int.random(in: 0..<peers.count, using: &generator)]
+            pageTimes.append(try clock.measure { _ = try store!.latestMessages(with: peer, limit: 50) }.seconds * 1000)
+        }
+        figures["page_p50_ms"] = Self.percentile(pageTimes, 0.50)
+        figures["page_p99_ms"] = Self.percentile(pageTimes, 0.99)
+        var searchTimes: [Double] = []
+        for index in 0..<200 {
+            let word = vocabulary[index % 2 == 0 ? index / 2 : vocabulary.count - 1 - index]
+            searchTimes.append(try clock.measure { _ = try store!.search(word) }.seconds * 1000)
+        }
+        figures["search_p50_ms"] = Self.percentile(searchTimes, 0.50)
+        figures["search_p99_ms"] = Self.percentile(searchTimes, 0.99)
+
+        try store!.checkpoint()
+        figures["bytes_per_message"] = Double(store!.fileBytes(path: sealedPath)) / Double(messages)
+        store = nil
+        figures["open_ms"] = try clock.measure { store = try Store(path: sealedPath, databaseKey: key) }.seconds * 1000
+        figures["messages"] = Double(messages)
+        return figures
+    }
+
+    func rawInsert(path: String, peers: [PeerID], bodies: [String]) throws -> Duration {
+        let pool = try Store.makePool(path: path)
+        try pool.write { db in
+            for (number, peer) in peers.enumerated() {
+                try db.execute(
+                    sql:
+                        "INSERT INTO conversations (pk, id, conversation_index, kind, sealed_details) VALUES (?, ?, ?, 0, ?)",
+                    arguments: [number + 1, Data(Self.randomID()), Data(peer.bytes.prefix(16)), Data(peer.bytes)])
+            }
+        }
+        // The same statements as the sealed path: find the conversation by its index column,
+        // insert the rows, advance each conversation's next sequence number once per batch.
+        let clock = ContinuousClock()
+        var total = Duration.zero
+        for start in stride(from: 0, to: messages, by: batchSize) {
+            let rows = (start..<min(start + batchSize, messages)).map { number in
+                (
+                    id: Data(Self.randomID()), index: Data(peers[number % peers.count].bytes.prefix(16)),
+                    body: Data(bodies[number % bodies.count].utf8)
+                )
+            }
+            total += try clock.measure {
+                try pool.write { db in
+                    let find = try db.cachedStatement(
+                        sql: "SELECT pk, next_sequence FROM conversations WHERE conversation_index = ?")
+                    let insert = try db.cachedStatement(
+                        sql: """
+                            INSERT INTO messages (id, conversation_pk, sequence, direction, state, sealed_content)
+                            VALUES (?, ?, ?, 0, 3, ?)
+                            """)
+                    let advance = try db.cachedStatement(sql: "UPDATE conversations SET next_sequence = ? WHERE pk = ?")
+                    var seen: [Data: (pk: Int64, next: Int64)] = [:]
+                    for row in rows {
+                        var conversation: (pk: Int64, next: Int64)
+                        if let known = seen[row.index] {
+                            conversation = known
+                        } else {
+                            let found = try Row.fetchOne(find, arguments: [row.index])!
+                            conversation = (found["pk"], found["next_sequence"])
+                        }
+                        try insert.execute(arguments: [row.id, conversation.pk, conversation.next, row.body])
+                        conversation.next += 1
+                        seen[row.index] = conversation
+                    }
+                    for conversation in seen.values {
+                        try advance.execute(arguments: [conversation.next, conversation.pk])
+                    }
+                }
+            }
+        }
+        return total
+    }
+
+    static func randomID() -> [UInt8] {
+        SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) }
+    }
+
+    static func percentile(_ values: [Double], _ fraction: Double) -> Double {
+        let sorted = values.sorted()
+        return sorted[min(sorted.count - 1, Int(Double(sorted.count) * fraction))]
+    }
+}
+
+/// A small seeded generator, so every run stores the same text.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
