@@ -61,3 +61,16 @@ import Testing
         #expect(figures["ceiling_pingpong_per_s"]! < figures["ceiling_encrypt_per_s"]!)
     }
 }
+
+@Suite struct StorageSuiteTests {
+    @Test func suitePrintsEveryFigureOnASmallDatabase() throws {
+        let figures = try StorageSuite(messages: 500, conversations: 10).run()
+        for key in [
+            "insert_per_s", "raw_insert_per_s", "index_per_s", "page_p99_ms", "search_p50_ms", "bytes_per_message",
+            "open_ms",
+        ] {
+            #expect((figures[key] ?? 0) > 0, "\(key)")
+        }
+        #expect(figures["messages"] == 500)
+    }
+}

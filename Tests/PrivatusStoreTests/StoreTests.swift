@@ -133,3 +133,19 @@ import Testing
         try scan()  // and the main file after a checkpoint
     }
 }
+
+@Suite struct StoreSearchIndexingTests {
+    @Test func unsearchableMessagesCanBeIndexedLater() throws {
+        let scratch = try TemporaryDirectory("privatus-store")
+        defer { scratch.remove() }
+        let store = try Store(path: scratch.child("privatus.sqlite"), databaseKey: SymmetricKey(size: .bits256))
+        let peer = PeerID(identityPublicKey: [3])
+        let stored = try store.append(
+            [NewMessage(peer: peer, direction: .sent, state: .sent, sender: peer, sentAt: 1, body: "quiet words")],
+            searchable: false)
+        #expect(try store.search("quiet").isEmpty)
+        try store.indexForSearch(stored)
+        #expect(try store.search("quiet").map(\.body) == ["quiet words"])
+        #expect(try store.search("quiet words").map(\.body) == ["quiet words"])
+    }
+}
