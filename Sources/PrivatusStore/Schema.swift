@@ -47,9 +47,11 @@ enum Schema {
                     direction INTEGER NOT NULL,         -- 0 sent, 1 received
                     state INTEGER NOT NULL,             -- CLI.md message states
                     edited INTEGER NOT NULL DEFAULT 0,
+                    expires_hour INTEGER,               -- disappearing messages: the Unix hour they expire in
                     sealed_content BLOB NOT NULL,       -- sender, sent/received times, body, reply-to, expires-at
                     UNIQUE (conversation_pk, sequence)
                 );
+                CREATE INDEX messages_by_expiry ON messages(expires_hour) WHERE expires_hour IS NOT NULL;
                 CREATE INDEX messages_by_state ON messages(state) WHERE state IN (0, 5);
                 CREATE TABLE search_tokens (
                     token BLOB NOT NULL,

@@ -74,8 +74,8 @@ extension Store {
             var conversations: [PeerID: (pk: Int64, next: Int64)] = [:]
             let insertMessage = try db.cachedStatement(
                 sql: """
-                    INSERT INTO messages (id, conversation_pk, sequence, direction, state, sealed_content)
-                    VALUES (?, ?, ?, ?, ?, ?)
+                    INSERT INTO messages (id, conversation_pk, sequence, direction, state, expires_hour, sealed_content)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
                     """)
             let insertToken = try db.cachedStatement(
                 sql: "INSERT OR IGNORE INTO search_tokens (token, message_pk) VALUES (?, ?)")
@@ -86,7 +86,8 @@ extension Store {
                     try conversations[item.message.peer] ?? self.conversationRow(for: item.message.peer, in: db)
                 try insertMessage.execute(arguments: [
                     Data(item.id), conversation.pk, conversation.next, item.message.direction.rawValue,
-                    item.message.state.rawValue, item.content,
+                    item.message.state.rawValue, item.message.expiresAt.map { Int64($0 / Self.millisecondsPerHour) },
+                    item.content,
                 ])
                 let messagePK = db.lastInsertedRowID
                 for token in item.tokens { try insertToken.execute(arguments: [token, messagePK]) }
@@ -173,6 +174,35 @@ extension Store {
             try db.execute(
                 sql: "DELETE FROM conversations WHERE conversation_index = ?",
                 arguments: [index.conversation(with: peer)])
+        }
+    }
+
+    // MARK: - Retention
+
+    static let millisecondsPerHour: UInt64 = 3_600_000
+
+    /// Deletes the disappearing messages whose time has come (`expiresAt ≤ now`, Unix
+    /// milliseconds), with their search tokens; returns how many. Candidates are found by their
+    /// clear expiry hour and confirmed on the sealed exact time.
+    @discardableResult
+    public func deleteExpiredMessages(now: UInt64) throws -> Int {
+        try pool.write { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT pk, id, sequence, direction, state, sealed_content FROM messages
+                    WHERE expires_hour IS NOT NULL AND expires_hour <= ?
+                    """,
+                arguments: [Int64(now / Self.millisecondsPerHour)])
+            var deleted = 0
+            let delete = try db.cachedStatement(sql: "DELETE FROM messages WHERE pk = ?")
+            for row in rows {
+                let message = try decodeMessage(row)
+                guard let expiresAt = message.expiresAt, expiresAt <= now else { continue }
+                try delete.execute(arguments: [row["pk"] as Int64])
+                deleted += 1
+            }
+            return deleted
         }
     }
 

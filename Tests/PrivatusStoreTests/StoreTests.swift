@@ -149,3 +149,31 @@ import Testing
         #expect(try store.search("quiet words").map(\.body) == ["quiet words"])
     }
 }
+
+@Suite struct RetentionTests {
+    @Test func expiredMessagesAndTheirTokensAreDeletedOthersStay() throws {
+        let scratch = try TemporaryDirectory("privatus-store")
+        defer { scratch.remove() }
+        let store = try Store(path: scratch.child("privatus.sqlite"), databaseKey: SymmetricKey(size: .bits256))
+        let peer = PeerID(identityPublicKey: [4])
+        let now: UInt64 = 1_800_000_000_000
+        func message(_ body: String, expiresAt: UInt64?) -> NewMessage {
+            NewMessage(
+                peer: peer, direction: .received, state: .delivered, sender: peer, sentAt: 1, body: body,
+                expiresAt: expiresAt)
+        }
+        try store.append([
+            message("gone already", expiresAt: now - 1),
+            message("gone exactly now", expiresAt: now),
+            message("same hour, later", expiresAt: now + 60_000),
+            message("next week", expiresAt: now + 7 * 24 * 3_600_000),
+            message("forever", expiresAt: nil),
+        ])
+        #expect(try store.deleteExpiredMessages(now: now) == 2)
+        #expect(try store.latestMessages(with: peer).map(\.body) == ["same hour, later", "next week", "forever"])
+        #expect(try store.search("gone").isEmpty, "tokens went with their messages")
+        #expect(try store.search("later").map(\.body) == ["same hour, later"])
+        #expect(try store.deleteExpiredMessages(now: now + 60_000) == 1)
+        #expect(try store.check().isEmpty)
+    }
+}

@@ -1,0 +1,60 @@
+import Crypto
+import Foundation
+import PrivatusCore
+import PrivatusStore
+import PrivatusTesting
+import Testing
+
+/// Every schema version leaves a fixture database in `Tests/Fixtures/` (written by the test below
+/// with `PRIVATUS_WRITE_FIXTURES=1`); each later migration is tested by opening the previous
+/// version's fixture, which must migrate and still read back what it held.
+@Suite(.serialized) struct MigrationTests {
+    static let fixtureKey = SymmetricKey(data: [UInt8](repeating: 0x42, count: 32))
+    static let peer = PeerID(identityPublicKey: [UInt8](repeating: 0x24, count: 32))
+    static let peerKey = [UInt8](repeating: 0x24, count: 32)
+    static var fixtures: URL { TestVectors.directory.deletingLastPathComponent().appendingPathComponent("Fixtures") }
+
+    static func fillFixture(_ store: Store) throws {
+        try store.addContact(Contact(peerID: peer, identityKey: peerKey, name: "Fixture Friend", state: .contact))
+        try store.append(
+            (0..<3).map { index in
+                NewMessage(
+                    peer: peer, direction: index % 2 == 0 ? .sent : .received, state: .delivered, sender: peer,
+                    sentAt: 1_800_000_000_000 + UInt64(index), body: "fixture message \(index)")
+            })
+    }
+
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["PRIVATUS_WRITE_FIXTURES"] == "1"))
+    func writeFixtureOfTheCurrentVersion() throws {
+        let version = try #require(try freshMigrations().last)
+        let path = Self.fixtures.appendingPathComponent("store-\(version).sqlite").path
+        try? FileManager.default.removeItem(atPath: path)
+        let store = try Store(path: path, databaseKey: Self.fixtureKey)
+        try Self.fillFixture(store)
+        try store.checkpoint()
+    }
+
+    /// The migrations a new database gets: all of them.
+    func freshMigrations() throws -> [String] {
+        let scratch = try TemporaryDirectory("privatus-migration")
+        defer { scratch.remove() }
+        return try Store(path: scratch.child("db.sqlite"), databaseKey: Self.fixtureKey).appliedMigrations()
+    }
+
+    @Test func version1FixtureOpensMigratesAndReadsBack() throws {
+        let scratch = try TemporaryDirectory("privatus-migration")
+        defer { scratch.remove() }
+        let copy = scratch.child("privatus.sqlite")
+        try FileManager.default.copyItem(
+            atPath: Self.fixtures.appendingPathComponent("store-v1.sqlite").path, toPath: copy)
+        let store = try Store(path: copy, databaseKey: Self.fixtureKey)
+        #expect(try store.appliedMigrations() == (try freshMigrations()), "migrated to the current version")
+        #expect(try store.contact(Self.peer)?.name == "Fixture Friend")
+        #expect(
+            try store.latestMessages(with: Self.peer).map(\.body) == [
+                "fixture message 0", "fixture message 1", "fixture message 2",
+            ])
+        #expect(try store.search("fixture").count == 3)
+        #expect(try store.check().isEmpty)
+    }
+}
