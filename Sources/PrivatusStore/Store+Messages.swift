@@ -24,13 +24,20 @@ extension Store {
                     Data(id), index.peer(contact.peerID), contact.state.rawValue, contact.verified, identity, profile,
                 ])
         }
+        contactCache.invalidate(index.peer(contact.peerID))
     }
 
     /// The contact with this PeerID, if any.
     public func contact(_ peerID: PeerID) throws -> Contact? {
-        try pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM contacts WHERE peer_index = ?", arguments: [index.peer(peerID)])
+        let peerIndex = index.peer(peerID)
+        let key = PageCache<Contact?>.Key(scope: peerIndex, detail: [])
+        if let cached = contactCache.value(for: key) { return cached }
+        let generation = contactCache.generation(of: peerIndex)
+        let contact = try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM contacts WHERE peer_index = ?", arguments: [peerIndex])
         }.map(decodeContact)
+        contactCache.store(contact, for: key, generation: generation)
+        return contact
     }
 
     /// Every contact, requests and blocked ones included, in the order they were added.
@@ -70,7 +77,7 @@ extension Store {
                 tokens: searchable ? BlindIndex.words(of: message.body).map(index.token) : []
             )
         }
-        return try pool.write { db in
+        let stored = try pool.write { db in
             var conversations: [PeerID: (pk: Int64, next: Int64)] = [:]
             let insertMessage = try db.cachedStatement(
                 sql: """
@@ -101,15 +108,22 @@ extension Store {
             }
             return stored
         }
+        // After the commit: a page read that began before it is never served again.
+        for peer in Set(messages.map(\.peer)) { pages.invalidate(index.conversation(with: peer)) }
+        return stored
     }
 
     /// The latest `limit` messages with `peer` (before sequence `before`, if given), oldest first.
     public func latestMessages(with peer: PeerID, limit: Int = 50, before: Int64? = nil) throws -> [StoredMessage] {
+        let conversationIndex = index.conversation(with: peer)
+        let key = PageCache<[StoredMessage]>.Key(scope: conversationIndex, detail: [Int64(limit), before ?? -1])
+        if let cached = pages.value(for: key) { return cached }
+        let generation = pages.generation(of: conversationIndex)
         let rows = try pool.read { db -> [Row] in
             guard
                 let conversation = try Int64.fetchOne(
-                    db, sql: "SELECT pk FROM conversations WHERE conversation_index = ?",
-                    arguments: [index.conversation(with: peer)])
+                    db, sql: "SELECT pk FROM conversations WHERE conversation_index = ?", arguments: [conversationIndex]
+                )
             else { return [] }
             return try Row.fetchAll(
                 db,
@@ -119,7 +133,9 @@ extension Store {
                     """,
                 arguments: [conversation, before ?? Int64.max, limit])
         }
-        return try rows.reversed().map(decodeMessage)
+        let page = try rows.reversed().map(decodeMessage)
+        pages.store(page, for: key, generation: generation)
+        return page
     }
 
     /// Adds the search tokens of messages already stored (found by id); one transaction.
@@ -175,6 +191,7 @@ extension Store {
                 sql: "DELETE FROM conversations WHERE conversation_index = ?",
                 arguments: [index.conversation(with: peer)])
         }
+        pages.invalidate(index.conversation(with: peer))
     }
 
     // MARK: - Retention
@@ -186,7 +203,7 @@ extension Store {
     /// clear expiry hour and confirmed on the sealed exact time.
     @discardableResult
     public func deleteExpiredMessages(now: UInt64) throws -> Int {
-        try pool.write { db in
+        let deleted = try pool.write { db in
             let rows = try Row.fetchAll(
                 db,
                 sql: """
@@ -204,6 +221,8 @@ extension Store {
             }
             return deleted
         }
+        if deleted > 0 { pages.invalidateAll() }
+        return deleted
     }
 
     // MARK: - Internals

@@ -15,6 +15,10 @@ public final class Store: Sendable {
     let pool: DatabasePool
     let sealer: Sealer
     let index: BlindIndex
+    /// Decrypted latest pages of conversations, keyed by conversation index, limit and bound.
+    let pages = PageCache<[StoredMessage]>(capacity: 256)
+    /// Decrypted contacts, keyed by peer index.
+    let contactCache = PageCache<Contact?>(capacity: 1024)
 
     /// Opens (creating and migrating if needed) the database at `path` with the keys derived
     /// from `databaseKey`.

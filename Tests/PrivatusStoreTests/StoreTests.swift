@@ -177,3 +177,63 @@ import Testing
         #expect(try store.check().isEmpty)
     }
 }
+
+@Suite struct CacheTests {
+    @Test func cachedPagesAndContactsAreNeverStale() throws {
+        let scratch = try TemporaryDirectory("privatus-store")
+        defer { scratch.remove() }
+        let store = try Store(path: scratch.child("privatus.sqlite"), databaseKey: SymmetricKey(size: .bits256))
+        let peer = PeerID(identityPublicKey: [5])
+        let other = PeerID(identityPublicKey: [6])
+        func message(_ body: String, to target: PeerID) -> NewMessage {
+            NewMessage(peer: target, direction: .sent, state: .queued, sender: target, sentAt: 1, body: body)
+        }
+        for round in 0..<50 {
+            try store.append([message("m\(round)", to: peer)])
+            let page = try store.latestMessages(with: peer, limit: 3)
+            #expect(page.last?.body == "m\(round)", "round \(round)")
+            #expect(try store.latestMessages(with: peer, limit: 3) == page, "the cached page is the same page")
+            try store.append([message("o\(round)", to: other)])  // another conversation's write
+            #expect(try store.latestMessages(with: peer, limit: 3) == page)
+        }
+        try store.deleteConversation(with: peer)
+        #expect(try store.latestMessages(with: peer, limit: 3).isEmpty)
+        try store.append([
+            NewMessage(
+                peer: other, direction: .sent, state: .sent, sender: other, sentAt: 1, body: "fleeting", expiresAt: 10)
+        ])
+        #expect(try store.latestMessages(with: other, limit: 1).first?.body == "fleeting")
+        try store.deleteExpiredMessages(now: 11)
+        #expect(try store.latestMessages(with: other, limit: 1).first?.body == "o49")
+
+        #expect(try store.contact(peer) == nil)  // cached as absent…
+        try store.addContact(Contact(peerID: peer, identityKey: [5], name: "Now known", state: .contact))
+        #expect(try store.contact(peer)?.name == "Now known")  // …and invalidated by the write
+    }
+
+    @Test func readsRacingWritesNeverServeAnOldPage() async throws {
+        let scratch = try TemporaryDirectory("privatus-store")
+        defer { scratch.remove() }
+        let store = try Store(path: scratch.child("privatus.sqlite"), databaseKey: SymmetricKey(size: .bits256))
+        let peer = PeerID(identityPublicKey: [7])
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<3 {
+                group.addTask {
+                    for _ in 0..<300 { _ = try store.latestMessages(with: peer, limit: 5) }
+                }
+            }
+            group.addTask {
+                for round in 0..<100 {
+                    try store.append([
+                        NewMessage(
+                            peer: peer, direction: .sent, state: .queued, sender: peer, sentAt: 1, body: "r\(round)")
+                    ])
+                    // A read after the write returned must see it, whatever the readers cached.
+                    let last = try store.latestMessages(with: peer, limit: 5).last?.body
+                    guard last == "r\(round)" else { throw StoreError.notFound }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+}
