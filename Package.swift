@@ -112,7 +112,8 @@ let package = Package(
         .testTarget(
             name: "PrivatusStoreTests",
             dependencies: [
-                "PrivatusStore", "PrivatusTesting", "StoreWriter", .product(name: "Crypto", package: "swift-crypto"),
+                "PrivatusStore", "PrivatusProfile", "PrivatusTesting", "StoreWriter",
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -149,4 +149,112 @@ public enum FileIO {
         guard let slash = trimmed.lastIndex(of: "/") else { return "." }
         return slash == trimmed.startIndex ? "/" : String(trimmed[..<slash])
     }
+
+    /// Writes a file of any size in pieces to a temporary name beside `path`, then, on
+    /// ``commit()``, fsyncs and renames it into place (0600). ``abandon()`` removes it.
+    public final class StreamWriter: @unchecked Sendable {
+        let path: String
+        let temporary: String
+        private var descriptor: Int32
+        private var written = 0
+
+        public init(path: String) throws(ProfileError) {
+            self.path = path
+            self.temporary = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard descriptor >= 0 else { throw .io(operation: "create", path: temporary, errno: errno) }
+        }
+
+        public func write(_ bytes: [UInt8]) throws(ProfileError) {
+            var done = 0
+            while done < bytes.count {
+                let count = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + done, $0.count - done) }
+                if count < 0 && errno == EINTR { continue }
+                guard count > 0 else { throw .io(operation: "write", path: temporary, errno: errno) }
+                done += count
+            }
+            written += done
+        }
+
+        /// Makes the file durable under its final name; returns its size.
+        public func commit() throws(ProfileError) -> Int {
+            guard descriptor >= 0 else { return written }
+            defer { descriptor = -1 }
+            guard fsync(descriptor) == 0 else {
+                close(descriptor)
+                throw .io(operation: "fsync", path: temporary, errno: errno)
+            }
+            close(descriptor)
+            guard rename(temporary, path) == 0 else { throw .io(operation: "rename", path: path, errno: errno) }
+            try FileIO.syncDirectory(FileIO.parentDirectory(of: path))
+            return written
+        }
+
+        /// Removes the temporary file if it was not committed.
+        public func abandon() {
+            guard descriptor >= 0 else { return }
+            close(descriptor)
+            descriptor = -1
+            unlink(temporary)
+        }
+
+        deinit { abandon() }
+    }
+
+    /// Reads a regular file in pieces, never past its size as it was at open.
+    public final class StreamReader: @unchecked Sendable {
+        private let descriptor: Int32
+        let path: String
+        /// The file's size at open.
+        public let size: Int
+        private var position = 0
+
+        public init(path: String, maximumSize: Int = Int.max) throws(ProfileError) {
+            self.path = path
+            descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+            guard descriptor >= 0 else { throw .io(operation: "open", path: path, errno: errno) }
+            var info = stat()
+            guard fstat(descriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+                close(descriptor)
+                throw .damagedFile(path: path)
+            }
+            guard Int(info.st_size) <= maximumSize else {
+                close(descriptor)
+                throw .fileTooLarge(path: path)
+            }
+            size = Int(info.st_size)
+        }
+
+        /// The bytes not yet read.
+        public var remaining: Int { size - position }
+
+        /// Reads up to `count` bytes (fewer only at the end of the file).
+        public func read(_ count: Int) throws(ProfileError) -> [UInt8] {
+            let wanted = min(count, remaining)
+            var bytes = [UInt8](repeating: 0, count: wanted)
+            var done = 0
+            while done < wanted {
+                let got = bytes.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress! + done, wanted - done) }
+                if got < 0 && errno == EINTR { continue }
+                guard got > 0 else {
+                    if got == 0 { break }
+                    throw .io(operation: "read", path: path, errno: errno)
+                }
+                done += got
+            }
+            position += done
+            return Array(bytes[0..<done])
+        }
+
+        /// Reads exactly `count` bytes, or throws `failure` when the file ends first. `count` is
+        /// checked against what remains before anything is allocated.
+        public func readExactly(_ count: Int, or failure: some Error) throws -> [UInt8] {
+            guard count <= remaining else { throw failure }
+            let bytes = try read(count)
+            guard bytes.count == count else { throw failure }
+            return bytes
+        }
+
+        deinit { close(descriptor) }
+    }
 }

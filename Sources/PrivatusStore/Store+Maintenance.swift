@@ -46,3 +46,13 @@ extension Store {
         }
     }
 }
+
+extension Store {
+    /// Writes a consistent copy of the database to `path` with SQLite's backup API, while the
+    /// store stays usable. The copy is as sealed as the original.
+    public func snapshot(to path: String) throws {
+        let copy = try DatabaseQueue(path: path)
+        try pool.backup(to: copy)
+        try copy.close()
+    }
+}

@@ -7,7 +7,9 @@ struct Privatus: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "privatus",
         abstract: "A decentralized, end-to-end encrypted peer-to-peer messenger.",
-        subcommands: [InitCommand.self, IdCommand.self, PasswdCommand.self, DbCommand.self, BenchCommand.self]
+        subcommands: [
+            InitCommand.self, IdCommand.self, PasswdCommand.self, DbCommand.self, BackupCommand.self, BenchCommand.self,
+        ]
     )
 
     /// Declared here so that `privatus --profile DIR init` works; each subcommand declares the

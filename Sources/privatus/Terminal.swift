@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PrivatusCrypto
 import PrivatusProfile
 
 #if canImport(Glibc)
@@ -38,6 +39,8 @@ enum Terminal {
             case .exists, .inUse: (6, error.description)
             case .notEmpty, .concurrentChange, .io: (1, error.description)
             }
+        case let error as BackupError:
+            (error == .wrongPassword ? 4 : 1, error.description)
         case let error as CLIFailure:
             (error.status, error.message)
         default:

@@ -259,6 +259,35 @@ import Testing
         #expect(damaged.status == 1, "\(damaged.stdout) \(damaged.stderr)")
     }
 
+    @Test func backupCreateAndRestoreOnRealProfiles() async throws {
+        defer { scratch.remove() }
+        let created = try await run(["init", "--name", "alice", "--json"] + Self.cheap)
+        let peerId = try json(created.stdout)["peerId"] as? String
+        let file = scratch.child("profile.backup")
+        let backup = try await run(["backup", "create", file, "--json"] + Self.cheap)
+        #expect(backup.status == 0, "\(backup.stderr)")
+        #expect((try json(backup.stdout)["bytes"] as? Int ?? 0) > 0)
+        #expect(
+            try await run(["backup", "create", file] + Self.cheap).status == 1, "an existing file is not overwritten")
+
+        let elsewhere = scratch.child("restored")
+        let wrong = try await cli.run(
+            ["--profile", elsewhere, "backup", "restore", file], environment: ["PRIVATUS_PASSWORD": "no"])
+        #expect(wrong.status == 4)
+        let restored = try await cli.run(
+            ["--profile", elsewhere, "backup", "restore", file, "--json"], environment: ["PRIVATUS_PASSWORD": "x"])
+        #expect(restored.status == 0, "\(restored.stderr)")
+        let shown = try await cli.run(
+            ["--profile", elsewhere, "id", "--json"], environment: ["PRIVATUS_PASSWORD": "x"])
+        #expect(try json(shown.stdout)["peerId"] as? String == peerId)
+        #expect(
+            try await cli.run(["--profile", elsewhere, "db", "check"], environment: ["PRIVATUS_PASSWORD": "x"]).status
+                == 0)
+        let again = try await cli.run(
+            ["--profile", elsewhere, "backup", "restore", file], environment: ["PRIVATUS_PASSWORD": "x"])
+        #expect(again.status == 6, "restoring over an existing profile is refused")
+    }
+
     @Test func benchCryptoPrintsEveryFigure() async throws {
         defer { scratch.remove() }
         let result = try await cli.run([
