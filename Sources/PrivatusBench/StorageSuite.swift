@@ -24,7 +24,7 @@ public struct StorageSuite: Sendable {
         let sealedPath = scratch.appendingPathComponent("sealed.sqlite").path
         let rawPath = scratch.appendingPathComponent("raw.sqlite").path
 
-        var generator = SplitMix(seed: 2026)
+        var generator = SplitMix64(seed: 2026)  // every run stores the same text
         let vocabulary = (0..<2000).map { index in "w\(String(index, radix: 36))x" }
         let bodies = (0..<10_000).map { _ in
             (0..<Int.random(in: 5...20, using: &generator)).map { _ in
@@ -158,18 +158,5 @@ public struct StorageSuite: Sendable {
     static func percentile(_ values: [Double], _ fraction: Double) -> Double {
         let sorted = values.sorted()
         return sorted[min(sorted.count - 1, Int(Double(sorted.count) * fraction))]
-    }
-}
-
-/// A small seeded generator, so every run stores the same text.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -33,6 +33,12 @@ public struct ByteReader: Sendable {
         guard let run = read(4) else { return nil }
         return run.reduce(0) { $0 << 8 | UInt32($1) }
     }
+
+    /// Reads a big-endian unsigned 64-bit integer.
+    public mutating func readUInt64() -> UInt64? {
+        guard let run = read(8) else { return nil }
+        return run.reduce(0) { $0 << 8 | UInt64($1) }
+    }
 }
 
 extension Array where Element == UInt8 {
@@ -45,5 +51,10 @@ extension Array where Element == UInt8 {
     /// Appends a big-endian unsigned 32-bit integer.
     public mutating func appendBigEndian(_ value: UInt32) {
         for shift in stride(from: 24, through: 0, by: -8) { append(UInt8((value >> UInt32(shift)) & 0xff)) }
+    }
+
+    /// Appends a big-endian unsigned 64-bit integer.
+    public mutating func appendBigEndian(_ value: UInt64) {
+        for shift in stride(from: 56, through: 0, by: -8) { append(UInt8((value >> UInt64(shift)) & 0xff)) }
     }
 }

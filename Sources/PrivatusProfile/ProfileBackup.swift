@@ -42,8 +42,7 @@ public enum ProfileBackup {
                 let source = name == "privatus.sqlite" ? databaseSnapshot : layout.directory + "/" + name
                 let reader = try FileIO.StreamReader(path: source)
                 var record: [UInt8] = [1, UInt8(name.utf8.count)] + Array(name.utf8)
-                record.appendBigEndian(UInt32(truncatingIfNeeded: UInt64(reader.size) >> 32))
-                record.appendBigEndian(UInt32(truncatingIfNeeded: UInt64(reader.size)))
+                record.appendBigEndian(UInt64(reader.size))
                 try chunk(record)
                 var remaining = reader.size
                 while remaining > 0 {

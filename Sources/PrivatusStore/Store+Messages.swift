@@ -259,10 +259,7 @@ extension Store {
         var out: [UInt8] = [1]
         out.reserveCapacity(64 + message.body.utf8.count)
         out += message.sender.bytes
-        for value in [message.sentAt, message.receivedAt ?? 0, message.expiresAt ?? 0] {
-            out.appendBigEndian(UInt32(truncatingIfNeeded: value >> 32))
-            out.appendBigEndian(UInt32(truncatingIfNeeded: value))
-        }
+        for value in [message.sentAt, message.receivedAt ?? 0, message.expiresAt ?? 0] { out.appendBigEndian(value) }
         if let replyTo = message.replyTo, replyTo.count == 16 {
             out.append(1)
             out += replyTo
@@ -278,12 +275,9 @@ extension Store {
         _ bytes: [UInt8], id: [UInt8], sequence: Int64, direction: MessageDirection, state: MessageState
     ) throws -> StoredMessage {
         var reader = ByteReader(bytes)
-        func u64() -> UInt64? {
-            guard let high = reader.readUInt32(), let low = reader.readUInt32() else { return nil }
-            return UInt64(high) << 32 | UInt64(low)
-        }
-        guard reader.readUInt8() == 1, let sender = reader.read(32), let sentAt = u64(), let receivedAt = u64(),
-            let expiresAt = u64(), let flag = reader.readUInt8(), flag <= 1
+        guard reader.readUInt8() == 1, let sender = reader.read(32), let sentAt = reader.readUInt64(),
+            let receivedAt = reader.readUInt64(),
+            let expiresAt = reader.readUInt64(), let flag = reader.readUInt8(), flag <= 1
         else { throw StoreError.damagedRow(table: "messages") }
         let replyTo = flag == 1 ? reader.read(16) : nil
         guard flag == 0 || replyTo != nil, let length = reader.readUInt32(), let body = reader.read(Int(length)),

@@ -220,7 +220,7 @@ import Testing
     /// DH steps, under 7 days), so the spec says every delivered message must decrypt.
     @Test func thousandRandomlyInterleavedReorderedAndDroppedMessages() throws {
         var pair = try Pair()
-        var generator = SeededGenerator(state: 20261129)
+        var generator = SeededGenerator(seed: 20261129)
         struct InFlight {
             var message: RatchetMessage
             var text: [UInt8]

@@ -10,7 +10,7 @@ import Testing
         0, 1, 158, 159, 160, 255, 256, 1000, 4095, 65534, 65535, 65536, 200_000, Padding.maximumPlaintext,
     ])
     func paddingRoundTripsAndHitsABucket(_ count: Int) throws {
-        var generator = SeededGenerator(state: UInt64(count))
+        var generator = SeededGenerator(seed: UInt64(count))
         // Content ending in 0x80 and zeros must survive: the marker is the last non-zero byte.
         var plaintext = (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
         if count >= 2 {

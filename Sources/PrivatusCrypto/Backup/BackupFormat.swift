@@ -108,8 +108,7 @@ public enum BackupFormat {
 
     static func associatedData(_ header: [UInt8], _ index: UInt64, _ flags: UInt8) -> [UInt8] {
         var ad = header
-        ad.appendBigEndian(UInt32(truncatingIfNeeded: index >> 32))
-        ad.appendBigEndian(UInt32(truncatingIfNeeded: index))
+        ad.appendBigEndian(index)
         ad.append(flags)
         return ad
     }

@@ -39,14 +39,14 @@ extension RatchetSession {
             }
         }
         out.appendBigEndian(previousChainLength)
-        Self.appendUInt64(&out, step)
+        out.appendBigEndian(step)
         out.appendBigEndian(UInt16(skipped.count))
         for key in skipped {
             out += key.ratchetKey
             out.appendBigEndian(key.messageNumber)
             out += key.messageKey
-            Self.appendUInt64(&out, key.storedAt)
-            Self.appendUInt64(&out, key.step)
+            out.appendBigEndian(key.storedAt)
+            out.appendBigEndian(key.step)
         }
         return out
     }
@@ -69,13 +69,13 @@ extension RatchetSession {
             guard let key = reader.read(32), let count = reader.readUInt32() else { return nil }
             return Chain(key: key, count: count)
         }
-        guard let previous = reader.readUInt32(), let step = Self.readUInt64(&reader), let count = reader.readUInt16(),
+        guard let previous = reader.readUInt32(), let step = reader.readUInt64(), let count = reader.readUInt16(),
             Int(count) <= Self.maximumStoredSkippedKeys
         else { throw .malformedState }
         var skipped: [SkippedKey] = []
         for _ in 0..<count {
             guard let ratchetKey = reader.read(32), let number = reader.readUInt32(), let messageKey = reader.read(32),
-                let storedAt = Self.readUInt64(&reader), let keyStep = Self.readUInt64(&reader)
+                let storedAt = reader.readUInt64(), let keyStep = reader.readUInt64()
             else { throw .malformedState }
             skipped.append(
                 SkippedKey(
@@ -107,13 +107,4 @@ extension RatchetSession {
         }
     }
 
-    static func appendUInt64(_ out: inout [UInt8], _ value: UInt64) {
-        out.appendBigEndian(UInt32(truncatingIfNeeded: value >> 32))
-        out.appendBigEndian(UInt32(truncatingIfNeeded: value))
-    }
-
-    static func readUInt64(_ reader: inout ByteReader) -> UInt64? {
-        guard let high = reader.readUInt32(), let low = reader.readUInt32() else { return nil }
-        return UInt64(high) << 32 | UInt64(low)
-    }
 }

@@ -42,8 +42,7 @@ public struct SignedPrekey: Sendable, Hashable {
     static func signedFields(id: UInt32, expiresAt: UInt64, publicKey: [UInt8]) -> [UInt8] {
         var fields: [UInt8] = []
         fields.appendBigEndian(id)
-        fields.appendBigEndian(UInt32(truncatingIfNeeded: expiresAt >> 32))
-        fields.appendBigEndian(UInt32(truncatingIfNeeded: expiresAt))
+        fields.appendBigEndian(expiresAt)
         return fields + publicKey
     }
 
