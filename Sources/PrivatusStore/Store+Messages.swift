@@ -63,54 +63,73 @@ extension Store {
 
     /// Stores messages in one transaction, each at the next sequence number of its conversation
     /// (created on first use), with its search tokens. Returns them as stored.
-    @discardableResult
     /// - Parameter searchable: whether to index the bodies for search (a user may turn search
     ///   off; ``indexForSearch(_:)`` adds them later).
+    @discardableResult
     public func append(_ messages: [NewMessage], searchable: Bool = true) throws -> [StoredMessage] {
+        let prepared = try prepare(messages, searchable: searchable)
+        let stored = try pool.write { db in try insert(prepared, in: db) }
+        invalidatePages(of: messages)
+        return stored
+    }
+
+    /// A message sealed and tokenized outside the write transaction.
+    struct PreparedMessage {
+        var id: [UInt8]
+        var message: NewMessage
+        var content: Data
+        var tokens: [Data]
+    }
+
+    func prepare(_ messages: [NewMessage], searchable: Bool) throws -> [PreparedMessage] {
         for message in messages where message.body.utf8.count > Self.maximumBodyBytes { throw StoreError.tooLarge }
-        let prepared = try messages.map { message in
+        return try messages.map { message in
             let id = Self.newRowID()
             let content = try sealer.seal(
                 Self.encodeContent(message), table: "messages", column: "sealed_content", rowID: id)
-            return (
+            return PreparedMessage(
                 id: id, message: message, content: content,
-                tokens: searchable ? BlindIndex.words(of: message.body).map(index.token) : []
-            )
+                tokens: searchable ? BlindIndex.words(of: message.body).map(index.token) : [])
         }
-        let stored = try pool.write { db in
-            var conversations: [PeerID: (pk: Int64, next: Int64)] = [:]
-            let insertMessage = try db.cachedStatement(
-                sql: """
-                    INSERT INTO messages (id, conversation_pk, sequence, direction, state, expires_hour, sealed_content)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """)
-            let insertToken = try db.cachedStatement(
-                sql: "INSERT OR IGNORE INTO search_tokens (token, message_pk) VALUES (?, ?)")
-            var stored: [StoredMessage] = []
-            stored.reserveCapacity(prepared.count)
-            for item in prepared {
-                var conversation =
-                    try conversations[item.message.peer] ?? self.conversationRow(for: item.message.peer, in: db)
-                try insertMessage.execute(arguments: [
-                    Data(item.id), conversation.pk, conversation.next, item.message.direction.rawValue,
-                    item.message.state.rawValue, item.message.expiresAt.map { Int64($0 / Self.millisecondsPerHour) },
-                    item.content,
-                ])
-                let messagePK = db.lastInsertedRowID
-                for token in item.tokens { try insertToken.execute(arguments: [token, messagePK]) }
-                stored.append(Self.stored(item.message, id: item.id, sequence: conversation.next))
-                conversation.next += 1
-                conversations[item.message.peer] = conversation
-            }
-            let advance = try db.cachedStatement(sql: "UPDATE conversations SET next_sequence = ? WHERE pk = ?")
-            for (_, conversation) in conversations {
-                try advance.execute(arguments: [conversation.next, conversation.pk])
-            }
-            return stored
+    }
+
+    /// Inserts prepared messages inside the caller's transaction; returns them as stored with
+    /// their row numbers.
+    func insert(_ prepared: [PreparedMessage], in db: Database) throws -> [StoredMessage] {
+        var conversations: [PeerID: (pk: Int64, next: Int64)] = [:]
+        let insertMessage = try db.cachedStatement(
+            sql: """
+                INSERT INTO messages (id, conversation_pk, sequence, direction, state, expires_hour, sealed_content)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """)
+        let insertToken = try db.cachedStatement(
+            sql: "INSERT OR IGNORE INTO search_tokens (token, message_pk) VALUES (?, ?)")
+        var stored: [StoredMessage] = []
+        stored.reserveCapacity(prepared.count)
+        for item in prepared {
+            var conversation = try conversations[item.message.peer] ?? conversationRow(for: item.message.peer, in: db)
+            try insertMessage.execute(arguments: [
+                Data(item.id), conversation.pk, conversation.next, item.message.direction.rawValue,
+                item.message.state.rawValue, item.message.expiresAt.map { Int64($0 / Self.millisecondsPerHour) },
+                item.content,
+            ])
+            let messagePK = db.lastInsertedRowID
+            for token in item.tokens { try insertToken.execute(arguments: [token, messagePK]) }
+            stored.append(Self.stored(item.message, id: item.id, sequence: conversation.next))
+            conversation.next += 1
+            conversations[item.message.peer] = conversation
         }
-        // After the commit: a page read that began before it is never served again.
-        for peer in Set(messages.map(\.peer)) { pages.invalidate(index.conversation(with: peer)) }
+        let advance = try db.cachedStatement(sql: "UPDATE conversations SET next_sequence = ? WHERE pk = ?")
+        for (_, conversation) in conversations {
+            try advance.execute(arguments: [conversation.next, conversation.pk])
+        }
         return stored
+    }
+
+    /// Call after a commit that added messages: a page read that began before it is never
+    /// served again.
+    func invalidatePages(of messages: [NewMessage]) {
+        for peer in Set(messages.map(\.peer)) { pages.invalidate(index.conversation(with: peer)) }
     }
 
     /// The latest `limit` messages with `peer` (before sequence `before`, if given), oldest first.

@@ -1,0 +1,148 @@
+import Foundation
+import GRDB
+import PrivatusCore
+import PrivatusCrypto
+
+/// A message waiting in the outbox: the committed ratchet ciphertext, resent as is.
+public struct OutboxItem: Sendable, Hashable {
+    public var messageID: [UInt8]
+    public var ciphertext: [UInt8]
+    public var attempts: Int
+    /// Unix milliseconds of the next attempt.
+    public var nextTry: UInt64
+}
+
+extension Store {
+    // MARK: - Sessions
+
+    /// The sessions with a contact, most recently used first (empty when there are none).
+    /// - Throws: ``StoreError/notFound`` when `peer` is not a contact.
+    public func sessions(with peer: PeerID) throws -> PeerSessions {
+        let rows = try pool.read { db -> [Row] in
+            let contact = try contactPK(peer, in: db)
+            return try Row.fetchAll(
+                db, sql: "SELECT id, sealed_state FROM sessions WHERE contact_pk = ? ORDER BY ordinal",
+                arguments: [contact])
+        }
+        return PeerSessions(
+            try rows.map { row in
+                let state = try sealer.open(
+                    row["sealed_state"], table: "sessions", column: "sealed_state", rowID: Array(row["id"] as Data))
+                do {
+                    return try RatchetSession(serialized: state)
+                } catch {
+                    throw StoreError.damagedRow(table: "sessions")
+                }
+            })
+    }
+
+    /// Replaces the sessions with a contact (one transaction).
+    public func saveSessions(_ sessions: PeerSessions, with peer: PeerID) throws {
+        let sealed = try sealSessions(sessions)
+        try pool.write { db in try writeSessions(sealed, contact: try contactPK(peer, in: db), in: db) }
+    }
+
+    /// Commits, in one durable transaction, everything that sending a message changes: the
+    /// advanced sessions, the message itself (queued) and the ciphertext in the outbox. Only
+    /// after this returns may the ciphertext leave the node; a retry resends the stored bytes.
+    public func commitOutgoing(
+        _ message: NewMessage,
+        ciphertext: [UInt8],
+        sessions: PeerSessions,
+        nextTry: UInt64,
+        searchable: Bool = true
+    ) throws -> StoredMessage {
+        let prepared = try prepare([message], searchable: searchable)
+        let sealedSessions = try sealSessions(sessions)
+        let outboxID = Self.newRowID()
+        let sealedCiphertext = try sealer.seal(
+            ciphertext, table: "outbox", column: "sealed_ciphertext", rowID: outboxID)
+        let stored = try pool.write { db -> StoredMessage in
+            try writeSessions(sealedSessions, contact: try contactPK(message.peer, in: db), in: db)
+            let stored = try insert(prepared, in: db)[0]
+            try db.execute(
+                sql: """
+                    INSERT INTO outbox (id, message_pk, next_try, sealed_ciphertext)
+                    VALUES (?, (SELECT pk FROM messages WHERE id = ?), ?, ?)
+                    """,
+                arguments: [Data(outboxID), Data(stored.id), Int64(nextTry), sealedCiphertext])
+            return stored
+        }
+        invalidatePages(of: [message])
+        return stored
+    }
+
+    /// The outbox entries due by `now` (Unix milliseconds), oldest first.
+    public func outbox(dueBy now: UInt64, limit: Int = 100) throws -> [OutboxItem] {
+        let rows = try pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT o.id, o.attempts, o.next_try, o.sealed_ciphertext, m.id AS message_id FROM outbox o
+                    JOIN messages m ON m.pk = o.message_pk WHERE o.next_try <= ? ORDER BY o.pk LIMIT ?
+                    """,
+                arguments: [Int64(clamping: now), limit])
+        }
+        return try rows.map { row in
+            OutboxItem(
+                messageID: Array(row["message_id"] as Data),
+                ciphertext: try sealer.open(
+                    row["sealed_ciphertext"], table: "outbox", column: "sealed_ciphertext",
+                    rowID: Array(row["id"] as Data)),
+                attempts: row["attempts"],
+                nextTry: UInt64(row["next_try"] as Int64))
+        }
+    }
+
+    // MARK: - Settings
+
+    /// A setting's value, sealed at rest.
+    public func setting(_ name: String) throws -> [UInt8]? {
+        guard
+            let row = try pool.read({ db in
+                try Row.fetchOne(db, sql: "SELECT id, sealed_value FROM settings WHERE name = ?", arguments: [name])
+            })
+        else { return nil }
+        return try sealer.open(
+            row["sealed_value"], table: "settings", column: "sealed_value", rowID: Array(row["id"] as Data))
+    }
+
+    /// Sets (or replaces) a setting.
+    public func setSetting(_ name: String, to value: [UInt8]) throws {
+        let id = Self.newRowID()
+        let sealed = try sealer.seal(value, table: "settings", column: "sealed_value", rowID: id)
+        try pool.write { db in
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO settings (name, id, sealed_value) VALUES (?, ?, ?)",
+                arguments: [name, Data(id), sealed])
+        }
+    }
+
+    // MARK: - Internals
+
+    func contactPK(_ peer: PeerID, in db: Database) throws -> Int64 {
+        guard
+            let pk = try Int64.fetchOne(
+                db, sql: "SELECT pk FROM contacts WHERE peer_index = ?", arguments: [index.peer(peer)])
+        else {
+            throw StoreError.notFound
+        }
+        return pk
+    }
+
+    func sealSessions(_ sessions: PeerSessions) throws -> [(id: [UInt8], sealed: Data)] {
+        try sessions.sessions.map { session in
+            let id = Self.newRowID()
+            return (id, try sealer.seal(session.serialized, table: "sessions", column: "sealed_state", rowID: id))
+        }
+    }
+
+    func writeSessions(_ sealed: [(id: [UInt8], sealed: Data)], contact: Int64, in db: Database) throws {
+        try db.execute(sql: "DELETE FROM sessions WHERE contact_pk = ?", arguments: [contact])
+        let insert = try db.cachedStatement(
+            sql: "INSERT INTO sessions (id, contact_pk, ordinal, sealed_state) VALUES (?, ?, ?, ?)")
+        for (ordinal, session) in sealed.enumerated() {
+            try insert.execute(arguments: [Data(session.id), contact, ordinal, session.sealed])
+        }
+    }
+}

@@ -1,0 +1,98 @@
+import Crypto
+import Foundation
+import PrivatusCore
+import PrivatusCrypto
+import PrivatusStore
+import PrivatusTesting
+import Testing
+
+@Suite struct SessionStorageTests {
+    /// A real session pair, started through the product's path.
+    static func pair() throws -> (alice: RatchetSession, bob: RatchetSession, bobKeys: IdentityKeys) {
+        let now: UInt64 = 1_800_000_000
+        var randomness = SystemRatchetKeys()
+        let aliceKeys = IdentityKeys()
+        let bobKeys = IdentityKeys()
+        let prekeys = try PrekeyStore(identity: bobKeys.identity, now: now)
+        let (alice, first) = try SessionStart.initiate(
+            keys: aliceKeys, bundle: prekeys.bundle(keys: bobKeys, withOneTimePrekey: false), firstPlaintext: [1],
+            now: now,
+            ratchetKeys: &randomness)
+        let accepted = try prekeys.acceptingInitialMessage(first, keys: bobKeys, now: now, ratchetKeys: &randomness)
+        return (alice, accepted.session, bobKeys)
+    }
+
+    @Test func sessionsRoundTripSealedAndKeepTheirOrder() throws {
+        let scratch = try TemporaryDirectory("privatus-store")
+        defer { scratch.remove() }
+        let store = try Store(path: scratch.child("privatus.sqlite"), databaseKey: SymmetricKey(size: .bits256))
+        let (alice, _, bobKeys) = try Self.pair()
+        let bob = bobKeys.identity.publicKey.peerID
+        #expect(throws: StoreError.notFound) { try store.saveSessions(PeerSessions([alice]), with: bob) }
+        try store.addContact(
+            Contact(
+                peerID: bob, identityKey: Array(bobKeys.identity.publicKey.rawRepresentation), name: "Bob",
+                state: .contact))
+        #expect(try store.sessions(with: bob).sessions.isEmpty)
+        let (other, _, _) = try Self.pair()
+        try store.saveSessions(PeerSessions([alice, other]), with: bob)
+        let loaded = try store.sessions(with: bob)
+        #expect(loaded.sessions.map(\.serialized) == [alice.serialized, other.serialized])
+        try store.saveSessions(PeerSessions([other]), with: bob)
+        #expect(try store.sessions(with: bob).sessions.map(\.serialized) == [other.serialized])
+    }
+
+    @Test func sendingCommitsSessionsMessageAndCiphertextTogether() throws {
+        let scratch = try TemporaryDirectory("privatus-store")
+        defer { scratch.remove() }
+        let store = try Store(path: scratch.child("privatus.sqlite"), databaseKey: SymmetricKey(size: .bits256))
+        var (alice, bob, bobKeys) = try Self.pair()
+        let bobID = bobKeys.identity.publicKey.peerID
+        let me = PeerID(identityPublicKey: [1])
+        try store.addContact(
+            Contact(
+                peerID: bobID, identityKey: Array(bobKeys.identity.publicKey.rawRepresentation), name: "Bob",
+                state: .contact))
+        let (advanced, message) = try PeerSessions([alice]).encrypting(Array("hello bob".utf8))
+        let stored = try store.commitOutgoing(
+            NewMessage(peer: bobID, direction: .sent, state: .queued, sender: me, sentAt: 5, body: "hello bob"),
+            ciphertext: message.encoded, sessions: advanced, nextTry: 10)
+        #expect(stored.state == .queued)
+        // The committed state is the advanced one, and the ciphertext waits in the outbox as is.
+        alice = try #require(try store.sessions(with: bobID).sessions.first)
+        #expect(alice.serialized == advanced.sessions[0].serialized)
+        #expect(try store.outbox(dueBy: 9).isEmpty)
+        let due = try store.outbox(dueBy: 10)
+        #expect(due.map(\.messageID) == [stored.id])
+        var randomness = SystemRatchetKeys()
+        let resent = try RatchetMessage(decoding: due[0].ciphertext)
+        #expect(try bob.decrypting(resent, now: 1_800_000_000, keys: &randomness).plaintext == Array("hello bob".utf8))
+        bob = try bob.decrypting(resent, now: 1_800_000_000, keys: &randomness).session
+        #expect(try store.latestMessages(with: bobID).map(\.body) == ["hello bob"])
+    }
+
+    @Test func failedCommitLeavesNothingBehind() throws {
+        let scratch = try TemporaryDirectory("privatus-store")
+        defer { scratch.remove() }
+        let store = try Store(path: scratch.child("privatus.sqlite"), databaseKey: SymmetricKey(size: .bits256))
+        let (alice, _, _) = try Self.pair()
+        let stranger = PeerID(identityPublicKey: [9])
+        #expect(throws: StoreError.notFound) {
+            try store.commitOutgoing(
+                NewMessage(peer: stranger, direction: .sent, state: .queued, sender: stranger, sentAt: 1, body: "x"),
+                ciphertext: [1], sessions: PeerSessions([alice]), nextTry: 0)
+        }
+        #expect(try store.latestMessages(with: stranger).isEmpty)
+        #expect(try store.outbox(dueBy: .max).isEmpty)
+    }
+
+    @Test func settingsAreSealedAndReplaceable() throws {
+        let scratch = try TemporaryDirectory("privatus-store")
+        defer { scratch.remove() }
+        let store = try Store(path: scratch.child("privatus.sqlite"), databaseKey: SymmetricKey(size: .bits256))
+        #expect(try store.setting("discoverable") == nil)
+        try store.setSetting("discoverable", to: [1])
+        try store.setSetting("discoverable", to: [0])
+        #expect(try store.setting("discoverable") == [0])
+    }
+}
