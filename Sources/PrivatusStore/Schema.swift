@@ -84,12 +84,8 @@ enum Schema {
                 CREATE TABLE prekeys (
                     pk INTEGER PRIMARY KEY,
                     id BLOB NOT NULL UNIQUE,
-                    sealed_store BLOB NOT NULL          -- the PrekeyStore
+                    sealed_store BLOB NOT NULL          -- PrekeyStore.serialized, replay cache included
                 );
-                CREATE TABLE replay_cache (
-                    entry_index BLOB PRIMARY KEY,       -- blind index of (signed prekey id, ephemeral key)
-                    signed_prekey_id INTEGER NOT NULL
-                ) WITHOUT ROWID;
                 CREATE TABLE file_transfers (
                     pk INTEGER PRIMARY KEY,
                     id BLOB NOT NULL UNIQUE,

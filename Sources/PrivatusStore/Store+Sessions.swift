@@ -146,3 +146,35 @@ extension Store {
         }
     }
 }
+
+extension Store {
+    // MARK: - Prekeys
+
+    /// The profile's prekey store (with its replay cache), if one was saved.
+    public func prekeys() throws -> PrekeyStore? {
+        guard
+            let row = try pool.read({ db in
+                try Row.fetchOne(db, sql: "SELECT id, sealed_store FROM prekeys WHERE pk = 1")
+            })
+        else { return nil }
+        let bytes = try sealer.open(
+            row["sealed_store"], table: "prekeys", column: "sealed_store", rowID: Array(row["id"] as Data))
+        do {
+            return try PrekeyStore(serialized: bytes)
+        } catch {
+            throw StoreError.damagedRow(table: "prekeys")
+        }
+    }
+
+    /// Saves the prekey store, replacing the previous one (one durable transaction): call it
+    /// before publishing a new bundle and before acknowledging a first message.
+    public func savePrekeys(_ store: PrekeyStore) throws {
+        let id = Self.newRowID()
+        let sealed = try sealer.seal(store.serialized, table: "prekeys", column: "sealed_store", rowID: id)
+        try pool.write { db in
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO prekeys (pk, id, sealed_store) VALUES (1, ?, ?)",
+                arguments: [Data(id), sealed])
+        }
+    }
+}

@@ -194,3 +194,46 @@ struct CountingRatchetKeys: RatchetKeySource {
         #expect(throws: SessionError.sessionExhausted) { try pair.alice.encrypting("x") }
     }
 }
+
+@Suite struct PrekeyStoreSerializationTests {
+    @Test func serializedStoreKeepsKeysPoolAndReplayCache() throws {
+        let now: UInt64 = 1_800_000_000
+        let bob = IdentityKeys()
+        var store = try PrekeyStore(identity: bob.identity, now: now)
+        try store.maintain(identity: bob.identity, now: now + PrekeyStore.rotationInterval)  // two generations
+        var randomness = SystemRatchetKeys()
+        let (_, first) = try SessionStart.initiate(
+            keys: IdentityKeys(), bundle: store.bundle(keys: bob, withOneTimePrekey: true), firstPlaintext: [1],
+            now: now + PrekeyStore.rotationInterval, ratchetKeys: &randomness)
+        store = try store.acceptingInitialMessage(
+            first, keys: bob, now: now + PrekeyStore.rotationInterval, ratchetKeys: &randomness
+        ).store
+
+        let restored = try PrekeyStore(serialized: store.serialized)
+        #expect(restored.serialized == store.serialized)
+        #expect(restored.bundle(keys: bob, withOneTimePrekey: true) == store.bundle(keys: bob, withOneTimePrekey: true))
+        #expect(restored.oneTimeCount == store.oneTimeCount)
+        #expect(throws: SessionError.replayedInitialMessage) {
+            try restored.acceptingInitialMessage(
+                first, keys: bob, now: now + PrekeyStore.rotationInterval, ratchetKeys: &randomness)
+        }
+        // A sender using the restored bundle reaches the restored store.
+        let (_, second) = try SessionStart.initiate(
+            keys: IdentityKeys(), bundle: restored.bundle(keys: bob, withOneTimePrekey: false), firstPlaintext: [2],
+            now: now + PrekeyStore.rotationInterval, ratchetKeys: &randomness)
+        #expect(
+            try restored.acceptingInitialMessage(
+                second, keys: bob, now: now + PrekeyStore.rotationInterval, ratchetKeys: &randomness
+            ).plaintext == [2])
+    }
+
+    @Test func damagedSerializedStoreIsRefused() throws {
+        let store = try PrekeyStore(identity: IdentityKey(), now: 1)
+        let bytes = store.serialized
+        #expect(throws: SessionError.malformedState) { try PrekeyStore(serialized: Array(bytes.dropLast())) }
+        #expect(throws: SessionError.malformedState) { try PrekeyStore(serialized: bytes + [0]) }
+        var version = bytes
+        version[0] = 2
+        #expect(throws: SessionError.malformedState) { try PrekeyStore(serialized: version) }
+    }
+}

@@ -96,3 +96,17 @@ import Testing
         #expect(try store.setting("discoverable") == [0])
     }
 }
+
+@Suite struct PrekeyStorageTests {
+    @Test func prekeyStoreRoundTripsSealed() throws {
+        let scratch = try TemporaryDirectory("privatus-store")
+        defer { scratch.remove() }
+        let store = try Store(path: scratch.child("privatus.sqlite"), databaseKey: SymmetricKey(size: .bits256))
+        #expect(try store.prekeys() == nil)
+        let keys = IdentityKeys()
+        let prekeys = try PrekeyStore(identity: keys.identity, now: 1)
+        try store.savePrekeys(prekeys)
+        try store.savePrekeys(prekeys)  // replaced, not duplicated
+        #expect(try store.prekeys()?.serialized == prekeys.serialized)
+    }
+}
