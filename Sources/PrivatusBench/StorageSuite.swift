@@ -112,10 +112,12 @@ public struct StorageSuite: Sendable {
 /// The plaintext reference of `bench storage`: the store's schema, the same statements, no sealing.
 struct RawReference {
     let pool: DatabasePool
+    let checkpointer: Checkpointer
     let clock = ContinuousClock()
 
     init(path: String, peers: [PeerID]) throws {
         pool = try Store.makePool(path: path)
+        checkpointer = try Checkpointer(pool: pool, path: path)  // as the store: checkpoints off the write path
         try pool.write { db in
             for (number, peer) in peers.enumerated() {
                 try db.execute(
@@ -163,6 +165,7 @@ struct RawReference {
                     try advance.execute(arguments: [conversation.next, conversation.pk])
                 }
             }
+            checkpointer.afterCommit()
         }
     }
 }

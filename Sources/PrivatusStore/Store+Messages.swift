@@ -14,7 +14,7 @@ extension Store {
         let identity = try sealer.seal(
             contact.peerID.bytes + contact.identityKey, table: "contacts", column: "sealed_identity", rowID: id)
         let profile = try sealer.seal(Array(contact.name.utf8), table: "contacts", column: "sealed_profile", rowID: id)
-        try pool.write { db in
+        try write { db in
             try db.execute(
                 sql: """
                     INSERT INTO contacts (id, peer_index, state, verified, sealed_identity, sealed_profile)
@@ -68,7 +68,7 @@ extension Store {
     @discardableResult
     public func append(_ messages: [NewMessage], searchable: Bool = true) throws -> [StoredMessage] {
         let prepared = try prepare(messages, searchable: searchable)
-        let stored = try pool.write { db in try insert(prepared, in: db) }
+        let stored = try write { db in try insert(prepared, in: db) }
         invalidatePages(of: messages)
         return stored
     }
@@ -160,7 +160,7 @@ extension Store {
     /// Adds the search tokens of messages already stored (found by id); one transaction.
     public func indexForSearch(_ messages: [StoredMessage]) throws {
         let tokens = messages.map { (id: Data($0.id), tokens: BlindIndex.words(of: $0.body).map(index.token)) }
-        try pool.write { db in
+        try write { db in
             let find = try db.cachedStatement(sql: "SELECT pk FROM messages WHERE id = ?")
             let insert = try db.cachedStatement(
                 sql: "INSERT OR IGNORE INTO search_tokens (token, message_pk) VALUES (?, ?)")
@@ -205,7 +205,7 @@ extension Store {
     /// Deletes the conversation with `peer`: its messages and their search tokens go with it
     /// (overwritten on disk: `secure_delete`).
     public func deleteConversation(with peer: PeerID) throws {
-        try pool.write { db in
+        try write { db in
             try db.execute(
                 sql: "DELETE FROM conversations WHERE conversation_index = ?",
                 arguments: [index.conversation(with: peer)])
@@ -222,7 +222,7 @@ extension Store {
     /// clear expiry hour and confirmed on the sealed exact time.
     @discardableResult
     public func deleteExpiredMessages(now: UInt64) throws -> Int {
-        let deleted = try pool.write { db in
+        let deleted = try write { db in
             let rows = try Row.fetchAll(
                 db,
                 sql: """

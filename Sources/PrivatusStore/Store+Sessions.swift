@@ -39,7 +39,7 @@ extension Store {
     /// Replaces the sessions with a contact (one transaction).
     public func saveSessions(_ sessions: PeerSessions, with peer: PeerID) throws {
         let sealed = try sealSessions(sessions)
-        try pool.write { db in try writeSessions(sealed, contact: try contactPK(peer, in: db), in: db) }
+        try write { db in try writeSessions(sealed, contact: try contactPK(peer, in: db), in: db) }
     }
 
     /// Commits, in one durable transaction, everything that sending a message changes: the
@@ -57,7 +57,7 @@ extension Store {
         let outboxID = Self.newRowID()
         let sealedCiphertext = try sealer.seal(
             ciphertext, table: "outbox", column: "sealed_ciphertext", rowID: outboxID)
-        let stored = try pool.write { db -> StoredMessage in
+        let stored = try write { db -> StoredMessage in
             try writeSessions(sealedSessions, contact: try contactPK(message.peer, in: db), in: db)
             let stored = try insert(prepared, in: db)[0]
             try db.execute(
@@ -111,7 +111,7 @@ extension Store {
     public func setSetting(_ name: String, to value: [UInt8]) throws {
         let id = Self.newRowID()
         let sealed = try sealer.seal(value, table: "settings", column: "sealed_value", rowID: id)
-        try pool.write { db in
+        try write { db in
             try db.execute(
                 sql: "INSERT OR REPLACE INTO settings (name, id, sealed_value) VALUES (?, ?, ?)",
                 arguments: [name, Data(id), sealed])
@@ -171,7 +171,7 @@ extension Store {
     public func savePrekeys(_ store: PrekeyStore) throws {
         let id = Self.newRowID()
         let sealed = try sealer.seal(store.serialized, table: "prekeys", column: "sealed_store", rowID: id)
-        try pool.write { db in
+        try write { db in
             try db.execute(
                 sql: "INSERT OR REPLACE INTO prekeys (pk, id, sealed_store) VALUES (1, ?, ?)",
                 arguments: [Data(id), sealed])

@@ -15,6 +15,8 @@ public final class Store: Sendable {
     let pool: DatabasePool
     let sealer: Sealer
     let index: BlindIndex
+    /// Runs WAL checkpoints off the write path.
+    let checkpointer: Checkpointer
     /// Decrypted latest pages of conversations, keyed by conversation index, limit and bound.
     let pages = PageCache<[StoredMessage]>(capacity: 256)
     /// Decrypted contacts, keyed by peer index.
@@ -24,6 +26,7 @@ public final class Store: Sendable {
     /// from `databaseKey`.
     public init(path: String, databaseKey: SymmetricKey) throws {
         let pool = try Self.makePool(path: path)
+        self.checkpointer = try Checkpointer(pool: pool, path: path)
         try Schema.migrator.migrate(pool)
         let keys = StoreKeys(databaseKey: databaseKey)
         self.pool = pool
@@ -75,8 +78,19 @@ public final class Store: Sendable {
         return try pool.write { db in try Int.fetchOne(db, sql: "PRAGMA \(name)") }
     }
 
+    /// Runs `body` in a write transaction, then lets the checkpointer look at the WAL.
+    func write<T>(_ body: (Database) throws -> T) throws -> T {
+        let result = try pool.write(body)
+        checkpointer.afterCommit()
+        return result
+    }
+
+    /// How many background checkpoints have run.
+    public var backgroundCheckpoints: Int { checkpointer.checkpoints }
+
     /// Writes the WAL into the database file and truncates it.
     public func checkpoint() throws {
+        checkpointer.drain()
         try pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
     }
 

@@ -237,3 +237,31 @@ import Testing
         }
     }
 }
+
+@Suite struct CheckpointTests {
+    @Test func checkpointsRunOffTheWritePathAndKeepTheWALBounded() throws {
+        let scratch = try TemporaryDirectory("privatus-store")
+        defer { scratch.remove() }
+        let path = scratch.child("privatus.sqlite")
+        let store = try Store(path: path, databaseKey: SymmetricKey(size: .bits256))
+        #expect(try store.pragma("wal_autocheckpoint") == 0, "the writer never checkpoints on commit")
+        let peers = (0..<200).map { PeerID(identityPublicKey: [UInt8(truncatingIfNeeded: $0), 1]) }
+        var largestWAL = 0
+        for round in 0..<150 {
+            try store.append(
+                (0..<60).map { index in
+                    NewMessage(
+                        peer: peers[(round * 60 + index) % peers.count], direction: .sent, state: .sent,
+                        sender: peers[0],
+                        sentAt: UInt64(index), body: String(repeating: "payload \(round) ", count: 20))
+                }, searchable: false)
+            let size = (try? FileManager.default.attributesOfItem(atPath: path + "-wal"))?[.size] as? Int ?? 0
+            largestWAL = max(largestWAL, size)
+        }
+        try store.checkpoint()  // waits for any background checkpoint, then truncates
+        #expect(store.backgroundCheckpoints >= 1)
+        #expect(largestWAL < 4 * Checkpointer.threshold, "largest WAL \(largestWAL) bytes")
+        #expect(try store.check().isEmpty)
+        #expect(try store.messageCount() == 150 * 60)
+    }
+}
