@@ -38,8 +38,6 @@ public final class Store: Sendable {
     /// b-tree pages of a million-message database stay in memory instead of being re-read.
     public static let writerCacheKiB = 32 * 1024
     public static let readerCacheKiB = 8 * 1024
-    /// Reads through a memory map of up to 256 MiB of the file, saving a system call per page.
-    public static let mmapBytes = 256 * 1024 * 1024
 
     /// A `DatabasePool` configured as the store uses it: WAL, foreign keys, `secure_delete`,
     /// incremental auto-vacuum on creation, `synchronous=FULL` on the writer, and the page
@@ -55,7 +53,7 @@ public final class Store: Sendable {
             if !db.configuration.readonly { try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL") }
             try db.execute(
                 sql:
-                    "PRAGMA secure_delete = ON; PRAGMA cache_size = -\(readerCacheKiB); PRAGMA mmap_size = \(mmapBytes)"
+                    "PRAGMA secure_delete = ON; PRAGMA cache_size = -\(readerCacheKiB)"
             )
         }
         let pool = try DatabasePool(path: path, configuration: configuration)
