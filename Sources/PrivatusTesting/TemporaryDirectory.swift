@@ -6,7 +6,8 @@ public struct TemporaryDirectory: Sendable {
 
     public init(_ prefix: String = "privatus-test") throws {
         let base = FileManager.default.temporaryDirectory.path
-        var template = Array("\(base)/\(prefix)-XXXXXX".utf8CString)
+        // mkdtemp replaces the six trailing placeholder characters.
+        var template = Array("\(base)/\(prefix)-\(String(repeating: "X", count: 6))".utf8CString)
         guard let made = mkdtemp(&template) else { throw CocoaError(.fileWriteUnknown) }
         self.path = String(cString: made)
     }
