@@ -66,6 +66,11 @@ extension Duration {
         let (whole, attoseconds) = components
         return Double(whole) + Double(attoseconds) / 1e18
     }
+
+    /// The duration in milliseconds, rounded to the microsecond (the `tookMs` of CLI output).
+    public var milliseconds: Double {
+        (seconds * 1_000_000).rounded() / 1000
+    }
 }
 
 /// Keeps the optimizer from discarding results that a benchmark computes.

@@ -60,7 +60,7 @@ struct BackupCommand: AsyncParsableCommand {
                 }
                 Logger(label: "privatus.backup").notice("backup written", metadata: ["bytes": "\(bytes)"])
                 try BackupCommand.report(
-                    Output(bytes: bytes, tookMs: (took.seconds * 1_000_000).rounded() / 1000), json: json, verb: "wrote"
+                    Output(bytes: bytes, tookMs: took.milliseconds), json: json, verb: "wrote"
                 )
             }
         }
@@ -95,7 +95,7 @@ struct BackupCommand: AsyncParsableCommand {
                 Logger(label: "privatus.backup").notice("backup restored")
                 let bytes = (try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? Int ?? 0
                 try BackupCommand.report(
-                    Output(bytes: bytes, tookMs: (took.seconds * 1_000_000).rounded() / 1000), json: json,
+                    Output(bytes: bytes, tookMs: took.milliseconds), json: json,
                     verb: "restored")
             }
         }

@@ -40,7 +40,7 @@ struct DbCommand: AsyncParsableCommand {
         var output: Output?
         let took = try clock.measure { output = try body(store, layout) }
         guard var result = output else { return }
-        result.tookMs = (took.seconds * 1_000_000).rounded() / 1000
+        result.tookMs = took.milliseconds
         result.dbBytes = store.fileBytes(path: layout.databaseFile)
         Logger(label: "privatus.db").info("database maintenance done", metadata: ["ok": "\(result.ok)"])
         if json {
