@@ -237,3 +237,69 @@ struct CountingRatchetKeys: RatchetKeySource {
         #expect(throws: SessionError.malformedState) { try PrekeyStore(serialized: version) }
     }
 }
+
+@Suite struct ReplayCacheBoundTests {
+    static let now: UInt64 = 1_800_000_000
+
+    /// Valid first messages from a flood of fresh initiators to `store`'s current bundle.
+    static func firstMessages(count: Int, to store: PrekeyStore, of bob: IdentityKeys) throws -> [[UInt8]] {
+        var keys = SystemRatchetKeys()
+        return try (0..<count).map { _ in
+            try SessionStart.initiate(
+                keys: IdentityKeys(), bundle: store.bundle(keys: bob, withOneTimePrekey: false), firstPlaintext: [1],
+                now: now, ratchetKeys: &keys
+            ).message
+        }
+    }
+
+    @Test func aFullCacheRefusesNewFirstMessagesAndMaintenanceRotatesEarly() throws {
+        let bob = IdentityKeys()
+        var store = try PrekeyStore(identity: bob.identity, now: Self.now)
+        store.replayLimit = 4
+        var keys = SystemRatchetKeys()
+        let flood = try Self.firstMessages(count: 5, to: store, of: bob)
+        for message in flood.prefix(4) {
+            store = try store.acceptingInitialMessage(message, keys: bob, now: Self.now, ratchetKeys: &keys).store
+        }
+        #expect(store.replayCacheEntries == 4)
+        // The fifth is refused (not evicting an entry, which would reopen a replay) …
+        #expect(throws: SessionError.replayCacheFull) {
+            try store.acceptingInitialMessage(flood[4], keys: bob, now: Self.now, ratchetKeys: &keys)
+        }
+        // … and a replay of an accepted one is still a replay.
+        #expect(throws: SessionError.replayedInitialMessage) {
+            try store.acceptingInitialMessage(flood[0], keys: bob, now: Self.now, ratchetKeys: &keys)
+        }
+        // Maintenance well before the 7 days rotates because the cache is past three quarters.
+        let oldID = store.bundle(keys: bob, withOneTimePrekey: false).signedPrekey.id
+        #expect(try store.maintain(identity: bob.identity, now: Self.now + 60))
+        let fresh = store.bundle(keys: bob, withOneTimePrekey: false)
+        #expect(fresh.signedPrekey.id != oldID)
+        #expect(store.replayCacheEntries == 0)
+        #expect(store.replayCacheTotal == 4, "the retired prekey keeps its entries while it is held")
+        let retry = try Self.firstMessages(count: 1, to: store, of: bob)[0]
+        let accepted = try store.acceptingInitialMessage(retry, keys: bob, now: Self.now, ratchetKeys: &keys)
+        #expect(accepted.plaintext == [1])
+    }
+
+    @Test func aFloodOfEarlyRotationsKeepsAtMostTheGenerationCap() throws {
+        let bob = IdentityKeys()
+        var store = try PrekeyStore(identity: bob.identity, now: Self.now)
+        store.replayLimit = 4
+        var keys = SystemRatchetKeys()
+        var time = Self.now
+        for _ in 0..<(PrekeyStore.maximumGenerations + 3) {
+            for message in try Self.firstMessages(count: 3, to: store, of: bob) {
+                store = try store.acceptingInitialMessage(message, keys: bob, now: time, ratchetKeys: &keys).store
+            }
+            time += 60
+            #expect(try store.maintain(identity: bob.identity, now: time))
+            #expect(store.generations.count <= PrekeyStore.maximumGenerations)
+        }
+        #expect(store.generations.count == PrekeyStore.maximumGenerations)
+        #expect(store.replayCacheTotal == 3 * (PrekeyStore.maximumGenerations - 1))
+        // The state survives its serialization with the counts rebuilt.
+        let reloaded = try PrekeyStore(serialized: store.serialized)
+        #expect(reloaded.replayCounts == store.replayCounts)
+    }
+}

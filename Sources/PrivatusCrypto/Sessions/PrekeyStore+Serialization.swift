@@ -109,6 +109,6 @@ extension PrekeyStore {
         }
         guard reader.remaining == 0 else { throw .malformedState }
         self.init(generations: generations, oneTime: oneTime, nextID: nextID)
-        self.replayCache = replay
+        setReplayCache(replay)
     }
 }

@@ -14,6 +14,17 @@ public struct PrekeyStore: Sendable {
     public static let retentionAfterRotation: UInt64 = 30 * 24 * 3600
     public static let oneTimeTarget = 100
     public static let oneTimeLowMark = 20
+    /// First messages accepted per signed prekey before it refuses more (its replay cache is
+    /// full). Anyone holding the bundle can add entries, so the cache is bounded: ``maintain``
+    /// rotates early once the current prekey's cache passes ``earlyRotationMark``, and senders
+    /// refused with ``SessionError/replayCacheFull`` fetch the new bundle.
+    public static let replayEntriesPerGeneration = 1 << 16
+    /// The fill of the current prekey's replay cache at which ``maintain`` rotates early.
+    public static var earlyRotationMark: Int { replayEntriesPerGeneration / 4 * 3 }
+    /// Generations kept at most (the current one included). Regular rotation keeps about
+    /// five within the 30-day retention; early rotations forced by a flood drop the oldest
+    /// retired generation sooner, so memory stays bounded (≈ 8 × 2^16 entries).
+    public static let maximumGenerations = 8
 
     struct Generation: Sendable {
         var createdAt: UInt64
@@ -35,7 +46,13 @@ public struct PrekeyStore: Sendable {
     var generations: [Generation]
     var oneTime: [UInt32: Curve25519.KeyAgreement.PrivateKey]
     var nextID: UInt32
-    var replayCache: Set<ReplayKey>
+    /// Changed only through ``insertReplayEntry(_:)`` and ``setReplayCache(_:)``, which keep
+    /// ``replayCounts`` in step.
+    private(set) var replayCache: Set<ReplayKey>
+    /// Entries per signed prekey id.
+    private(set) var replayCounts: [UInt32: Int] = [:]
+    /// The per-generation cap in force (a test lowers it).
+    var replayLimit = Self.replayEntriesPerGeneration
 
     init(generations: [Generation], oneTime: [UInt32: Curve25519.KeyAgreement.PrivateKey], nextID: UInt32) {
         self.generations = generations
@@ -60,19 +77,27 @@ public struct PrekeyStore: Sendable {
     @discardableResult
     public mutating func maintain(identity: IdentityKey, now: UInt64) throws -> Bool {
         var changed = false
-        if let current = generations.last, now >= current.createdAt, now - current.createdAt >= Self.rotationInterval {
+        if let current = generations.last,
+            (now >= current.createdAt && now - current.createdAt >= Self.rotationInterval)
+                || replayCacheEntries >= replayLimit / 4 * 3  // early: see earlyRotationMark
+        {
             try rotate(identity: identity, now: now)
             changed = true
         }
-        let expired = Set(
+        var expired = Set(
             generations.filter { generation in
                 guard let retiredAt = generation.retiredAt, now >= retiredAt else { return false }
                 return now - retiredAt >= Self.retentionAfterRotation
             }.map(\.signedPrekeyRecord.id)
         )
+        // Past the generation cap, the oldest retired generations go early.
+        var kept = generations.count - expired.count
+        for generation in generations.dropLast() where kept > Self.maximumGenerations {
+            if expired.insert(generation.signedPrekeyRecord.id).inserted { kept -= 1 }
+        }
         if !expired.isEmpty {
             generations.removeAll { expired.contains($0.signedPrekeyRecord.id) }
-            replayCache = replayCache.filter { !expired.contains($0.signedPrekeyID) }
+            setReplayCache(replayCache.filter { !expired.contains($0.signedPrekeyID) })
         }
         if oneTime.count < Self.oneTimeLowMark {
             replenishOneTime()
@@ -104,6 +129,15 @@ public struct PrekeyStore: Sendable {
     /// The number of unused one-time prekeys.
     public var oneTimeCount: Int { oneTime.count }
 
+    /// First messages recorded for the current signed prekey: the node exports it as a gauge and
+    /// alerts when it passes ``earlyRotationMark`` between two maintenance runs (a flood).
+    public var replayCacheEntries: Int {
+        generations.last.map { replayCounts[$0.signedPrekeyRecord.id, default: 0] } ?? 0
+    }
+
+    /// Replay-cache entries over all generations held.
+    public var replayCacheTotal: Int { replayCache.count }
+
     /// Accepts a session's first message: finds the prekeys it names, refuses a repeated
     /// (signed prekey, ephemeral key) pair, runs PQXDH, decrypts the first ratchet message, and
     /// only then records the pair and consumes the one-time prekey. Returns the new store, the
@@ -121,6 +155,7 @@ public struct PrekeyStore: Sendable {
         let message = try RatchetMessage(decoding: rest)
         let replayKey = ReplayKey(signedPrekeyID: header.signedPrekeyID, ephemeralKey: header.ephemeralKey)
         guard !replayCache.contains(replayKey) else { throw .replayedInitialMessage }
+        guard replayCounts[header.signedPrekeyID, default: 0] < replayLimit else { throw .replayCacheFull }
         guard let generation = generations.first(where: { $0.signedPrekeyRecord.id == header.signedPrekeyID }),
             let pqGeneration = generations.first(where: { $0.pqPrekeyRecord.id == header.pqPrekeyID })
         else { throw .unknownPrekey }
@@ -143,7 +178,7 @@ public struct PrekeyStore: Sendable {
         )
         let (advanced, plaintext) = try session.decrypting(message, now: now, keys: &ratchetKeys)
         var next = self
-        next.replayCache.insert(replayKey)
+        next.insertReplayEntry(replayKey)
         if let id = header.oneTimePrekeyID { next.oneTime[id] = nil }
         return (next, advanced, response.initiator, plaintext)
     }
@@ -187,6 +222,16 @@ public struct PrekeyStore: Sendable {
                 )
             )
         )
+    }
+
+    mutating func insertReplayEntry(_ key: ReplayKey) {
+        if replayCache.insert(key).inserted { replayCounts[key.signedPrekeyID, default: 0] += 1 }
+    }
+
+    mutating func setReplayCache(_ cache: Set<ReplayKey>) {
+        replayCache = cache
+        replayCounts = [:]
+        for entry in cache { replayCounts[entry.signedPrekeyID, default: 0] += 1 }
     }
 
     mutating func replenishOneTime() {

@@ -12,6 +12,8 @@ public enum SessionError: Error, Hashable, Sendable, CustomStringConvertible {
     case unknownPrekey
     /// This (signed prekey, ephemeral key) pair was seen before.
     case replayedInitialMessage
+    /// The signed prekey has accepted all the first messages it may; fetch the current bundle.
+    case replayCacheFull
     /// A message is shorter than its header or otherwise not of the format.
     case malformedMessage
     /// The message's protocol version is not supported.
@@ -39,6 +41,7 @@ public enum SessionError: Error, Hashable, Sendable, CustomStringConvertible {
         case .lowOrderPoint: "a key agreement produced a low-order result"
         case .unknownPrekey: "the prekey named by the message is not held"
         case .replayedInitialMessage: "the initial message was seen before"
+        case .replayCacheFull: "the signed prekey accepts no more first messages; a newer bundle is needed"
         case .malformedMessage: "the message is malformed"
         case .unsupportedVersion: "the message's protocol version is not supported"
         case .decryptionFailed: "the message could not be decrypted"
