@@ -39,7 +39,40 @@ extension Store {
     /// Replaces the sessions with a contact (one transaction).
     public func saveSessions(_ sessions: PeerSessions, with peer: PeerID) throws {
         let sealed = try sealSessions(sessions)
-        try write { db in try writeSessions(sealed, contact: try contactPK(peer, in: db), in: db) }
+        try write { db in
+            try writeSessions(sealed, of: sessions, peer: peer, contact: try contactPK(peer, in: db), in: db)
+        }
+    }
+
+    /// The skipped message keys all stored sessions may hold together by default: ≈ 80 bytes each in
+    /// memory, so the node's worst case stays a few megabytes however many peers make it skip.
+    public static let defaultSkippedKeyBudget = 50_000
+
+    /// How many skipped keys `peer`'s sessions may hold after the next message: what the
+    /// node-wide budget leaves once every other contact's stored sessions are counted, and at
+    /// most ``RatchetSession/maximumStoredSkippedKeys``. Pass it as the `skippedKeyAllowance`
+    /// of ``PeerSessions``' decryption.
+    public func skippedKeyAllowance(for peer: PeerID) throws -> Int {
+        let others = try skippedKeys.heldByOthers(than: index.peer(peer), load: loadSkippedKeyLedger)
+        return max(0, min(RatchetSession.maximumStoredSkippedKeys, skippedKeyBudget - others))
+    }
+
+    func loadSkippedKeyLedger() throws -> [Data: Int] {
+        let rows = try pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT c.peer_index, s.id, s.sealed_state FROM sessions s JOIN contacts c ON c.pk = s.contact_pk")
+        }
+        var ledger: [Data: Int] = [:]
+        for row in rows {
+            let state = try sealer.open(
+                row["sealed_state"], table: "sessions", column: "sealed_state", rowID: Array(row["id"] as Data))
+            guard let session = try? RatchetSession(serialized: state) else {
+                throw StoreError.damagedRow(table: "sessions")
+            }
+            ledger[row["peer_index"], default: 0] += session.skippedKeyCount
+        }
+        return ledger
     }
 
     /// Commits, in one durable transaction, everything that sending a message changes: the
@@ -58,7 +91,8 @@ extension Store {
         let sealedCiphertext = try sealer.seal(
             ciphertext, table: "outbox", column: "sealed_ciphertext", rowID: outboxID)
         let stored = try write { db -> StoredMessage in
-            try writeSessions(sealedSessions, contact: try contactPK(message.peer, in: db), in: db)
+            try writeSessions(
+                sealedSessions, of: sessions, peer: message.peer, contact: try contactPK(message.peer, in: db), in: db)
             let stored = try insert(prepared, in: db)[0]
             try db.execute(
                 sql: """
@@ -137,13 +171,20 @@ extension Store {
         }
     }
 
-    func writeSessions(_ sealed: [(id: [UInt8], sealed: Data)], contact: Int64, in db: Database) throws {
+    /// Replaces a contact's sessions inside the caller's transaction and records their skipped
+    /// keys in the ledger (in commit order: the writer is serial). If the transaction then fails
+    /// the ledger is dropped by ``write(_:)`` and reloaded on next use.
+    func writeSessions(
+        _ sealed: [(id: [UInt8], sealed: Data)], of sessions: PeerSessions, peer: PeerID, contact: Int64,
+        in db: Database
+    ) throws {
         try db.execute(sql: "DELETE FROM sessions WHERE contact_pk = ?", arguments: [contact])
         let insert = try db.cachedStatement(
             sql: "INSERT INTO sessions (id, contact_pk, ordinal, sealed_state) VALUES (?, ?, ?, ?)")
         for (ordinal, session) in sealed.enumerated() {
             try insert.execute(arguments: [Data(session.id), contact, ordinal, session.sealed])
         }
+        skippedKeys.record(sessions.sessions.reduce(0) { $0 + $1.skippedKeyCount }, for: index.peer(peer))
     }
 }
 

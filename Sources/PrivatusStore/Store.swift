@@ -21,10 +21,16 @@ public final class Store: Sendable {
     let pages = PageCache<[StoredMessage]>(capacity: 256)
     /// Decrypted contacts, keyed by peer index.
     let contactCache = PageCache<Contact?>(capacity: 1024)
+    /// Skipped message keys held per contact, for the node-wide budget.
+    let skippedKeys = SkippedKeyLedger()
+
+    /// The skipped message keys all stored sessions may hold together.
+    public let skippedKeyBudget: Int
 
     /// Opens (creating and migrating if needed) the database at `path` with the keys derived
     /// from `databaseKey`.
-    public init(path: String, databaseKey: SymmetricKey) throws {
+    public init(path: String, databaseKey: SymmetricKey, skippedKeyBudget: Int = Store.defaultSkippedKeyBudget) throws {
+        self.skippedKeyBudget = skippedKeyBudget
         let pool = try Self.makePool(path: path)
         self.checkpointer = try Checkpointer(pool: pool, path: path)
         try Schema.migrator.migrate(pool)
@@ -76,9 +82,16 @@ public final class Store: Sendable {
         return try pool.write { db in try Int.fetchOne(db, sql: "PRAGMA \(name)") }
     }
 
-    /// Runs `body` in a write transaction, then lets the checkpointer look at the WAL.
+    /// Runs `body` in a write transaction, then lets the checkpointer look at the WAL. When the
+    /// transaction fails, in-memory state recorded inside it (the skipped-key ledger) is dropped.
     func write<T>(_ body: (Database) throws -> T) throws -> T {
-        let result = try pool.write(body)
+        let result: T
+        do {
+            result = try pool.write(body)
+        } catch {
+            skippedKeys.reset()
+            throw error
+        }
         checkpointer.afterCommit()
         return result
     }

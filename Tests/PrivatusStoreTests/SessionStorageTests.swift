@@ -110,3 +110,61 @@ import Testing
         #expect(try store.prekeys()?.serialized == prekeys.serialized)
     }
 }
+
+@Suite struct SkippedKeyBudgetTests {
+    /// Sessions with `peer`'s contact holding `skipped` keys: Alice sends `skipped + 1`
+    /// messages and Bob reads only the last.
+    static func sessionsHolding(_ skipped: Int) throws -> PeerSessions {
+        let pair = try SessionStorageTests.pair()
+        var alice = pair.alice
+        var randomness = SystemRatchetKeys()
+        var last: RatchetMessage?
+        for _ in 0...skipped { (alice, last) = try alice.encrypting([7]) }
+        let (held, _) = try PeerSessions([pair.bob]).decrypting(last!, now: 1_800_000_000, keys: &randomness)
+        return held
+    }
+
+    static func contact(_ name: String, in store: Store) throws -> PeerID {
+        let key = IdentityKey().publicKey
+        try store.addContact(
+            Contact(peerID: key.peerID, identityKey: Array(key.rawRepresentation), name: name, state: .contact))
+        return key.peerID
+    }
+
+    @Test func theBudgetCountsEveryOtherContactsStoredSkippedKeys() throws {
+        let scratch = try TemporaryDirectory("privatus-store")
+        defer { scratch.remove() }
+        let path = scratch.child("privatus.sqlite")
+        let databaseKey = SymmetricKey(size: .bits256)
+        let (carol, dave): (PeerID, PeerID)
+        do {
+            let store = try Store(path: path, databaseKey: databaseKey)
+            carol = try Self.contact("Carol", in: store)
+            dave = try Self.contact("Dave", in: store)
+            try store.saveSessions(Self.sessionsHolding(30), with: carol)
+        }
+        // A fresh open counts what is on disk.
+        let store = try Store(path: path, databaseKey: databaseKey, skippedKeyBudget: 40)
+        #expect(try store.skippedKeyAllowance(for: dave) == 10)
+        #expect(try store.skippedKeyAllowance(for: carol) == 40)
+        // Writes keep the count in step.
+        try store.saveSessions(Self.sessionsHolding(5), with: dave)
+        #expect(try store.skippedKeyAllowance(for: carol) == 35)
+        try store.saveSessions(Self.sessionsHolding(35), with: carol)
+        #expect(try store.skippedKeyAllowance(for: dave) == 5)
+
+        // Dave's next gap of 20 keeps only what the budget allows, oldest dropped first.
+        let pair = try SessionStorageTests.pair()
+        var alice = pair.alice
+        var randomness = SystemRatchetKeys()
+        var last: RatchetMessage?
+        for _ in 0...20 { (alice, last) = try alice.encrypting([7]) }
+        let allowance = try store.skippedKeyAllowance(for: dave)
+        let (after, plaintext) = try PeerSessions([pair.bob]).decrypting(
+            last!, now: 1_800_000_000, keys: &randomness, skippedKeyAllowance: allowance)
+        #expect(plaintext == [7])
+        try store.saveSessions(after, with: dave)
+        #expect(after.sessions.map(\.skippedKeyCount).reduce(0, +) == 5)
+        #expect(try store.skippedKeyAllowance(for: carol) == 35)
+    }
+}
