@@ -114,6 +114,7 @@ let package = Package(
             dependencies: [
                 "PrivatusStore", "PrivatusProfile", "PrivatusTesting", "StoreWriter",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -2,13 +2,19 @@ import Foundation
 import GRDB
 
 extension Store {
-    /// `PRAGMA integrity_check` and `PRAGMA foreign_key_check`: the problems found, empty when
-    /// the database is sound.
+    /// `PRAGMA integrity_check`, `PRAGMA foreign_key_check` and orphaned search tokens: the
+    /// problems found, empty when the database is sound.
     public func check() throws -> [String] {
         try pool.read { db in
             var problems = try String.fetchAll(db, sql: "PRAGMA integrity_check").filter { $0 != "ok" }
             let violations = try Row.fetchAll(db, sql: "PRAGMA foreign_key_check")
             problems += violations.map { "foreign key violation in \($0["table"] as String? ?? "?")" }
+            // Search tokens are deleted with their message by hand (no foreign key): look for
+            // any left behind.
+            let orphans =
+                try Int.fetchOne(
+                    db, sql: "SELECT count(*) FROM search_tokens WHERE message_pk NOT IN (SELECT pk FROM messages)") ?? 0
+            if orphans > 0 { problems.append("\(orphans) search tokens without their message") }
             return problems
         }
     }

@@ -205,12 +205,19 @@ extension Store {
     /// Deletes the conversation with `peer`: its messages and their search tokens go with it
     /// (overwritten on disk: `secure_delete`).
     public func deleteConversation(with peer: PeerID) throws {
+        let conversationIndex = index.conversation(with: peer)
         try write { db in
-            try db.execute(
-                sql: "DELETE FROM conversations WHERE conversation_index = ?",
-                arguments: [index.conversation(with: peer)])
+            guard
+                let conversation = try Int64.fetchOne(
+                    db, sql: "SELECT pk FROM conversations WHERE conversation_index = ?", arguments: [conversationIndex])
+            else { return }
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT pk, id, sequence, direction, state, sealed_content FROM messages WHERE conversation_pk = ?",
+                arguments: [conversation])
+            try deleteMessages(rows.map { ($0["pk"], try decodeMessage($0)) }, in: db)
+            try db.execute(sql: "DELETE FROM conversations WHERE pk = ?", arguments: [conversation])
         }
-        pages.invalidate(index.conversation(with: peer))
+        pages.invalidate(conversationIndex)
     }
 
     // MARK: - Retention
@@ -230,18 +237,26 @@ extension Store {
                     WHERE expires_hour IS NOT NULL AND expires_hour <= ?
                     """,
                 arguments: [Int64(now / Self.millisecondsPerHour)])
-            var deleted = 0
-            let delete = try db.cachedStatement(sql: "DELETE FROM messages WHERE pk = ?")
-            for row in rows {
-                let message = try decodeMessage(row)
-                guard let expiresAt = message.expiresAt, expiresAt <= now else { continue }
-                try delete.execute(arguments: [row["pk"] as Int64])
-                deleted += 1
+            let due = try rows.map { ($0["pk"] as Int64, try decodeMessage($0)) }.filter { _, message in
+                message.expiresAt.map { $0 <= now } ?? false
             }
-            return deleted
+            try deleteMessages(due, in: db)
+            return due.count
         }
         if deleted > 0 { pages.invalidateAll() }
         return deleted
+    }
+
+    /// Deletes messages and the search tokens of their words, inside the caller's transaction.
+    func deleteMessages(_ messages: [(pk: Int64, message: StoredMessage)], in db: Database) throws {
+        let deleteToken = try db.cachedStatement(sql: "DELETE FROM search_tokens WHERE token = ? AND message_pk = ?")
+        let deleteMessage = try db.cachedStatement(sql: "DELETE FROM messages WHERE pk = ?")
+        for (pk, message) in messages {
+            for word in BlindIndex.words(of: message.body) {
+                try deleteToken.execute(arguments: [index.token(word), pk])
+            }
+            try deleteMessage.execute(arguments: [pk])
+        }
     }
 
     // MARK: - Internals

@@ -68,7 +68,7 @@ import Testing
         func attempt(_ bytes: [UInt8], password: String = "pw") -> (any Error)? {
             let path = scratch.child("attempt.bin")
             try? FileManager.default.removeItem(atPath: path)
-            FileManager.default.createFile(atPath: path, contents: Data(bytes))
+            _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
             let target = ProfileLayout(directory: scratch.child("target-\(UUID().uuidString)"))
             defer { try? FileManager.default.removeItem(atPath: target.directory) }
             do {

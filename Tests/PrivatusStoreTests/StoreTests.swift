@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import GRDB
 import PrivatusCore
 import PrivatusStore
 import PrivatusTesting
@@ -85,6 +86,23 @@ import Testing
         #expect(try store.search("plans").isEmpty)
         try store.append([message("fresh start")])
         #expect(try store.latestMessages(with: bob).map(\.sequence) == [0])
+        // Search would hide orphans behind its join: count the token rows themselves.
+        #expect(try Self.tokenRows(at: path) == 2, "only the tokens of \"fresh start\" are left")
+        #expect(try store.check().isEmpty)
+    }
+
+    static func tokenRows(at path: String) throws -> Int {
+        try DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM search_tokens") ?? 0 }
+    }
+
+    @Test func checkReportsSearchTokensLeftWithoutTheirMessage() throws {
+        defer { scratch.remove() }
+        let store = try Store(path: path, databaseKey: key)
+        try store.append([message("left behind")])
+        #expect(try store.check().isEmpty)
+        // Delete the message behind the store's back, as a bug would.
+        try DatabaseQueue(path: path).write { db in try db.execute(sql: "DELETE FROM messages") }
+        #expect(try store.check() == ["2 search tokens without their message"])
     }
 
     @Test func wrongDatabaseKeyCannotReadAnything() throws {
@@ -172,6 +190,7 @@ import Testing
         #expect(try store.deleteExpiredMessages(now: now) == 2)
         #expect(try store.latestMessages(with: peer).map(\.body) == ["same hour, later", "next week", "forever"])
         #expect(try store.search("gone").isEmpty, "tokens went with their messages")
+        #expect(try StoreTests.tokenRows(at: scratch.child("privatus.sqlite")) == 6, "same, hour, later, next, week, forever")
         #expect(try store.search("later").map(\.body) == ["same hour, later"])
         #expect(try store.deleteExpiredMessages(now: now + 60_000) == 1)
         #expect(try store.check().isEmpty)
