@@ -13,7 +13,8 @@ extension Store {
             // any left behind.
             let orphans =
                 try Int.fetchOne(
-                    db, sql: "SELECT count(*) FROM search_tokens WHERE message_pk NOT IN (SELECT pk FROM messages)") ?? 0
+                    db, sql: "SELECT count(*) FROM search_tokens WHERE message_pk NOT IN (SELECT pk FROM messages)")
+                ?? 0
             if orphans > 0 { problems.append("\(orphans) search tokens without their message") }
             return problems
         }
@@ -42,6 +43,11 @@ extension Store {
             try db.checkpoint(.truncate)
             return before - after
         }
+    }
+
+    /// Pages on the free list: what ``vacuum()`` would return.
+    public func freePages() throws -> Int {
+        try pool.read { db in try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0 }
     }
 
     /// The size of the database file and its WAL, in bytes.

@@ -209,10 +209,13 @@ extension Store {
         try write { db in
             guard
                 let conversation = try Int64.fetchOne(
-                    db, sql: "SELECT pk FROM conversations WHERE conversation_index = ?", arguments: [conversationIndex])
+                    db, sql: "SELECT pk FROM conversations WHERE conversation_index = ?", arguments: [conversationIndex]
+                )
             else { return }
             let rows = try Row.fetchAll(
-                db, sql: "SELECT pk, id, sequence, direction, state, sealed_content FROM messages WHERE conversation_pk = ?",
+                db,
+                sql:
+                    "SELECT pk, id, sequence, direction, state, sealed_content FROM messages WHERE conversation_pk = ?",
                 arguments: [conversation])
             try deleteMessages(rows.map { ($0["pk"], try decodeMessage($0)) }, in: db)
             try db.execute(sql: "DELETE FROM conversations WHERE pk = ?", arguments: [conversation])

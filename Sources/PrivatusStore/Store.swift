@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import GRDB
 import PrivatusCore
+import Synchronization
 
 /// The profile's database: one SQLite file in WAL mode, opened through a GRDB `DatabasePool`
 /// (one writer, concurrent readers), with every user value sealed (docs/PROTOCOL.md, "Storage").
@@ -23,6 +24,11 @@ public final class Store: Sendable {
     let contactCache = PageCache<Contact?>(capacity: 1024)
     /// Skipped message keys held per contact, for the node-wide budget.
     let skippedKeys = SkippedKeyLedger()
+    private let lastWriteInstant = Mutex<ContinuousClock.Instant?>(nil)
+
+    /// When the last write transaction ended (nil: none since the store was opened); the
+    /// maintenance policy waits for the store to be idle.
+    public var lastWrite: ContinuousClock.Instant? { lastWriteInstant.withLock { $0 } }
 
     /// The skipped message keys all stored sessions may hold together.
     public let skippedKeyBudget: Int
@@ -86,6 +92,7 @@ public final class Store: Sendable {
     /// transaction fails, in-memory state recorded inside it (the skipped-key ledger) is dropped.
     func write<T>(_ body: (Database) throws -> T) throws -> T {
         let result: T
+        defer { lastWriteInstant.withLock { $0 = .now } }
         do {
             result = try pool.write(body)
         } catch {
@@ -102,7 +109,7 @@ public final class Store: Sendable {
     /// Writes the WAL into the database file and truncates it.
     public func checkpoint() throws {
         checkpointer.drain()
-        try pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+        _ = try pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
     }
 
     static func newRowID() -> [UInt8] {

@@ -92,7 +92,8 @@ import Testing
     }
 
     static func tokenRows(at path: String) throws -> Int {
-        try DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM search_tokens") ?? 0 }
+        try DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM search_tokens") ?? 0
+        }
     }
 
     @Test func checkReportsSearchTokensLeftWithoutTheirMessage() throws {
@@ -190,7 +191,9 @@ import Testing
         #expect(try store.deleteExpiredMessages(now: now) == 2)
         #expect(try store.latestMessages(with: peer).map(\.body) == ["same hour, later", "next week", "forever"])
         #expect(try store.search("gone").isEmpty, "tokens went with their messages")
-        #expect(try StoreTests.tokenRows(at: scratch.child("privatus.sqlite")) == 6, "same, hour, later, next, week, forever")
+        #expect(
+            try StoreTests.tokenRows(at: scratch.child("privatus.sqlite")) == 6,
+            "same, hour, later, next, week, forever")
         #expect(try store.search("later").map(\.body) == ["same hour, later"])
         #expect(try store.deleteExpiredMessages(now: now + 60_000) == 1)
         #expect(try store.check().isEmpty)
