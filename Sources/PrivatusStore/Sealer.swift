@@ -40,13 +40,17 @@ public enum StoreError: Error, Hashable, Sendable, CustomStringConvertible {
     case notFound
     /// A value is larger than the store accepts.
     case tooLarge
+    /// A value is outside what the store accepts (a chunk index past the end, a chunk size or
+    /// hash of the wrong size).
+    case outOfRange
 
     public var description: String {
         switch self {
         case .damagedRow(let table): "a row of \(table) does not open: damaged or altered"
         case .sealFailed: "sealing a value failed"
-        case .notFound: "no such contact or conversation"
+        case .notFound: "no such contact, conversation or transfer"
         case .tooLarge: "the value is too large to store"
+        case .outOfRange: "a value is outside the range the store accepts"
         }
     }
 }
