@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "PrivatusCrypto", targets: ["PrivatusCrypto"]),
         .library(name: "PrivatusProfile", targets: ["PrivatusProfile"]),
         .library(name: "PrivatusStore", targets: ["PrivatusStore"]),
+        .library(name: "PrivatusWire", targets: ["PrivatusWire"]),
         .library(name: "PrivatusBench", targets: ["PrivatusBench"]),
     ],
     dependencies: [
@@ -21,6 +22,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        // Runtime for the committed generated code of PrivatusWire, and the source of the
+        // protoc-gen-swift that scripts/generate-protos.sh builds. Never its build plugin.
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
     ],
     targets: [
         .target(name: "CPrivatusSystem"),
@@ -55,6 +59,12 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "PrivatusWire",
+            dependencies: ["PrivatusCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["Protos"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -107,6 +117,11 @@ let package = Package(
             name: "StoreWriter",
             dependencies: ["PrivatusCore", "PrivatusStore", .product(name: "Crypto", package: "swift-crypto")],
             path: "Tests/StoreWriter",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PrivatusWireTests",
+            dependencies: ["PrivatusWire", "PrivatusCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

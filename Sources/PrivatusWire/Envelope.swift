@@ -1,0 +1,109 @@
+import Foundation
+
+// Short names for the generated messages of package `privatus.wire.v1`. The generated names
+// keep the package (swift-protobuf advises against `swift_prefix`); these aliases are the
+// names the rest of Privatus uses.
+
+/// One message on a stream (`privatus.wire.v1.Envelope`): a version and one body.
+public typealias Envelope = Privatus_Wire_V1_Envelope
+/// A keepalive asking for a ``Pong`` with the same nonce.
+public typealias Ping = Privatus_Wire_V1_Ping
+/// The answer to a ``Ping``.
+public typealias Pong = Privatus_Wire_V1_Pong
+/// A refusal of a peer's message: a code and a kind number, never free text.
+public typealias ErrorReply = Privatus_Wire_V1_ErrorReply
+/// A chat message: a 16-byte id and the sealed Double Ratchet message.
+public typealias ChatMessage = Privatus_Wire_V1_ChatMessage
+/// A delivery or read receipt for a ``ChatMessage``.
+public typealias Receipt = Privatus_Wire_V1_Receipt
+/// A signed object as the exact bytes signed, the signature and the purpose number.
+public typealias SignedObject = Privatus_Wire_V1_SignedObject
+
+extension Envelope {
+    /// The message an envelope carries.
+    public typealias Body = OneOf_Body
+
+    /// An envelope of the current version (``WireLimits/currentVersion``) carrying `body`.
+    public init(_ body: Body) {
+        self.init()
+        self.version = WireLimits.currentVersion
+        self.body = body
+    }
+}
+
+extension Envelope.Body {
+    /// The kinds this node knows: the field numbers of `Envelope`'s `body`.
+    public static let knownKinds: Set<UInt32> = [2, 3, 4, 5, 6, 7]
+
+    /// The kind of the message: its field number in `Envelope`, as ``ErrorReply`` names it.
+    public var kind: UInt32 {
+        switch self {
+        case .ping: 2
+        case .pong: 3
+        case .errorReply: 4
+        case .chatMessage: 5
+        case .receipt: 6
+        case .signedObject: 7
+        }
+    }
+}
+
+extension Ping {
+    /// A ping with the given nonce.
+    public init(nonce: UInt64) {
+        self.init()
+        self.nonce = nonce
+    }
+}
+
+extension Pong {
+    /// A pong answering the ping with the given nonce.
+    public init(nonce: UInt64) {
+        self.init()
+        self.nonce = nonce
+    }
+}
+
+extension ErrorReply {
+    /// A refusal with the given code, about a message of the given kind (0: not known).
+    public init(code: Code, kind: UInt32) {
+        self.init()
+        self.code = code
+        self.kind = kind
+    }
+}
+
+extension ChatMessage {
+    /// The length of a message id.
+    public static let messageIDBytes = 16
+
+    /// A chat message.
+    ///
+    /// - Parameters:
+    ///   - messageID: 16 random bytes naming the message (checked when encoded and decoded).
+    ///   - sealed: The Double Ratchet message.
+    public init(messageID: [UInt8], sealed: [UInt8]) {
+        self.init()
+        self.messageID = Data(messageID)
+        self.sealed = Data(sealed)
+    }
+}
+
+extension Receipt {
+    /// A receipt for the chat message with the given 16-byte id.
+    public init(messageID: [UInt8], state: State) {
+        self.init()
+        self.messageID = Data(messageID)
+        self.state = state
+    }
+}
+
+extension SignedObject {
+    /// A signed object: `body` exactly as signed, its signature, and the purpose's number.
+    public init(body: [UInt8], signature: [UInt8], purpose: UInt32) {
+        self.init()
+        self.body = Data(body)
+        self.signature = Data(signature)
+        self.purpose = purpose
+    }
+}
