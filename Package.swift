@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "PrivatusCrypto", targets: ["PrivatusCrypto"]),
         .library(name: "PrivatusProfile", targets: ["PrivatusProfile"]),
         .library(name: "PrivatusStore", targets: ["PrivatusStore"]),
+        .library(name: "PrivatusNet", targets: ["PrivatusNet"]),
         .library(name: "PrivatusBench", targets: ["PrivatusBench"]),
     ],
     dependencies: [
@@ -58,6 +59,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "PrivatusNet",
+            dependencies: [
+                "PrivatusCore",
+                "PrivatusCrypto",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "PrivatusBench",
             dependencies: [
                 "PrivatusCore",
@@ -96,6 +106,11 @@ let package = Package(
         .testTarget(
             name: "PrivatusCryptoTests",
             dependencies: ["PrivatusCrypto", "PrivatusTesting", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PrivatusNetTests",
+            dependencies: ["PrivatusNet", "PrivatusTesting", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
