@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "PrivatusProfile", targets: ["PrivatusProfile"]),
         .library(name: "PrivatusStore", targets: ["PrivatusStore"]),
         .library(name: "PrivatusWire", targets: ["PrivatusWire"]),
+        .library(name: "PrivatusNet", targets: ["PrivatusNet"]),
         .library(name: "PrivatusBench", targets: ["PrivatusBench"]),
     ],
     dependencies: [
@@ -25,6 +26,8 @@ let package = Package(
         // Runtime for the committed generated code of PrivatusWire, and the source of the
         // protoc-gen-swift that scripts/generate-protos.sh builds. Never its build plugin.
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     ],
     targets: [
         .target(name: "CPrivatusSystem"),
@@ -68,6 +71,21 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "PrivatusNet",
+            dependencies: [
+                "PrivatusCore",
+                "PrivatusCrypto",
+                "PrivatusWire",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "PrivatusBench",
             dependencies: [
                 "PrivatusCore",
@@ -106,6 +124,17 @@ let package = Package(
         .testTarget(
             name: "PrivatusCryptoTests",
             dependencies: ["PrivatusCrypto", "PrivatusTesting", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PrivatusNetTests",
+            dependencies: [
+                "PrivatusNet", "PrivatusWire", "PrivatusTesting", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

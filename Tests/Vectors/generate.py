@@ -9,6 +9,10 @@ Writes, deterministically (every key and random value derives from a label):
                                      intermediate root, chain and message key and ciphertext
   Tests/TestVectors/primitives.json  published vectors of the primitives composed (RFC 7748,
                                      RFC 8032, RFC 5869), each checked here against `cryptography`
+  Tests/TestVectors/noise-xx-cacophony.json
+                                     the published cacophony vectors of Noise XX, copied through
+                                     unchanged after every entry is recomputed by the Noise XX
+                                     written here (transport handshake)
 
 usage: generate.py [OUTPUT_DIR]   (default: Tests/TestVectors beside this folder)
 """
@@ -21,7 +25,7 @@ import sys
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
-from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESGCMSIV, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from kyber_py.ml_kem import ML_KEM_768
 
@@ -379,6 +383,129 @@ def primitive_vectors():
     return {"x25519": rfc7748, "ed25519": rfc8032, "hkdfSha256": rfc5869}
 
 
+# ---------------------------------------------------------------- Noise XX (transport handshake)
+
+
+def noise_hkdf(chaining_key, input_key_material):
+    """HKDF(ck, ikm, 2) as Noise rev. 34 section 4.3 writes it, with HMAC-SHA256."""
+    temp = hmac.new(chaining_key, input_key_material, hashlib.sha256).digest()
+    first = hmac.new(temp, b"\x01", hashlib.sha256).digest()
+    return first, hmac.new(temp, first + b"\x02", hashlib.sha256).digest()
+
+
+class NoiseXX:
+    """One side of Noise_XX_25519_{AESGCM,ChaChaPoly}_SHA256 with fixed keys (sections 5 and 7)."""
+
+    PATTERNS = [["e"], ["e", "ee", "s", "es"], ["s", "se"]]
+
+    def __init__(self, name, initiator, prologue, static, ephemeral):
+        self.cipher = {"AESGCM": AESGCM, "ChaChaPoly": ChaCha20Poly1305}[name.split("_")[3]]
+        self.little_endian = self.cipher is ChaCha20Poly1305
+        encoded = name.encode()
+        self.h = encoded.ljust(32, b"\x00") if len(encoded) <= 32 else hashlib.sha256(encoded).digest()
+        self.ck, self.k, self.n = self.h, None, 0
+        self.initiator, self.s, self.e = initiator, static, ephemeral
+        self.rs = self.re = None
+        self.index = 0
+        self.mix_hash(prologue)
+
+    def mix_hash(self, data):
+        self.h = hashlib.sha256(self.h + data).digest()
+
+    def nonce(self, n):
+        return b"\x00" * 4 + n.to_bytes(8, "little" if self.little_endian else "big")
+
+    def encrypt(self, k, n, ad, plaintext):
+        return plaintext if k is None else self.cipher(k).encrypt(self.nonce(n), plaintext, ad)
+
+    def decrypt(self, k, n, ad, ciphertext):
+        return ciphertext if k is None else self.cipher(k).decrypt(self.nonce(n), ciphertext, ad)
+
+    def encrypt_and_hash(self, plaintext):
+        out = self.encrypt(self.k, self.n, self.h, plaintext)
+        self.n += self.k is not None
+        self.mix_hash(out)
+        return out
+
+    def decrypt_and_hash(self, ciphertext):
+        out = self.decrypt(self.k, self.n, self.h, ciphertext)
+        self.n += self.k is not None
+        self.mix_hash(ciphertext)
+        return out
+
+    def mix_dh(self, token):
+        local = self.e if token == "ee" or (token == "es") == self.initiator else self.s
+        remote = self.re if token == "ee" or (token == "se") == self.initiator else self.rs
+        self.ck, self.k = noise_hkdf(self.ck, dh(local, remote))
+        self.n = 0
+
+    def write(self, payload):
+        out = b""
+        for token in self.PATTERNS[self.index]:
+            if token == "e":
+                out += raw_public(self.e)
+                self.mix_hash(raw_public(self.e))
+            elif token == "s":
+                out += self.encrypt_and_hash(raw_public(self.s))
+            else:
+                self.mix_dh(token)
+        self.index += 1
+        return out + self.encrypt_and_hash(payload)
+
+    def read(self, message):
+        for token in self.PATTERNS[self.index]:
+            if token == "e":
+                self.re, message = message[:32], message[32:]
+                self.mix_hash(self.re)
+            elif token == "s":
+                length = 48 if self.k is not None else 32
+                self.rs, message = self.decrypt_and_hash(message[:length]), message[length:]
+            else:
+                self.mix_dh(token)
+        self.index += 1
+        return self.decrypt_and_hash(message)
+
+    def split(self):
+        first, second = noise_hkdf(self.ck, b"")
+        return [first, 0] if self.initiator else [second, 0], [second, 0] if self.initiator else [first, 0]
+
+
+def check_noise_vectors(path):
+    """Recomputes every entry of the cacophony file with NoiseXX and returns the file unchanged."""
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    checked = 0
+    for vector in json.loads(raw)["vectors"]:
+        if not vector["protocol_name"].startswith("Noise_XX_25519_"):
+            continue
+        key = lambda field: x25519.X25519PrivateKey.from_private_bytes(bytes.fromhex(vector[field]))
+        sides = [
+            NoiseXX(vector["protocol_name"], True, bytes.fromhex(vector["init_prologue"]), key("init_static"),
+                    key("init_ephemeral")),
+            NoiseXX(vector["protocol_name"], False, bytes.fromhex(vector["resp_prologue"]), key("resp_static"),
+                    key("resp_ephemeral")),
+        ]
+        transports = None
+        for index, message in enumerate(vector["messages"]):
+            payload, ciphertext = bytes.fromhex(message["payload"]), bytes.fromhex(message["ciphertext"])
+            sender, receiver = sides[index % 2], sides[1 - index % 2]
+            if index < 3:
+                assert sender.write(payload) == ciphertext, (vector["protocol_name"], index)
+                assert receiver.read(ciphertext) == payload
+                if index == 2:
+                    assert sides[0].h.hex() == sides[1].h.hex() == vector["handshake_hash"], vector["protocol_name"]
+                    transports = [side.split() for side in sides]
+            else:
+                send, receive = transports[index % 2][0], transports[1 - index % 2][1]
+                assert sender.encrypt(send[0], send[1], b"", payload) == ciphertext, (vector["protocol_name"], index)
+                assert receiver.decrypt(receive[0], receive[1], b"", ciphertext) == payload
+                send[1] += 1
+                receive[1] += 1
+        checked += 1
+    assert checked > 0
+    return raw
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     output = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "TestVectors")
@@ -387,7 +514,10 @@ def main():
         with open(os.path.join(output, name), "w") as handle:
             json.dump(data, handle, indent=1, sort_keys=True)
             handle.write("\n")
-    print(f"wrote ratchet.json and primitives.json to {output}")
+    noise = check_noise_vectors(os.path.join(here, "..", "TestVectors", "noise-xx-cacophony.json"))
+    with open(os.path.join(output, "noise-xx-cacophony.json"), "wb") as handle:
+        handle.write(noise)
+    print(f"wrote ratchet.json, primitives.json and the checked noise-xx-cacophony.json to {output}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,309 @@
+import Logging
+import NIOCore
+import NIOPosix
+import PrivatusCore
+import PrivatusWire
+
+/// The node's links: one per peer, reused; a listener for inbound ones; limits on how many,
+/// how often and how idle; and a graceful shutdown (DESIGN.md, "Transport").
+///
+/// What peers send is passed to `handler`, one message at a time per link, in order: a link
+/// reads its next message only after the handler has returned (back-pressure reaches the peer
+/// through TCP).
+public actor ConnectionManager {
+    public struct Configuration: Sendable {
+        /// Links at most; past it the least recently used idle link is closed, or the new one
+        /// refused when none is idle.
+        public var maximumConnections = 256
+        /// A link unused (no message either way) for this long is closed.
+        public var idleTimeout = Duration.seconds(300)
+        /// A link unused for this long may be evicted for a new one at the limit.
+        public var evictableAfter = Duration.seconds(10)
+        /// How long a dial may take to connect.
+        public var connectTimeout = TimeAmount.seconds(10)
+        /// Handshake, keepalive, streams.
+        public var link = LinkConfiguration()
+        /// Connection attempts per address.
+        public var rateLimits = AddressRateLimiter.Policy()
+
+        public init() {}
+    }
+
+    public typealias Handler = @Sendable (LinkPeer, InboundMessage) async -> Void
+
+    public nonisolated let local: LinkIdentity
+    public nonisolated let configuration: Configuration
+    nonisolated let counters: LinkCounters
+    nonisolated let limiter: AddressRateLimiter
+    private let group: any EventLoopGroup
+    private let handler: Handler
+    private let logger: Logger
+
+    private var links: [PeerID: Link] = [:]
+    private var dials: [PeerID: Task<Link, any Error>] = [:]
+    private var listeners: [any Channel] = []
+    private var acceptLoops: [Task<Void, Never>] = []
+    private var sweeper: Task<Void, Never>?
+    private var shuttingDown = false
+
+    public init(
+        local: LinkIdentity, group: any EventLoopGroup, configuration: Configuration = Configuration(),
+        counters: LinkCounters = LinkCounters(), logger: Logger = Logger(label: "privatus.net"),
+        handler: @escaping Handler
+    ) {
+        self.local = local
+        self.group = group
+        self.configuration = configuration
+        self.counters = counters
+        self.limiter = AddressRateLimiter(policy: configuration.rateLimits)
+        self.logger = logger
+        self.handler = handler
+    }
+
+    // MARK: - Listening
+
+    /// Listens on `host`:`port` (port 0: an ephemeral one) and returns the address bound.
+    public func listen(host: String, port: Int) async throws -> SocketAddress {
+        let local = self.local
+        let configuration = self.configuration
+        let counters = self.counters
+        let limiter = self.limiter
+        let server = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptErrorHandler())
+                }
+            }
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .bind(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture { () -> Accepted in
+                    // Refused before any handshake work; closing here (not throwing) keeps the
+                    // listener's accept loop going.
+                    if let address = channel.remoteAddress, !limiter.allow(address) {
+                        counters.frameRejected(.rateLimited)
+                        channel.close(promise: nil)
+                        return .refused
+                    }
+                    return .link(
+                        try LinkPipeline.configure(
+                            channel, local: local, expectedPeer: nil, configuration: configuration.link,
+                            counters: counters))
+                }
+            }
+        guard let address = server.channel.localAddress else { throw LinkError.closed }
+        listeners.append(server.channel)
+        acceptLoops.append(
+            Task { [weak self] in
+                try? await withThrowingDiscardingTaskGroup { group in
+                    try await server.executeThenClose { inbound in
+                        for try await accepted in inbound {
+                            guard case .link(let connection) = accepted else { continue }
+                            group.addTask { await self?.run(connection, isInitiator: false, dialled: nil) }
+                        }
+                    }
+                }
+            })
+        startSweeper()
+        return address
+    }
+
+    // MARK: - Dialling
+
+    /// The link to `peer`: the open one if there is one, else a new connection to `address`
+    /// whose responder must authenticate as `peer`. Concurrent calls for one peer share a dial.
+    /// - Throws: ``LinkError/rateLimited`` while `address` is over its rate or backing off after
+    ///   failures; ``LinkError/unexpectedPeer``; ``LinkError/handshakeFailed``,
+    ///   ``LinkError/handshakeTimeout``; connection errors from the system.
+    public func connect(to peer: PeerID, at address: SocketAddress) async throws -> Link {
+        if let link = links[peer], link.isActive { return link }
+        if let dial = dials[peer] { return try await dial.value }
+        guard !shuttingDown else { throw LinkError.closed }
+        guard limiter.allow(address) else {
+            counters.frameRejected(.rateLimited)
+            throw LinkError.rateLimited
+        }
+        let dial = Task { try await self.dial(peer, at: address) }
+        dials[peer] = dial
+        defer { dials[peer] = nil }
+        do {
+            let link = try await dial.value
+            limiter.recordSuccess(address)
+            return link
+        } catch {
+            limiter.recordFailure(address)
+            throw error
+        }
+    }
+
+    private func dial(_ peer: PeerID, at address: SocketAddress) async throws -> Link {
+        let local = self.local
+        let configuration = self.configuration
+        let counters = self.counters
+        let connected = try await ClientBootstrap(group: group)
+            .connectTimeout(configuration.connectTimeout)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .connect(to: address) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try LinkPipeline.configure(
+                        channel, local: local, expectedPeer: peer, configuration: configuration.link,
+                        counters: counters)
+                }
+            }
+        return try await withCheckedThrowingContinuation { continuation in
+            let runner = Task { await self.run(connected, isInitiator: true, dialled: continuation) }
+            _ = runner
+        }
+    }
+
+    // MARK: - Running a link
+
+    /// Waits for the handshake, registers the link, and delivers its messages until it closes.
+    private func run(
+        _ connection: LinkPipeline.Connection, isInitiator: Bool,
+        dialled: CheckedContinuation<Link, any Error>?
+    ) async {
+        let peer: LinkPeer
+        do {
+            peer = try await connection.established.get()
+        } catch {
+            try? await connection.link.channel.close()
+            dialled?.resume(throwing: (error as? LinkError) ?? LinkError.handshakeFailed)
+            return
+        }
+        let channel = connection.link.channel
+        do {
+            try await connection.link.executeThenClose { inbound, outbound in
+                let link = Link(
+                    peer: peer, isInitiator: isInitiator, localPeer: local.peerID, channel: channel,
+                    maxMessageBytes: configuration.link.multiplex.maxMessageBytes, gate: connection.gate,
+                    writer: outbound)
+                guard register(link) else {
+                    dialled?.resume(throwing: LinkError.connectionLimit)
+                    return
+                }
+                dialled?.resume(returning: links[peer.peerID] ?? link)
+                defer { unregister(link) }
+                for try await message in inbound {
+                    link.touch()
+                    await handler(peer, message)
+                }
+            }
+        } catch {
+            logger.debug("link closed", metadata: ["reason": "\(error)"])
+        }
+    }
+
+    /// Adds a new link, deciding between two links to the same peer and enforcing the limit.
+    /// Returns false when the new link was closed instead.
+    private func register(_ link: Link) -> Bool {
+        let peer = link.peer.peerID
+        if let existing = links[peer], existing.isActive {
+            // Two links crossed (both sides dialled): both sides keep the one dialled by the
+            // lower PeerID; a link dialled again by the same side replaces the old one.
+            if existing.initiatorPeer != link.initiatorPeer,
+                existing.initiatorPeer.bytes.lexicographicallyPrecedes(link.initiatorPeer.bytes)
+            {
+                link.close()
+                return false
+            }
+            existing.close()
+        } else if links.count >= configuration.maximumConnections {
+            let now = ContinuousClock.now
+            let idle = links.values.filter { now - $0.lastUsed >= configuration.evictableAfter }
+            guard let victim = idle.min(by: { $0.lastUsed < $1.lastUsed }) else {
+                counters.frameRejected(.connectionLimit)
+                link.close()
+                return false
+            }
+            links[victim.peer.peerID] = nil
+            victim.close()
+        }
+        links[peer] = link
+        counters.connections.increment()
+        return true
+    }
+
+    private func unregister(_ link: Link) {
+        counters.connections.decrement()
+        if links[link.peer.peerID] === link { links[link.peer.peerID] = nil }
+    }
+
+    // MARK: - Using links
+
+    /// Sends a message to `peer` on `stream` over its open link.
+    /// - Throws: ``LinkError/closed`` when there is no open link to `peer`;
+    ///   ``LinkError/messageTooLarge``.
+    public func send(_ body: Envelope.Body, on stream: StreamID, to peer: PeerID) async throws {
+        guard let link = links[peer], link.isActive else { throw LinkError.closed }
+        try await link.send(body, on: stream)
+    }
+
+    /// The peers with an open link.
+    public var connectedPeers: Set<PeerID> { Set(links.filter { $0.value.isActive }.keys) }
+
+    /// The open link to `peer`, if any.
+    public func link(to peer: PeerID) -> Link? { links[peer].flatMap { $0.isActive ? $0 : nil } }
+
+    /// Closes links unused for longer than the idle timeout; returns how many.
+    @discardableResult
+    public func closeIdleLinks(now: ContinuousClock.Instant = .now) -> Int {
+        let idle = links.values.filter { now - $0.lastUsed >= configuration.idleTimeout }
+        for link in idle { link.close() }
+        return idle.count
+    }
+
+    private func startSweeper() {
+        guard sweeper == nil else { return }
+        let interval = max(Duration.seconds(1), configuration.idleTimeout / 4)
+        sweeper = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                await self?.closeIdleLinks()
+            }
+        }
+    }
+
+    // MARK: - Shutting down
+
+    /// Stops accepting, lets every link hand its queued messages to the socket (for at most
+    /// `grace`), then closes everything.
+    public func shutdown(grace: Duration = .seconds(5)) async {
+        shuttingDown = true
+        sweeper?.cancel()
+        for listener in listeners { try? await listener.close() }
+        listeners = []
+        let open = Array(links.values)
+        await withTaskGroup(of: Void.self) { group in
+            for link in open {
+                group.addTask {
+                    await withTaskGroup(of: Void.self) { race in
+                        race.addTask { await link.drain() }
+                        race.addTask { try? await Task.sleep(for: grace) }
+                        await race.next()
+                        race.cancelAll()
+                    }
+                    try? await link.channel.close()
+                }
+            }
+        }
+        for loop in acceptLoops { loop.cancel() }
+        acceptLoops = []
+    }
+}
+
+/// What the listener's initializer made of an accepted connection.
+enum Accepted: Sendable {
+    case link(LinkPipeline.Connection)
+    /// Over the address's rate: closed at once.
+    case refused
+}
+
+/// Keeps the listener alive through accept errors (a full file-descriptor table, a connection
+/// reset before it was accepted): they are dropped here instead of ending the accept loop.
+final class AcceptErrorHandler: ChannelInboundHandler {
+    typealias InboundIn = Any
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {}
+}

@@ -1,0 +1,87 @@
+import Crypto
+import NIOCore
+import PrivatusCore
+import PrivatusCrypto
+import PrivatusWire
+
+/// The timing and size settings of every link.
+public struct LinkConfiguration: Sendable {
+    /// How long a handshake may take before the connection is closed.
+    public var handshakeTimeout = TimeAmount.seconds(10)
+    /// Quiet time after which a ping is sent.
+    public var keepaliveInterval = TimeAmount.seconds(15)
+    /// Time without reading anything after which the link is closed (longer than the peer's
+    /// keepalive interval, so a live peer never hits it).
+    public var readTimeout = TimeAmount.seconds(45)
+    /// Streams, windows and queue bounds.
+    public var multiplex = MultiplexConfiguration()
+    /// The protocol versions offered in the handshake's prologue.
+    public var versions = AuthenticatedHandshake.supportedVersions
+
+    public init() {}
+}
+
+/// This node's keys for links.
+public struct LinkIdentity: Sendable {
+    public let identity: IdentityKey
+    public let noiseStatic: Curve25519.KeyAgreement.PrivateKey
+
+    public init(identity: IdentityKey, noiseStatic: Curve25519.KeyAgreement.PrivateKey) {
+        self.identity = identity
+        self.noiseStatic = noiseStatic
+    }
+
+    public var peerID: PeerID { identity.publicKey.peerID }
+}
+
+/// Builds a link's pipeline on a new channel (on its event loop):
+///
+/// `IdleStateHandler → LinkFrameDecoder → NoiseHandler → MultiplexHandler → ControlHandler`
+///
+/// and wraps it for async use. Every handler runs on the channel's event loop: the only thread
+/// hop is between the loop and the task that reads or writes the async channel.
+enum LinkPipeline {
+    typealias AsyncLink = NIOAsyncChannel<InboundMessage, LinkMessage>
+
+    /// `expectedPeer` nil: the responder's side.
+    static func configure(
+        _ channel: any Channel, local: LinkIdentity, expectedPeer: PeerID?, configuration: LinkConfiguration,
+        counters: LinkCounters
+    ) throws -> Connection {
+        let established = channel.eventLoop.makePromise(of: LinkPeer.self)
+        let gate = SendGate(
+            high: configuration.multiplex.sendHighWatermark, low: configuration.multiplex.sendLowWatermark)
+        let handshake: AuthenticatedHandshake
+        if let expectedPeer {
+            handshake = AuthenticatedHandshake(
+                initiator: local.identity, noiseStatic: local.noiseStatic, expectedPeer: expectedPeer,
+                versions: configuration.versions)
+        } else {
+            handshake = AuthenticatedHandshake(
+                responder: local.identity, noiseStatic: local.noiseStatic, versions: configuration.versions)
+        }
+        let operations = channel.pipeline.syncOperations
+        try operations.addHandler(
+            IdleStateHandler(readTimeout: configuration.readTimeout, writeTimeout: configuration.keepaliveInterval))
+        try operations.addHandler(LinkFrameDecoder.handler())
+        try operations.addHandler(
+            NoiseHandler(
+                handshake: handshake, isInitiator: expectedPeer != nil, established: established,
+                timeout: configuration.handshakeTimeout, counters: counters))
+        try operations.addHandler(
+            MultiplexHandler(configuration: configuration.multiplex, counters: counters, gate: gate))
+        try operations.addHandler(
+            ControlHandler(maxMessageBytes: configuration.multiplex.maxMessageBytes, counters: counters))
+        let link = try AsyncLink(
+            wrappingChannelSynchronously: channel,
+            configuration: .init(backPressureStrategy: .init(lowWatermark: 8, highWatermark: 64)))
+        return Connection(link: link, established: established.futureResult, gate: gate)
+    }
+
+    /// A new connection: its async channel, the handshake's outcome to wait for, its send gate.
+    struct Connection: Sendable {
+        let link: AsyncLink
+        let established: EventLoopFuture<LinkPeer>
+        let gate: SendGate
+    }
+}

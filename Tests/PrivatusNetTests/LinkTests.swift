@@ -1,0 +1,240 @@
+import Crypto
+import Foundation
+import NIOCore
+import NIOPosix
+import PrivatusCore
+import PrivatusCrypto
+import PrivatusWire
+import Testing
+
+@testable import PrivatusNet
+
+/// Real links between connection managers over loopback sockets.
+@Suite(.serialized) struct LinkTests {
+    let group = MultiThreadedEventLoopGroup.singleton
+
+    @Test func twoListenersAuthenticateEachOtherAndReuseTheirLink() async throws {
+        let alice = TestLinkNode(group: group)
+        let bob = TestLinkNode(group: group)
+        let bobAddress = try await bob.manager.listen(host: "127.0.0.1", port: 0)
+        _ = try await alice.manager.listen(host: "127.0.0.1", port: 0)
+        #expect(bobAddress.port != 0, "port 0 reports the port bound")
+
+        let link = try await alice.manager.connect(to: bob.peerID, at: bobAddress)
+        #expect(link.peer.peerID == bob.peerID && link.isInitiator)
+        try await link.send(chat: "hello bob")
+        let (from, message) = try await bob.inbox.next()
+        #expect(from.peerID == alice.peerID && from.identity == alice.keys.identity.publicKey)
+        #expect(message == InboundMessage(stream: .chat, body: chat("hello bob")))
+        #expect(from.handshakeHash == link.peer.handshakeHash)
+
+        // Bob answers over the same connection, by PeerID.
+        try await bob.manager.send(chat("hello alice"), on: .chat, to: alice.peerID)
+        let (reply, answer) = try await alice.inbox.next()
+        #expect(reply.peerID == bob.peerID && answer.body == chat("hello alice"))
+
+        // Dialling a connected peer returns the link there is.
+        let again = try await alice.manager.connect(to: bob.peerID, at: bobAddress)
+        #expect(again === link)
+        #expect(await alice.manager.connectedPeers == [bob.peerID])
+        #expect(await bob.manager.connectedPeers == [alice.peerID])
+        #expect(
+            alice.metrics.counterTotal(label: "privatus_link_handshakes_total", dimensions: [("result", "ok")]) == 1)
+        await alice.manager.shutdown()
+        await bob.manager.shutdown()
+    }
+
+    @Test func linksWorkOverIPv6Loopback() async throws {
+        let alice = TestLinkNode(group: group)
+        let bob = TestLinkNode(group: group)
+        let address = try await bob.manager.listen(host: "::1", port: 0)
+        guard case .v6 = address else {
+            Issue.record("::1 is not an IPv6 address here")
+            return
+        }
+        try await roundTrip(alice, bob, at: address, text: "over ipv6")
+        await alice.manager.shutdown()
+        await bob.manager.shutdown()
+    }
+
+    @Test func aResponderWithAnotherPeerIDIsRefusedBeforeMessageThree() async throws {
+        let alice = TestLinkNode(group: group)
+        let bob = TestLinkNode(group: group)
+        let carol = TestLinkNode(group: group)
+        let address = try await bob.manager.listen(host: "127.0.0.1", port: 0)
+        await #expect(throws: LinkError.unexpectedPeer) {
+            try await alice.manager.connect(to: carol.peerID, at: address)
+        }
+        #expect(alice.handshakeFailures(.unexpectedPeer) == 1)
+        // Bob never learnt who dialled (no message 3), and still serves Carol.
+        #expect(await bob.manager.connectedPeers.isEmpty)
+        try await roundTrip(carol, bob, at: address, text: "still here")
+        await bob.manager.shutdown()
+        await carol.manager.shutdown()
+    }
+
+    @Test func garbageTruncatedAndEmptyFramesCloseOnlyTheirConnection() async throws {
+        let bob = TestLinkNode(group: group)
+        let carol = TestLinkNode(group: group)
+        let address = try await bob.manager.listen(host: "127.0.0.1", port: 0)
+
+        // A first frame that is no Noise message 1.
+        let garbage = try await RawConnection.open(to: address, group: group)
+        try await garbage.send([0x00, 0x05, 0xde, 0xad, 0xbe, 0xef, 0x00])
+        try await garbage.waitUntilClosed()
+        #expect(bob.handshakeFailures(.protocolError) == 1)
+
+        // Half of message 1, then silence: closed at the handshake timeout.
+        let truncated = try await RawConnection.open(to: address, group: group)
+        try await truncated.send([0x00, 0x20] + [UInt8](repeating: 7, count: 10))
+        try await truncated.waitUntilClosed()
+        #expect(bob.handshakeFailures(.timeout) == 1)
+
+        // A zero-length link frame.
+        let empty = try await RawConnection.open(to: address, group: group)
+        try await empty.send([0x00, 0x00])
+        try await empty.waitUntilClosed()
+        #expect(bob.rejected(.malformed) == 1)
+
+        try await roundTrip(carol, bob, at: address, text: "served throughout")
+        await bob.manager.shutdown()
+        await carol.manager.shutdown()
+    }
+
+    @Test func aDowngradedVersionListFailsTheHandshake() async throws {
+        var downgraded = ConnectionManager.Configuration.fast
+        downgraded.link.versions = [0]  // as if an attacker had stripped version 1 from the list
+        let alice = TestLinkNode(group: group, configuration: downgraded)
+        let bob = TestLinkNode(group: group)
+        let carol = TestLinkNode(group: group)
+        let address = try await bob.manager.listen(host: "127.0.0.1", port: 0)
+        await #expect(throws: LinkError.handshakeFailed) {
+            try await alice.manager.connect(to: bob.peerID, at: address)
+        }
+        #expect(await bob.manager.connectedPeers.isEmpty)
+        try await roundTrip(carol, bob, at: address, text: "no downgrade")
+        await bob.manager.shutdown()
+        await carol.manager.shutdown()
+    }
+
+    @Test func anOversizedMessageClosesThatLinkOnly() async throws {
+        var generous = ConnectionManager.Configuration.fast
+        generous.link.multiplex.maxMessageBytes = 4 << 20
+        let mallory = TestLinkNode(group: group, configuration: generous)
+        let bob = TestLinkNode(group: group)
+        let carol = TestLinkNode(group: group)
+        let address = try await bob.manager.listen(host: "127.0.0.1", port: 0)
+        let link = try await mallory.manager.connect(to: bob.peerID, at: address)
+        try await link.send(
+            .chatMessage(
+                ChatMessage(messageID: [UInt8](repeating: 1, count: 16), sealed: [UInt8](repeating: 1, count: 1 << 20))),
+            on: .bulk)
+        try await within { while link.isActive { try await Task.sleep(for: .milliseconds(20)) } }
+        #expect(bob.rejected(.messageTooLarge) == 1)
+        #expect(await bob.inbox.count == 0)
+        try await roundTrip(carol, bob, at: address, text: "after the oversized one")
+        await bob.manager.shutdown()
+        await carol.manager.shutdown()
+        await mallory.manager.shutdown()
+    }
+
+    @Test func aConnectionFloodFromOneAddressIsRateLimited() async throws {
+        var limited = ConnectionManager.Configuration.fast
+        limited.rateLimits.limitsLoopback = true
+        limited.rateLimits.burst = 5
+        limited.rateLimits.perSecond = 0.001
+        limited.link.handshakeTimeout = .seconds(60)  // the five allowed stay in their handshakes
+        let bob = TestLinkNode(group: group, configuration: limited)
+        let carol = TestLinkNode(group: group)
+        let address = try await bob.manager.listen(host: "127.0.0.1", port: 0)
+        let source = try SocketAddress(ipAddress: "127.0.0.2", port: 0)
+        var connections: [RawConnection] = []
+        for _ in 0..<20 {
+            connections.append(try await RawConnection.open(to: address, from: source, group: group))
+        }
+        // Which five win is a race between event loops; that fifteen are closed at once is not.
+        let all = connections
+        try await within {
+            while all.filter({ !$0.channel.isActive }).count < 15 { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(connections.filter { $0.channel.isActive }.count == 5, "the burst is waiting in its handshakes")
+        #expect(bob.rejected(.rateLimited) == 15)
+        // 127.0.0.1 has its own allowance.
+        try await roundTrip(carol, bob, at: address, text: "not limited")
+        for connection in connections { try? await connection.channel.close() }
+        await bob.manager.shutdown()
+        await carol.manager.shutdown()
+    }
+
+    @Test func aPeerThatDoesNotReadIsDroppedWithItsQueueBounded() async throws {
+        var bounded = ConnectionManager.Configuration.fast
+        bounded.link.multiplex.maxQueuedBytes = 2 << 20
+        let bob = TestLinkNode(group: group, configuration: bounded)
+        // Sam's handler never returns: Sam stops reading, and TCP fills up towards Bob.
+        let sam = TestLinkNode(group: group) { _, _ in
+            try? await Task.sleep(for: .seconds(3600))
+        }
+        let carol = TestLinkNode(group: group)
+        let address = try await bob.manager.listen(host: "127.0.0.1", port: 0)
+        let samLink = try await sam.manager.connect(to: bob.peerID, at: address)
+        try await samLink.send(chat: "hi, now I stop reading")
+        _ = try await bob.inbox.next()
+        let bobToSam = try #require(await bob.manager.link(to: sam.peerID))
+        // Bob sends far more than sockets and queues hold; the link is dropped, not grown.
+        let chunk = Envelope.Body.chatMessage(
+            ChatMessage(messageID: [UInt8](repeating: 2, count: 16), sealed: [UInt8](repeating: 2, count: 256 << 10)))
+        try await within {
+            while bobToSam.isActive {
+                try? await bobToSam.send(chunk, on: .bulk)
+            }
+        }
+        #expect(bob.rejected(.slowReader) >= 1)
+        let queued = try bob.metrics.expectMeter("privatus_link_queued_bytes").values
+        #expect(queued.max() ?? 0 <= Double(bounded.link.multiplex.maxQueuedBytes))
+        try await roundTrip(carol, bob, at: address, text: "others unaffected")
+        await bob.manager.shutdown()
+        await carol.manager.shutdown()
+        await sam.manager.shutdown(grace: .milliseconds(10))
+    }
+
+    @Test func aSenderFasterThanItsReaderWaitsInsteadOfBeingDropped() async throws {
+        var bounded = ConnectionManager.Configuration.fast
+        bounded.link.multiplex.maxQueuedBytes = 2 << 20
+        let alice = TestLinkNode(group: group, configuration: bounded)
+        // Dana reads, slowly: a little pause per message.
+        let dana = TestLinkNode(group: group) { _, _ in try? await Task.sleep(for: .milliseconds(2)) }
+        let address = try await dana.manager.listen(host: "127.0.0.1", port: 0)
+        let link = try await alice.manager.connect(to: dana.peerID, at: address)
+        let chunk = Envelope.Body.chatMessage(
+            ChatMessage(messageID: [UInt8](repeating: 3, count: 16), sealed: [UInt8](repeating: 3, count: 512 << 10)))
+        // 24 MiB through a 2 MiB queue bound: the writer is held back, the link stays.
+        for _ in 0..<48 { try await link.send(chunk, on: .bulk) }
+        #expect(link.isActive)
+        #expect(alice.rejected(.slowReader) == 0)
+        let queued = try alice.metrics.expectMeter("privatus_link_queued_bytes").values
+        #expect(queued.max() ?? 0 <= Double(bounded.link.multiplex.maxQueuedBytes))
+        await alice.manager.shutdown()
+        await dana.manager.shutdown()
+    }
+
+    @Test func idleLinksCloseAndShutdownDeliversWhatWasQueued() async throws {
+        let alice = TestLinkNode(group: group)
+        let bob = TestLinkNode(group: group)
+        let address = try await bob.manager.listen(host: "127.0.0.1", port: 0)
+        let link = try await alice.manager.connect(to: bob.peerID, at: address)
+        #expect(await alice.manager.closeIdleLinks(now: .now) == 0)
+        #expect(await alice.manager.closeIdleLinks(now: .now + alice.manager.configuration.idleTimeout) == 1)
+        try await within { while link.isActive { try await Task.sleep(for: .milliseconds(10)) } }
+
+        let second = try await alice.manager.connect(to: bob.peerID, at: address)
+        #expect(second !== link)
+        for index in 0..<50 { try await second.send(chat: "queued \(index)") }
+        await alice.manager.shutdown()
+        for index in 0..<50 {
+            let (_, message) = try await bob.inbox.next()
+            #expect(message.body == chat("queued \(index)"))
+        }
+        #expect(!second.isActive)
+        await bob.manager.shutdown()
+    }
+}
