@@ -145,9 +145,12 @@ struct RawReference {
                     sql: "SELECT pk, next_sequence FROM conversations WHERE conversation_index = ?")
                 let insert = try db.cachedStatement(
                     sql: """
-                        INSERT INTO messages (id, conversation_pk, sequence, direction, state, sealed_content)
+                        INSERT INTO messages (pk, ordinal, id, direction, state, sealed_content)
                         VALUES (?, ?, ?, 0, 3, ?)
                         """)
+                var ordinal =
+                    try Int64.fetchOne(
+                        db.cachedStatement(sql: "SELECT value FROM counters WHERE name = 'message_ordinal'")) ?? 0
                 let advance = try db.cachedStatement(sql: "UPDATE conversations SET next_sequence = ? WHERE pk = ?")
                 var seen: [Data: (pk: Int64, next: Int64)] = [:]
                 for row in rows {
@@ -160,13 +163,18 @@ struct RawReference {
                         }
                         conversation = (found["pk"], found["next_sequence"])
                     }
-                    try insert.execute(arguments: [row.id, conversation.pk, conversation.next, row.body])
+                    try insert.execute(arguments: [
+                        conversation.pk << 32 | conversation.next, ordinal, row.id, row.body,
+                    ])
+                    ordinal += 1
                     conversation.next += 1
                     seen[row.index] = conversation
                 }
                 for conversation in seen.values {
                     try advance.execute(arguments: [conversation.next, conversation.pk])
                 }
+                try db.cachedStatement(sql: "UPDATE counters SET value = ? WHERE name = 'message_ordinal'")
+                    .execute(arguments: [ordinal])
             }
             checkpointer.afterCommit()
         }

@@ -31,26 +31,37 @@ enum Schema {
                     contact_pk INTEGER NOT NULL REFERENCES contacts(pk) ON DELETE CASCADE,
                     sealed_change BLOB NOT NULL         -- old and new identity key, when
                 );
+                -- AUTOINCREMENT: a conversation's number, the high bits of its messages' keys, is
+                -- never given to another conversation.
                 CREATE TABLE conversations (
-                    pk INTEGER PRIMARY KEY,
+                    pk INTEGER PRIMARY KEY AUTOINCREMENT,
                     id BLOB NOT NULL UNIQUE,
                     conversation_index BLOB NOT NULL UNIQUE,
                     kind INTEGER NOT NULL,              -- 0 one-to-one, 1 group
                     next_sequence INTEGER NOT NULL DEFAULT 0,
                     sealed_details BLOB NOT NULL        -- peer or group, title, expiry timer
                 );
+                -- pk = conversation pk << 32 | sequence: a conversation's messages sit together in
+                -- the table's b-tree, so its latest page is a few neighbouring pages, not one page
+                -- per message. `ordinal` counts insertions over all conversations (search ranks
+                -- by it). No foreign key to conversations: deleting one deletes its range of
+                -- messages and their search tokens explicitly; `db check` looks for orphans.
                 CREATE TABLE messages (
                     pk INTEGER PRIMARY KEY,
+                    ordinal INTEGER NOT NULL UNIQUE,
                     id BLOB NOT NULL UNIQUE,
-                    conversation_pk INTEGER NOT NULL REFERENCES conversations(pk) ON DELETE CASCADE,
-                    sequence INTEGER NOT NULL,
                     direction INTEGER NOT NULL,         -- 0 sent, 1 received
                     state INTEGER NOT NULL,             -- CLI.md message states
                     edited INTEGER NOT NULL DEFAULT 0,
                     expires_hour INTEGER,               -- disappearing messages: the Unix hour they expire in
-                    sealed_content BLOB NOT NULL,       -- sender, sent/received times, body, reply-to, expires-at
-                    UNIQUE (conversation_pk, sequence)
+                    sealed_content BLOB NOT NULL        -- sender, sent/received times, body, reply-to, expires-at
                 );
+                -- Counters that must never go back, even when the newest rows are deleted.
+                CREATE TABLE counters (
+                    name TEXT PRIMARY KEY,
+                    value INTEGER NOT NULL
+                );
+                INSERT INTO counters (name, value) VALUES ('message_ordinal', 0);
                 CREATE INDEX messages_by_expiry ON messages(expires_hour) WHERE expires_hour IS NOT NULL;
                 CREATE INDEX messages_by_state ON messages(state) WHERE state IN (0, 5);
                 -- No foreign key and no index by message: a message's tokens are deleted with it
@@ -58,8 +69,8 @@ enum Schema {
                 -- writes; `db check` looks for orphans.
                 CREATE TABLE search_tokens (
                     token BLOB NOT NULL,
-                    message_pk INTEGER NOT NULL,
-                    PRIMARY KEY (token, message_pk)
+                    message_ordinal INTEGER NOT NULL,
+                    PRIMARY KEY (token, message_ordinal)
                 ) WITHOUT ROWID;
                 CREATE TABLE groups (
                     pk INTEGER PRIMARY KEY,

@@ -2,8 +2,9 @@ import Foundation
 import GRDB
 
 extension Store {
-    /// `PRAGMA integrity_check`, `PRAGMA foreign_key_check` and orphaned search tokens: the
-    /// problems found, empty when the database is sound.
+    /// `PRAGMA integrity_check`, `PRAGMA foreign_key_check`, and search tokens or messages left
+    /// without their message or conversation: the problems found, empty when the database is
+    /// sound.
     public func check() throws -> [String] {
         try pool.read { db in
             var problems = try String.fetchAll(db, sql: "PRAGMA integrity_check").filter { $0 != "ok" }
@@ -13,9 +14,17 @@ extension Store {
             // any left behind.
             let orphans =
                 try Int.fetchOne(
-                    db, sql: "SELECT count(*) FROM search_tokens WHERE message_pk NOT IN (SELECT pk FROM messages)")
-                ?? 0
+                    db,
+                    sql:
+                        "SELECT count(*) FROM search_tokens WHERE message_ordinal NOT IN (SELECT ordinal FROM messages)"
+                ) ?? 0
             if orphans > 0 { problems.append("\(orphans) search tokens without their message") }
+            // Messages are tied to their conversation by their key, not a foreign key.
+            let homeless =
+                try Int.fetchOne(
+                    db, sql: "SELECT count(*) FROM messages WHERE (pk >> 32) NOT IN (SELECT pk FROM conversations)")
+                ?? 0
+            if homeless > 0 { problems.append("\(homeless) messages without their conversation") }
             return problems
         }
     }

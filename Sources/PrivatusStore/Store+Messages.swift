@@ -93,29 +93,30 @@ extension Store {
         }
     }
 
-    /// Inserts prepared messages inside the caller's transaction; returns them as stored with
-    /// their row numbers.
+    /// Inserts prepared messages inside the caller's transaction; returns them as stored.
     func insert(_ prepared: [PreparedMessage], in db: Database) throws -> [StoredMessage] {
         var conversations: [PeerID: (pk: Int64, next: Int64)] = [:]
         let insertMessage = try db.cachedStatement(
             sql: """
-                INSERT INTO messages (id, conversation_pk, sequence, direction, state, expires_hour, sealed_content)
+                INSERT INTO messages (pk, ordinal, id, direction, state, expires_hour, sealed_content)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
                 """)
         let insertToken = try db.cachedStatement(
-            sql: "INSERT OR IGNORE INTO search_tokens (token, message_pk) VALUES (?, ?)")
+            sql: "INSERT OR IGNORE INTO search_tokens (token, message_ordinal) VALUES (?, ?)")
+        var ordinal = try Self.nextOrdinal(in: db)
         var stored: [StoredMessage] = []
         stored.reserveCapacity(prepared.count)
         for item in prepared {
             var conversation = try conversations[item.message.peer] ?? conversationRow(for: item.message.peer, in: db)
+            guard conversation.next < Self.sequencesPerConversation else { throw StoreError.tooLarge }
             try insertMessage.execute(arguments: [
-                Data(item.id), conversation.pk, conversation.next, item.message.direction.rawValue,
-                item.message.state.rawValue, item.message.expiresAt.map { Int64($0 / Self.millisecondsPerHour) },
-                item.content,
+                Self.messageKey(conversation: conversation.pk, sequence: conversation.next), ordinal, Data(item.id),
+                item.message.direction.rawValue, item.message.state.rawValue,
+                item.message.expiresAt.map { Int64($0 / Self.millisecondsPerHour) }, item.content,
             ])
-            let messagePK = db.lastInsertedRowID
-            for token in item.tokens { try insertToken.execute(arguments: [token, messagePK]) }
+            for token in item.tokens { try insertToken.execute(arguments: [token, ordinal]) }
             stored.append(Self.stored(item.message, id: item.id, sequence: conversation.next))
+            ordinal += 1
             conversation.next += 1
             conversations[item.message.peer] = conversation
         }
@@ -123,7 +124,28 @@ extension Store {
         for (_, conversation) in conversations {
             try advance.execute(arguments: [conversation.next, conversation.pk])
         }
+        try db.cachedStatement(sql: "UPDATE counters SET value = ? WHERE name = 'message_ordinal'")
+            .execute(arguments: [ordinal])
         return stored
+    }
+
+    /// Sequence numbers a conversation can use: the low 32 bits of a message's key.
+    static let sequencesPerConversation: Int64 = 1 << 32
+
+    /// A message's key: its conversation's row number in the high bits, its sequence number in
+    /// the low 32, so that the messages of a conversation are neighbours in the table.
+    static func messageKey(conversation: Int64, sequence: Int64) -> Int64 {
+        conversation << 32 | sequence
+    }
+
+    /// The first ordinal never used (kept in `counters`, so it never goes back when the newest
+    /// messages are deleted: a token left behind could otherwise point at a later message).
+    static func nextOrdinal(in db: Database) throws -> Int64 {
+        guard
+            let next = try Int64.fetchOne(
+                db.cachedStatement(sql: "SELECT value FROM counters WHERE name = 'message_ordinal'"))
+        else { throw StoreError.damagedRow(table: "counters") }
+        return next
     }
 
     /// Call after a commit that added messages: a page read that began before it is never
@@ -144,13 +166,17 @@ extension Store {
                     db, sql: "SELECT pk FROM conversations WHERE conversation_index = ?", arguments: [conversationIndex]
                 )
             else { return [] }
+            let bound = min(max(before ?? Self.sequencesPerConversation, 0), Self.sequencesPerConversation)
             return try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT id, sequence, direction, state, sealed_content FROM messages
-                    WHERE conversation_pk = ? AND sequence < ? ORDER BY sequence DESC LIMIT ?
+                    SELECT pk, id, direction, state, sealed_content FROM messages
+                    WHERE pk >= ? AND pk < ? ORDER BY pk DESC LIMIT ?
                     """,
-                arguments: [conversation, before ?? Int64.max, limit])
+                arguments: [
+                    Self.messageKey(conversation: conversation, sequence: 0),
+                    Self.messageKey(conversation: conversation, sequence: 0) + bound, limit,
+                ])
         }
         let page = try rows.reversed().map(decodeMessage)
         pages.store(page, for: key, generation: generation)
@@ -161,12 +187,12 @@ extension Store {
     public func indexForSearch(_ messages: [StoredMessage]) throws {
         let tokens = messages.map { (id: Data($0.id), tokens: BlindIndex.words(of: $0.body).map(index.token)) }
         try write { db in
-            let find = try db.cachedStatement(sql: "SELECT pk FROM messages WHERE id = ?")
+            let find = try db.cachedStatement(sql: "SELECT ordinal FROM messages WHERE id = ?")
             let insert = try db.cachedStatement(
-                sql: "INSERT OR IGNORE INTO search_tokens (token, message_pk) VALUES (?, ?)")
+                sql: "INSERT OR IGNORE INTO search_tokens (token, message_ordinal) VALUES (?, ?)")
             for item in tokens {
-                guard let pk = try Int64.fetchOne(find, arguments: [item.id]) else { continue }
-                for token in item.tokens { try insert.execute(arguments: [token, pk]) }
+                guard let ordinal = try Int64.fetchOne(find, arguments: [item.id]) else { continue }
+                for token in item.tokens { try insert.execute(arguments: [token, ordinal]) }
             }
         }
     }
@@ -182,19 +208,19 @@ extension Store {
                 return try Row.fetchAll(
                     db,
                     sql: """
-                        SELECT m.id, m.sequence, m.direction, m.state, m.sealed_content
-                        FROM search_tokens t JOIN messages m ON m.pk = t.message_pk
-                        WHERE t.token = ? ORDER BY t.message_pk DESC LIMIT ?
+                        SELECT m.pk, m.id, m.direction, m.state, m.sealed_content
+                        FROM search_tokens t JOIN messages m ON m.ordinal = t.message_ordinal
+                        WHERE t.token = ? ORDER BY t.message_ordinal DESC LIMIT ?
                         """,
                     arguments: [tokens[0], limit])
             }
             return try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT m.id, m.sequence, m.direction, m.state, m.sealed_content FROM messages m
-                    JOIN (SELECT message_pk FROM search_tokens WHERE token IN (\(tokens.map { _ in "?" }.joined(separator: ",")))
-                          GROUP BY message_pk HAVING count(*) = ?) t ON t.message_pk = m.pk
-                    ORDER BY m.pk DESC LIMIT ?
+                    SELECT m.pk, m.id, m.direction, m.state, m.sealed_content FROM messages m
+                    JOIN (SELECT message_ordinal FROM search_tokens WHERE token IN (\(tokens.map { _ in "?" }.joined(separator: ",")))
+                          GROUP BY message_ordinal HAVING count(*) = ?) t ON t.message_ordinal = m.ordinal
+                    ORDER BY m.ordinal DESC LIMIT ?
                     """,
                 arguments: StatementArguments(tokens + [tokens.count, limit] as [any DatabaseValueConvertible]))
         }
@@ -214,10 +240,12 @@ extension Store {
             else { return }
             let rows = try Row.fetchAll(
                 db,
-                sql:
-                    "SELECT pk, id, sequence, direction, state, sealed_content FROM messages WHERE conversation_pk = ?",
-                arguments: [conversation])
-            try deleteMessages(rows.map { ($0["pk"], try decodeMessage($0)) }, in: db)
+                sql: "SELECT pk, ordinal, id, direction, state, sealed_content FROM messages WHERE pk >= ? AND pk < ?",
+                arguments: [
+                    Self.messageKey(conversation: conversation, sequence: 0),
+                    Self.messageKey(conversation: conversation + 1, sequence: 0),
+                ])
+            try deleteMessages(rows.map { ($0["pk"], $0["ordinal"], try decodeMessage($0)) }, in: db)
             try db.execute(sql: "DELETE FROM conversations WHERE pk = ?", arguments: [conversation])
         }
         pages.invalidate(conversationIndex)
@@ -236,12 +264,12 @@ extension Store {
             let rows = try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT pk, id, sequence, direction, state, sealed_content FROM messages
+                    SELECT pk, ordinal, id, direction, state, sealed_content FROM messages
                     WHERE expires_hour IS NOT NULL AND expires_hour <= ?
                     """,
                 arguments: [Int64(now / Self.millisecondsPerHour)])
-            let due = try rows.map { ($0["pk"] as Int64, try decodeMessage($0)) }.filter { _, message in
-                message.expiresAt.map { $0 <= now } ?? false
+            let due = try rows.map { ($0["pk"] as Int64, $0["ordinal"] as Int64, try decodeMessage($0)) }.filter {
+                _, _, message in message.expiresAt.map { $0 <= now } ?? false
             }
             try deleteMessages(due, in: db)
             return due.count
@@ -251,12 +279,13 @@ extension Store {
     }
 
     /// Deletes messages and the search tokens of their words, inside the caller's transaction.
-    func deleteMessages(_ messages: [(pk: Int64, message: StoredMessage)], in db: Database) throws {
-        let deleteToken = try db.cachedStatement(sql: "DELETE FROM search_tokens WHERE token = ? AND message_pk = ?")
+    func deleteMessages(_ messages: [(pk: Int64, ordinal: Int64, message: StoredMessage)], in db: Database) throws {
+        let deleteToken = try db.cachedStatement(
+            sql: "DELETE FROM search_tokens WHERE token = ? AND message_ordinal = ?")
         let deleteMessage = try db.cachedStatement(sql: "DELETE FROM messages WHERE pk = ?")
-        for (pk, message) in messages {
+        for (pk, ordinal, message) in messages {
             for word in BlindIndex.words(of: message.body) {
-                try deleteToken.execute(arguments: [index.token(word), pk])
+                try deleteToken.execute(arguments: [index.token(word), ordinal])
             }
             try deleteMessage.execute(arguments: [pk])
         }
@@ -287,7 +316,8 @@ extension Store {
         else {
             throw StoreError.damagedRow(table: "messages")
         }
-        return try Self.decodeContent(content, id: id, sequence: row["sequence"], direction: direction, state: state)
+        let sequence = (row["pk"] as Int64) & (Self.sequencesPerConversation - 1)
+        return try Self.decodeContent(content, id: id, sequence: sequence, direction: direction, state: state)
     }
 
     /// `version u8 (1) ‖ sender (32) ‖ sentAt u64 ‖ receivedAt u64 (0: none) ‖ expiresAt u64 (0: none)

@@ -104,6 +104,11 @@ import Testing
         // Delete the message behind the store's back, as a bug would.
         try DatabaseQueue(path: path).write { db in try db.execute(sql: "DELETE FROM messages") }
         #expect(try store.check() == ["2 search tokens without their message"])
+        // And a conversation deleted without its messages.
+        try store.append([message("homeless")])
+        try DatabaseQueue(path: path).write { db in try db.execute(sql: "DELETE FROM conversations") }
+        let problems = try store.check()
+        #expect(problems == ["2 search tokens without their message", "1 messages without their conversation"])
     }
 
     @Test func wrongDatabaseKeyCannotReadAnything() throws {
