@@ -217,6 +217,67 @@ import Testing
         await dana.manager.shutdown()
     }
 
+    @Test func atTheConnectionLimitTheLeastRecentlyUsedIdleLinkMakesRoom() async throws {
+        var small = ConnectionManager.Configuration.fast
+        small.maximumConnections = 2
+        small.evictableAfter = .zero
+        let bob = TestLinkNode(group: group, configuration: small)
+        let address = try await bob.manager.listen(host: "127.0.0.1", port: 0)
+        let (first, second, third) = (
+            TestLinkNode(group: group), TestLinkNode(group: group), TestLinkNode(group: group)
+        )
+        try await roundTrip(first, bob, at: address, text: "one")
+        try await roundTrip(second, bob, at: address, text: "two")
+        try await roundTrip(first, bob, at: address, text: "one again")  // second is now the least recent
+        try await roundTrip(third, bob, at: address, text: "three")
+        try await within {
+            while await bob.manager.connectedPeers != [first.peerID, third.peerID] {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
+        for node in [bob, first, second, third] { await node.manager.shutdown() }
+    }
+
+    @Test func twoNodesDiallingEachOtherAtOnceKeepOneLink() async throws {
+        let alice = TestLinkNode(group: group)
+        let bob = TestLinkNode(group: group)
+        let aliceAddress = try await alice.manager.listen(host: "127.0.0.1", port: 0)
+        let bobAddress = try await bob.manager.listen(host: "127.0.0.1", port: 0)
+        async let fromAlice = alice.manager.connect(to: bob.peerID, at: bobAddress)
+        async let fromBob = bob.manager.connect(to: alice.peerID, at: aliceAddress)
+        _ = try? await (fromAlice, fromBob)
+        // Both sides settle on the same connection: the one dialled by the lower PeerID.
+        let lower = alice.peerID.bytes.lexicographicallyPrecedes(bob.peerID.bytes) ? alice : bob
+        try await within {
+            while true {
+                if let a = await alice.manager.link(to: bob.peerID), let b = await bob.manager.link(to: alice.peerID),
+                    a.peer.handshakeHash == b.peer.handshakeHash
+                {
+                    #expect(a.initiatorPeer == lower.peerID && b.initiatorPeer == lower.peerID)
+                    return
+                }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
+        try await roundTrip(alice, bob, at: bobAddress, text: "one link")
+        await alice.manager.shutdown()
+        await bob.manager.shutdown()
+    }
+
+    @Test func aFailedDialBacksOffBeforeTheNextAttempt() async throws {
+        var limited = ConnectionManager.Configuration.fast
+        limited.rateLimits.limitsLoopback = true
+        let alice = TestLinkNode(group: group, configuration: limited)
+        // A port that was just free: nothing listens there.
+        let probe = TestLinkNode(group: group)
+        let closed = try await probe.manager.listen(host: "127.0.0.3", port: 0)
+        await probe.manager.shutdown()
+        await #expect(throws: (any Error).self) { try await alice.manager.connect(to: probe.peerID, at: closed) }
+        await #expect(throws: LinkError.rateLimited) { try await alice.manager.connect(to: probe.peerID, at: closed) }
+        #expect(alice.rejected(.rateLimited) == 1)
+        await alice.manager.shutdown()
+    }
+
     @Test func idleLinksCloseAndShutdownDeliversWhatWasQueued() async throws {
         let alice = TestLinkNode(group: group)
         let bob = TestLinkNode(group: group)
