@@ -148,6 +148,16 @@ let package = Package(
             path: "Tests/StoreWriter",
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "LinkEcho",
+            dependencies: [
+                "PrivatusCore", "PrivatusCrypto", "PrivatusNet", "PrivatusWire",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Tests/LinkEcho",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "PrivatusWireTests",
             dependencies: ["PrivatusWire", "PrivatusCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
