@@ -217,6 +217,30 @@ import Testing
         await dana.manager.shutdown()
     }
 
+    @Test func unknownKindsOtherVersionsAndGarbageMessagesGetErrorRepliesOnAnOpenLink() async throws {
+        let alice = TestLinkNode(group: group)
+        let bob = TestLinkNode(group: group)
+        let address = try await bob.manager.listen(host: "127.0.0.1", port: 0)
+        let link = try await alice.manager.connect(to: bob.peerID, at: address)
+        // Version 1 with field 50 (a kind from a newer node), version 2 with a ping, no protobuf.
+        let cases: [([UInt8], ErrorReply)] = [
+            ([0x08, 0x01, 0x90, 0x03, 0x01], ErrorReply(code: .unknownKind, kind: 50)),
+            ([0x08, 0x02, 0x12, 0x02, 0x08, 0x01], ErrorReply(code: .unsupportedVersion, kind: 2)),
+            ([0xff, 0xff, 0xff], ErrorReply(code: .malformed, kind: 0)),
+        ]
+        for (bytes, expected) in cases {
+            try await link.send(LinkMessage(stream: .chat, bytes: bytes))
+            let (_, reply) = try await alice.inbox.next()
+            #expect(reply == InboundMessage(stream: .chat, body: .errorReply(expected)))
+        }
+        #expect(await bob.inbox.count == 0, "none of them reached Bob's node")
+        #expect(bob.rejected(.unknownKind) == 2 && bob.rejected(.malformed) == 1)
+        try await roundTrip(alice, bob, at: address, text: "the link is still open")
+        #expect(link.isActive)
+        await alice.manager.shutdown()
+        await bob.manager.shutdown()
+    }
+
     @Test func atTheConnectionLimitTheLeastRecentlyUsedIdleLinkMakesRoom() async throws {
         var small = ConnectionManager.Configuration.fast
         small.maximumConnections = 2
