@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "PrivatusStore", targets: ["PrivatusStore"]),
         .library(name: "PrivatusWire", targets: ["PrivatusWire"]),
         .library(name: "PrivatusNet", targets: ["PrivatusNet"]),
+        .library(name: "PrivatusNode", targets: ["PrivatusNode"]),
         .library(name: "PrivatusBench", targets: ["PrivatusBench"]),
     ],
     dependencies: [
@@ -28,6 +29,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         .target(name: "CPrivatusSystem"),
@@ -86,6 +89,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "PrivatusNode",
+            dependencies: [
+                "PrivatusCore", "PrivatusCrypto", "PrivatusProfile", "PrivatusStore", "PrivatusWire", "PrivatusNet",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "PrivatusBench",
             dependencies: [
                 "PrivatusCore",
@@ -105,8 +121,10 @@ let package = Package(
                 "PrivatusCrypto",
                 "PrivatusProfile",
                 "PrivatusStore",
+                "PrivatusNode",
                 "PrivatusBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -179,7 +197,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PrivatusCLITests",
-            dependencies: ["privatus", "CPrivatusSystem", "PrivatusCore", "PrivatusTesting"],
+            dependencies: ["privatus", "CPrivatusSystem", "PrivatusCore", "PrivatusTesting", "PrivatusNode", "PrivatusProfile"],
             swiftSettings: swiftSettings
         ),
     ],

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PrivatusCrypto
+import PrivatusNode
 import PrivatusProfile
 
 #if canImport(Glibc)
@@ -43,6 +44,10 @@ enum Terminal {
             (error == .wrongPassword ? 4 : 1, error.description)
         case let error as CLIFailure:
             (error.status, error.message)
+        case let error as ControlClientError:
+            (error.description == ControlClientError.noNode.description ? 3 : 1, error.description)
+        case let error as NodeError:
+            (1, error.description)
         default:
             (1, String(describing: error))
         }

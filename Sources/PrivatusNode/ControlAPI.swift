@@ -1,0 +1,55 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import PrivatusCore
+
+/// What `status` answers (CLI.md).
+public struct NodeStatus: Codable, Sendable, Equatable, ResponseEncodable {
+    public var peerId: String
+    public var listenAddresses: [String]
+    public var ui: String
+    public var connectedPeers: Int
+    public var queued: Int
+    public var uptimeS: Double
+    public var dbBytes: Int
+}
+
+/// Refuses every request that does not carry the node's bearer token or that names a host
+/// other than the loopback address and port the API is bound to (a web page's DNS-rebinding
+/// request carries its own host name).
+struct ControlAccess<Context: RequestContext>: RouterMiddleware {
+    let token: String
+    /// The port the API is bound to (known once it listens: it may be asked for as 0).
+    let port: @Sendable () -> Int
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    )
+        async throws -> Response
+    {
+        guard let host = request.head.authority, Self.hosts(port: port()).contains(host.lowercased()) else {
+            throw HTTPError(.forbidden, message: "host not allowed")
+        }
+        guard let authorization = request.headers[.authorization],
+            Self.constantTimeEquals(authorization, "Bearer " + token)
+        else {
+            throw HTTPError(.unauthorized, message: "a valid bearer token is required")
+        }
+        return try await next(request, context)
+    }
+
+    /// Compares without an early exit, so timing does not reveal how much of a guess matched.
+    static func constantTimeEquals(_ lhs: String, _ rhs: String) -> Bool {
+        let a = Array(lhs.utf8)
+        let b = Array(rhs.utf8)
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for index in a.indices { difference |= a[index] ^ b[index] }
+        return difference == 0
+    }
+
+    /// The Host values a local client may send for a server on `port`.
+    static func hosts(port: Int) -> Set<String> {
+        ["127.0.0.1:\(port)", "localhost:\(port)", "[::1]:\(port)"]
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import PrivatusProfile
+
+/// The client side of the control API, for the CLI's client commands: finds the node through
+/// `<profile>/node.json`, authenticates with `<profile>/api-token`, speaks plain HTTP/1.1 on
+/// loopback. Never touches the keystore.
+public struct ControlClient: Sendable {
+    /// The largest response read (the rest is refused).
+    public static let maximumResponseBytes = 8 << 20
+
+    public let baseURL: String
+    let token: String
+    let host: String
+    let port: Int
+
+    /// The client of the node running for `layout`.
+    /// - Throws: ``ControlClientError/noNode`` when none runs.
+    public init(layout: ProfileLayout) throws {
+        guard let file = NodeFile.read(in: layout), let token = NodeFile.token(in: layout),
+            let url = URLComponents(string: file.ui), let host = url.host, let port = url.port
+        else { throw ControlClientError.noNode }
+        self.init(baseURL: file.ui, token: token, host: host, port: port)
+    }
+
+    init(baseURL: String, token: String, host: String, port: Int) {
+        self.baseURL = baseURL
+        self.token = token
+        self.host = host
+        self.port = port
+    }
+
+    /// `GET path` with the token; the status code and body.
+    public func get(
+        _ path: String, hostHeader: String? = nil, authorized: Bool = true
+    ) async throws -> (
+        status: Int, body: [UInt8]
+    ) {
+        var request = "GET \(path) HTTP/1.1\r\nHost: \(hostHeader ?? "\(host):\(port)")\r\nConnection: close\r\n"
+        if authorized { request += "Authorization: Bearer \(token)\r\n" }
+        request += "\r\n"
+        let response = try await Self.exchange(Array(request.utf8), host: host, port: port)
+        return try Self.parse(response)
+    }
+
+    static func exchange(_ request: [UInt8], host: String, port: Int) async throws -> [UInt8] {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.seconds(5))
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        return try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(bytes: request))
+            var response: [UInt8] = []
+            for try await chunk in inbound {
+                guard response.count + chunk.readableBytes <= maximumResponseBytes else {
+                    throw ControlClientError.badResponse
+                }
+                response += chunk.readableBytesView
+            }
+            return response
+        }
+    }
+
+    /// Status line and body of a `Connection: close` response (`Content-Length` or to the end).
+    static func parse(_ response: [UInt8]) throws -> (status: Int, body: [UInt8]) {
+        let separator: [UInt8] = [13, 10, 13, 10]
+        guard let end = response.indices.first(where: { response[$0...].starts(with: separator) }),
+            let head = String(validating: response[..<end], as: UTF8.self)
+        else { throw ControlClientError.badResponse }
+        let lines = head.components(separatedBy: "\r\n")
+        let statusParts = lines[0].split(separator: " ")
+        guard statusParts.count >= 2, statusParts[0].hasPrefix("HTTP/1."), let status = Int(statusParts[1]) else {
+            throw ControlClientError.badResponse
+        }
+        var body = Array(response[(end + 4)...])
+        if let length = lines.dropFirst().compactMap({ line -> Int? in
+            let parts = line.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2, parts[0].lowercased() == "content-length" else { return nil }
+            return Int(parts[1].trimmingCharacters(in: .whitespaces))
+        }).first {
+            guard length <= body.count else { throw ControlClientError.badResponse }
+            body = Array(body.prefix(length))
+        }
+        return (status, body)
+    }
+}
+
+/// Why a client command could not talk to the node.
+public enum ControlClientError: Error, Sendable, CustomStringConvertible {
+    /// No node runs for this profile.
+    case noNode
+    /// The node's answer is not HTTP this client understands.
+    case badResponse
+    /// The node refused the request.
+    case refused(status: Int)
+
+    public var description: String {
+        switch self {
+        case .noNode: "no node is running for this profile"
+        case .badResponse: "the node's answer could not be read"
+        case .refused(let status): "the node refused the request (HTTP \(status))"
+        }
+    }
+}

@@ -1,0 +1,166 @@
+import Crypto
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import NIOPosix
+import PrivatusCore
+import PrivatusCrypto
+import PrivatusNet
+import PrivatusProfile
+import PrivatusStore
+import PrivatusWire
+import ServiceLifecycle
+import Synchronization
+
+/// Where a node listens (flags > environment > config.json > defaults, resolved by the caller).
+public struct NodeSettings: Sendable {
+    /// Link listen addresses.
+    public var listen: [(host: String, port: Int)]
+    /// The control API's loopback address.
+    public var ui: (host: String, port: Int)
+    public var connections = ConnectionManager.Configuration()
+
+    public init(listen: [(host: String, port: Int)], ui: (host: String, port: Int)) {
+        self.listen = listen
+        self.ui = ui
+    }
+}
+
+/// A running Privatus node: the profile's database, its links and its control API, as a
+/// swift-service-lifecycle `Service` (DESIGN.md, "Node runtime").
+///
+/// `run()` opens the database, starts listening for links, then serves the control API on
+/// loopback; once that listens it writes `<profile>/api-token` (a fresh token each run) and
+/// `<profile>/node.json`. On graceful shutdown it stops accepting, lets links flush, and removes
+/// `node.json`.
+public final class Node: Service, Sendable {
+    public let profile: UnlockedProfile
+    public let settings: NodeSettings
+    let logger: Logger
+    let started = ContinuousClock.now
+    private let state = Mutex<Running?>(nil)
+
+    struct Running: Sendable {
+        let store: Store
+        let links: ConnectionManager
+        let listenAddresses: [String]
+        var ui: String?
+    }
+
+    public init(profile: UnlockedProfile, settings: NodeSettings, logger: Logger) {
+        self.profile = profile
+        self.settings = settings
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let layout = profile.layout
+        let store = try Store(path: layout.databaseFile, databaseKey: profile.contents.keys.databaseKey)
+        let keys = profile.contents.keys
+        let links = ConnectionManager(
+            local: LinkIdentity(identity: keys.identity, noiseStatic: keys.noiseStatic),
+            group: MultiThreadedEventLoopGroup.singleton, configuration: settings.connections, logger: logger
+        ) { _, _ in
+            // Messages are handled by the chat layer (issue 6, next part); links already answer
+            // pings and unknown kinds themselves.
+        }
+        var listening: [String] = []
+        for address in settings.listen {
+            do {
+                let bound = try await links.listen(host: address.host, port: address.port)
+                listening.append(Self.describe(bound))
+            } catch {
+                throw NodeError.listenFailed(address: "\(address.host):\(address.port)", flag: "--listen")
+            }
+        }
+        let listenAddresses = listening
+        state.withLock { $0 = Running(store: store, links: links, listenAddresses: listenAddresses) }
+
+        let token = SymmetricKey(size: .bits256).withUnsafeBytes { Hex.encode(Array($0)) }
+        try FileIO.writeAtomically(Array(token.utf8), to: NodeFile.tokenPath(in: layout))
+        let router = Router()
+        let uiPort = PortBox(settings.ui.port)
+        router.add(middleware: ControlAccess(token: token, port: { uiPort.value }))
+        router.get("/api/v1/status") { _, _ in try await self.status() }
+        let application = Application(
+            router: router,
+            configuration: .init(address: .hostname(settings.ui.host, port: settings.ui.port), serverName: nil),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? 0
+                uiPort.value = port
+                let ui = "http://\(self.settings.ui.host):\(port)"
+                self.state.withLock { $0?.ui = ui }
+                do {
+                    let file = NodeFile(pid: getpid(), ui: ui, listenAddresses: listenAddresses)
+                    try FileIO.writeAtomically(
+                        Array(try JSONEncoder().encode(file)), to: NodeFile.path(in: layout))
+                } catch {
+                    self.logger.error("could not write node.json", metadata: ["error": "\(error)"])
+                }
+                let startup = ContinuousClock.now - self.started
+                self.logger.notice(
+                    "listening", metadata: ["startupMs": "\(startup.milliseconds)", "ui": "\(ui)"])
+                var banner = "ui: \(ui)\n"
+                for address in listenAddresses { banner += "listening: \(address)\n" }
+                FileHandle.standardOutput.write(Data(banner.utf8))
+            },
+            logger: logger)
+        try await withGracefulShutdownHandler {
+            try await application.runService(gracefulShutdownSignals: [])
+        } onGracefulShutdown: {
+            try? FileManager.default.removeItem(atPath: NodeFile.path(in: layout))
+        }
+        await links.shutdown()
+        try? FileManager.default.removeItem(atPath: NodeFile.path(in: layout))
+    }
+
+    /// The facts `status` shows.
+    func status() async throws -> NodeStatus {
+        guard let running = state.withLock({ $0 }) else { throw HTTPError(.serviceUnavailable) }
+        return NodeStatus(
+            peerId: profile.peerID.hex,
+            listenAddresses: running.listenAddresses,
+            ui: running.ui ?? "",
+            connectedPeers: await running.links.connectedPeers.count,
+            queued: try running.store.outbox(dueBy: .max, limit: 10_000).count,
+            uptimeS: (ContinuousClock.now - started).seconds,
+            dbBytes: running.store.fileBytes(path: profile.layout.databaseFile))
+    }
+
+    static func describe(_ address: SocketAddress) -> String {
+        switch address {
+        case .v6: "[\(address.ipAddress ?? "")]:\(address.port ?? 0)"
+        default: "\(address.ipAddress ?? ""):\(address.port ?? 0)"
+        }
+    }
+}
+
+/// The control API's port, set once the server listens.
+final class PortBox: Sendable {
+    private let port: Mutex<Int>
+    init(_ port: Int) { self.port = Mutex(port) }
+    var value: Int {
+        get { port.withLock { $0 } }
+        set { port.withLock { $0 = newValue } }
+    }
+}
+
+/// Why a node could not start.
+public enum NodeError: Error, Sendable, CustomStringConvertible {
+    case listenFailed(address: String, flag: String)
+
+    public var description: String {
+        switch self {
+        case .listenFailed(let address, let flag): "cannot listen on \(address); choose another with \(flag)"
+        }
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+
+    var milliseconds: Double { seconds * 1000 }
+}

@@ -1,0 +1,102 @@
+import ArgumentParser
+import Foundation
+import Logging
+import PrivatusNode
+import PrivatusProfile
+import ServiceLifecycle
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the node in the foreground (Ctrl-C or SIGTERM stops it gracefully)."
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var password: PasswordOptions
+
+    @Option(name: .long, help: "Address to listen on for links, host:port (repeatable; port 0: any free port).")
+    var listen: [String] = []
+
+    @Option(name: .long, help: "Loopback address of the control API, host:port (port 0: any free port).")
+    var ui: String?
+
+    func run() async throws {
+        let sink = global.bootstrapLogging()
+        try await reportingFailures {
+            let layout = global.layout
+            let lock = try ProfileLock(profile: layout)
+            let secret = try password.source.read()
+            let profile = try Profile.unlock(layout, password: secret)
+            try sink.attachFile(layout: layout)
+            let config = try Profile.config(layout)
+            let environment = ProcessInfo.processInfo.environment
+            let settings = NodeSettings(
+                listen: try Self.addresses(
+                    listen, environment: environment["PRIVATUS_LISTEN"], default: ("0.0.0.0", config.listenPort),
+                    flag: "--listen"),
+                ui: try Self.addresses(
+                    ui.map { [$0] } ?? [], environment: environment["PRIVATUS_UI"],
+                    default: ("127.0.0.1", config.uiPort),
+                    flag: "--ui")[0])
+            guard ["127.0.0.1", "::1", "localhost"].contains(settings.ui.host) else {
+                throw CLIFailure(status: 64, message: "--ui must be a loopback address")
+            }
+            let logger = Logger(label: "privatus.node")
+            let node = Node(profile: profile, settings: settings, logger: logger)
+            let group = ServiceGroup(
+                configuration: .init(
+                    services: [.init(service: node)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+            withExtendedLifetime(lock) {}
+        }
+    }
+
+    /// Flags, else the environment variable (comma-separated), else the default.
+    static func addresses(
+        _ flags: [String], environment: String?, default fallback: (String, Int), flag: String
+    ) throws -> [(host: String, port: Int)] {
+        let given = flags.isEmpty ? (environment?.split(separator: ",").map(String.init) ?? []) : flags
+        guard !given.isEmpty else { return [fallback] }
+        return try given.map { text in
+            guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+                (0...65535).contains(port)
+            else { throw CLIFailure(status: 64, message: "\(flag) takes host:port") }
+            var host = String(text[..<colon])
+            if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            return (host, port)
+        }
+    }
+}
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show the running node's facts (through its control API)."
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(name: .long, help: "Print {peerId, listenAddresses, ui, connectedPeers, queued, uptimeS, dbBytes}.")
+    var json = false
+
+    func run() async throws {
+        _ = global.bootstrapLogging()
+        try await reportingFailures {
+            let client = try ControlClient(layout: global.layout)
+            let (status, body) = try await client.get("/api/v1/status")
+            guard status == 200 else { throw ControlClientError.refused(status: status) }
+            let facts = try JSONDecoder().decode(NodeStatus.self, from: Data(body))
+            if json {
+                try Terminal.printJSON(facts)
+            } else {
+                print("peer id:         \(facts.peerId)")
+                print("listening:       \(facts.listenAddresses.joined(separator: ", "))")
+                print("ui:              \(facts.ui)")
+                print("connected peers: \(facts.connectedPeers)")
+                print("queued:          \(facts.queued)")
+                print("uptime:          \(Int(facts.uptimeS)) s")
+                print("database:        \(facts.dbBytes) bytes")
+            }
+        }
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import PrivatusNode
+import PrivatusProfile
+import PrivatusTesting
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `privatus run` and the client commands, as real processes on temporary profiles.
+@Suite(.serialized) struct NodeCommandTests {
+    let cli: CLIProcess
+    let scratch: TemporaryDirectory
+    var profile: String { scratch.child("profile") }
+    var layout: ProfileLayout { ProfileLayout(directory: profile) }
+
+    init() throws {
+        cli = try CLIProcess()
+        scratch = try TemporaryDirectory("privatus-node")
+    }
+
+    func run(_ arguments: [String]) async throws -> CLIProcess.Result {
+        try await cli.run(["--profile", profile] + arguments, environment: ["PRIVATUS_PASSWORD": "x"])
+    }
+
+    /// Starts a node on ephemeral ports and waits until its node.json is written.
+    func startNode() async throws -> CLIProcess.Running {
+        let created = try await run(["init", "--name", "alice"] + CLITests.cheap)
+        #expect(created.status == 0, "\(created.stderr)")
+        let node = try cli.start(
+            ["--profile", profile, "run", "--listen", "127.0.0.1:0", "--ui", "127.0.0.1:0"],
+            environment: ["PRIVATUS_PASSWORD": "x"])
+        for _ in 0..<400 where NodeFile.read(in: layout) == nil {
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        _ = try #require(NodeFile.read(in: layout), "the node wrote node.json")
+        return node
+    }
+
+    @Test func statusAnswersWithTheContractKeysAndSigtermStopsTheNodeCleanly() async throws {
+        defer { scratch.remove() }
+        let node = try await startNode()
+        let status = try await run(["status", "--json"])
+        #expect(status.status == 0, "\(status.stderr)")
+        let facts = try #require(JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])
+        for key in ["peerId", "listenAddresses", "ui", "connectedPeers", "queued", "uptimeS", "dbBytes"] {
+            #expect(facts[key] != nil, "status --json has \(key)")
+        }
+        let file = try #require(NodeFile.read(in: layout))
+        #expect(facts["ui"] as? String == file.ui)
+        #expect((facts["listenAddresses"] as? [String])?.first?.hasPrefix("127.0.0.1:") == true)
+        for path in [NodeFile.path(in: layout), NodeFile.tokenPath(in: layout)] {
+            #expect(try FileIO.mode(path) & 0o777 == 0o600)
+        }
+
+        node.child.send(SIGTERM)
+        let ended = try await node.wait(timeout: .seconds(30))
+        #expect(ended.status == 0, "\(ended.stderr)")
+        #expect(ended.stdout.contains("ui: \(file.ui)"), "run prints the UI URL on start")
+        #expect(!FileIO.exists(NodeFile.path(in: layout)), "node.json goes with the node")
+        let after = try await run(["status", "--json"])
+        #expect(after.status == 3)
+        #expect(after.stderr.contains("no node is running for this profile"))
+    }
+
+    @Test func aSecondRunOnTheSameProfileExitsSix() async throws {
+        defer { scratch.remove() }
+        let node = try await startNode()
+        let second = try await run(["run", "--listen", "127.0.0.1:0", "--ui", "127.0.0.1:0"])
+        #expect(second.status == 6, "\(second.stderr)")
+        node.child.send(SIGTERM)
+        _ = try await node.wait(timeout: .seconds(30))
+    }
+
+    @Test func theControlAPIRefusesRequestsWithoutTheTokenOrWithAForeignHost() async throws {
+        defer { scratch.remove() }
+        let node = try await startNode()
+        let client = try ControlClient(layout: layout)
+        let port = try #require(URLComponents(string: client.baseURL)?.port)
+        #expect(try await client.get("/api/v1/status").status == 200)
+        #expect(try await client.get("/api/v1/status", authorized: false).status == 401)
+        #expect(try await client.get("/api/v1/status", hostHeader: "attacker.example:\(port)").status == 403)
+        #expect(try await client.get("/api/v1/status", hostHeader: "localhost:\(port)").status == 200)
+        node.child.send(SIGTERM)
+        _ = try await node.wait(timeout: .seconds(30))
+    }
+
+    @Test func clientCommandsWithNoNodeExitThree() async throws {
+        defer { scratch.remove() }
+        #expect(try await run(["init", "--name", "bob"] + CLITests.cheap).status == 0)
+        let status = try await run(["status"])
+        #expect(status.status == 3)
+        #expect(status.stderr.contains("no node is running for this profile"))
+    }
+}
