@@ -21,10 +21,13 @@ public struct ControlClient: Sendable {
         guard let file = NodeFile.read(in: layout), let token = NodeFile.token(in: layout),
             let url = URLComponents(string: file.ui), let host = url.host, let port = url.port
         else { throw ControlClientError.noNode }
-        self.init(baseURL: file.ui, token: token, host: host, port: port)
+        // URLComponents keeps an IPv6 host's brackets.
+        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        self.init(baseURL: file.ui, token: token, host: bare, port: port)
     }
 
-    init(baseURL: String, token: String, host: String, port: Int) {
+    /// A client of the API at `host`:`port` with `token` (tests use it with a wrong token).
+    public init(baseURL: String, token: String, host: String, port: Int) {
         self.baseURL = baseURL
         self.token = token
         self.host = host
@@ -37,7 +40,8 @@ public struct ControlClient: Sendable {
     ) async throws -> (
         status: Int, body: [UInt8]
     ) {
-        var request = "GET \(path) HTTP/1.1\r\nHost: \(hostHeader ?? "\(host):\(port)")\r\nConnection: close\r\n"
+        let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        var request = "GET \(path) HTTP/1.1\r\nHost: \(hostHeader ?? authority)\r\nConnection: close\r\n"
         if authorized { request += "Authorization: Bearer \(token)\r\n" }
         request += "\r\n"
         let response = try await Self.exchange(Array(request.utf8), host: host, port: port)

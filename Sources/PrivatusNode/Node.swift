@@ -89,7 +89,8 @@ public final class Node: Service, Sendable {
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
                 uiPort.value = port
-                let ui = "http://\(self.settings.ui.host):\(port)"
+                let host = self.settings.ui.host.contains(":") ? "[\(self.settings.ui.host)]" : self.settings.ui.host
+                let ui = "http://\(host):\(port)"
                 self.state.withLock { $0?.ui = ui }
                 do {
                     let file = NodeFile(pid: getpid(), ui: ui, listenAddresses: listenAddresses)

@@ -48,15 +48,20 @@ extension Store {
     /// The largest file a transfer may announce (1 TiB) and the chunk sizes allowed.
     public static let maximumFileBytes: UInt64 = 1 << 40
     public static let chunkSizes: ClosedRange<UInt32> = 4096...(16 << 20)
+    /// Chunks per file at most (a 128 KiB bitmap): a large file takes large chunks.
+    public static let maximumChunks = 1 << 20
 
     /// Records a new transfer with no chunk in; returns it.
     /// - Throws: ``StoreError/tooLarge`` for a file over 1 TiB or a name over 1 KiB,
-    ///   ``StoreError/outOfRange`` for a chunk size outside ``chunkSizes`` or a hash not 32 bytes.
+    ///   ``StoreError/outOfRange`` for a chunk size outside ``chunkSizes``, more than
+    ///   ``maximumChunks`` chunks, or a hash not 32 bytes.
     public func addFileTransfer(
         peer: PeerID, direction: MessageDirection, name: String, size: UInt64, hash: [UInt8], chunkSize: UInt32
     ) throws -> FileTransfer {
         guard size <= Self.maximumFileBytes, name.utf8.count <= 1024 else { throw StoreError.tooLarge }
-        guard Self.chunkSizes.contains(chunkSize), hash.count == 32 else { throw StoreError.outOfRange }
+        guard Self.chunkSizes.contains(chunkSize), hash.count == 32,
+            FileTransfer.chunkCount(size: size, chunkSize: chunkSize) <= Self.maximumChunks
+        else { throw StoreError.outOfRange }
         let transfer = FileTransfer(
             id: Self.newRowID(), peer: peer, direction: direction, name: name, size: size, hash: hash,
             chunkSize: chunkSize, state: .offered,

@@ -25,11 +25,11 @@ import Glibc
     }
 
     /// Starts a node on ephemeral ports and waits until its node.json is written.
-    func startNode() async throws -> CLIProcess.Running {
+    func startNode(ui: String = "127.0.0.1:0") async throws -> CLIProcess.Running {
         let created = try await run(["init", "--name", "alice"] + CLITests.cheap)
         #expect(created.status == 0, "\(created.stderr)")
         let node = try cli.start(
-            ["--profile", profile, "run", "--listen", "127.0.0.1:0", "--ui", "127.0.0.1:0"],
+            ["--profile", profile, "run", "--listen", "127.0.0.1:0", "--ui", ui],
             environment: ["PRIVATUS_PASSWORD": "x"])
         for _ in 0..<400 where NodeFile.read(in: layout) == nil {
             try await Task.sleep(for: .milliseconds(25))
@@ -80,8 +80,21 @@ import Glibc
         let port = try #require(URLComponents(string: client.baseURL)?.port)
         #expect(try await client.get("/api/v1/status").status == 200)
         #expect(try await client.get("/api/v1/status", authorized: false).status == 401)
+        let forged = ControlClient(
+            baseURL: client.baseURL, token: String(repeating: "0", count: 64), host: "127.0.0.1", port: port)
+        #expect(try await forged.get("/api/v1/status").status == 401)
         #expect(try await client.get("/api/v1/status", hostHeader: "attacker.example:\(port)").status == 403)
         #expect(try await client.get("/api/v1/status", hostHeader: "localhost:\(port)").status == 200)
+        node.child.send(SIGTERM)
+        _ = try await node.wait(timeout: .seconds(30))
+    }
+
+    @Test func aControlAPIOnIPv6LoopbackServesTheClient() async throws {
+        defer { scratch.remove() }
+        let node = try await startNode(ui: "[::1]:0")
+        let status = try await run(["status", "--json"])
+        #expect(status.status == 0, "\(status.stderr)")
+        #expect(status.stdout.contains("http://[::1]:"))
         node.child.send(SIGTERM)
         _ = try await node.wait(timeout: .seconds(30))
     }

@@ -189,8 +189,10 @@ import Testing
             }
         }
         #expect(bob.rejected(.slowReader) >= 1)
+        // Bob's senders were held at the gate: the queue never went past the high watermark and
+        // one message (without the gate it would fill to maxQueuedBytes and be dropped there).
         let queued = try bob.metrics.expectMeter("privatus_link_queued_bytes").values
-        #expect(queued.max() ?? 0 <= Double(bounded.link.multiplex.maxQueuedBytes))
+        #expect(queued.max() ?? 0 <= Double(bounded.link.multiplex.sendHighWatermark + (256 << 10) + 64))
         try await roundTrip(carol, bob, at: address, text: "others unaffected")
         await bob.manager.shutdown()
         await carol.manager.shutdown()
@@ -241,6 +243,43 @@ import Testing
         await bob.manager.shutdown()
     }
 
+    @Test func anOversizedSendIsRefusedAndLaterSendsStillGo() async throws {
+        let alice = TestLinkNode(group: group)
+        let bob = TestLinkNode(group: group)
+        let address = try await bob.manager.listen(host: "127.0.0.1", port: 0)
+        let link = try await alice.manager.connect(to: bob.peerID, at: address)
+        let tooLarge = LinkMessage(stream: .bulk, bytes: [UInt8](repeating: 0, count: (1 << 20) + 1))
+        for _ in 0..<3 { await #expect(throws: LinkError.messageTooLarge) { try await link.send(tooLarge) } }
+        try await roundTrip(alice, bob, at: address, text: "the gate is not left full")
+        await alice.manager.shutdown()
+        await bob.manager.shutdown()
+    }
+
+    @Test func handshakesInProgressAreCappedOverAllAddresses() async throws {
+        var capped = ConnectionManager.Configuration.fast
+        capped.maximumPendingHandshakes = 3
+        capped.link.handshakeTimeout = .seconds(60)
+        let bob = TestLinkNode(group: group, configuration: capped)
+        let carol = TestLinkNode(group: group)
+        let address = try await bob.manager.listen(host: "127.0.0.1", port: 0)
+        var silent: [RawConnection] = []
+        for _ in 0..<5 { silent.append(try await RawConnection.open(to: address, group: group)) }
+        let all = silent
+        try await within {
+            while all.filter({ !$0.channel.isActive }).count < 2 { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(silent.filter { $0.channel.isActive }.count == 3)
+        #expect(bob.rejected(.connectionLimit) == 2)
+        // Once the silent ones go, handshakes are admitted again.
+        for connection in silent { try? await connection.channel.close() }
+        try await within {
+            while bob.manager.pendingHandshakes.value > 0 { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        try await roundTrip(carol, bob, at: address, text: "admitted again")
+        await bob.manager.shutdown()
+        await carol.manager.shutdown()
+    }
+
     @Test func atTheConnectionLimitTheLeastRecentlyUsedIdleLinkMakesRoom() async throws {
         var small = ConnectionManager.Configuration.fast
         small.maximumConnections = 2
@@ -269,7 +308,9 @@ import Testing
         let bobAddress = try await bob.manager.listen(host: "127.0.0.1", port: 0)
         async let fromAlice = alice.manager.connect(to: bob.peerID, at: bobAddress)
         async let fromBob = bob.manager.connect(to: alice.peerID, at: aliceAddress)
-        _ = try? await (fromAlice, fromBob)
+        // Both dials succeed, whichever link is kept.
+        let (aliceLink, bobLink) = try await (fromAlice, fromBob)
+        #expect(aliceLink.peer.peerID == bob.peerID && bobLink.peer.peerID == alice.peerID)
         // Both sides settle on the same connection: the one dialled by the lower PeerID.
         let lower = alice.peerID.bytes.lexicographicallyPrecedes(bob.peerID.bytes) ? alice : bob
         try await within {

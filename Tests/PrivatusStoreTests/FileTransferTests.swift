@@ -62,6 +62,10 @@ import Testing
         #expect(throws: StoreError.outOfRange) {
             try store.addFileTransfer(peer: peer, direction: .sent, name: "f", size: 10, hash: [1], chunkSize: 65_536)
         }
+        #expect(throws: StoreError.outOfRange, "2^28 chunks of 4 KiB: a bitmap of 32 MiB") {
+            try store.addFileTransfer(
+                peer: peer, direction: .received, name: "f", size: Store.maximumFileBytes, hash: hash, chunkSize: 4096)
+        }
         #expect(throws: StoreError.notFound) { try store.fileTransfer([UInt8](repeating: 0, count: 16)) }
         #expect(throws: StoreError.notFound) {
             try store.setFileTransferState(.failed, of: [UInt8](repeating: 0, count: 16))

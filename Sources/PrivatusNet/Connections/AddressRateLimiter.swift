@@ -1,8 +1,8 @@
 import NIOCore
 import Synchronization
 
-/// Per-address limits on connection attempts, inbound and outbound: a token bucket per IP
-/// address (a burst, then a steady rate), and for outbound dials an exponential backoff after
+/// Per-address limits on connection attempts, inbound and outbound: a token bucket per IPv4
+/// address or IPv6 /64 (a burst, then a steady rate), and for outbound dials an exponential backoff after
 /// each failure. Loopback addresses are exempt unless ``limitsLoopback`` is set, so that tests
 /// and local networks of many nodes are not throttled; tests of the limits set it and use
 /// distinct 127.0.0.x addresses.
@@ -84,10 +84,15 @@ public final class AddressRateLimiter: Sendable {
         }
     }
 
-    /// The bucket key: the IP address without the port; nil when exempt.
+    /// The bucket key: an IPv4 address without the port, or an IPv6 address's /64 (one host
+    /// commonly holds a whole /64); nil when exempt.
     private func key(for address: SocketAddress) -> String? {
         guard let ip = address.ipAddress else { return nil }
         if !policy.limitsLoopback, Self.isLoopback(address) { return nil }
+        if case .v6(let v6) = address {
+            let prefix = withUnsafeBytes(of: v6.address.sin6_addr) { Array($0.prefix(8)) }
+            return "v6/" + prefix.map { String($0, radix: 16) }.joined(separator: ":")
+        }
         return ip
     }
 

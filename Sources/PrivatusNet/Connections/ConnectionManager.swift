@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import PrivatusCore
 import PrivatusWire
+import Synchronization
 
 /// The node's links: one per peer, reused; a listener for inbound ones; limits on how many,
 /// how often and how idle; and a graceful shutdown (DESIGN.md, "Transport").
@@ -25,6 +26,9 @@ public actor ConnectionManager {
         public var link = LinkConfiguration()
         /// Connection attempts per address.
         public var rateLimits = AddressRateLimiter.Policy()
+        /// Inbound handshakes in progress at once, over all addresses: past it new connections
+        /// are closed at once (many addresses cannot hold the node's descriptors in handshakes).
+        public var maximumPendingHandshakes = 128
 
         public init() {}
     }
@@ -35,6 +39,7 @@ public actor ConnectionManager {
     public nonisolated let configuration: Configuration
     nonisolated let counters: LinkCounters
     nonisolated let limiter: AddressRateLimiter
+    nonisolated let pendingHandshakes = PendingHandshakes()
     private let group: any EventLoopGroup
     private let handler: Handler
     private let logger: Logger
@@ -68,6 +73,7 @@ public actor ConnectionManager {
         let configuration = self.configuration
         let counters = self.counters
         let limiter = self.limiter
+        let pending = self.pendingHandshakes
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -86,10 +92,16 @@ public actor ConnectionManager {
                         channel.close(promise: nil)
                         return .refused
                     }
-                    return .link(
-                        try LinkPipeline.configure(
-                            channel, local: local, expectedPeer: nil, configuration: configuration.link,
-                            counters: counters))
+                    guard pending.enter(limit: configuration.maximumPendingHandshakes) else {
+                        counters.frameRejected(.connectionLimit)
+                        channel.close(promise: nil)
+                        return .refused
+                    }
+                    let connection = try LinkPipeline.configure(
+                        channel, local: local, expectedPeer: nil, configuration: configuration.link,
+                        counters: counters)
+                    connection.established.whenComplete { _ in pending.leave() }
+                    return .link(connection)
                 }
             }
         guard let address = server.channel.localAddress else { throw LinkError.closed }
@@ -179,11 +191,18 @@ public actor ConnectionManager {
                     peer: peer, isInitiator: isInitiator, localPeer: local.peerID, channel: channel,
                     maxMessageBytes: configuration.link.multiplex.maxMessageBytes, gate: connection.gate,
                     writer: outbound)
-                guard register(link) else {
+                switch register(link) {
+                case .registered:
+                    break
+                case .kept(let existing):
+                    // Our dial crossed the peer's and lost the tie-break: the peer's link serves.
+                    dialled?.resume(returning: existing)
+                    return
+                case .refused:
                     dialled?.resume(throwing: LinkError.connectionLimit)
                     return
                 }
-                dialled?.resume(returning: links[peer.peerID] ?? link)
+                dialled?.resume(returning: link)
                 defer { unregister(link) }
                 for try await message in inbound {
                     link.touch()
@@ -195,10 +214,21 @@ public actor ConnectionManager {
         }
     }
 
+    enum Registration {
+        case registered
+        /// The new link lost to an open one, which serves instead.
+        case kept(Link)
+        /// The new link was closed (limit, or shutting down).
+        case refused
+    }
+
     /// Adds a new link, deciding between two links to the same peer and enforcing the limit.
-    /// Returns false when the new link was closed instead.
-    private func register(_ link: Link) -> Bool {
+    private func register(_ link: Link) -> Registration {
         let peer = link.peer.peerID
+        guard !shuttingDown else {
+            link.close()
+            return .refused
+        }
         if let existing = links[peer], existing.isActive {
             // Two links crossed (both sides dialled): both sides keep the one dialled by the
             // lower PeerID; a link dialled again by the same side replaces the old one.
@@ -206,7 +236,7 @@ public actor ConnectionManager {
                 existing.initiatorPeer.bytes.lexicographicallyPrecedes(link.initiatorPeer.bytes)
             {
                 link.close()
-                return false
+                return .kept(existing)
             }
             existing.close()
         } else if links.count >= configuration.maximumConnections {
@@ -215,14 +245,14 @@ public actor ConnectionManager {
             guard let victim = idle.min(by: { $0.lastUsed < $1.lastUsed }) else {
                 counters.frameRejected(.connectionLimit)
                 link.close()
-                return false
+                return .refused
             }
             links[victim.peer.peerID] = nil
             victim.close()
         }
         links[peer] = link
         counters.connections.increment()
-        return true
+        return .registered
     }
 
     private func unregister(_ link: Link) {
@@ -280,7 +310,12 @@ public actor ConnectionManager {
                 group.addTask {
                     await withTaskGroup(of: Void.self) { race in
                         race.addTask { await link.drain() }
-                        race.addTask { try? await Task.sleep(for: grace) }
+                        race.addTask {
+                            // The drain ignores cancellation: past the grace, closing the link
+                            // is what ends it.
+                            try? await Task.sleep(for: grace)
+                            link.close()
+                        }
                         await race.next()
                         race.cancelAll()
                     }
@@ -306,4 +341,26 @@ final class AcceptErrorHandler: ChannelInboundHandler {
     typealias InboundIn = Any
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {}
+}
+
+/// Counts inbound handshakes in progress.
+final class PendingHandshakes: Sendable {
+    private let count = Atomic<Int>(0)
+
+    /// Counts one in, unless `limit` are already in.
+    func enter(limit: Int) -> Bool {
+        while true {
+            let current = count.load(ordering: .relaxed)
+            guard current < limit else { return false }
+            if count.compareExchange(expected: current, desired: current + 1, ordering: .relaxed).exchanged {
+                return true
+            }
+        }
+    }
+
+    func leave() {
+        count.subtract(1, ordering: .relaxed)
+    }
+
+    var value: Int { count.load(ordering: .relaxed) }
 }

@@ -46,7 +46,9 @@ public final class Link: Sendable {
 
     /// Queues an encoded message, waiting while the link's queue is full.
     /// - Throws: ``LinkError/closed`` when the link is gone.
+    /// - Throws: ``LinkError/messageTooLarge`` over the link's maximum (nothing is queued).
     public func send(_ message: LinkMessage) async throws {
+        guard message.bytes.count <= maxMessageBytes else { throw LinkError.messageTooLarge }
         touch()
         try await gate.enter(message.bytes.count)
         var gated = message

@@ -74,7 +74,9 @@ enum LinkPipeline {
             ControlHandler(maxMessageBytes: configuration.multiplex.maxMessageBytes, counters: counters))
         let link = try AsyncLink(
             wrappingChannelSynchronously: channel,
-            configuration: .init(backPressureStrategy: .init(lowWatermark: 8, highWatermark: 64)))
+            // Whole messages waiting for the node's handler: at most a few (each up to the
+            // maximum message size) before the link stops reading from its socket.
+            configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 4)))
         return Connection(link: link, established: established.futureResult, gate: gate)
     }
 

@@ -142,15 +142,20 @@ final class MultiplexHandler: ChannelDuplexHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let message = Self.unwrapOutboundIn(data)
+        // Every refusal lets a gated message's bytes out of the gate again.
+        let gatedBytes = message.gated ? message.bytes.count : 0
         guard !closed else {
+            gate.leave(gatedBytes)
             promise?.fail(LinkError.closed)
             return
         }
         guard message.bytes.count <= configuration.maxMessageBytes else {
+            gate.leave(gatedBytes)
             promise?.fail(LinkError.messageTooLarge)
             return
         }
         guard queuedBytes + message.bytes.count <= configuration.maxQueuedBytes else {
+            gate.leave(gatedBytes)
             promise?.fail(LinkError.slowReader)
             counters.frameRejected(.slowReader)
             drop(.slowReader, context: context)
@@ -161,7 +166,7 @@ final class MultiplexHandler: ChannelDuplexHandler {
         outbound[Int(message.stream.rawValue)].queue.append(
             Pending(
                 frames: Fragmenter(stream: message.stream, message: message.bytes), promise: promise,
-                gatedBytes: message.gated ? message.bytes.count : 0))
+                gatedBytes: gatedBytes))
     }
 
     func flush(context: ChannelHandlerContext) {
@@ -264,6 +269,7 @@ final class MultiplexHandler: ChannelDuplexHandler {
     // MARK: - Closing
 
     func channelInactive(context: ChannelHandlerContext) {
+        closed = true
         failQueued(.closed)
         context.fireChannelInactive()
     }
