@@ -22,6 +22,38 @@ public enum ProcessResources {
         return Int(fields[0])
     }
 
+    /// The scheduler's account of a process (this one when nil), summed over its threads.
+    public struct SchedulerStats: Sendable {
+        /// Time on a CPU, in nanoseconds.
+        public var cpuNanoseconds: UInt64 = 0
+        /// How many times a thread was put on a CPU (each wake-up of a sleeping thread is one).
+        public var runs: UInt64 = 0
+
+        public static func - (lhs: Self, rhs: Self) -> Self {
+            Self(cpuNanoseconds: lhs.cpuNanoseconds &- rhs.cpuNanoseconds, runs: lhs.runs &- rhs.runs)
+        }
+
+        public static func + (lhs: Self, rhs: Self) -> Self {
+            Self(cpuNanoseconds: lhs.cpuNanoseconds &+ rhs.cpuNanoseconds, runs: lhs.runs &+ rhs.runs)
+        }
+    }
+
+    /// `/proc/<pid>/task/*/schedstat` summed (threads that ended are not counted: the bench's
+    /// threads live as long as it does). Zero where there is no such file.
+    public static func schedulerStats(of pid: Int32? = nil) -> SchedulerStats {
+        let directory = pid.map { "/proc/\($0)/task" } ?? "/proc/self/task"
+        var total = SchedulerStats()
+        for task in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
+            guard let line = try? String(contentsOfFile: "\(directory)/\(task)/schedstat", encoding: .utf8) else {
+                continue
+            }
+            let fields = line.split(whereSeparator: \.isWhitespace).compactMap { UInt64($0) }
+            guard fields.count == 3 else { continue }
+            total = total + SchedulerStats(cpuNanoseconds: fields[0], runs: fields[2])
+        }
+        return total
+    }
+
     /// Raises this process's soft limit on open files to its hard limit (1,000 links need more
     /// than the usual 1,024 descriptors on each side); returns the soft limit now in force.
     @discardableResult

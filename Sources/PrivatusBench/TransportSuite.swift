@@ -26,6 +26,11 @@ import PrivatusWire
 /// - `mem_per_conn_kb`: the listener's resident memory with ``Options/idleLinks`` idle links open
 ///   (each has carried one round trip) minus before, per link; `dialer_mem_per_conn_kb` the
 ///   same on the dialling side, where each link belongs to a node of its own.
+/// - Where the time goes, from the scheduler's account of both processes over the same blocks
+///   and rounds (`/proc/<pid>/task/*/schedstat`): `rtt_cpu_us` and `plain_rtt_cpu_us`, CPU time
+///   per round trip; `rtt_thread_runs` and `plain_rtt_thread_runs`, threads put on a CPU per
+///   round trip (each wake-up of a sleeping thread counts); `bulk_cpu_us_per_message` and
+///   `plain_bulk_cpu_us_per_message`, CPU time per 64 KiB message.
 public struct TransportSuite: Sendable {
     public struct Options: Sendable {
         /// Dials timed for `handshake_ms` (after 10 untimed).
@@ -111,6 +116,8 @@ public struct TransportSuite: Sendable {
         let perBlock = max(1, options.roundTrips / blocks)
         var secured: [Double] = []
         var plain: [Double] = []
+        var securedCost = ProcessResources.SchedulerStats()
+        var plainCost = ProcessResources.SchedulerStats()
         let connection = try await PlainTCP.connect(group: group, host: "127.0.0.1", port: peer.plainPort, mode: .echo)
         try await connection.executeThenClose { inbound, outbound in
             var replies = inbound.makeAsyncIterator()
@@ -118,8 +125,14 @@ public struct TransportSuite: Sendable {
             _ = try await inbox.roundTrips(on: link, body: small, count: min(500, perBlock))
             _ = try await Self.plainRoundTrips(count: min(500, perBlock), ping: ping, replies: &replies, outbound)
             for _ in 0..<blocks {
+                var before = peer.schedulerStatsOfBoth
                 secured += try await inbox.roundTrips(on: link, body: small, count: perBlock)
+                var after = peer.schedulerStatsOfBoth
+                securedCost = securedCost + (after - before)
+                before = after
                 plain += try await Self.plainRoundTrips(count: perBlock, ping: ping, replies: &replies, outbound)
+                after = peer.schedulerStatsOfBoth
+                plainCost = plainCost + (after - before)
             }
         }
         let figures = [
@@ -129,6 +142,10 @@ public struct TransportSuite: Sendable {
         return figures.merging([
             "rtt_overhead_us": figures["rtt_p50_us"]! - figures["plain_rtt_p50_us"]!,
             "rtt_of_plain_pct": 100 * figures["rtt_p50_us"]! / figures["plain_rtt_p50_us"]!,
+            "rtt_cpu_us": securedCost.microseconds(per: secured.count),
+            "plain_rtt_cpu_us": plainCost.microseconds(per: plain.count),
+            "rtt_thread_runs": securedCost.runs(per: secured.count),
+            "plain_rtt_thread_runs": plainCost.runs(per: plain.count),
         ]) { $1 }
     }
 
@@ -163,28 +180,38 @@ public struct TransportSuite: Sendable {
         let total = count * messageBytes
         var secured: [Double] = []
         var plain: [Double] = []
+        var securedCost = ProcessResources.SchedulerStats()
+        var plainCost = ProcessResources.SchedulerStats()
         let connection = try await PlainTCP.connect(group: group, host: "127.0.0.1", port: peer.plainPort, mode: .sink)
         try await connection.executeThenClose { inbound, outbound in
             var replies = inbound.makeAsyncIterator()
             try await outbound.write(ByteBuffer(integer: PlainTCP.Mode.sink.rawValue))
             for _ in 0..<options.bulkRounds {
+                var before = peer.schedulerStatsOfBoth
                 var start = ContinuousClock.now
                 for _ in 0..<count { try await link.send(bulk, on: .bulk) }
                 try await link.send(sync, on: .bulk)
                 _ = try await inbox.next()
                 secured.append(Double(total) / (ContinuousClock.now - start).seconds / 1_000_000)
+                var after = peer.schedulerStatsOfBoth
+                securedCost = securedCost + (after - before)
+                before = after
 
                 start = ContinuousClock.now
                 try await outbound.write(ByteBuffer(integer: UInt64(total)))
                 for _ in 0..<count { try await outbound.write(payload) }
                 guard try await replies.next() != nil else { throw TransportBenchError.connectionClosed }
                 plain.append(Double(total) / (ContinuousClock.now - start).seconds / 1_000_000)
+                after = peer.schedulerStatsOfBoth
+                plainCost = plainCost + (after - before)
             }
         }
         let figures = ["throughput_mb_s": Self.percentile(secured, 50), "plain_tcp_mb_s": Self.percentile(plain, 50)]
         return figures.merging([
             "throughput_of_plain_pct": 100 * figures["throughput_mb_s"]! / figures["plain_tcp_mb_s"]!,
             "bulk_message_bytes": Double(messageBytes),
+            "bulk_cpu_us_per_message": securedCost.microseconds(per: count * options.bulkRounds),
+            "plain_bulk_cpu_us_per_message": plainCost.microseconds(per: count * options.bulkRounds),
         ]) { $1 }
     }
 
@@ -275,4 +302,16 @@ public struct TransportSuite: Sendable {
         let rank = Int((p / 100 * Double(sorted.count)).rounded(.up))
         return sorted[min(sorted.count - 1, max(0, rank - 1))]
     }
+}
+
+extension PeerProcess {
+    /// The scheduler's account of the peer and of this process together.
+    var schedulerStatsOfBoth: ProcessResources.SchedulerStats {
+        ProcessResources.schedulerStats() + ProcessResources.schedulerStats(of: child.pid)
+    }
+}
+
+extension ProcessResources.SchedulerStats {
+    func microseconds(per operations: Int) -> Double { Double(cpuNanoseconds) / 1000 / Double(max(1, operations)) }
+    func runs(per operations: Int) -> Double { Double(runs) / Double(max(1, operations)) }
 }

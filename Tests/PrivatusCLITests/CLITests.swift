@@ -321,6 +321,8 @@ import Testing
             "handshake_ms", "handshake_p99_ms", "handshakes_per_s", "rtt_p50_us", "rtt_p99_us", "plain_rtt_p50_us",
             "plain_rtt_p99_us", "rtt_of_plain_pct", "throughput_mb_s", "plain_tcp_mb_s", "throughput_of_plain_pct",
             "bulk_message_bytes", "mem_per_conn_kb", "dialer_mem_per_conn_kb", "idle_links", "event_loop_threads",
+            "rtt_cpu_us", "plain_rtt_cpu_us", "rtt_thread_runs", "plain_rtt_thread_runs", "bulk_cpu_us_per_message",
+            "plain_bulk_cpu_us_per_message",
         ] {
             let value = try #require(figures[key] as? Double, "\(key) missing")
             #expect(value > 0, "\(key)")
