@@ -23,11 +23,14 @@ final class PeerProcess: Sendable {
     }
 
     /// Starts the peer and waits (at most 30 s) for the line saying where it listens.
-    static func start(executable: String, eventLoopThreads: Int, maximumConnections: Int) throws -> PeerProcess {
-        let arguments = [
-            "bench", "transport-peer", "--event-loop-threads", String(eventLoopThreads), "--idle-links",
-            String(maximumConnections),
-        ]
+    static func start(
+        executable: String, eventLoopThreads: Int, maximumConnections: Int, tasksOnEventLoops: Bool
+    ) throws -> PeerProcess {
+        let arguments =
+            [
+                "bench", "transport-peer", "--event-loop-threads", String(eventLoopThreads), "--idle-links",
+                String(maximumConnections),
+            ] + (tasksOnEventLoops ? ["--tasks-on-event-loops"] : [])
         let child = try ChildProcess.spawn(executable, arguments: arguments)
         do {
             let line = try readLine(child.stdout, timeout: .seconds(30))

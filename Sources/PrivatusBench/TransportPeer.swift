@@ -31,10 +31,14 @@ public enum TransportPeer {
     /// - Parameters:
     ///   - eventLoopThreads: The event loop group's size.
     ///   - maximumConnections: The connection manager's limit on links.
-    public static func run(eventLoopThreads: Int, maximumConnections: Int) async throws {
+    ///   - tasksOnEventLoops: Whether tasks run on the event loops (``TransportSuite/Options``).
+    public static func run(eventLoopThreads: Int, maximumConnections: Int, tasksOnEventLoops: Bool) async throws {
         ProcessResources.raiseOpenFileLimit()
         let parent = getppid()
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: eventLoopThreads)
+        let group =
+            tasksOnEventLoops
+            ? try TransportSuite.runTasksOnEventLoops(threads: eventLoopThreads)
+            : MultiThreadedEventLoopGroup(numberOfThreads: eventLoopThreads)
         let keys = LinkIdentity(identity: IdentityKey(), noiseStatic: Curve25519.KeyAgreement.PrivateKey())
         var configuration = ConnectionManager.Configuration()
         configuration.maximumConnections = maximumConnections

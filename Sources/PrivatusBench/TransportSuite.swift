@@ -45,6 +45,10 @@ public struct TransportSuite: Sendable {
         public var idleLinks = 1000
         /// Threads of the event loop group, in each process.
         public var eventLoopThreads = 1
+        /// An experiment: Swift concurrency's tasks run on the event loops (NIO's singleton group
+        /// installed as the global executor, in each process), so no message crosses between a
+        /// loop and the concurrency pool.
+        public var tasksOnEventLoops = false
 
         public init() {}
     }
@@ -65,6 +69,14 @@ public struct TransportSuite: Sendable {
 
     public func run() async throws -> [String: Double] {
         ProcessResources.raiseOpenFileLimit()
+        if options.tasksOnEventLoops {
+            let group = try Self.runTasksOnEventLoops(threads: options.eventLoopThreads)
+            var figures = try await measureActiveLinks(group: group)
+            figures.merge(try await measureIdleLinks(group: group)) { $1 }
+            figures["event_loop_threads"] = Double(options.eventLoopThreads)
+            figures["tasks_on_event_loops"] = 1
+            return figures
+        }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: options.eventLoopThreads)
         do {
             var figures = try await measureActiveLinks(group: group)
@@ -78,11 +90,22 @@ public struct TransportSuite: Sendable {
         }
     }
 
+    /// Installs NIO's singleton group, of `threads` loops, as Swift concurrency's global executor
+    /// and returns it (it is never shut down). Once per process.
+    static func runTasksOnEventLoops(threads: Int) throws -> any EventLoopGroup {
+        NIOSingletons.groupLoopCountSuggestion = threads
+        guard NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor() else {
+            throw TransportBenchError(description: "NIO could not take over the global executor here")
+        }
+        return MultiThreadedEventLoopGroup.singleton
+    }
+
     // MARK: - Handshakes, round trips, throughput
 
     private func measureActiveLinks(group: any EventLoopGroup) async throws -> [String: Double] {
         let peer = try PeerProcess.start(
-            executable: peerExecutable, eventLoopThreads: options.eventLoopThreads, maximumConnections: 64)
+            executable: peerExecutable, eventLoopThreads: options.eventLoopThreads, maximumConnections: 64,
+            tasksOnEventLoops: options.tasksOnEventLoops)
         defer { peer.stop() }
         var figures: [String: Double] = [:]
 
@@ -222,7 +245,8 @@ public struct TransportSuite: Sendable {
     private func measureIdleLinks(group: any EventLoopGroup) async throws -> [String: Double] {
         let links = options.idleLinks
         let peer = try PeerProcess.start(
-            executable: peerExecutable, eventLoopThreads: options.eventLoopThreads, maximumConnections: links + 64)
+            executable: peerExecutable, eventLoopThreads: options.eventLoopThreads, maximumConnections: links + 64,
+            tasksOnEventLoops: options.tasksOnEventLoops)
         defer { peer.stop() }
         let small = Self.chatBody(encodedBytes: 64)
 

@@ -44,6 +44,12 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "transport: idle links held open for mem_per_conn_kb.")
     var idleLinks: Int = 1000
 
+    @Flag(
+        name: .long,
+        help: ArgumentHelp(
+            "transport, an experiment: run Swift concurrency's tasks on the event loops.", visibility: .hidden))
+    var tasksOnEventLoops = false
+
     @Flag(name: .long, help: "Skip the reference figures of `openssl speed`.")
     var noReference = false
 
@@ -80,7 +86,9 @@ struct BenchCommand: AsyncParsableCommand {
     func run() async throws {
         if suite == Self.transportPeer {
             try await reportingFailures {
-                try await TransportPeer.run(eventLoopThreads: eventLoopThreads, maximumConnections: idleLinks)
+                try await TransportPeer.run(
+                    eventLoopThreads: eventLoopThreads, maximumConnections: idleLinks,
+                    tasksOnEventLoops: tasksOnEventLoops)
             }
             return
         }
@@ -99,6 +107,7 @@ struct BenchCommand: AsyncParsableCommand {
                 options.roundTrips = roundTrips
                 options.bulkBytes = bulkMib << 20
                 options.idleLinks = idleLinks
+                options.tasksOnEventLoops = tasksOnEventLoops
                 let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
                 figures = try await TransportSuite(options: options, peerExecutable: executable).run()
             default:
