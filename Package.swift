@@ -107,6 +107,10 @@ let package = Package(
                 "PrivatusCore",
                 "PrivatusCrypto",
                 "PrivatusStore",
+                "PrivatusNet",
+                "PrivatusWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
@@ -192,7 +196,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PrivatusBenchTests",
-            dependencies: ["PrivatusBench"],
+            dependencies: ["PrivatusBench", "PrivatusWire"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -7,12 +7,14 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Run a whole-system benchmark suite (needs no profile).",
-        discussion: "Suites available now: crypto, sessions, storage."
+        discussion: "Suites available now: crypto, sessions, storage, transport."
     )
 
-    static let suites = ["crypto", "sessions", "storage"]
+    static let suites = ["crypto", "sessions", "storage", "transport"]
+    /// The other process of `bench transport`, which that suite starts itself (internal).
+    static let transportPeer = "transport-peer"
 
-    @Argument(help: "The suite to run: crypto, sessions or storage.")
+    @Argument(help: "The suite to run: crypto, sessions, storage or transport.")
     var suite: String
 
     @Flag(name: .long, help: "Print one JSON object of figures.")
@@ -27,6 +29,27 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "storage: how many messages to store (over 1,000 conversations).")
     var messages: Int = 1_000_000
 
+    @Option(name: .long, help: "transport: threads of the event loop group in each process.")
+    var eventLoopThreads: Int = 1
+
+    @Option(name: .long, help: "transport: dials timed for handshake_ms.")
+    var handshakes: Int = 300
+
+    @Option(name: .long, help: "transport: round trips timed, secured and plain each.")
+    var roundTrips: Int = 20_000
+
+    @Option(name: .long, help: "transport: MiB moved in each bulk round, secured and plain each.")
+    var bulkMib: Int = 256
+
+    @Option(name: .long, help: "transport: idle links held open for mem_per_conn_kb.")
+    var idleLinks: Int = 1000
+
+    @Flag(
+        name: .long,
+        help: ArgumentHelp(
+            "transport, an experiment: run Swift concurrency's tasks on the event loops.", visibility: .hidden))
+    var tasksOnEventLoops = false
+
     @Flag(name: .long, help: "Skip the reference figures of `openssl speed`.")
     var noReference = false
 
@@ -37,7 +60,7 @@ struct BenchCommand: AsyncParsableCommand {
     var unlockLog2N: UInt8?
 
     func validate() throws {
-        guard Self.suites.contains(suite) else {
+        guard Self.suites.contains(suite) || suite == Self.transportPeer else {
             throw ValidationError(
                 "unknown or not yet available suite '\(suite)'; available: \(Self.suites.joined(separator: ", "))")
         }
@@ -48,12 +71,27 @@ struct BenchCommand: AsyncParsableCommand {
             throw ValidationError("--messages must be 100 to 100,000,000")
         }
         guard (1...50).contains(unlockRuns) else { throw ValidationError("--unlock-runs must be 1 to 50") }
+        guard (1...64).contains(eventLoopThreads) else { throw ValidationError("--event-loop-threads must be 1 to 64") }
+        guard (1...100_000).contains(handshakes) else { throw ValidationError("--handshakes must be 1 to 100,000") }
+        guard (1...10_000_000).contains(roundTrips) else {
+            throw ValidationError("--round-trips must be 1 to 10,000,000")
+        }
+        guard (1...65_536).contains(bulkMib) else { throw ValidationError("--bulk-mib must be 1 to 65,536") }
+        guard (1...100_000).contains(idleLinks) else { throw ValidationError("--idle-links must be 1 to 100,000") }
         if let unlockLog2N, (try? ScryptParameters(log2N: unlockLog2N)) == nil {
             throw ValidationError("--unlock-log2-n must be between 10 and 22")
         }
     }
 
     func run() async throws {
+        if suite == Self.transportPeer {
+            try await reportingFailures {
+                try await TransportPeer.run(
+                    eventLoopThreads: eventLoopThreads, maximumConnections: idleLinks,
+                    tasksOnEventLoops: tasksOnEventLoops)
+            }
+            return
+        }
         try await reportingFailures {
             var figures: [String: Double]
             let budget = Duration.milliseconds(Int(secondsPerFigure * 1000))
@@ -62,6 +100,16 @@ struct BenchCommand: AsyncParsableCommand {
                 figures = try SessionsSuite(budget: budget).run()
             case "storage":
                 figures = try StorageSuite(messages: messages).run()
+            case "transport":
+                var options = TransportSuite.Options()
+                options.eventLoopThreads = eventLoopThreads
+                options.handshakes = handshakes
+                options.roundTrips = roundTrips
+                options.bulkBytes = bulkMib << 20
+                options.idleLinks = idleLinks
+                options.tasksOnEventLoops = tasksOnEventLoops
+                let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+                figures = try await TransportSuite(options: options, peerExecutable: executable).run()
             default:
                 let parameters = try unlockLog2N.map { try ScryptParameters(log2N: $0) } ?? .floor
                 figures = try CryptoSuite(budget: budget, unlockRuns: unlockRuns, unlockParameters: parameters).run()

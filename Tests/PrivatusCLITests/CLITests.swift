@@ -206,6 +206,7 @@ import Testing
         #expect(try await run(["init", "--insecure-scrypt-log2-n", "30"]).status == 64)
         #expect(try await run(["bench", "nonexistent"]).status == 64)
         #expect(try await run(["bench", "crypto", "--unlock-log2-n", "40"]).status == 64)
+        #expect(try await run(["bench", "transport", "--idle-links", "0"]).status == 64)
         #expect(try await run(["frobnicate"]).status == 64)
     }
 
@@ -304,5 +305,38 @@ import Testing
             let value = try #require(figures[key] as? Double, "\(key) missing")
             #expect(value > 0, "\(key)")
         }
+    }
+
+    @Test func benchTransportMeasuresEveryFigureBetweenTwoProcesses() async throws {
+        defer { scratch.remove() }
+        let result = try await cli.run([
+            "bench", "transport", "--json", "--handshakes", "3", "--round-trips", "50", "--bulk-mib", "2",
+            "--idle-links", "100",
+        ])
+        #expect(result.status == 0, "\(result.stderr)")
+        let figures = try json(result.stdout)
+        #expect(figures["suite"] as? String == "transport")
+        #expect(figures["machine"] is String && figures["date"] is String)
+        for key in [
+            "handshake_ms", "handshake_p99_ms", "handshakes_per_s", "rtt_p50_us", "rtt_p99_us", "plain_rtt_p50_us",
+            "plain_rtt_p99_us", "rtt_of_plain_pct", "throughput_mb_s", "plain_tcp_mb_s", "throughput_of_plain_pct",
+            "bulk_message_bytes", "mem_per_conn_kb", "dialer_mem_per_conn_kb", "idle_links", "event_loop_threads",
+            "rtt_cpu_us", "plain_rtt_cpu_us", "rtt_thread_runs", "plain_rtt_thread_runs", "bulk_cpu_us_per_message",
+            "plain_bulk_cpu_us_per_message",
+        ] {
+            let value = try #require(figures[key] as? Double, "\(key) missing")
+            #expect(value > 0, "\(key)")
+        }
+        // A difference of two timings: present, of either sign.
+        #expect(figures["rtt_overhead_us"] is Double)
+        #expect(figures["idle_links"] as? Double == 100)
+        // The peer process is gone with the bench: no `transport-peer` outlives it.
+        let peers = try FileManager.default.contentsOfDirectory(atPath: "/proc").filter { entry in
+            guard Int(entry) != nil,
+                let command = try? String(contentsOfFile: "/proc/\(entry)/cmdline", encoding: .utf8)
+            else { return false }
+            return command.contains("transport-peer") && command.hasPrefix(cli.executable)
+        }
+        #expect(peers.isEmpty)
     }
 }

@@ -28,6 +28,9 @@ final class NoiseHandler: ChannelDuplexHandler {
     typealias OutboundIn = Data
     typealias OutboundOut = ByteBuffer
 
+    /// The largest frame written as one buffer (NIO allocates buffers in powers of two).
+    static let largestSingleBuffer = 1 << 16
+
     private var handshake: AuthenticatedHandshake?
     private var transport: NoiseTransport?
     private let isInitiator: Bool
@@ -166,10 +169,21 @@ final class NoiseHandler: ChannelDuplexHandler {
         do {
             let ciphertext = try session.encrypt(Self.unwrapOutboundIn(data))
             transport = consume session
-            var buffer = context.channel.allocator.buffer(capacity: 2 + ciphertext.count)
-            buffer.writeLinkFrame(ciphertext)
             counters.framesOut(bytes: ciphertext.count)
-            context.write(Self.wrapOutboundOut(buffer), promise: promise)
+            if ciphertext.count + 2 > Self.largestSingleBuffer {
+                // A full frame is 65,537 bytes: as one buffer NIO would round it up to a fresh
+                // 128 KiB allocation. The length goes in a buffer of its own instead.
+                var length = context.channel.allocator.buffer(capacity: 2)
+                length.writeInteger(UInt16(ciphertext.count))
+                var body = context.channel.allocator.buffer(capacity: ciphertext.count)
+                body.writeBytes(ciphertext)
+                context.write(Self.wrapOutboundOut(length), promise: nil)
+                context.write(Self.wrapOutboundOut(body), promise: promise)
+            } else {
+                var buffer = context.channel.allocator.buffer(capacity: 2 + ciphertext.count)
+                buffer.writeLinkFrame(ciphertext)
+                context.write(Self.wrapOutboundOut(buffer), promise: promise)
+            }
         } catch {
             // Too large (a stream-layer bug) or the nonces are spent: the link cannot go on.
             promise?.fail(LinkError.messageTooLarge)

@@ -1,0 +1,84 @@
+import Foundation
+import NIOCore
+import PrivatusCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A running `privatus bench transport-peer`: the process, and where it listens.
+final class PeerProcess: Sendable {
+    let child: ChildProcess
+    let peerID: PeerID
+    let linkAddress: SocketAddress
+    let plainPort: Int
+    private let stopped = Mutex(false)
+
+    private init(child: ChildProcess, peerID: PeerID, linkAddress: SocketAddress, plainPort: Int) {
+        self.child = child
+        self.peerID = peerID
+        self.linkAddress = linkAddress
+        self.plainPort = plainPort
+    }
+
+    /// Starts the peer and waits (at most 30 s) for the line saying where it listens.
+    static func start(
+        executable: String, eventLoopThreads: Int, maximumConnections: Int, tasksOnEventLoops: Bool
+    ) throws -> PeerProcess {
+        let arguments =
+            [
+                "bench", "transport-peer", "--event-loop-threads", String(eventLoopThreads), "--idle-links",
+                String(maximumConnections),
+            ] + (tasksOnEventLoops ? ["--tasks-on-event-loops"] : [])
+        let child = try ChildProcess.spawn(executable, arguments: arguments)
+        do {
+            let line = try readLine(child.stdout, timeout: .seconds(30))
+            let ready = try JSONDecoder().decode(TransportPeer.Ready.self, from: Data(line.utf8))
+            return PeerProcess(
+                child: child, peerID: try PeerID(parsing: ready.peerId),
+                linkAddress: try SocketAddress(ipAddress: "127.0.0.1", port: ready.linkPort),
+                plainPort: ready.plainPort)
+        } catch {
+            child.send(SIGKILL)
+            let (_, stderr) = child.collectOutput(limit: 4096)
+            _ = child.wait()
+            throw TransportBenchError.peerFailed("\(error); stderr: \(String(decoding: stderr, as: UTF8.self))")
+        }
+    }
+
+    /// The peer's resident set size, in KiB.
+    var residentKiB: Int? { ProcessResources.residentKiB(of: child.pid) }
+
+    /// Terminates the peer and reaps it (once: a second call does nothing, so a reused pid or
+    /// descriptor is never touched).
+    func stop() {
+        let first = stopped.withLock { stopped in
+            defer { stopped = true }
+            return !stopped
+        }
+        guard first else { return }
+        child.send(SIGTERM)
+        _ = child.collectOutput(limit: 4096)
+        _ = child.wait()
+    }
+
+    /// Reads one line from `descriptor`, a byte at a time so that nothing after it is consumed.
+    private static func readLine(_ descriptor: Int32, timeout: Duration) throws -> String {
+        let deadline = ContinuousClock.now + timeout
+        var line: [UInt8] = []
+        var byte: UInt8 = 0
+        while true {
+            var polled = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            let waitMs = max(0, Int(((deadline - .now).seconds * 1000).rounded(.up)))
+            let ready = poll(&polled, 1, Int32(waitMs))
+            if ready < 0 && errno == EINTR { continue }
+            guard ready > 0 else { throw TransportBenchError.timedOut }
+            let count = read(descriptor, &byte, 1)
+            if count < 0 && errno == EINTR { continue }
+            guard count == 1 else { throw TransportBenchError.peerFailed("it exited before listening") }
+            if byte == UInt8(ascii: "\n") { return String(decoding: line, as: UTF8.self) }
+            line.append(byte)
+        }
+    }
+}

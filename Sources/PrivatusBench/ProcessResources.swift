@@ -1,0 +1,75 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the kernel says about a process's memory and limits (Linux's `/proc`).
+public enum ProcessResources {
+    /// The resident set size of process `pid` (this process when nil) in KiB: `VmRSS` of
+    /// `/proc/<pid>/status`; nil where there is no such file.
+    public static func residentKiB(of pid: Int32? = nil) -> Int? {
+        let path = pid.map { "/proc/\($0)/status" } ?? "/proc/self/status"
+        guard let status = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        return residentKiB(status: status)
+    }
+
+    /// The `VmRSS` of a `/proc/<pid>/status` text, in KiB.
+    static func residentKiB(status: String) -> Int? {
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return nil }
+        let fields = line.dropFirst("VmRSS:".count).split(whereSeparator: { $0 == " " || $0 == "\t" })
+        guard fields.count == 2, fields[1] == "kB" else { return nil }
+        return Int(fields[0])
+    }
+
+    /// The scheduler's account of a process (this one when nil), summed over its threads.
+    public struct SchedulerStats: Sendable {
+        /// Time on a CPU, in nanoseconds.
+        public var cpuNanoseconds: UInt64 = 0
+        /// How many times a thread was put on a CPU (each wake-up of a sleeping thread is one).
+        public var runs: UInt64 = 0
+
+        public static func - (lhs: Self, rhs: Self) -> Self {
+            Self(cpuNanoseconds: lhs.cpuNanoseconds &- rhs.cpuNanoseconds, runs: lhs.runs &- rhs.runs)
+        }
+
+        public static func + (lhs: Self, rhs: Self) -> Self {
+            Self(cpuNanoseconds: lhs.cpuNanoseconds &+ rhs.cpuNanoseconds, runs: lhs.runs &+ rhs.runs)
+        }
+    }
+
+    /// `/proc/<pid>/task/*/schedstat` summed (threads that ended are not counted: the bench's
+    /// threads live as long as it does). Zero where there is no such file.
+    public static func schedulerStats(of pid: Int32? = nil) -> SchedulerStats {
+        let directory = pid.map { "/proc/\($0)/task" } ?? "/proc/self/task"
+        var total = SchedulerStats()
+        for task in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
+            guard let line = try? String(contentsOfFile: "\(directory)/\(task)/schedstat", encoding: .utf8) else {
+                continue
+            }
+            let fields = line.split(whereSeparator: \.isWhitespace).compactMap { UInt64($0) }
+            guard fields.count == 3 else { continue }
+            total = total + SchedulerStats(cpuNanoseconds: fields[0], runs: fields[2])
+        }
+        return total
+    }
+
+    /// Raises this process's soft limit on open files to its hard limit (1,000 links need more
+    /// than the usual 1,024 descriptors on each side); returns the soft limit now in force.
+    @discardableResult
+    public static func raiseOpenFileLimit() -> Int {
+        #if canImport(Glibc)
+        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+        var limit = rlimit()
+        guard getrlimit(resource, &limit) == 0 else { return -1 }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(resource, &raised) == 0 { limit = raised }
+        }
+        return Int(clamping: limit.rlim_cur)
+        #else
+        return -1
+        #endif
+    }
+}
