@@ -12,12 +12,18 @@ final class SkippedKeyLedger: Sendable {
     private let held = Mutex<[Data: Int]?>(nil)
 
     /// The keys held by every contact but `peer`, loading the ledger with `load` if needed.
-    func heldByOthers(than peer: Data, load: () throws -> [Data: Int]) throws -> Int {
+    /// `load` must call ``install(_:)`` from inside the writer's transaction, so that no session
+    /// write can commit between its reading and its installing.
+    func heldByOthers(than peer: Data, load: () throws -> Void) throws -> Int {
         if let total = held.withLock({ ledger in ledger.map { total(of: $0, excluding: peer) } }) { return total }
-        let loaded = try load()
-        return held.withLock { ledger in
+        try load()
+        return held.withLock { ledger in ledger.map { total(of: $0, excluding: peer) } } ?? 0
+    }
+
+    /// Installs a ledger read inside the writer's transaction (unless one is there already).
+    func install(_ loaded: [Data: Int]) {
+        held.withLock { ledger in
             if ledger == nil { ledger = loaded }
-            return total(of: ledger!, excluding: peer)
         }
     }
 

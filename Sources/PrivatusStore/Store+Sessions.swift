@@ -57,22 +57,24 @@ extension Store {
         return max(0, min(RatchetSession.maximumStoredSkippedKeys, skippedKeyBudget - others))
     }
 
-    func loadSkippedKeyLedger() throws -> [Data: Int] {
-        let rows = try pool.read { db in
-            try Row.fetchAll(
+    /// Reads every stored session's skipped keys inside the writer's transaction (so no session
+    /// write interleaves) and installs the ledger there.
+    func loadSkippedKeyLedger() throws {
+        try pool.write { db in
+            let rows = try Row.fetchAll(
                 db,
                 sql: "SELECT c.peer_index, s.id, s.sealed_state FROM sessions s JOIN contacts c ON c.pk = s.contact_pk")
-        }
-        var ledger: [Data: Int] = [:]
-        for row in rows {
-            let state = try sealer.open(
-                row["sealed_state"], table: "sessions", column: "sealed_state", rowID: Array(row["id"] as Data))
-            guard let session = try? RatchetSession(serialized: state) else {
-                throw StoreError.damagedRow(table: "sessions")
+            var ledger: [Data: Int] = [:]
+            for row in rows {
+                let state = try sealer.open(
+                    row["sealed_state"], table: "sessions", column: "sealed_state", rowID: Array(row["id"] as Data))
+                guard let session = try? RatchetSession(serialized: state) else {
+                    throw StoreError.damagedRow(table: "sessions")
+                }
+                ledger[row["peer_index"], default: 0] += session.skippedKeyCount
             }
-            ledger[row["peer_index"], default: 0] += session.skippedKeyCount
+            skippedKeys.install(ledger)
         }
-        return ledger
     }
 
     /// Commits, in one durable transaction, everything that sending a message changes: the
