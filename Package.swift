@@ -195,6 +195,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "PrivatusNodeTests",
+            dependencies: ["PrivatusNode"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "PrivatusBenchTests",
             dependencies: ["PrivatusBench", "PrivatusWire"],
             swiftSettings: swiftSettings

@@ -39,6 +39,8 @@ public final class Node: Service, Sendable {
     public let settings: NodeSettings
     let logger: Logger
     let started = ContinuousClock.now
+    /// The node's one background scheduler.
+    public let scheduler: Scheduler
     private let state = Mutex<Running?>(nil)
 
     struct Running: Sendable {
@@ -52,6 +54,7 @@ public final class Node: Service, Sendable {
         self.profile = profile
         self.settings = settings
         self.logger = logger
+        self.scheduler = Scheduler(logger: logger)
     }
 
     public func run() async throws {
@@ -107,11 +110,20 @@ public final class Node: Service, Sendable {
                 FileHandle.standardOutput.write(Data(banner.utf8))
             },
             logger: logger)
+        // Background work: the store's upkeep (disappearing messages on time, vacuum and
+        // planner statistics when idle) on the one scheduler.
+        let maintenance = StoreMaintenance(store: store)
+        await scheduler.every(.seconds(15), name: "store maintenance", priority: .low) {
+            try maintenance.tick(at: .now, now: UInt64(Date().timeIntervalSince1970 * 1000))
+        }
+        let background = Task { await scheduler.run() }
         try await withGracefulShutdownHandler {
             try await application.runService(gracefulShutdownSignals: [])
         } onGracefulShutdown: {
             try? FileManager.default.removeItem(atPath: NodeFile.path(in: layout))
         }
+        background.cancel()
+        await background.value
         await links.shutdown()
         try? FileManager.default.removeItem(atPath: NodeFile.path(in: layout))
     }
