@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Hummingbird
 import Logging
+import Metrics
 import NIOCore
 import NIOPosix
 import PrivatusCore
@@ -10,6 +11,7 @@ import PrivatusNet
 import PrivatusProfile
 import PrivatusStore
 import PrivatusWire
+import Prometheus
 import ServiceLifecycle
 import Synchronization
 
@@ -50,7 +52,13 @@ public final class Node: Service, Sendable {
         var ui: String?
     }
 
-    public init(profile: UnlockedProfile, settings: NodeSettings, logger: Logger) {
+    /// Where the process's metrics are collected (``bootstrapMetrics()``), served at `/metrics`.
+    let metrics: PrometheusCollectorRegistry
+
+    public init(
+        profile: UnlockedProfile, settings: NodeSettings, metrics: PrometheusCollectorRegistry, logger: Logger
+    ) {
+        self.metrics = metrics
         self.profile = profile
         self.settings = settings
         self.logger = logger
@@ -86,6 +94,11 @@ public final class Node: Service, Sendable {
         let uiPort = PortBox(settings.ui.port)
         router.add(middleware: ControlAccess(token: token, port: { uiPort.value }))
         router.get("/api/v1/status") { _, _ in try await self.status() }
+        router.get("/metrics") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: self.metrics.emitToBuffer())))
+        }
         let application = Application(
             router: router,
             configuration: .init(address: .hostname(settings.ui.host, port: settings.ui.port), serverName: nil),
@@ -146,6 +159,16 @@ public final class Node: Service, Sendable {
         case .v6: "[\(address.ipAddress ?? "")]:\(address.port ?? 0)"
         default: "\(address.ipAddress ?? ""):\(address.port ?? 0)"
         }
+    }
+}
+
+extension Node {
+    /// Bootstraps swift-metrics for the process, once, with a Prometheus registry (which the
+    /// node serves at `/metrics`); returns the registry.
+    public static func bootstrapMetrics() -> PrometheusCollectorRegistry {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return registry
     }
 }
 

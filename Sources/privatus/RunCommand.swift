@@ -42,7 +42,8 @@ struct RunCommand: AsyncParsableCommand {
                 throw CLIFailure(status: 64, message: "--ui must be a loopback address")
             }
             let logger = Logger(label: "privatus.node")
-            let node = Node(profile: profile, settings: settings, logger: logger)
+            let metrics = Node.bootstrapMetrics()
+            let node = Node(profile: profile, settings: settings, metrics: metrics, logger: logger)
             let group = ServiceGroup(
                 configuration: .init(
                     services: [.init(service: node)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

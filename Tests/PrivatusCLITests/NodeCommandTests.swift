@@ -85,6 +85,11 @@ import Glibc
         #expect(try await forged.get("/api/v1/status").status == 401)
         #expect(try await client.get("/api/v1/status", hostHeader: "attacker.example:\(port)").status == 403)
         #expect(try await client.get("/api/v1/status", hostHeader: "localhost:\(port)").status == 200)
+        // The process's metrics, in Prometheus text, behind the same token.
+        let metrics = try await client.get("/metrics")
+        #expect(metrics.status == 200)
+        #expect(String(decoding: metrics.body, as: UTF8.self).contains("privatus_link_connections"))
+        #expect(try await client.get("/metrics", authorized: false).status == 401)
         node.child.send(SIGTERM)
         _ = try await node.wait(timeout: .seconds(30))
     }
