@@ -108,6 +108,8 @@ let package = Package(
             name: "PrivatusBench",
             dependencies: [
                 "PrivatusCore",
+                "PrivatusNode",
+                "PrivatusProfile",
                 "PrivatusCrypto",
                 "PrivatusStore",
                 "PrivatusNet",

@@ -64,7 +64,7 @@ final class PeerProcess: Sendable {
     }
 
     /// Reads one line from `descriptor`, a byte at a time so that nothing after it is consumed.
-    private static func readLine(_ descriptor: Int32, timeout: Duration) throws -> String {
+    static func readLine(_ descriptor: Int32, timeout: Duration) throws -> String {
         let deadline = ContinuousClock.now + timeout
         var line: [UInt8] = []
         var byte: UInt8 = 0

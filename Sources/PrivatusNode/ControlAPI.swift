@@ -12,6 +12,9 @@ public struct NodeStatus: Codable, Sendable, Equatable, ResponseEncodable {
     public var queued: Int
     public var uptimeS: Double
     public var dbBytes: Int
+    /// Milliseconds from the unlocked keystore to the control API listening (an addition to
+    /// CLI.md's keys).
+    public var startupMs: Double?
 }
 
 /// Refuses every request that does not carry the node's bearer token or that names a host

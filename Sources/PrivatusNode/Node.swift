@@ -50,6 +50,7 @@ public final class Node: Service, Sendable {
         let links: ConnectionManager
         let listenAddresses: [String]
         var ui: String?
+        var startupMs: Double?
     }
 
     /// Where the process's metrics are collected (``bootstrapMetrics()``), served at `/metrics`.
@@ -116,6 +117,7 @@ public final class Node: Service, Sendable {
                     self.logger.error("could not write node.json", metadata: ["error": "\(error)"])
                 }
                 let startup = ContinuousClock.now - self.started
+                self.state.withLock { $0?.startupMs = startup.milliseconds }
                 self.logger.notice(
                     "listening", metadata: ["startupMs": "\(startup.milliseconds)", "ui": "\(ui)"])
                 var banner = "ui: \(ui)\n"
@@ -151,7 +153,8 @@ public final class Node: Service, Sendable {
             connectedPeers: await running.links.connectedPeers.count,
             queued: try running.store.outbox(dueBy: .max, limit: 10_000).count,
             uptimeS: (ContinuousClock.now - started).seconds,
-            dbBytes: running.store.fileBytes(path: profile.layout.databaseFile))
+            dbBytes: running.store.fileBytes(path: profile.layout.databaseFile),
+            startupMs: running.startupMs)
     }
 
     static func describe(_ address: SocketAddress) -> String {

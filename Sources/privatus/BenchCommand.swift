@@ -7,14 +7,14 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Run a whole-system benchmark suite (needs no profile).",
-        discussion: "Suites available now: crypto, sessions, storage, transport."
+        discussion: "Suites available now: crypto, sessions, storage, transport, node."
     )
 
-    static let suites = ["crypto", "sessions", "storage", "transport"]
+    static let suites = ["crypto", "sessions", "storage", "transport", "node"]
     /// The other process of `bench transport`, which that suite starts itself (internal).
     static let transportPeer = "transport-peer"
 
-    @Argument(help: "The suite to run: crypto, sessions, storage or transport.")
+    @Argument(help: "The suite to run: crypto, sessions, storage, transport or node.")
     var suite: String
 
     @Flag(name: .long, help: "Print one JSON object of figures.")
@@ -28,6 +28,9 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "storage: how many messages to store (over 1,000 conversations).")
     var messages: Int = 1_000_000
+
+    @Option(name: .long, help: "node: how many times a node is started and measured.")
+    var nodeRuns = 7
 
     @Option(name: .long, help: "transport: threads of the event loop group in each process.")
     var eventLoopThreads: Int = 1
@@ -110,6 +113,11 @@ struct BenchCommand: AsyncParsableCommand {
                 options.tasksOnEventLoops = tasksOnEventLoops
                 let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
                 figures = try await TransportSuite(options: options, peerExecutable: executable).run()
+            case "node":
+                var suite = NodeSuite(
+                    executable: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+                suite.runs = nodeRuns
+                figures = try await suite.run()
             default:
                 let parameters = try unlockLog2N.map { try ScryptParameters(log2N: $0) } ?? .floor
                 figures = try CryptoSuite(budget: budget, unlockRuns: unlockRuns, unlockParameters: parameters).run()

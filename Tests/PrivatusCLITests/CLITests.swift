@@ -339,4 +339,24 @@ import Testing
         }
         #expect(peers.isEmpty)
     }
+
+    @Test func benchNodeStartsRealNodesAndReportsTheirStartupAndMemory() async throws {
+        defer { scratch.remove() }
+        let result = try await cli.run(["bench", "node", "--json", "--node-runs", "1"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let figures = try json(result.stdout)
+        #expect(figures["suite"] as? String == "node")
+        for key in ["startup_ms", "startup_max_ms", "idle_rss_mb", "runs"] {
+            let value = try #require(figures[key] as? Double, "\(key) missing")
+            #expect(value > 0, "\(key)")
+        }
+        // The nodes are gone with the bench.
+        let nodes = try FileManager.default.contentsOfDirectory(atPath: "/proc").filter { entry in
+            guard Int(entry) != nil,
+                let command = try? String(contentsOfFile: "/proc/\(entry)/cmdline", encoding: .utf8)
+            else { return false }
+            return command.contains("privatus-bench-node") && command.hasPrefix(cli.executable)
+        }
+        #expect(nodes.isEmpty)
+    }
 }
