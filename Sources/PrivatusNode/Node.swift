@@ -132,15 +132,25 @@ public final class Node: Service, Sendable {
             try maintenance.tick(at: .now, now: UInt64(Date().timeIntervalSince1970 * 1000))
         }
         let background = Task { await scheduler.run() }
-        try await withGracefulShutdownHandler {
-            try await application.runService(gracefulShutdownSignals: [])
-        } onGracefulShutdown: {
-            try? FileManager.default.removeItem(atPath: NodeFile.path(in: layout))
+        var failure: (any Error)?
+        do {
+            try await withGracefulShutdownHandler {
+                try await application.runService(gracefulShutdownSignals: [])
+            } onGracefulShutdown: {
+                try? FileManager.default.removeItem(atPath: NodeFile.path(in: layout))
+            }
+        } catch {
+            // Failing before it listened means the address could not be bound.
+            let listened = state.withLock { $0?.ui != nil }
+            failure =
+                listened
+                ? error : NodeError.listenFailed(address: "\(settings.ui.host):\(settings.ui.port)", flag: "--ui")
         }
         background.cancel()
         await background.value
         await links.shutdown()
         try? FileManager.default.removeItem(atPath: NodeFile.path(in: layout))
+        if let failure { throw failure }
     }
 
     /// The facts `status` shows.

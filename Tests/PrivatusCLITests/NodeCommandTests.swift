@@ -104,6 +104,28 @@ import Glibc
         _ = try await node.wait(timeout: .seconds(30))
     }
 
+    @Test func anAddressInUseExitsOneNamingTheFlagToChange() async throws {
+        defer { scratch.remove() }
+        let node = try await startNode()
+        let file = try #require(NodeFile.read(in: layout))
+        let busyUI = try #require(file.ui.split(separator: "/").last.map(String.init))
+        let busyListen = try #require(file.listenAddresses.first)
+        let other = scratch.child("other")
+        let environment = ["PRIVATUS_PASSWORD": "x"]
+        #expect(try await cli.run(["--profile", other, "init"] + CLITests.cheap, environment: environment).status == 0)
+        let uiTaken = try await cli.run(
+            ["--profile", other, "run", "--listen", "127.0.0.1:0", "--ui", busyUI], environment: environment)
+        #expect(uiTaken.status == 1)
+        #expect(uiTaken.stderr.contains("--ui"), "\(uiTaken.stderr)")
+        let listenTaken = try await cli.run(
+            ["--profile", other, "run", "--listen", busyListen, "--ui", "127.0.0.1:0"], environment: environment)
+        #expect(listenTaken.status == 1)
+        #expect(listenTaken.stderr.contains("--listen"), "\(listenTaken.stderr)")
+        #expect(!FileIO.exists(NodeFile.path(in: ProfileLayout(directory: other))))
+        node.child.send(SIGTERM)
+        _ = try await node.wait(timeout: .seconds(30))
+    }
+
     @Test func clientCommandsWithNoNodeExitThree() async throws {
         defer { scratch.remove() }
         #expect(try await run(["init", "--name", "bob"] + CLITests.cheap).status == 0)
