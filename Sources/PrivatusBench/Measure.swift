@@ -60,19 +60,6 @@ public struct Measure: Sendable {
     }
 }
 
-extension Duration {
-    /// The duration in seconds as a floating-point number.
-    public var seconds: Double {
-        let (whole, attoseconds) = components
-        return Double(whole) + Double(attoseconds) / 1e18
-    }
-
-    /// The duration in milliseconds, rounded to the microsecond (the `tookMs` of CLI output).
-    public var milliseconds: Double {
-        (seconds * 1_000_000).rounded() / 1000
-    }
-}
-
 /// Keeps the optimizer from discarding results that a benchmark computes.
 public enum BlackHole {
     private static let sink = Atomic<UInt8>(0)

@@ -1,4 +1,5 @@
 import NIOCore
+import PrivatusCore
 import Synchronization
 
 /// Per-address limits on connection attempts, inbound and outbound: a token bucket per IPv4
@@ -47,9 +48,7 @@ public final class AddressRateLimiter: Sendable {
         return buckets.withLock { buckets in
             var bucket = buckets[key] ?? Bucket(tokens: policy.burst, updated: now)
             if let retryAfter = bucket.retryAfter, now < retryAfter { return false }
-            let elapsed =
-                Double((now - bucket.updated).components.seconds)
-                + Double((now - bucket.updated).components.attoseconds) / 1e18
+            let elapsed = (now - bucket.updated).seconds
             bucket.tokens = min(policy.burst, bucket.tokens + max(0, elapsed) * policy.perSecond)
             bucket.updated = now
             guard bucket.tokens >= 1 else {

@@ -131,11 +131,23 @@ final class MultiplexHandler: ChannelDuplexHandler {
     private func grantCredit(for stream: StreamID, bytes: Int, context: ChannelHandlerContext) {
         let index = Int(stream.rawValue)
         consumed[index] += bytes
-        guard consumed[index] >= configuration.streamWindow / 4 else { return }
-        let frame = StreamFrame(stream: stream, body: .windowUpdate(credit: UInt32(consumed[index])))
+        guard consumed[index] > 0, consumed[index] >= configuration.streamWindow / 4 else { return }
+        let frame = StreamFrame(stream: stream, body: .windowUpdate(credit: UInt32(clamping: consumed[index])))
         consumed[index] = 0
         // Control frames bypass the queues: they are tiny and must never wait behind data.
-        context.writeAndFlush(Self.wrapOutboundOut(Data(try! frame.encoded())), promise: nil)
+        guard let bytes = encoded(frame, context: context) else { return }
+        context.writeAndFlush(Self.wrapOutboundOut(bytes), promise: nil)
+    }
+
+    /// The bytes of a frame this handler built. Its frames always encode (data frames come from
+    /// a `Fragmenter`, credits are positive); if one ever did not, the link is dropped, not the
+    /// node.
+    private func encoded(_ frame: StreamFrame, context: ChannelHandlerContext) -> Data? {
+        guard let bytes = try? frame.encoded() else {
+            drop(.malformedFrame, context: context)
+            return nil
+        }
+        return Data(bytes)
     }
 
     // MARK: - Outbound
@@ -194,7 +206,10 @@ final class MultiplexHandler: ChannelDuplexHandler {
             outbound[index].credit -= payload
             queuedBytes -= payload
             counters.queuedBytes.decrement(by: Double(payload))
-            let encoded = Data(try! frame.encoded())  // a Fragmenter's frames always encode
+            guard let encoded = encoded(frame, context: context) else {
+                pending.promise?.fail(LinkError.malformedFrame)
+                return
+            }
             if pending.frames.remainingFrames == 0 {
                 context.write(Self.wrapOutboundOut(encoded), promise: pending.promise)
                 if pending.gatedBytes > 0 { gate.leave(pending.gatedBytes) }
@@ -228,10 +243,14 @@ final class MultiplexHandler: ChannelDuplexHandler {
         guard !drains.isEmpty, Self.priority.allSatisfy({ outbound[Int($0.rawValue)].queue.isEmpty }) else { return }
         let waiting = drains
         drains = []
+        guard let ping = try? WireCodec.encode(Envelope(.ping(Ping(nonce: 0)))),
+            let bytes = encoded(StreamFrame(stream: .control, body: .final(ping)), context: context)
+        else {
+            for drain in waiting { drain.succeed() }  // nothing more will be written
+            return
+        }
         let written = context.eventLoop.makePromise(of: Void.self)
-        let ping = try! WireCodec.encode(Envelope(.ping(Ping(nonce: 0))))
-        let frame = StreamFrame(stream: .control, body: .final(ping))
-        context.writeAndFlush(Self.wrapOutboundOut(Data(try! frame.encoded())), promise: written)
+        context.writeAndFlush(Self.wrapOutboundOut(bytes), promise: written)
         for drain in waiting { written.futureResult.cascade(to: drain) }
     }
 
