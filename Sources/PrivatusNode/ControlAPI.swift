@@ -15,6 +15,9 @@ public struct NodeStatus: Codable, Sendable, Equatable, ResponseEncodable {
     /// Milliseconds from the unlocked keystore to the control API listening (an addition to
     /// CLI.md's keys).
     public var startupMs: Double?
+    /// The invite to give others: this node's PeerID and the addresses it tells peers (an
+    /// addition to CLI.md's keys).
+    public var invite: String?
 }
 
 /// Refuses every request that does not carry the node's bearer token or that names a host

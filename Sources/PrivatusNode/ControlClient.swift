@@ -40,12 +40,48 @@ public struct ControlClient: Sendable {
     ) async throws -> (
         status: Int, body: [UInt8]
     ) {
+        try await request("GET", path, hostHeader: hostHeader, authorized: authorized)
+    }
+
+    /// `method path` with the token and, when given, a JSON body; the status code and body.
+    public func request(
+        _ method: String, _ path: String, json: [UInt8]? = nil, hostHeader: String? = nil, authorized: Bool = true
+    ) async throws -> (status: Int, body: [UInt8]) {
         let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
-        var request = "GET \(path) HTTP/1.1\r\nHost: \(hostHeader ?? authority)\r\nConnection: close\r\n"
+        var request = "\(method) \(path) HTTP/1.1\r\nHost: \(hostHeader ?? authority)\r\nConnection: close\r\n"
         if authorized { request += "Authorization: Bearer \(token)\r\n" }
+        if let json {
+            request += "Content-Type: application/json\r\nContent-Length: \(json.count)\r\n"
+        } else if method != "GET" {
+            request += "Content-Length: 0\r\n"
+        }
         request += "\r\n"
-        let response = try await Self.exchange(Array(request.utf8), host: host, port: port)
+        let response = try await Self.exchange(Array(request.utf8) + (json ?? []), host: host, port: port)
         return try Self.parse(response)
+    }
+
+    /// Calls the API and decodes its JSON answer; a refusal becomes ``ControlClientError/refused(status:message:)``
+    /// with the node's message.
+    public func call<Answer: Decodable>(
+        _ method: String, _ path: String, body: (some Encodable)? = Optional<String>.none, as: Answer.Type
+    ) async throws -> Answer {
+        let json = try body.map { Array(try JSONEncoder().encode($0)) }
+        let (status, answer) = try await request(method, path, json: json)
+        guard status == 200 else {
+            let message = (try? JSONDecoder().decode(Refusal.self, from: Data(answer)))?.error.message
+            throw ControlClientError.refused(status: status, message: message)
+        }
+        do {
+            return try JSONDecoder().decode(Answer.self, from: Data(answer))
+        } catch {
+            throw ControlClientError.badResponse
+        }
+    }
+
+    /// A path segment or query value, percent-encoded.
+    public static func escape(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~")))
+            ?? ""
     }
 
     static func exchange(_ request: [UInt8], host: String, port: Int) async throws -> [UInt8] {
@@ -93,20 +129,26 @@ public struct ControlClient: Sendable {
     }
 }
 
+/// Hummingbird's error body: `{"error": {"message": …}}`.
+struct Refusal: Decodable {
+    struct Detail: Decodable { var message: String }
+    var error: Detail
+}
+
 /// Why a client command could not talk to the node.
 public enum ControlClientError: Error, Sendable, CustomStringConvertible {
     /// No node runs for this profile.
     case noNode
     /// The node's answer is not HTTP this client understands.
     case badResponse
-    /// The node refused the request.
-    case refused(status: Int)
+    /// The node refused the request, saying why when it did.
+    case refused(status: Int, message: String? = nil)
 
     public var description: String {
         switch self {
         case .noNode: "no node is running for this profile"
         case .badResponse: "the node's answer could not be read"
-        case .refused(let status): "the node refused the request (HTTP \(status))"
+        case .refused(let status, let message): message ?? "the node refused the request (HTTP \(status))"
         }
     }
 }

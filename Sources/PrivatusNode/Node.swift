@@ -48,7 +48,9 @@ public final class Node: Service, Sendable {
     struct Running: Sendable {
         let store: Store
         let links: ConnectionManager
+        let messenger: Messenger
         let listenAddresses: [String]
+        let invite: String
         var ui: String?
         var startupMs: Double?
     }
@@ -70,24 +72,37 @@ public final class Node: Service, Sendable {
         let layout = profile.layout
         let store = try Store(path: layout.databaseFile, databaseKey: profile.contents.keys.databaseKey)
         let keys = profile.contents.keys
+        let messenger = try Messenger(store: store, keys: keys, name: profile.name, logger: logger)
+        let linkBox = LinkManagerBox()
         let links = ConnectionManager(
             local: LinkIdentity(identity: keys.identity, noiseStatic: keys.noiseStatic),
-            group: MultiThreadedEventLoopGroup.singleton, configuration: settings.connections, logger: logger
-        ) { _, _ in
-            // Messages are handled by the chat layer (issue 6, next part); links already answer
-            // pings and unknown kinds themselves.
+            group: MultiThreadedEventLoopGroup.singleton, configuration: settings.connections, logger: logger,
+            established: { link in await messenger.linkEstablished(link) }
+        ) { peer, message in
+            // Pings and unknown kinds are answered by the link itself; the rest is chat's.
+            let link = await linkBox.manager?.link(to: peer.peerID)
+            await messenger.receive(message, from: peer, on: link)
         }
+        linkBox.manager = links
         var listening: [String] = []
+        var bound: [SocketAddress] = []
         for address in settings.listen {
             do {
-                let bound = try await links.listen(host: address.host, port: address.port)
-                listening.append(Self.describe(bound))
+                let address = try await links.listen(host: address.host, port: address.port)
+                bound.append(address)
+                listening.append(Self.describe(address))
             } catch {
                 throw NodeError.listenFailed(address: "\(address.host):\(address.port)", flag: "--listen")
             }
         }
         let listenAddresses = listening
-        state.withLock { $0 = Running(store: store, links: links, listenAddresses: listenAddresses) }
+        let advertised = Self.advertisedAddresses(for: bound)
+        await messenger.attach(links, advertising: advertised)
+        state.withLock {
+            $0 = Running(
+                store: store, links: links, messenger: messenger, listenAddresses: listenAddresses,
+                invite: Invite(peerID: profile.peerID, addresses: advertised).description)
+        }
 
         let token = SymmetricKey(size: .bits256).withUnsafeBytes { Hex.encode(Array($0)) }
         try FileIO.writeAtomically(Array(token.utf8), to: NodeFile.tokenPath(in: layout))
@@ -95,6 +110,7 @@ public final class Node: Service, Sendable {
         let uiPort = PortBox(settings.ui.port)
         router.add(middleware: ControlAccess(token: token, port: { uiPort.value }))
         router.get("/api/v1/status") { _, _ in try await self.status() }
+        messenger.addRoutes(to: router)
         router.get("/metrics") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -131,7 +147,16 @@ public final class Node: Service, Sendable {
         await scheduler.every(.seconds(15), name: "store maintenance", priority: .low) {
             try maintenance.tick(at: .now, now: UInt64(Date().timeIntervalSince1970 * 1000))
         }
+        // Chat: retries of what the outbox holds, prekey rotation and refill.
+        await scheduler.every(.seconds(5), name: "outbox", priority: .high) { await messenger.deliverDue() }
+        await scheduler.every(.seconds(3600), name: "prekeys", priority: .low) { try await messenger.maintainPrekeys() }
         let background = Task { await scheduler.run() }
+        // Contacts learn where this node is now (its hello), and the outbox drains.
+        do {
+            try await messenger.dialContacts()
+        } catch {
+            logger.warning("could not read the contacts to dial", metadata: ["error": "\(error)"])
+        }
         var failure: (any Error)?
         do {
             try await withGracefulShutdownHandler {
@@ -164,7 +189,43 @@ public final class Node: Service, Sendable {
             queued: try running.store.outbox(dueBy: .max, limit: 10_000).count,
             uptimeS: (ContinuousClock.now - started).seconds,
             dbBytes: running.store.fileBytes(path: profile.layout.databaseFile),
-            startupMs: running.startupMs)
+            startupMs: running.startupMs,
+            invite: running.invite)
+    }
+
+    /// The addresses to tell peers (invite, hello): each bound address, a wildcard one replaced
+    /// by this machine's interface addresses of that family (dual-stack `::` takes both), loopback
+    /// last, at most eight.
+    static func advertisedAddresses(for bound: [SocketAddress]) -> [String] {
+        let devices = (try? System.enumerateDevices()) ?? []
+        var result: [String] = []
+        for address in bound {
+            guard let port = address.port else { continue }
+            let wildcard = address.ipAddress == "0.0.0.0" || address.ipAddress == "::"
+            guard wildcard else {
+                result.append(describe(address))
+                continue
+            }
+            let candidates = devices.compactMap(\.address).filter { candidate in
+                switch candidate {
+                case .v4: true
+                case .v6: address.protocol == .inet6 && !(candidate.ipAddress ?? "").hasPrefix("fe80")
+                default: false
+                }
+            }
+            let isLoopback = { (candidate: SocketAddress) in
+                let ip = candidate.ipAddress ?? ""
+                return ip.hasPrefix("127.") || ip == "::1"
+            }
+            for candidate in candidates.filter({ !isLoopback($0) }) + candidates.filter(isLoopback) {
+                guard let withPort = try? SocketAddress(ipAddress: candidate.ipAddress ?? "", port: port) else {
+                    continue
+                }
+                result.append(describe(withPort))
+            }
+        }
+        var seen = Set<String>()
+        return Array(result.filter { seen.insert($0).inserted }.prefix(8))
     }
 
     static func describe(_ address: SocketAddress) -> String {
@@ -182,6 +243,15 @@ extension Node {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         return registry
+    }
+}
+
+/// The connection manager, for the link handler that is created before it.
+final class LinkManagerBox: Sendable {
+    private let value = Mutex<ConnectionManager?>(nil)
+    var manager: ConnectionManager? {
+        get { value.withLock { $0 } }
+        set { value.withLock { $0 = newValue } }
     }
 }
 

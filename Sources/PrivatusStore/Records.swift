@@ -10,18 +10,32 @@ public enum ContactState: Int, Sendable, Hashable {
 
 /// A contact as the store returns it.
 public struct Contact: Sendable, Hashable {
+    /// The most addresses kept for a contact.
+    public static let maximumAddresses = 8
+
     public var peerID: PeerID
+    /// The contact's Ed25519 identity key; empty until learned (an invite carries only the
+    /// PeerID, the key's digest: the first authenticated link fills it in).
     public var identityKey: [UInt8]
     public var name: String
     public var state: ContactState
     public var verified: Bool
+    /// Where the contact's node was last reachable ("host:port"), most recent first.
+    public var addresses: [String]
+    /// When a link with the contact last authenticated, Unix milliseconds.
+    public var lastSeen: UInt64?
 
-    public init(peerID: PeerID, identityKey: [UInt8], name: String, state: ContactState, verified: Bool = false) {
+    public init(
+        peerID: PeerID, identityKey: [UInt8], name: String, state: ContactState, verified: Bool = false,
+        addresses: [String] = [], lastSeen: UInt64? = nil
+    ) {
         self.peerID = peerID
         self.identityKey = identityKey
         self.name = name
         self.state = state
         self.verified = verified
+        self.addresses = addresses
+        self.lastSeen = lastSeen
     }
 }
 
@@ -55,6 +69,9 @@ public enum MessageDirection: Int, Sendable, Hashable {
 
 /// A message to store.
 public struct NewMessage: Sendable, Hashable {
+    /// The message's 16-byte id: a received message keeps the id its sender chose (receipts
+    /// name it); nil lets the store choose one at random.
+    public var id: [UInt8]?
     /// The other party of the 1:1 conversation.
     public var peer: PeerID
     public var direction: MessageDirection
@@ -69,8 +86,10 @@ public struct NewMessage: Sendable, Hashable {
 
     public init(
         peer: PeerID, direction: MessageDirection, state: MessageState, sender: PeerID, sentAt: UInt64,
-        receivedAt: UInt64? = nil, body: String, replyTo: [UInt8]? = nil, expiresAt: UInt64? = nil
+        receivedAt: UInt64? = nil, body: String, replyTo: [UInt8]? = nil, expiresAt: UInt64? = nil,
+        id: [UInt8]? = nil
     ) {
+        self.id = id
         self.peer = peer
         self.direction = direction
         self.state = state

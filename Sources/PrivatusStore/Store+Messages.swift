@@ -11,9 +11,7 @@ extension Store {
     /// Adds a contact, or refuses with a SQLite constraint error when the PeerID is already one.
     public func addContact(_ contact: Contact) throws {
         let id = Self.newRowID()
-        let identity = try sealer.seal(
-            contact.peerID.bytes + contact.identityKey, table: "contacts", column: "sealed_identity", rowID: id)
-        let profile = try sealer.seal(Array(contact.name.utf8), table: "contacts", column: "sealed_profile", rowID: id)
+        let (identity, profile) = try sealContact(contact, rowID: id)
         try write { db in
             try db.execute(
                 sql: """
@@ -25,6 +23,70 @@ extension Store {
                 ])
         }
         contactCache.invalidate(index.peer(contact.peerID))
+    }
+
+    /// Adds the contact, or replaces what is stored for its PeerID (its sessions and messages stay).
+    public func saveContact(_ contact: Contact) throws {
+        try write { db in try saveContact(contact, in: db) }
+        contactCache.invalidate(index.peer(contact.peerID))
+    }
+
+    func saveContact(_ contact: Contact, in db: Database) throws {
+        let peerIndex = index.peer(contact.peerID)
+        if let existing = try Data.fetchOne(
+            db, sql: "SELECT id FROM contacts WHERE peer_index = ?", arguments: [peerIndex])
+        {
+            let (identity, profile) = try sealContact(contact, rowID: Array(existing))
+            try db.execute(
+                sql: """
+                    UPDATE contacts SET state = ?, verified = ?, sealed_identity = ?, sealed_profile = ?
+                    WHERE peer_index = ?
+                    """,
+                arguments: [contact.state.rawValue, contact.verified, identity, profile, peerIndex])
+        } else {
+            let id = Self.newRowID()
+            let (identity, profile) = try sealContact(contact, rowID: id)
+            try db.execute(
+                sql: """
+                    INSERT INTO contacts (id, peer_index, state, verified, sealed_identity, sealed_profile)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [Data(id), peerIndex, contact.state.rawValue, contact.verified, identity, profile])
+        }
+    }
+
+    /// Removes a contact and its sessions; the conversation stays. Returns whether it existed.
+    @discardableResult
+    public func removeContact(_ peer: PeerID) throws -> Bool {
+        let removed = try write { db in
+            try db.execute(sql: "DELETE FROM contacts WHERE peer_index = ?", arguments: [index.peer(peer)])
+            return db.changesCount > 0
+        }
+        contactCache.invalidate(index.peer(peer))
+        return removed
+    }
+
+    /// `sealed_identity` = PeerID (32) ‖ identity key (32, absent while unknown);
+    /// `sealed_profile` = version u8 (1) ‖ name length u16 ‖ name ‖ last seen u64 (0: never) ‖
+    /// address count u8 ‖ (length u8 ‖ address)*. (Rows written before addresses existed hold
+    /// the name's UTF-8 alone; they are read as such.)
+    func sealContact(_ contact: Contact, rowID id: [UInt8]) throws -> (identity: Data, profile: Data) {
+        let name = Array(contact.name.utf8.prefix(Int(UInt16.max)))
+        var profile: [UInt8] = [1]
+        profile.appendBigEndian(UInt16(name.count))
+        profile += name
+        profile.appendBigEndian(contact.lastSeen ?? 0)
+        let addresses = contact.addresses.prefix(Contact.maximumAddresses).map { Array($0.utf8.prefix(255)) }
+        profile.append(UInt8(addresses.count))
+        for address in addresses {
+            profile.append(UInt8(address.count))
+            profile += address
+        }
+        return (
+            try sealer.seal(
+                contact.peerID.bytes + contact.identityKey, table: "contacts", column: "sealed_identity", rowID: id),
+            try sealer.seal(profile, table: "contacts", column: "sealed_profile", rowID: id)
+        )
     }
 
     /// The contact with this PeerID, if any.
@@ -49,14 +111,38 @@ extension Store {
         let id = Array(row["id"] as Data)
         let identity = try sealer.open(row["sealed_identity"], table: "contacts", column: "sealed_identity", rowID: id)
         let profile = try sealer.open(row["sealed_profile"], table: "contacts", column: "sealed_profile", rowID: id)
-        guard identity.count > 32, let name = String(validating: profile, as: UTF8.self),
-            let state = ContactState(rawValue: row["state"])
+        guard identity.count >= 32, let state = ContactState(rawValue: row["state"]),
+            let peer = try? PeerID(bytes: Array(identity[0..<32]))
         else { throw StoreError.damagedRow(table: "contacts") }
-        // The stored PeerID must be the digest of the stored key.
-        let peer = PeerID(identityPublicKey: identity[32...])
-        guard peer.bytes == Array(identity[0..<32]) else { throw StoreError.damagedRow(table: "contacts") }
+        // A stored identity key must be the one the PeerID is the digest of.
+        let key = Array(identity[32...])
+        guard key.isEmpty || PeerID(identityPublicKey: key) == peer else {
+            throw StoreError.damagedRow(table: "contacts")
+        }
+        // The first format held the name alone (a name never starts with the control byte 0x01).
+        if profile.first != 1 {
+            guard let name = String(validating: profile, as: UTF8.self) else {
+                throw StoreError.damagedRow(table: "contacts")
+            }
+            return Contact(peerID: peer, identityKey: key, name: name, state: state, verified: row["verified"])
+        }
+        var reader = ByteReader(profile)
+        guard reader.readUInt8() == 1, let nameLength = reader.readUInt16(),
+            let nameBytes = reader.read(Int(nameLength)),
+            let name = String(validating: nameBytes, as: UTF8.self), let lastSeen = reader.readUInt64(),
+            let count = reader.readUInt8()
+        else { throw StoreError.damagedRow(table: "contacts") }
+        var addresses: [String] = []
+        for _ in 0..<count {
+            guard let length = reader.readUInt8(), let bytes = reader.read(Int(length)),
+                let address = String(validating: bytes, as: UTF8.self)
+            else { throw StoreError.damagedRow(table: "contacts") }
+            addresses.append(address)
+        }
+        guard reader.remaining == 0 else { throw StoreError.damagedRow(table: "contacts") }
         return Contact(
-            peerID: peer, identityKey: Array(identity[32...]), name: name, state: state, verified: row["verified"])
+            peerID: peer, identityKey: key, name: name, state: state, verified: row["verified"],
+            addresses: addresses, lastSeen: lastSeen == 0 ? nil : lastSeen)
     }
 
     // MARK: - Messages
@@ -84,7 +170,8 @@ extension Store {
     func prepare(_ messages: [NewMessage], searchable: Bool) throws -> [PreparedMessage] {
         for message in messages where message.body.utf8.count > Self.maximumBodyBytes { throw StoreError.tooLarge }
         return try messages.map { message in
-            let id = Self.newRowID()
+            let id = message.id ?? Self.newRowID()
+            guard id.count == 16 else { throw StoreError.outOfRange }
             let content = try sealer.seal(
                 Self.encodeContent(message), table: "messages", column: "sealed_content", rowID: id)
             return PreparedMessage(

@@ -6,6 +6,10 @@ import PrivatusCrypto
 /// A message waiting in the outbox: the committed ratchet ciphertext, resent as is.
 public struct OutboxItem: Sendable, Hashable {
     public var messageID: [UInt8]
+    /// Who it is for.
+    public var peer: PeerID
+    /// What was committed to send, resent as is; empty while the message waits for a session
+    /// (``Store/queueAwaitingSession(_:nextTry:)``).
     public var ciphertext: [UInt8]
     public var attempts: Int
     /// Unix milliseconds of the next attempt.
@@ -114,14 +118,22 @@ extension Store {
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT o.id, o.attempts, o.next_try, o.sealed_ciphertext, m.id AS message_id FROM outbox o
-                    JOIN messages m ON m.pk = o.message_pk WHERE o.next_try <= ? ORDER BY o.pk LIMIT ?
+                    SELECT o.id, o.attempts, o.next_try, o.sealed_ciphertext, m.id AS message_id,
+                           c.id AS conversation_id, c.sealed_details
+                    FROM outbox o JOIN messages m ON m.pk = o.message_pk
+                    JOIN conversations c ON c.pk = (m.pk >> 32)
+                    WHERE o.next_try <= ? ORDER BY o.pk LIMIT ?
                     """,
                 arguments: [Int64(clamping: now), limit])
         }
         return try rows.map { row in
-            OutboxItem(
+            let details = try sealer.open(
+                row["sealed_details"], table: "conversations", column: "sealed_details",
+                rowID: Array(row["conversation_id"] as Data))
+            guard let peer = try? PeerID(bytes: details) else { throw StoreError.damagedRow(table: "conversations") }
+            return OutboxItem(
                 messageID: Array(row["message_id"] as Data),
+                peer: peer,
                 ciphertext: try sealer.open(
                     row["sealed_ciphertext"], table: "outbox", column: "sealed_ciphertext",
                     rowID: Array(row["id"] as Data)),

@@ -18,6 +18,20 @@ public typealias ChatMessage = Privatus_Wire_V1_ChatMessage
 public typealias Receipt = Privatus_Wire_V1_Receipt
 /// A signed object as the exact bytes signed, the signature and the purpose number.
 public typealias SignedObject = Privatus_Wire_V1_SignedObject
+/// Where the sender of a link can be reached now; the first message on each new link.
+public typealias Hello = Privatus_Wire_V1_Hello
+/// A request for the peer's prekey bundle.
+public typealias BundleRequest = Privatus_Wire_V1_BundleRequest
+/// The answer to a ``BundleRequest``.
+public typealias BundleResponse = Privatus_Wire_V1_BundleResponse
+/// A prekey bundle as it travels.
+public typealias WirePrekeyBundle = Privatus_Wire_V1_PrekeyBundle
+/// A signed public key as it travels.
+public typealias WireSignedKey = Privatus_Wire_V1_SignedKey
+/// A one-time prekey as it travels.
+public typealias WireOneTimeKey = Privatus_Wire_V1_OneTimeKey
+/// The plaintext inside a chat message's end-to-end encryption.
+public typealias ChatContent = Privatus_Content_V1_ChatContent
 
 extension Envelope {
     /// The message an envelope carries.
@@ -33,7 +47,7 @@ extension Envelope {
 
 extension Envelope.Body {
     /// The kinds this node knows: the field numbers of `Envelope`'s `body`.
-    public static let knownKinds: Set<UInt32> = [2, 3, 4, 5, 6, 7]
+    public static let knownKinds: Set<UInt32> = [2, 3, 4, 5, 6, 7, 8, 9, 10]
 
     /// The kind of the message: its field number in `Envelope`, as ``ErrorReply`` names it.
     public var kind: UInt32 {
@@ -44,6 +58,9 @@ extension Envelope.Body {
         case .chatMessage: 5
         case .receipt: 6
         case .signedObject: 7
+        case .hello: 8
+        case .bundleRequest: 9
+        case .bundleResponse: 10
         }
     }
 }
@@ -82,18 +99,23 @@ extension ChatMessage {
     /// - Parameters:
     ///   - messageID: 16 random bytes naming the message (checked when encoded and decoded).
     ///   - sealed: The Double Ratchet message.
-    public init(messageID: [UInt8], sealed: [UInt8]) {
+    ///   - sessionStart: Whether `sealed` begins with the PQXDH initial header.
+    public init(messageID: [UInt8], sealed: [UInt8], sessionStart: Bool = false) {
         self.init()
         self.messageID = Data(messageID)
         self.sealed = Data(sealed)
+        self.sessionStart = sessionStart
     }
 }
 
 extension Receipt {
-    /// A receipt for the chat message with the given 16-byte id.
-    public init(messageID: [UInt8], state: State) {
+    /// The most message ids one receipt carries.
+    public static let maximumMessageIDs = 256
+
+    /// A receipt for the chat messages with the given 16-byte ids.
+    public init(messageIDs: [[UInt8]], state: State) {
         self.init()
-        self.messageID = Data(messageID)
+        self.messageIds = messageIDs.map { Data($0) }
         self.state = state
     }
 }
@@ -106,4 +128,24 @@ extension SignedObject {
         self.signature = Data(signature)
         self.purpose = purpose
     }
+}
+
+extension Hello {
+    /// The most addresses a hello carries.
+    public static let maximumAddresses = 8
+    /// The longest address accepted, in bytes.
+    public static let maximumAddressBytes = 64
+
+    /// A hello naming the sender's listen addresses.
+    public init(listenAddresses: [String]) {
+        self.init()
+        self.listenAddresses = listenAddresses
+    }
+}
+
+extension ChatContent {
+    /// The longest text a chat message carries, in UTF-8 bytes.
+    public static let maximumTextBytes = 64 * 1024
+    /// The longest display name a chat message carries, in UTF-8 bytes.
+    public static let maximumNameBytes = 64
 }

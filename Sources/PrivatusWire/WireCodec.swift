@@ -106,8 +106,14 @@ public enum WireCodec {
         case .chatMessage(let message):
             guard message.messageID.count == ChatMessage.messageIDBytes else { throw .invalidField }
         case .receipt(let receipt):
-            guard receipt.messageID.count == ChatMessage.messageIDBytes else { throw .invalidField }
-        case .ping, .pong, .errorReply, .signedObject:
+            guard !receipt.messageIds.isEmpty, receipt.messageIds.count <= Receipt.maximumMessageIDs,
+                receipt.messageIds.allSatisfy({ $0.count == ChatMessage.messageIDBytes })
+            else { throw .invalidField }
+        case .hello(let hello):
+            guard hello.listenAddresses.count <= Hello.maximumAddresses,
+                hello.listenAddresses.allSatisfy({ $0.utf8.count <= Hello.maximumAddressBytes })
+            else { throw .invalidField }
+        case .ping, .pong, .errorReply, .signedObject, .bundleRequest, .bundleResponse:
             break
         }
     }

@@ -8,8 +8,9 @@ struct Privatus: AsyncParsableCommand {
         commandName: "privatus",
         abstract: "A decentralized, end-to-end encrypted peer-to-peer messenger.",
         subcommands: [
-            InitCommand.self, IdCommand.self, PasswdCommand.self, RunCommand.self, StatusCommand.self, DbCommand.self,
-            BackupCommand.self, BenchCommand.self,
+            InitCommand.self, IdCommand.self, PasswdCommand.self, RunCommand.self, StatusCommand.self,
+            ContactsCommand.self, SendCommand.self, MessagesCommand.self, DbCommand.self, BackupCommand.self,
+            BenchCommand.self,
         ]
     )
 

@@ -53,7 +53,7 @@ import Testing
             Envelope(.ping(Ping(nonce: 42))),
             Envelope(.errorReply(ErrorReply(code: .malformed, kind: 5))),
             Envelope(.chatMessage(ChatMessage(messageID: id, sealed: Array(repeating: 0x5A, count: 40)))),
-            Envelope(.receipt(Receipt(messageID: id, state: .read))),
+            Envelope(.receipt(Receipt(messageIDs: [id], state: .read))),
             Envelope(
                 .signedObject(SignedObject(body: [1, 2, 3], signature: Array(repeating: 7, count: 64), purpose: 6))),
         ].map { try WireCodec.encode($0) }

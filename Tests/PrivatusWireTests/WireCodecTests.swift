@@ -27,8 +27,22 @@ import Testing
         Case(
             "chat, larger than a frame",
             .chatMessage(ChatMessage(messageID: messageID, sealed: Array(repeating: 0xEE, count: 70_000)))),
-        Case("receipt delivered", .receipt(Receipt(messageID: messageID, state: .delivered))),
-        Case("receipt read", .receipt(Receipt(messageID: messageID, state: .read))),
+        Case("chat, session start", .chatMessage(ChatMessage(messageID: messageID, sealed: [9], sessionStart: true))),
+        Case("receipt delivered", .receipt(Receipt(messageIDs: [messageID], state: .delivered))),
+        Case(
+            "receipt read, batched",
+            .receipt(Receipt(messageIDs: Array(repeating: messageID, count: Receipt.maximumMessageIDs), state: .read))),
+        Case("hello", .hello(Hello(listenAddresses: ["127.0.0.1:4000", "[::1]:4000"]))),
+        Case("hello, no address", .hello(Hello(listenAddresses: []))),
+        Case("bundle request", .bundleRequest(.with { $0.requestID = 7 })),
+        Case(
+            "bundle response",
+            .bundleResponse(
+                .with {
+                    $0.requestID = 7
+                    $0.bundle.identityKey = Data(repeating: 1, count: 32)
+                    $0.bundle.signedPrekey.id = 3
+                })),
         Case(
             "signed object",
             .signedObject(SignedObject(body: [0, 1, 2], signature: Array(repeating: 3, count: 64), purpose: .presence))),
@@ -115,8 +129,17 @@ import Testing
         #expect(throws: WireError.invalidField) { try WireCodec.encode(unset) }
         let shortID = Envelope(.chatMessage(ChatMessage(messageID: Array(Self.messageID.dropLast()), sealed: [1])))
         #expect(throws: WireError.invalidField) { try WireCodec.encode(shortID) }
-        let longID = Envelope(.receipt(Receipt(messageID: Self.messageID + [0], state: .read)))
+        let longID = Envelope(.receipt(Receipt(messageIDs: [Self.messageID, Self.messageID + [0]], state: .read)))
         #expect(throws: WireError.invalidField) { try WireCodec.encode(longID) }
+        let noID = Envelope(.receipt(Receipt(messageIDs: [], state: .read)))
+        #expect(throws: WireError.invalidField) { try WireCodec.encode(noID) }
+        let tooManyIDs = Envelope(
+            .receipt(Receipt(messageIDs: Array(repeating: Self.messageID, count: 257), state: .delivered)))
+        #expect(throws: WireError.invalidField) { try WireCodec.encode(tooManyIDs) }
+        let tooManyAddresses = Envelope(.hello(Hello(listenAddresses: Array(repeating: "127.0.0.1:1", count: 9))))
+        #expect(throws: WireError.invalidField) { try WireCodec.encode(tooManyAddresses) }
+        let longAddress = Envelope(.hello(Hello(listenAddresses: [String(repeating: "a", count: 65)])))
+        #expect(throws: WireError.invalidField) { try WireCodec.encode(longAddress) }
         let big = Envelope(
             .chatMessage(ChatMessage(messageID: Self.messageID, sealed: Array(repeating: 0, count: 1_000))))
         #expect(throws: WireError.messageTooLarge) { try WireCodec.encode(big, maxBytes: 1_000) }

@@ -10,7 +10,8 @@ import Synchronization
 ///
 /// What peers send is passed to `handler`, one message at a time per link, in order: a link
 /// reads its next message only after the handler has returned (back-pressure reaches the peer
-/// through TCP).
+/// through TCP). `established`, when given, is called with each new link once it is registered
+/// (both directions; the node sends its hello there).
 public actor ConnectionManager {
     public struct Configuration: Sendable {
         /// Links at most; past it the least recently used idle link is closed, or the new one
@@ -42,6 +43,7 @@ public actor ConnectionManager {
     nonisolated let pendingHandshakes = PendingHandshakes()
     private let group: any EventLoopGroup
     private let handler: Handler
+    private let established: (@Sendable (Link) async -> Void)?
     private let logger: Logger
 
     private var links: [PeerID: Link] = [:]
@@ -54,8 +56,10 @@ public actor ConnectionManager {
     public init(
         local: LinkIdentity, group: any EventLoopGroup, configuration: Configuration = Configuration(),
         counters: LinkCounters = LinkCounters(), logger: Logger = Logger(label: "privatus.net"),
+        established: (@Sendable (Link) async -> Void)? = nil,
         handler: @escaping Handler
     ) {
+        self.established = established
         self.local = local
         self.group = group
         self.configuration = configuration
@@ -204,6 +208,7 @@ public actor ConnectionManager {
                 }
                 dialled?.resume(returning: link)
                 defer { unregister(link) }
+                if let established { Task { await established(link) } }
                 for try await message in inbound {
                     link.touch()
                     await handler(peer, message)

@@ -104,6 +104,30 @@ public nonisolated struct Privatus_Wire_V1_Envelope: Sendable {
     set {body = .signedObject(newValue)}
   }
 
+  public var hello: Privatus_Wire_V1_Hello {
+    get {
+      if case .hello(let v)? = body {return v}
+      return Privatus_Wire_V1_Hello()
+    }
+    set {body = .hello(newValue)}
+  }
+
+  public var bundleRequest: Privatus_Wire_V1_BundleRequest {
+    get {
+      if case .bundleRequest(let v)? = body {return v}
+      return Privatus_Wire_V1_BundleRequest()
+    }
+    set {body = .bundleRequest(newValue)}
+  }
+
+  public var bundleResponse: Privatus_Wire_V1_BundleResponse {
+    get {
+      if case .bundleResponse(let v)? = body {return v}
+      return Privatus_Wire_V1_BundleResponse()
+    }
+    set {body = .bundleResponse(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   /// The kind of the message is the field number of the body that is set. A version-1
@@ -122,6 +146,9 @@ public nonisolated struct Privatus_Wire_V1_Envelope: Sendable {
     case chatMessage(Privatus_Wire_V1_ChatMessage)
     case receipt(Privatus_Wire_V1_Receipt)
     case signedObject(Privatus_Wire_V1_SignedObject)
+    case hello(Privatus_Wire_V1_Hello)
+    case bundleRequest(Privatus_Wire_V1_BundleRequest)
+    case bundleResponse(Privatus_Wire_V1_BundleResponse)
 
   }
 
@@ -247,8 +274,12 @@ public nonisolated struct Privatus_Wire_V1_ChatMessage: Sendable {
   /// Exactly 16 bytes, chosen at random by the sender; names the message in receipts.
   public var messageID: Data = Data()
 
-  /// The Double Ratchet message, opaque here.
+  /// The end-to-end encrypted message, opaque here: a Double Ratchet message, preceded by the
+  /// PQXDH initial header when `session_start` is set (docs/PROTOCOL.md, "Chat").
   public var sealed: Data = Data()
+
+  /// Whether `sealed` starts a session (initial header ‖ ratchet message).
+  public var sessionStart: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -261,8 +292,9 @@ public nonisolated struct Privatus_Wire_V1_Receipt: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// The 16-byte id of the ChatMessage this receipt is about.
-  public var messageID: Data = Data()
+  /// The 16-byte ids of the ChatMessages this receipt is about (receipts are batched; at most
+  /// 256 ids per receipt).
+  public var messageIds: [Data] = []
 
   public var state: Privatus_Wire_V1_Receipt.State = .unspecified
 
@@ -333,13 +365,171 @@ public nonisolated struct Privatus_Wire_V1_SignedObject: Sendable {
   public init() {}
 }
 
+/// Sent by each end as the first message on a new link's control stream: where the sender can be
+/// reached now. A peer that restarts on a new port is found again through it.
+public nonisolated struct Privatus_Wire_V1_Hello: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// "host:port" (IPv6 hosts in brackets), at most 8 of at most 64 bytes each.
+  public var listenAddresses: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Asks the peer for its prekey bundle (the DHT carries the same bundle later).
+public nonisolated struct Privatus_Wire_V1_BundleRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Chosen by the requester; the response carries it back.
+  public var requestID: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The answer to a BundleRequest.
+public nonisolated struct Privatus_Wire_V1_BundleResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: UInt64 = 0
+
+  public var bundle: Privatus_Wire_V1_PrekeyBundle {
+    get {_bundle ?? Privatus_Wire_V1_PrekeyBundle()}
+    set {_bundle = newValue}
+  }
+  /// Returns true if `bundle` has been explicitly set.
+  public var hasBundle: Bool {self._bundle != nil}
+  /// Clears the value of `bundle`. Subsequent reads from it will return its default value.
+  public mutating func clearBundle() {self._bundle = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _bundle: Privatus_Wire_V1_PrekeyBundle? = nil
+}
+
+/// A public key signed by an identity for one purpose. The signature covers the fixed-width
+/// fields id (u32 BE) || expires_at (u64 BE) || public_key, tagged with the purpose
+/// (docs/PROTOCOL.md, "Sessions"); a receiver verifies over exactly the bytes it received.
+public nonisolated struct Privatus_Wire_V1_SignedKey: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: UInt32 = 0
+
+  /// Unix seconds.
+  public var expiresAt: UInt64 = 0
+
+  public var publicKey: Data = Data()
+
+  public var signature: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A one-time X25519 prekey (unsigned; it only adds to PQXDH's secrecy).
+public nonisolated struct Privatus_Wire_V1_OneTimeKey: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: UInt32 = 0
+
+  public var publicKey: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The public keys a sender needs to start a session with the bundle's owner (docs/PROTOCOL.md,
+/// "Sessions"): every key is checked against the identity key before use.
+public nonisolated struct Privatus_Wire_V1_PrekeyBundle: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The owner's Ed25519 identity key (32 bytes); the PeerID is its digest.
+  public var identityKey: Data {
+    get {_storage._identityKey}
+    set {_uniqueStorage()._identityKey = newValue}
+  }
+
+  /// The identity-DH X25519 key and its signature (purpose identityDH).
+  public var identityDh: Data {
+    get {_storage._identityDh}
+    set {_uniqueStorage()._identityDh = newValue}
+  }
+
+  public var identityDhSignature: Data {
+    get {_storage._identityDhSignature}
+    set {_uniqueStorage()._identityDhSignature = newValue}
+  }
+
+  public var signedPrekey: Privatus_Wire_V1_SignedKey {
+    get {_storage._signedPrekey ?? Privatus_Wire_V1_SignedKey()}
+    set {_uniqueStorage()._signedPrekey = newValue}
+  }
+  /// Returns true if `signedPrekey` has been explicitly set.
+  public var hasSignedPrekey: Bool {_storage._signedPrekey != nil}
+  /// Clears the value of `signedPrekey`. Subsequent reads from it will return its default value.
+  public mutating func clearSignedPrekey() {_uniqueStorage()._signedPrekey = nil}
+
+  public var pqPrekey: Privatus_Wire_V1_SignedKey {
+    get {_storage._pqPrekey ?? Privatus_Wire_V1_SignedKey()}
+    set {_uniqueStorage()._pqPrekey = newValue}
+  }
+  /// Returns true if `pqPrekey` has been explicitly set.
+  public var hasPqPrekey: Bool {_storage._pqPrekey != nil}
+  /// Clears the value of `pqPrekey`. Subsequent reads from it will return its default value.
+  public mutating func clearPqPrekey() {_uniqueStorage()._pqPrekey = nil}
+
+  public var envelopeKey: Privatus_Wire_V1_SignedKey {
+    get {_storage._envelopeKey ?? Privatus_Wire_V1_SignedKey()}
+    set {_uniqueStorage()._envelopeKey = newValue}
+  }
+  /// Returns true if `envelopeKey` has been explicitly set.
+  public var hasEnvelopeKey: Bool {_storage._envelopeKey != nil}
+  /// Clears the value of `envelopeKey`. Subsequent reads from it will return its default value.
+  public mutating func clearEnvelopeKey() {_uniqueStorage()._envelopeKey = nil}
+
+  /// Absent when the owner has none left to hand out.
+  public var oneTimePrekey: Privatus_Wire_V1_OneTimeKey {
+    get {_storage._oneTimePrekey ?? Privatus_Wire_V1_OneTimeKey()}
+    set {_uniqueStorage()._oneTimePrekey = newValue}
+  }
+  /// Returns true if `oneTimePrekey` has been explicitly set.
+  public var hasOneTimePrekey: Bool {_storage._oneTimePrekey != nil}
+  /// Clears the value of `oneTimePrekey`. Subsequent reads from it will return its default value.
+  public mutating func clearOneTimePrekey() {_uniqueStorage()._oneTimePrekey = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "privatus.wire.v1"
 
 nonisolated extension Privatus_Wire_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{1}ping\0\u{1}pong\0\u{3}error_reply\0\u{3}chat_message\0\u{1}receipt\0\u{3}signed_object\0\u{c}\u{10}\u{10}\u{c} \u{10}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{1}ping\0\u{1}pong\0\u{3}error_reply\0\u{3}chat_message\0\u{1}receipt\0\u{3}signed_object\0\u{1}hello\0\u{3}bundle_request\0\u{3}bundle_response\0\u{c}\u{10}\u{10}\u{c} \u{10}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -426,6 +616,45 @@ nonisolated extension Privatus_Wire_V1_Envelope: SwiftProtobuf.Message, SwiftPro
           self.body = .signedObject(v)
         }
       }()
+      case 8: try {
+        var v: Privatus_Wire_V1_Hello?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .hello(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .hello(v)
+        }
+      }()
+      case 9: try {
+        var v: Privatus_Wire_V1_BundleRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .bundleRequest(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .bundleRequest(v)
+        }
+      }()
+      case 10: try {
+        var v: Privatus_Wire_V1_BundleResponse?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .bundleResponse(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .bundleResponse(v)
+        }
+      }()
       default: break
       }
     }
@@ -463,6 +692,18 @@ nonisolated extension Privatus_Wire_V1_Envelope: SwiftProtobuf.Message, SwiftPro
     case .signedObject?: try {
       guard case .signedObject(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    }()
+    case .hello?: try {
+      guard case .hello(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    }()
+    case .bundleRequest?: try {
+      guard case .bundleRequest(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+    }()
+    case .bundleResponse?: try {
+      guard case .bundleResponse(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
     }()
     case nil: break
     }
@@ -578,7 +819,7 @@ nonisolated extension Privatus_Wire_V1_ErrorReply.Code: SwiftProtobuf._ProtoName
 
 nonisolated extension Privatus_Wire_V1_ChatMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ChatMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}message_id\0\u{1}sealed\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}message_id\0\u{1}sealed\0\u{3}session_start\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -588,6 +829,7 @@ nonisolated extension Privatus_Wire_V1_ChatMessage: SwiftProtobuf.Message, Swift
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularBytesField(value: &self.messageID) }()
       case 2: try { try decoder.decodeSingularBytesField(value: &self.sealed) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.sessionStart) }()
       default: break
       }
     }
@@ -600,12 +842,16 @@ nonisolated extension Privatus_Wire_V1_ChatMessage: SwiftProtobuf.Message, Swift
     if !self.sealed.isEmpty {
       try visitor.visitSingularBytesField(value: self.sealed, fieldNumber: 2)
     }
+    if self.sessionStart != false {
+      try visitor.visitSingularBoolField(value: self.sessionStart, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Privatus_Wire_V1_ChatMessage, rhs: Privatus_Wire_V1_ChatMessage) -> Bool {
     if lhs.messageID != rhs.messageID {return false}
     if lhs.sealed != rhs.sealed {return false}
+    if lhs.sessionStart != rhs.sessionStart {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -613,7 +859,7 @@ nonisolated extension Privatus_Wire_V1_ChatMessage: SwiftProtobuf.Message, Swift
 
 nonisolated extension Privatus_Wire_V1_Receipt: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Receipt"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}message_id\0\u{1}state\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}message_ids\0\u{1}state\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -621,7 +867,7 @@ nonisolated extension Privatus_Wire_V1_Receipt: SwiftProtobuf.Message, SwiftProt
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularBytesField(value: &self.messageID) }()
+      case 1: try { try decoder.decodeRepeatedBytesField(value: &self.messageIds) }()
       case 2: try { try decoder.decodeSingularEnumField(value: &self.state) }()
       default: break
       }
@@ -629,8 +875,8 @@ nonisolated extension Privatus_Wire_V1_Receipt: SwiftProtobuf.Message, SwiftProt
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.messageID.isEmpty {
-      try visitor.visitSingularBytesField(value: self.messageID, fieldNumber: 1)
+    if !self.messageIds.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.messageIds, fieldNumber: 1)
     }
     if self.state != .unspecified {
       try visitor.visitSingularEnumField(value: self.state, fieldNumber: 2)
@@ -639,7 +885,7 @@ nonisolated extension Privatus_Wire_V1_Receipt: SwiftProtobuf.Message, SwiftProt
   }
 
   public static func ==(lhs: Privatus_Wire_V1_Receipt, rhs: Privatus_Wire_V1_Receipt) -> Bool {
-    if lhs.messageID != rhs.messageID {return false}
+    if lhs.messageIds != rhs.messageIds {return false}
     if lhs.state != rhs.state {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -685,6 +931,297 @@ nonisolated extension Privatus_Wire_V1_SignedObject: SwiftProtobuf.Message, Swif
     if lhs.body != rhs.body {return false}
     if lhs.signature != rhs.signature {return false}
     if lhs.purpose != rhs.purpose {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Privatus_Wire_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Hello"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}listen_addresses\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.listenAddresses) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.listenAddresses.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.listenAddresses, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Privatus_Wire_V1_Hello, rhs: Privatus_Wire_V1_Hello) -> Bool {
+    if lhs.listenAddresses != rhs.listenAddresses {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Privatus_Wire_V1_BundleRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BundleRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.requestID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.requestID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.requestID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Privatus_Wire_V1_BundleRequest, rhs: Privatus_Wire_V1_BundleRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Privatus_Wire_V1_BundleResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BundleResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}bundle\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._bundle) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.requestID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.requestID, fieldNumber: 1)
+    }
+    try { if let v = self._bundle {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Privatus_Wire_V1_BundleResponse, rhs: Privatus_Wire_V1_BundleResponse) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs._bundle != rhs._bundle {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Privatus_Wire_V1_SignedKey: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SignedKey"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}expires_at\0\u{3}public_key\0\u{1}signature\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.expiresAt) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.publicKey) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.id != 0 {
+      try visitor.visitSingularUInt32Field(value: self.id, fieldNumber: 1)
+    }
+    if self.expiresAt != 0 {
+      try visitor.visitSingularUInt64Field(value: self.expiresAt, fieldNumber: 2)
+    }
+    if !self.publicKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.publicKey, fieldNumber: 3)
+    }
+    if !self.signature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Privatus_Wire_V1_SignedKey, rhs: Privatus_Wire_V1_SignedKey) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.expiresAt != rhs.expiresAt {return false}
+    if lhs.publicKey != rhs.publicKey {return false}
+    if lhs.signature != rhs.signature {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Privatus_Wire_V1_OneTimeKey: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".OneTimeKey"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}public_key\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.publicKey) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.id != 0 {
+      try visitor.visitSingularUInt32Field(value: self.id, fieldNumber: 1)
+    }
+    if !self.publicKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.publicKey, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Privatus_Wire_V1_OneTimeKey, rhs: Privatus_Wire_V1_OneTimeKey) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.publicKey != rhs.publicKey {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Privatus_Wire_V1_PrekeyBundle: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PrekeyBundle"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}identity_key\0\u{3}identity_dh\0\u{3}identity_dh_signature\0\u{3}signed_prekey\0\u{3}pq_prekey\0\u{3}envelope_key\0\u{3}one_time_prekey\0")
+
+  fileprivate class _StorageClass {
+    var _identityKey: Data = Data()
+    var _identityDh: Data = Data()
+    var _identityDhSignature: Data = Data()
+    var _signedPrekey: Privatus_Wire_V1_SignedKey? = nil
+    var _pqPrekey: Privatus_Wire_V1_SignedKey? = nil
+    var _envelopeKey: Privatus_Wire_V1_SignedKey? = nil
+    var _oneTimePrekey: Privatus_Wire_V1_OneTimeKey? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _identityKey = source._identityKey
+      _identityDh = source._identityDh
+      _identityDhSignature = source._identityDhSignature
+      _signedPrekey = source._signedPrekey
+      _pqPrekey = source._pqPrekey
+      _envelopeKey = source._envelopeKey
+      _oneTimePrekey = source._oneTimePrekey
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularBytesField(value: &_storage._identityKey) }()
+        case 2: try { try decoder.decodeSingularBytesField(value: &_storage._identityDh) }()
+        case 3: try { try decoder.decodeSingularBytesField(value: &_storage._identityDhSignature) }()
+        case 4: try { try decoder.decodeSingularMessageField(value: &_storage._signedPrekey) }()
+        case 5: try { try decoder.decodeSingularMessageField(value: &_storage._pqPrekey) }()
+        case 6: try { try decoder.decodeSingularMessageField(value: &_storage._envelopeKey) }()
+        case 7: try { try decoder.decodeSingularMessageField(value: &_storage._oneTimePrekey) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._identityKey.isEmpty {
+        try visitor.visitSingularBytesField(value: _storage._identityKey, fieldNumber: 1)
+      }
+      if !_storage._identityDh.isEmpty {
+        try visitor.visitSingularBytesField(value: _storage._identityDh, fieldNumber: 2)
+      }
+      if !_storage._identityDhSignature.isEmpty {
+        try visitor.visitSingularBytesField(value: _storage._identityDhSignature, fieldNumber: 3)
+      }
+      try { if let v = _storage._signedPrekey {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+      } }()
+      try { if let v = _storage._pqPrekey {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+      } }()
+      try { if let v = _storage._envelopeKey {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+      } }()
+      try { if let v = _storage._oneTimePrekey {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+      } }()
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Privatus_Wire_V1_PrekeyBundle, rhs: Privatus_Wire_V1_PrekeyBundle) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._identityKey != rhs_storage._identityKey {return false}
+        if _storage._identityDh != rhs_storage._identityDh {return false}
+        if _storage._identityDhSignature != rhs_storage._identityDhSignature {return false}
+        if _storage._signedPrekey != rhs_storage._signedPrekey {return false}
+        if _storage._pqPrekey != rhs_storage._pqPrekey {return false}
+        if _storage._envelopeKey != rhs_storage._envelopeKey {return false}
+        if _storage._oneTimePrekey != rhs_storage._oneTimePrekey {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,162 @@
+import Foundation
+import Hummingbird
+import PrivatusCore
+import PrivatusStore
+
+/// A contact or message request as the control API and `contacts --json` show it.
+public struct ContactView: Codable, Sendable, Equatable, ResponseEncodable {
+    public var peerId: String
+    public var name: String
+    public var verified: Bool
+    /// Unix milliseconds of the last authenticated link; nil before the first.
+    public var lastSeen: UInt64?
+    /// `contact`, `request` or `blocked` (an addition to CLI.md's keys).
+    public var state: String
+    /// The 60-digit safety number, once the contact's identity key is known (an addition).
+    public var safetyNumber: String?
+    /// For a request: its name equals an existing contact's (an addition).
+    public var possibleImpersonation: Bool?
+    /// Known addresses of the contact's node (an addition).
+    public var addresses: [String]
+}
+
+/// A message as `messages --json` shows it.
+public struct MessageView: Codable, Sendable, Equatable, ResponseEncodable {
+    /// 32 hex digits.
+    public var id: String
+    /// The sender's PeerID.
+    public var from: String
+    public var text: String
+    /// Unix milliseconds (the sender's clock).
+    public var sentAt: UInt64
+    /// One of CLI.md's message states.
+    public var state: String
+}
+
+/// What `send` answers.
+public struct SendResult: Codable, Sendable, Equatable, ResponseEncodable {
+    public var id: String
+    public var state: String
+}
+
+/// `POST /api/v1/contacts`.
+public struct AddContactRequest: Codable, Sendable {
+    public var invite: String
+    public var name: String?
+    public init(invite: String, name: String?) {
+        self.invite = invite
+        self.name = name
+    }
+}
+
+/// `POST /api/v1/contacts/{peer}/verify`.
+public struct VerifyRequest: Codable, Sendable {
+    public var safetyNumber: String
+    public init(safetyNumber: String) { self.safetyNumber = safetyNumber }
+}
+
+/// `POST /api/v1/messages`.
+public struct SendRequest: Codable, Sendable {
+    public var peer: String
+    public var text: String
+    public init(peer: String, text: String) {
+        self.peer = peer
+        self.text = text
+    }
+}
+
+extension Messenger {
+    /// The contacts and chat endpoints of the control API (docs/API.md).
+    nonisolated func addRoutes<Context: RequestContext>(to router: Router<Context>) {
+        let api = router.group("/api/v1")
+        api.get("/contacts") { _, _ in try await self.mapping { try await self.views(of: .contact) } }
+        api.get("/contacts/requests") { _, _ in try await self.mapping { try await self.views(of: .request) } }
+        api.post("/contacts") { request, context in
+            let body = try await request.decode(as: AddContactRequest.self, context: context)
+            return try await self.mapping {
+                let invite = try Invite(parsing: body.invite)
+                return try await self.view(of: self.addContact(invite, name: body.name))
+            }
+        }
+        api.post("/contacts/{peer}/{action}") { request, context in
+            let peer = try context.parameters.require("peer")
+            let action = try context.parameters.require("action")
+            switch action {
+            case "accept": return try await self.mapping { try await self.view(of: self.setState(.contact, of: peer)) }
+            case "block": return try await self.mapping { try await self.view(of: self.setState(.blocked, of: peer)) }
+            case "remove": return try await self.mapping { try await self.view(of: self.remove(peer)) }
+            case "verify":
+                let body = try await request.decode(as: VerifyRequest.self, context: context)
+                return try await self.mapping {
+                    try await self.view(of: self.verify(peer, safetyNumber: body.safetyNumber))
+                }
+            default: throw HTTPError(.notFound, message: "no such contact action")
+            }
+        }
+        api.post("/messages") { request, context in
+            let body = try await request.decode(as: SendRequest.self, context: context)
+            return try await self.mapping {
+                let stored = try await self.send(body.text, to: body.peer)
+                return SendResult(id: Hex.encode(stored.id), state: stored.state.name)
+            }
+        }
+        api.get("/messages") { request, _ in
+            let query = request.uri.queryParameters
+            guard let peer = query.get("peer") else { throw HTTPError(.badRequest, message: "peer is required") }
+            let limit = query.get("limit").flatMap { Int($0) } ?? 50
+            guard (1...10_000).contains(limit) else { throw HTTPError(.badRequest, message: "limit is 1 to 10000") }
+            var before: [UInt8]?
+            if let text = query.get("before") {
+                guard text.utf8.count == 32, let id = Hex.decodeLowercase(text) else {
+                    throw HTTPError(.badRequest, message: "before is a message id (32 hex digits)")
+                }
+                before = id
+            }
+            return try await self.mapping {
+                try await self.messages(with: peer, limit: limit, before: before).map(Self.view(of:))
+            }
+        }
+    }
+
+    /// Runs `body`, turning the chat layer's typed errors into HTTP errors with their message.
+    nonisolated func mapping<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as ChatError {
+            switch error {
+            case .unknownPeer, .unknownMessage: throw HTTPError(.notFound, message: error.description)
+            case .identityNotYetKnown, .safetyNumberMismatch, .notAContact, .ambiguousName:
+                throw HTTPError(.conflict, message: error.description)
+            default: throw HTTPError(.badRequest, message: error.description)
+            }
+        } catch let error as InviteError {
+            throw HTTPError(.badRequest, message: error.description)
+        }
+    }
+
+    func views(of state: ContactState) throws -> [ContactView] {
+        try contacts(state).map(view(of:))
+    }
+
+    func view(of contact: Contact) throws -> ContactView {
+        ContactView(
+            peerId: contact.peerID.hex, name: contact.name, verified: contact.verified, lastSeen: contact.lastSeen,
+            state: Self.stateName(contact.state), safetyNumber: try safetyNumber(of: contact)?.digits,
+            possibleImpersonation: contact.state == .request ? try possibleImpersonation(contact) : nil,
+            addresses: contact.addresses)
+    }
+
+    static func stateName(_ state: ContactState) -> String {
+        switch state {
+        case .contact: "contact"
+        case .request: "request"
+        case .blocked: "blocked"
+        }
+    }
+
+    static func view(of message: StoredMessage) -> MessageView {
+        MessageView(
+            id: Hex.encode(message.id), from: message.sender.hex, text: message.body, sentAt: message.sentAt,
+            state: message.state.name)
+    }
+}

@@ -1,0 +1,550 @@
+import Crypto
+import Foundation
+import Logging
+import NIOCore
+import PrivatusCore
+import PrivatusCrypto
+import PrivatusNet
+import PrivatusStore
+import PrivatusWire
+
+/// Contacts and 1:1 chat on top of the store, the sessions and the links (docs/PROTOCOL.md,
+/// "Chat").
+///
+/// Every step that reads a peer's sessions, advances them and commits the result runs inside
+/// this actor without suspending in between, so a message sent and one received at the same
+/// time never both start from the same session state. What leaves the node was committed first:
+/// a send stores the ciphertext in the outbox before the link sees it, a received message is
+/// stored (with its sessions) before its receipt goes out.
+public actor Messenger {
+    /// How long a bundle request waits for its answer.
+    static let bundleTimeout = Duration.seconds(10)
+    /// The first retry of an unacknowledged message; each further one waits twice as long, up to
+    /// ``maximumRetryInterval``.
+    static let firstRetryInterval: UInt64 = 30_000
+    static let maximumRetryInterval: UInt64 = 15 * 60_000
+
+    let store: Store
+    let keys: IdentityKeys
+    let name: String
+    let logger: Logger
+    private var links: ConnectionManager?
+    private var advertised: [String] = []
+    private var prekeys: PrekeyStore
+    private var nextRequestID: UInt64 = 1
+    private var pendingBundles: [UInt64: (peer: PeerID, continuation: CheckedContinuation<PrekeyBundle, any Error>)] =
+        [:]
+    private var delivering: Set<PeerID> = []
+    private var redeliver: Set<PeerID> = []
+    private var dialling: Set<PeerID> = []
+    /// The addresses the last hello of each linked peer named, for a peer that becomes a
+    /// contact or request after its hello (at most ``maximumRememberedHellos`` peers).
+    private var helloAddresses: [PeerID: [String]] = [:]
+    static let maximumRememberedHellos = 1_024
+
+    /// Opens the messenger on `store`, creating the profile's prekeys on first use.
+    public init(store: Store, keys: IdentityKeys, name: String, logger: Logger) throws {
+        self.store = store
+        self.keys = keys
+        self.name = name
+        self.logger = logger
+        let now = Self.unixSeconds()
+        if var prekeys = try store.prekeys() {
+            if try prekeys.maintain(identity: keys.identity, now: now) { try store.savePrekeys(prekeys) }
+            self.prekeys = prekeys
+        } else {
+            let prekeys = try PrekeyStore(identity: keys.identity, now: now)
+            try store.savePrekeys(prekeys)
+            self.prekeys = prekeys
+        }
+    }
+
+    /// Connects the messenger to the node's links and the addresses it tells peers.
+    public func attach(_ links: ConnectionManager, advertising addresses: [String]) {
+        self.links = links
+        self.advertised = Array(addresses.prefix(Hello.maximumAddresses))
+    }
+
+    // MARK: - Contacts
+
+    /// Adds the invite's PeerID as a contact (or accepts it if it was a message request, or
+    /// refreshes its addresses if it was one already) and starts connecting to it.
+    public func addContact(_ invite: Invite, name: String?) throws -> Contact {
+        guard invite.peerID != keys.identity.publicKey.peerID else { throw ChatError.cannotAddSelf }
+        if let name { try Self.checkName(name) }
+        var contact =
+            try store.contact(invite.peerID)
+            ?? Contact(
+                peerID: invite.peerID, identityKey: [], name: Self.defaultName(for: invite.peerID), state: .contact)
+        contact.state = .contact
+        if let name { contact.name = name }
+        contact.addresses = Self.merge(
+            invite.addresses + (helloAddresses[invite.peerID] ?? []), into: contact.addresses)
+        try store.saveContact(contact)
+        startDialling(contact.peerID)
+        return contact
+    }
+
+    /// Contacts (state `contact`) or message requests, in the order they were added.
+    public func contacts(_ state: ContactState) throws -> [Contact] {
+        try store.contacts().filter { $0.state == state }
+    }
+
+    /// Whether a request's display name equals (ignoring case) that of an existing contact
+    /// with another PeerID: shown as a possible impersonation.
+    public func possibleImpersonation(_ request: Contact) throws -> Bool {
+        let name = request.name.lowercased()
+        return try store.contacts().contains {
+            $0.state == .contact && $0.peerID != request.peerID && $0.name.lowercased() == name
+        }
+    }
+
+    /// Finds a contact, request or blocked peer by PeerID or (for contacts) by name.
+    /// - Throws: ``ChatError/unknownPeer`` or ``ChatError/ambiguousName``.
+    public func resolve(_ reference: String) throws -> Contact {
+        if let peer = try? PeerID(parsing: reference) {
+            guard let contact = try store.contact(peer) else { throw ChatError.unknownPeer }
+            return contact
+        }
+        let named = try store.contacts().filter { $0.state == .contact && $0.name == reference }
+        guard named.count <= 1 else { throw ChatError.ambiguousName }
+        guard let contact = named.first else { throw ChatError.unknownPeer }
+        return contact
+    }
+
+    /// Moves a contact or request to `state` (accept: `contact`; block: `blocked`).
+    public func setState(_ state: ContactState, of reference: String) throws -> Contact {
+        var contact = try resolve(reference)
+        contact.state = state
+        try store.saveContact(contact)
+        return contact
+    }
+
+    /// Removes a contact (its sessions go, the conversation stays).
+    public func remove(_ reference: String) throws -> Contact {
+        let contact = try resolve(reference)
+        try store.removeContact(contact.peerID)
+        return contact
+    }
+
+    /// Marks a contact verified when `safetyNumber` is the safety number of the two identities
+    /// (spaces ignored); refuses otherwise, and while the contact's identity key is not known.
+    public func verify(_ reference: String, safetyNumber: String) throws -> Contact {
+        var contact = try resolve(reference)
+        guard let number = try self.safetyNumber(of: contact) else { throw ChatError.identityNotYetKnown }
+        let given = safetyNumber.filter { !$0.isWhitespace }
+        guard given == number.digits else { throw ChatError.safetyNumberMismatch }
+        contact.verified = true
+        try store.saveContact(contact)
+        return contact
+    }
+
+    /// The safety number with a contact, once its identity key is known.
+    public func safetyNumber(of contact: Contact) throws -> SafetyNumber? {
+        guard !contact.identityKey.isEmpty, let remote = try? IdentityPublicKey(rawRepresentation: contact.identityKey)
+        else { return nil }
+        return SafetyNumber(local: keys.identity.publicKey, remote: remote)
+    }
+
+    // MARK: - Sending
+
+    /// Queues a text message to a contact and returns it as stored (`queued`); delivery runs in
+    /// the background.
+    public func send(_ text: String, to reference: String) throws -> StoredMessage {
+        guard !text.isEmpty else { throw ChatError.emptyMessage }
+        guard text.utf8.count <= ChatContent.maximumTextBytes else { throw ChatError.messageTooLong }
+        let contact = try resolve(reference)
+        guard contact.state == .contact else { throw ChatError.notAContact }
+        let now = Self.unixMilliseconds()
+        let id = SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) }
+        let message = NewMessage(
+            peer: contact.peerID, direction: .sent, state: .queued, sender: keys.identity.publicKey.peerID, sentAt: now,
+            body: text, id: id)
+        let sessions = try store.sessions(with: contact.peerID)
+        let stored: StoredMessage
+        if sessions.sessions.contains(where: \.canSend) {
+            let (advanced, ratchet) = try sessions.encrypting(try content(text, sentAt: now))
+            let wire = try Self.chatEnvelope(id: id, sealed: ratchet.encoded, sessionStart: false)
+            stored = try store.commitOutgoing(message, ciphertext: wire, sessions: advanced, nextTry: now)
+        } else {
+            stored = try store.queueAwaitingSession(message, nextTry: now)
+        }
+        scheduleDelivery(to: contact.peerID)
+        return stored
+    }
+
+    /// The latest `limit` messages with a peer (before the message `before`), oldest first.
+    public func messages(with reference: String, limit: Int, before: [UInt8]?) throws -> [StoredMessage] {
+        let contact = try resolve(reference)
+        var sequence: Int64?
+        if let before {
+            guard let found = try store.message(id: before), found.peer == contact.peerID else {
+                throw ChatError.unknownMessage
+            }
+            sequence = found.message.sequence
+        }
+        return try store.latestMessages(with: contact.peerID, limit: limit, before: sequence)
+    }
+
+    /// Tries every peer with messages due in the outbox (the scheduler calls it periodically).
+    public func deliverDue() {
+        guard let due = try? store.outbox(dueBy: Self.unixMilliseconds(), limit: 1_000) else { return }
+        for peer in Set(due.map(\.peer)) { scheduleDelivery(to: peer) }
+    }
+
+    func scheduleDelivery(to peer: PeerID) {
+        guard !delivering.contains(peer) else {
+            redeliver.insert(peer)
+            return
+        }
+        delivering.insert(peer)
+        Task { await self.deliver(to: peer) }
+    }
+
+    /// Sends `peer`'s due outbox entries in order over its link (dialling it if needed), stopping
+    /// at the first that cannot go: a later message must not overtake an earlier one.
+    private func deliver(to peer: PeerID) async {
+        defer {
+            delivering.remove(peer)
+            if redeliver.remove(peer) != nil { scheduleDelivery(to: peer) }
+        }
+        do {
+            let due = try store.outbox(dueBy: Self.unixMilliseconds(), limit: 1_000).filter { $0.peer == peer }
+            guard !due.isEmpty, let link = await link(to: peer) else { return }
+            for item in due {
+                var bytes = item.ciphertext
+                if bytes.isEmpty {
+                    guard let sealed = try await sealAwaitingSession(item, over: link) else { return }
+                    bytes = sealed
+                }
+                try await link.send(LinkMessage(stream: .chat, bytes: bytes))
+                let delay = min(Self.firstRetryInterval << min(UInt64(item.attempts), 16), Self.maximumRetryInterval)
+                try store.recordAttempt(messageID: item.messageID, peer: peer, nextTry: Self.unixMilliseconds() + delay)
+            }
+        } catch {
+            logger.debug("delivery stopped", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Encrypts a message that was queued before there was a session: fetches the peer's bundle,
+    /// then (without suspending again) starts a session, or uses one that appeared meanwhile,
+    /// and commits the result. Returns the bytes to send, or nil if the message is gone.
+    private func sealAwaitingSession(_ item: OutboxItem, over link: Link) async throws -> [UInt8]? {
+        var sessions = try store.sessions(with: item.peer)
+        var bundle: PrekeyBundle?
+        if !sessions.sessions.contains(where: \.canSend) {
+            bundle = try await fetchBundle(from: link)
+            sessions = try store.sessions(with: item.peer)
+        }
+        guard let stored = try store.message(id: item.messageID)?.message else { return nil }
+        let plaintext = try content(stored.body, sentAt: stored.sentAt)
+        let wire: [UInt8]
+        if sessions.sessions.contains(where: \.canSend) {
+            let (advanced, ratchet) = try sessions.encrypting(plaintext)
+            sessions = advanced
+            wire = try Self.chatEnvelope(id: item.messageID, sealed: ratchet.encoded, sessionStart: false)
+        } else {
+            guard let bundle else { throw ChatError.noSession }
+            guard bundle.peerID == item.peer else { throw ChatError.wrongBundle }
+            var ratchetKeys = SystemRatchetKeys()
+            let (session, first) = try SessionStart.initiate(
+                keys: keys, bundle: bundle, firstPlaintext: plaintext, now: Self.unixSeconds(),
+                ratchetKeys: &ratchetKeys)
+            sessions = sessions.adding(session)
+            wire = try Self.chatEnvelope(id: item.messageID, sealed: first, sessionStart: true)
+        }
+        do {
+            try store.commitSealed(messageID: item.messageID, peer: item.peer, ciphertext: wire, sessions: sessions)
+        } catch StoreError.notFound {
+            return nil
+        }
+        return wire
+    }
+
+    /// Asks the peer at the end of `link` for its prekey bundle.
+    private func fetchBundle(from link: Link) async throws -> PrekeyBundle {
+        let id = nextRequestID
+        nextRequestID += 1
+        let peer = link.peer.peerID
+        let timeout = Task {
+            try await Task.sleep(for: Self.bundleTimeout)
+            self.failBundleRequest(id, with: ChatError.bundleTimeout)
+        }
+        defer { timeout.cancel() }
+        return try await withCheckedThrowingContinuation { continuation in
+            pendingBundles[id] = (peer, continuation)
+            Task {
+                do {
+                    try await link.send(.bundleRequest(.with { $0.requestID = id }), on: .control)
+                } catch {
+                    self.failBundleRequest(id, with: error)
+                }
+            }
+        }
+    }
+
+    private func failBundleRequest(_ id: UInt64, with error: any Error) {
+        pendingBundles.removeValue(forKey: id)?.continuation.resume(throwing: error)
+    }
+
+    // MARK: - Links
+
+    /// The open link to `peer`, or a new one dialled at its known addresses (in order).
+    private func link(to peer: PeerID) async -> Link? {
+        guard let links else { return nil }
+        if let open = await links.link(to: peer) { return open }
+        guard let contact = try? store.contact(peer) else { return nil }
+        for address in contact.addresses {
+            guard let target = HostPort(parsing: address) else { continue }
+            do {
+                let socket = try SocketAddress.makeAddressResolvingHost(target.host, port: target.port)
+                return try await links.connect(to: peer, at: socket)
+            } catch {
+                logger.debug("dial failed", metadata: ["error": "\(error)"])
+            }
+        }
+        return nil
+    }
+
+    /// Dials a contact in the background (its hello and the outbox follow once the link is up).
+    func startDialling(_ peer: PeerID) {
+        guard links != nil, !dialling.contains(peer) else { return }
+        dialling.insert(peer)
+        Task {
+            _ = await self.link(to: peer)
+            self.doneDialling(peer)
+        }
+    }
+
+    private func doneDialling(_ peer: PeerID) { dialling.remove(peer) }
+
+    /// Dials every contact with a known address (at start, so contacts learn where this node is
+    /// now, and its outbox drains).
+    public func dialContacts() throws {
+        for contact in try store.contacts() where contact.state == .contact && !contact.addresses.isEmpty {
+            startDialling(contact.peerID)
+        }
+    }
+
+    /// A new link authenticated: tell the peer where this node listens, note when the peer was
+    /// seen (and its identity key, the first time), and send what waits for it.
+    public func linkEstablished(_ link: Link) async {
+        let peer = link.peer
+        do {
+            if var contact = try store.contact(peer.peerID) {
+                contact.lastSeen = Self.unixMilliseconds()
+                if contact.identityKey.isEmpty { contact.identityKey = Array(peer.identity.rawRepresentation) }
+                try store.saveContact(contact)
+            }
+        } catch {
+            logger.debug("contact update failed", metadata: ["error": "\(error)"])
+        }
+        let hello = Hello(listenAddresses: advertised)
+        Task {
+            try? await link.send(.hello(hello), on: .control)
+            self.scheduleDelivery(to: peer.peerID)
+        }
+    }
+
+    // MARK: - Receiving
+
+    /// Handles a message from a peer's link.
+    public func receive(_ message: InboundMessage, from peer: LinkPeer, on link: Link?) {
+        do {
+            switch message.body {
+            case .hello(let hello):
+                try receiveHello(hello, from: peer)
+            case .bundleRequest(let request):
+                guard try store.contact(peer.peerID)?.state != .blocked else { return }
+                let bundle = prekeys.bundle(keys: keys, withOneTimePrekey: true)
+                let response = BundleResponse.with {
+                    $0.requestID = request.requestID
+                    $0.bundle = bundle.wire
+                }
+                reply(.bundleResponse(response), on: .control, over: link)
+            case .bundleResponse(let response):
+                guard let pending = pendingBundles[response.requestID], pending.peer == peer.peerID else { return }
+                pendingBundles[response.requestID] = nil
+                do {
+                    pending.continuation.resume(returning: try PrekeyBundle(wire: response.bundle))
+                } catch {
+                    pending.continuation.resume(throwing: error)
+                }
+            case .chatMessage(let chat):
+                try receiveChat(chat, from: peer, over: link)
+            case .receipt(let receipt):
+                let state: MessageState = receipt.state == .read ? .read : .delivered
+                guard receipt.state == .delivered || receipt.state == .read else { return }
+                _ = try store.applyReceipt(receipt.messageIds.map { Array($0) }, state: state, from: peer.peerID)
+            case .ping, .pong, .errorReply, .signedObject:
+                break
+            }
+        } catch {
+            // A peer's bad message is dropped; the node keeps serving (the error names no peer).
+            logger.debug("inbound message refused", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func receiveHello(_ hello: Hello, from peer: LinkPeer) throws {
+        let addresses = hello.listenAddresses.filter { HostPort(parsing: $0) != nil }
+        guard !addresses.isEmpty else { return }
+        if helloAddresses.count >= Self.maximumRememberedHellos, helloAddresses[peer.peerID] == nil {
+            helloAddresses.removeAll()
+        }
+        helloAddresses[peer.peerID] = addresses
+        guard var contact = try store.contact(peer.peerID), contact.state != .blocked else { return }
+        contact.addresses = Self.merge(addresses, into: contact.addresses)
+        try store.saveContact(contact)
+    }
+
+    private func receiveChat(_ chat: ChatMessage, from peer: LinkPeer, over link: Link?) throws {
+        let id = Array(chat.messageID)
+        let existing = try store.contact(peer.peerID)
+        if existing?.state == .blocked { return }
+        if try store.hasMessage(id: id) {
+            acknowledge([id], over: link)
+            return
+        }
+        let sealed = Array(chat.sealed)
+        let now = Self.unixSeconds()
+        var ratchetKeys = SystemRatchetKeys()
+        var sessions = existing == nil ? PeerSessions() : try store.sessions(with: peer.peerID)
+        var updatedPrekeys: PrekeyStore?
+        let plaintext: [UInt8]
+        if chat.sessionStart {
+            let accepted = try prekeys.acceptingInitialMessage(sealed, keys: keys, now: now, ratchetKeys: &ratchetKeys)
+            // The session's initiator must be the identity that authenticated the link.
+            guard accepted.initiator.peerID == peer.peerID else { throw ChatError.wrongInitiator }
+            sessions = sessions.adding(accepted.session)
+            updatedPrekeys = accepted.store
+            plaintext = accepted.plaintext
+        } else {
+            guard existing != nil else { throw ChatError.noSession }
+            let ratchet = try RatchetMessage(decoding: sealed)
+            let decrypted = try sessions.decrypting(
+                ratchet, now: now, keys: &ratchetKeys,
+                skippedKeyAllowance: try store.skippedKeyAllowance(for: peer.peerID)
+            )
+            sessions = decrypted.sessions
+            plaintext = decrypted.plaintext
+        }
+        let content = try ChatContent(serializedBytes: plaintext)
+        guard content.version == 1, !content.text.isEmpty, content.text.utf8.count <= ChatContent.maximumTextBytes,
+            content.senderName.utf8.count <= ChatContent.maximumNameBytes
+        else { throw ChatError.malformedContent }
+        var contact =
+            existing
+            ?? Contact(
+                peerID: peer.peerID, identityKey: [], name: Self.displayName(content.senderName, for: peer.peerID),
+                state: .request, addresses: helloAddresses[peer.peerID] ?? [])
+        contact.identityKey = Array(peer.identity.rawRepresentation)
+        contact.lastSeen = Self.unixMilliseconds()
+        let message = NewMessage(
+            peer: peer.peerID, direction: .received, state: .delivered, sender: peer.peerID, sentAt: content.sentAtMs,
+            receivedAt: Self.unixMilliseconds(), body: content.text, id: id)
+        switch try store.commitIncoming(message, contact: contact, sessions: sessions, prekeys: updatedPrekeys) {
+        case .stored:
+            if let updatedPrekeys { prekeys = updatedPrekeys }
+        case .duplicate:
+            break
+        }
+        acknowledge([id], over: link)
+    }
+
+    private func acknowledge(_ ids: [[UInt8]], over link: Link?) {
+        reply(.receipt(Receipt(messageIDs: ids, state: .delivered)), on: .chat, over: link)
+    }
+
+    private func reply(_ body: Envelope.Body, on stream: StreamID, over link: Link?) {
+        guard let link else { return }
+        Task { try? await link.send(body, on: stream) }
+    }
+
+    // MARK: - Maintenance
+
+    /// Rotates and refills the prekeys when due (the scheduler calls it).
+    public func maintainPrekeys() throws {
+        var next = prekeys
+        if try next.maintain(identity: keys.identity, now: Self.unixSeconds()) {
+            try store.savePrekeys(next)
+            prekeys = next
+        }
+    }
+
+    // MARK: - Helpers
+
+    func content(_ text: String, sentAt: UInt64) throws -> [UInt8] {
+        try ChatContent.with {
+            $0.version = 1
+            $0.text = text
+            $0.sentAtMs = sentAt
+            $0.senderName = String(decoding: Array(name.utf8.prefix(ChatContent.maximumNameBytes)), as: UTF8.self)
+        }.serializedBytes()
+    }
+
+    static func chatEnvelope(id: [UInt8], sealed: [UInt8], sessionStart: Bool) throws -> [UInt8] {
+        try WireCodec.encode(
+            Envelope(.chatMessage(ChatMessage(messageID: id, sealed: sealed, sessionStart: sessionStart))))
+    }
+
+    /// Newest first, without duplicates, at most ``Contact/maximumAddresses``.
+    static func merge(_ new: [String], into old: [String]) -> [String] {
+        var seen = Set<String>()
+        return (new + old).filter { seen.insert($0).inserted }.prefix(Contact.maximumAddresses).map { $0 }
+    }
+
+    static func checkName(_ name: String) throws {
+        guard !name.isEmpty, name.utf8.count <= ChatContent.maximumNameBytes,
+            !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+        else { throw ChatError.badName }
+    }
+
+    /// A request's name: the one its sender gave, when usable, else a short PeerID.
+    static func displayName(_ given: String, for peer: PeerID) -> String {
+        (try? checkName(given)) != nil ? given : defaultName(for: peer)
+    }
+
+    static func defaultName(for peer: PeerID) -> String { String(peer.hex.prefix(8)) }
+
+    static func unixMilliseconds() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
+    static func unixSeconds() -> UInt64 { UInt64(Date().timeIntervalSince1970) }
+}
+
+/// Why a contacts or chat request was refused (the control API answers 400, 404 or 409).
+public enum ChatError: Error, Sendable, Hashable, CustomStringConvertible {
+    case unknownPeer
+    case ambiguousName
+    case notAContact
+    case cannotAddSelf
+    case badName
+    case emptyMessage
+    case messageTooLong
+    case unknownMessage
+    case identityNotYetKnown
+    case safetyNumberMismatch
+    case noSession
+    case wrongBundle
+    case wrongInitiator
+    case bundleTimeout
+    case malformedContent
+
+    public var description: String {
+        switch self {
+        case .unknownPeer: "no such contact"
+        case .ambiguousName: "more than one contact has that name: use the PeerID"
+        case .notAContact: "that peer is not a contact (accept the request first)"
+        case .cannotAddSelf: "that is this profile's own PeerID"
+        case .badName: "a name is 1 to 64 bytes of UTF-8 without control characters"
+        case .emptyMessage: "the message is empty"
+        case .messageTooLong: "the message is longer than 64 KiB"
+        case .unknownMessage: "no such message in this conversation"
+        case .identityNotYetKnown: "the contact's identity key is not known yet: connect to it once first"
+        case .safetyNumberMismatch: "the safety number does not match: do not mark this contact verified"
+        case .noSession: "no session with the peer"
+        case .wrongBundle: "the bundle is not the peer's"
+        case .wrongInitiator: "the session's initiator is not the link's peer"
+        case .bundleTimeout: "the peer did not answer the bundle request"
+        case .malformedContent: "the message content is malformed"
+        }
+    }
+}

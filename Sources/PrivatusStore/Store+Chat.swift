@@ -1,0 +1,183 @@
+import Foundation
+import GRDB
+import PrivatusCore
+import PrivatusCrypto
+
+/// What storing a received message did.
+public enum IncomingResult: Sendable, Hashable {
+    /// Stored now.
+    case stored(StoredMessage)
+    /// A message with this id was stored before (the sender resent it): nothing changed.
+    case duplicate
+}
+
+extension Store {
+    // MARK: - Sending
+
+    /// Stores an outgoing message that cannot be encrypted yet (no session with the peer: the
+    /// bundle is still to be fetched) as `queued`, with an empty outbox entry that
+    /// ``commitSealed(messageID:peer:ciphertext:sessions:)`` fills in.
+    public func queueAwaitingSession(
+        _ message: NewMessage, nextTry: UInt64, searchable: Bool = true
+    ) throws
+        -> StoredMessage
+    {
+        let prepared = try prepare([message], searchable: searchable)
+        let outboxID = Self.newRowID()
+        let empty = try sealer.seal([], table: "outbox", column: "sealed_ciphertext", rowID: outboxID)
+        let stored = try write { db -> StoredMessage in
+            _ = try contactPK(message.peer, in: db)
+            let stored = try insert(prepared, in: db)[0]
+            try db.execute(
+                sql: """
+                    INSERT INTO outbox (id, message_pk, next_try, sealed_ciphertext)
+                    VALUES (?, (SELECT pk FROM messages WHERE id = ?), ?, ?)
+                    """,
+                arguments: [Data(outboxID), Data(stored.id), Int64(clamping: nextTry), empty])
+            return stored
+        }
+        invalidatePages(of: [message])
+        return stored
+    }
+
+    /// Fills in the ciphertext of a message queued by ``queueAwaitingSession(_:nextTry:searchable:)``
+    /// and saves the sessions that produced it, in one durable transaction.
+    /// - Throws: ``StoreError/notFound`` when the message is no longer waiting (delivered or
+    ///   deleted meanwhile): nothing is written.
+    public func commitSealed(messageID: [UInt8], peer: PeerID, ciphertext: [UInt8], sessions: PeerSessions) throws {
+        let sealedSessions = try sealSessions(sessions)
+        try write { db in
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql: """
+                        SELECT o.id FROM outbox o JOIN messages m ON m.pk = o.message_pk WHERE m.id = ?
+                        """,
+                    arguments: [Data(messageID)])
+            else { throw StoreError.notFound }
+            let outboxID = Array(row["id"] as Data)
+            let sealed = try sealer.seal(ciphertext, table: "outbox", column: "sealed_ciphertext", rowID: outboxID)
+            try writeSessions(sealedSessions, of: sessions, peer: peer, contact: try contactPK(peer, in: db), in: db)
+            try db.execute(
+                sql: "UPDATE outbox SET sealed_ciphertext = ? WHERE id = ?", arguments: [sealed, Data(outboxID)])
+        }
+    }
+
+    /// Records an attempt to send: the outbox entry is tried again at `nextTry` (unless a receipt
+    /// removes it first) and a `queued` message becomes `sent`. Returns whether the state changed.
+    @discardableResult
+    public func recordAttempt(messageID: [UInt8], peer: PeerID, nextTry: UInt64) throws -> Bool {
+        let changed = try write { db -> Bool in
+            guard
+                let pk = try Int64.fetchOne(
+                    db, sql: "SELECT pk FROM messages WHERE id = ?", arguments: [Data(messageID)])
+            else { return false }
+            try db.execute(
+                sql: "UPDATE outbox SET attempts = attempts + 1, next_try = ? WHERE message_pk = ?",
+                arguments: [Int64(clamping: nextTry), pk])
+            try db.execute(
+                sql: "UPDATE messages SET state = ? WHERE pk = ? AND state = ?",
+                arguments: [MessageState.sent.rawValue, pk, MessageState.queued.rawValue])
+            return db.changesCount > 0
+        }
+        if changed { pages.invalidate(index.conversation(with: peer)) }
+        return changed
+    }
+
+    /// Applies a receipt from `peer`: each named message this user sent to `peer` moves to
+    /// `state` (delivered or read; never backwards) and leaves the outbox. Ids of other
+    /// conversations or of received messages are ignored. Returns the ids whose state changed.
+    public func applyReceipt(_ messageIDs: [[UInt8]], state: MessageState, from peer: PeerID) throws -> [[UInt8]] {
+        guard state == .delivered || state == .read else { throw StoreError.outOfRange }
+        let changed = try write { db -> [[UInt8]] in
+            guard
+                let conversation = try Int64.fetchOne(
+                    db, sql: "SELECT pk FROM conversations WHERE conversation_index = ?",
+                    arguments: [index.conversation(with: peer)])
+            else { return [] }
+            let low = Self.messageKey(conversation: conversation, sequence: 0)
+            let high = Self.messageKey(conversation: conversation + 1, sequence: 0)
+            var changed: [[UInt8]] = []
+            for id in messageIDs {
+                guard
+                    let row = try Row.fetchOne(
+                        db, sql: "SELECT pk, state FROM messages WHERE id = ? AND direction = ? AND pk >= ? AND pk < ?",
+                        arguments: [Data(id), MessageDirection.sent.rawValue, low, high])
+                else { continue }
+                let pk: Int64 = row["pk"]
+                try db.execute(sql: "DELETE FROM outbox WHERE message_pk = ?", arguments: [pk])
+                let current: Int = row["state"]
+                // delivered (3) → read (4); queued, sent, stored_for_later and failed → either.
+                guard current != state.rawValue, current != MessageState.read.rawValue else { continue }
+                try db.execute(sql: "UPDATE messages SET state = ? WHERE pk = ?", arguments: [state.rawValue, pk])
+                changed.append(id)
+            }
+            return changed
+        }
+        if !changed.isEmpty { pages.invalidate(index.conversation(with: peer)) }
+        return changed
+    }
+
+    /// The stored message with this id, and the peer of its conversation.
+    public func message(id: [UInt8]) throws -> (message: StoredMessage, peer: PeerID)? {
+        let row = try pool.read { db in
+            try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT m.pk, m.id, m.direction, m.state, m.sealed_content, c.id AS conversation_id, c.sealed_details
+                    FROM messages m JOIN conversations c ON c.pk = (m.pk >> 32) WHERE m.id = ?
+                    """,
+                arguments: [Data(id)])
+        }
+        guard let row else { return nil }
+        let details = try sealer.open(
+            row["sealed_details"], table: "conversations", column: "sealed_details",
+            rowID: Array(row["conversation_id"] as Data))
+        guard let peer = try? PeerID(bytes: details) else { throw StoreError.damagedRow(table: "conversations") }
+        return (try decodeMessage(row), peer)
+    }
+
+    // MARK: - Receiving
+
+    /// Stores a received message with everything decrypting it changed, in one durable
+    /// transaction: the sender's contact row (a new message request, or a learned identity key),
+    /// the sessions, the prekey store (when a first message consumed a prekey). Only after this
+    /// returns may the node acknowledge the message. A message whose id is already stored is a
+    /// resend: nothing is written and ``IncomingResult/duplicate`` is returned.
+    public func commitIncoming(
+        _ message: NewMessage, contact: Contact?, sessions: PeerSessions, prekeys: PrekeyStore?,
+        searchable: Bool = true
+    ) throws -> IncomingResult {
+        guard let id = message.id else { throw StoreError.outOfRange }
+        let prepared = try prepare([message], searchable: searchable)
+        let sealedSessions = try sealSessions(sessions)
+        let prekeyRowID = Self.newRowID()
+        let sealedPrekeys = try prekeys.map {
+            try sealer.seal($0.serialized, table: "prekeys", column: "sealed_store", rowID: prekeyRowID)
+        }
+        let result = try write { db -> IncomingResult in
+            guard try Int.fetchOne(db, sql: "SELECT 1 FROM messages WHERE id = ?", arguments: [Data(id)]) == nil else {
+                return .duplicate
+            }
+            if let contact { try saveContact(contact, in: db) }
+            try writeSessions(
+                sealedSessions, of: sessions, peer: message.peer, contact: try contactPK(message.peer, in: db), in: db)
+            if let sealedPrekeys {
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO prekeys (pk, id, sealed_store) VALUES (1, ?, ?)",
+                    arguments: [Data(prekeyRowID), sealedPrekeys])
+            }
+            return .stored(try insert(prepared, in: db)[0])
+        }
+        if let contact { contactCache.invalidate(index.peer(contact.peerID)) }
+        if case .stored = result { invalidatePages(of: [message]) }
+        return result
+    }
+
+    /// Whether a message with this id is stored.
+    public func hasMessage(id: [UInt8]) throws -> Bool {
+        try pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT 1 FROM messages WHERE id = ?", arguments: [Data(id)]) != nil
+        }
+    }
+}

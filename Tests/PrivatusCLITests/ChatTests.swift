@@ -1,0 +1,204 @@
+import Foundation
+import PrivatusNode
+import PrivatusProfile
+import PrivatusTesting
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Contacts and 1:1 chat between real `privatus run` processes on loopback, driven through the
+/// CLI's client commands as a user would.
+@Suite(.serialized) struct ChatTests {
+    let cli: CLIProcess
+    let scratch: TemporaryDirectory
+
+    init() throws {
+        cli = try CLIProcess()
+        scratch = try TemporaryDirectory("privatus-chat")
+    }
+
+    /// One user's profile and, while it runs, its node.
+    final class User: @unchecked Sendable {
+        let profile: String
+        let cli: CLIProcess
+        var node: CLIProcess.Running?
+
+        init(_ directory: String, name: String? = nil, in scratch: TemporaryDirectory, cli: CLIProcess) async throws {
+            profile = scratch.child(directory)
+            self.cli = cli
+            let created = try await run(["init", "--name", name ?? directory] + CLITests.cheap)
+            #expect(created.status == 0, "\(created.stderr)")
+        }
+
+        var layout: ProfileLayout { ProfileLayout(directory: profile) }
+
+        func run(_ arguments: [String]) async throws -> CLIProcess.Result {
+            try await cli.run(["--profile", profile] + arguments, environment: ["PRIVATUS_PASSWORD": "x"])
+        }
+
+        /// `arguments --json`, which must succeed, decoded.
+        func json<T: Decodable>(_ arguments: [String], as type: T.Type = T.self) async throws -> T {
+            let result = try await run(arguments + ["--json"])
+            #expect(result.status == 0, "\(arguments.first ?? ""): \(result.stderr)")
+            return try JSONDecoder().decode(T.self, from: Data(result.stdout.utf8))
+        }
+
+        func start() async throws {
+            try? FileManager.default.removeItem(atPath: NodeFile.path(in: layout))
+            node = try cli.start(
+                ["--profile", profile, "run", "--listen", "127.0.0.1:0", "--ui", "127.0.0.1:0"],
+                environment: ["PRIVATUS_PASSWORD": "x"])
+            for _ in 0..<400 where NodeFile.read(in: layout) == nil {
+                try await Task.sleep(for: .milliseconds(25))
+            }
+            _ = try #require(NodeFile.read(in: layout), "the node wrote node.json")
+        }
+
+        func stop() async throws {
+            guard let node else { return }
+            node.child.send(SIGTERM)
+            let ended = try await node.wait(timeout: .seconds(30))
+            #expect(ended.status == 0, "\(ended.stderr)")
+            self.node = nil
+        }
+
+        func status() async throws -> NodeStatus { try await json(["status"]) }
+
+        /// Polls `messages peer` until `done` holds for the list (at most ≈ 20 s).
+        func messages(
+            with peer: String, until done: ([MessageView]) -> Bool
+        ) async throws -> [MessageView] {
+            var messages: [MessageView] = []
+            for _ in 0..<200 {
+                messages = try await json(["messages", peer])
+                if done(messages) { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            return messages
+        }
+    }
+
+    @Test func twoNodesChatBothWaysAcrossARestartOnANewPort() async throws {
+        defer { scratch.remove() }
+        let alice = try await User("alice", in: scratch, cli: cli)
+        let bob = try await User("bob", in: scratch, cli: cli)
+        try await alice.start()
+        try await bob.start()
+        let aliceID = try await alice.status().peerId
+        let bobStatus = try await bob.status()
+        let invite = try #require(bobStatus.invite)
+        #expect(invite == "privatus://\(bobStatus.peerId)?a=\(bobStatus.listenAddresses[0])")
+
+        // Alice adds Bob by invite and writes first: Bob does not know her yet.
+        let added: ContactView = try await alice.json(["contacts", "add", invite, "--name", "bob"])
+        #expect(added.peerId == bobStatus.peerId && added.name == "bob" && !added.verified)
+        let sent: SendResult = try await alice.json(["send", "bob", "hello bob"])
+        #expect(["queued", "sent", "delivered"].contains(sent.state))
+        let aliceView = try await alice.messages(with: "bob") { $0.last?.state == "delivered" }
+        #expect(aliceView.map(\.text) == ["hello bob"])
+        #expect(aliceView.map(\.state) == ["delivered"])
+        #expect(aliceView.first?.id == sent.id && aliceView.first?.from == aliceID)
+
+        // To Bob, Alice is a message request until he accepts her.
+        let requests: [ContactView] = try await bob.json(["contacts", "requests"])
+        #expect(requests.map(\.peerId) == [aliceID])
+        #expect(requests.first?.name == "alice" && requests.first?.possibleImpersonation == false)
+        let bobContacts: [ContactView] = try await bob.json(["contacts", "list"])
+        #expect(bobContacts.isEmpty)
+        let bobView: [MessageView] = try await bob.json(["messages", aliceID])
+        #expect(bobView.map(\.text) == ["hello bob"] && bobView.map(\.from) == [aliceID])
+        let refused = try await bob.run(["send", aliceID, "not yet"])
+        #expect(refused.status == 1, "a request must be accepted before replying")
+        let accepted: ContactView = try await bob.json(["contacts", "accept", aliceID])
+        #expect(accepted.state == "contact")
+
+        // Bob answers; both see both messages, in order, delivered.
+        _ = try await bob.json(["send", "alice", "hi alice"], as: SendResult.self)
+        let bobThread = try await bob.messages(with: "alice") { $0.last?.state == "delivered" }
+        #expect(bobThread.map(\.text) == ["hello bob", "hi alice"])
+        #expect(bobThread.map(\.state) == ["delivered", "delivered"])
+        let aliceThread = try await alice.messages(with: "bob") { $0.count == 2 }
+        #expect(aliceThread.map(\.text) == ["hello bob", "hi alice"])
+        #expect(aliceThread.map(\.from) == [aliceID, bobStatus.peerId])
+
+        // The safety number is the same on both sides; a wrong one is refused.
+        let aliceSide: [ContactView] = try await alice.json(["contacts", "list"])
+        let number = try #require(aliceSide.first?.safetyNumber)
+        #expect(number.count == 60)
+        let bobSide: [ContactView] = try await bob.json(["contacts", "list"])
+        #expect(bobSide.first?.safetyNumber == number)
+        let wrong = String(number.reversed())
+        let mismatch = try await alice.run(["contacts", "verify", "bob", wrong])
+        #expect(mismatch.status == 1)
+        #expect(mismatch.stderr.contains("does not match"), "\(mismatch.stderr)")
+        let verified: ContactView = try await alice.json(["contacts", "verify", "bob", number])
+        #expect(verified.verified)
+
+        // Bob restarts on a new port; he dials Alice, whose node learns the new address, and the
+        // conversation goes on both ways.
+        let oldAddress = bobStatus.listenAddresses[0]
+        try await bob.stop()
+        try await bob.start()
+        let newAddress = try await bob.status().listenAddresses[0]
+        try #require(newAddress != oldAddress, "the restarted node listens on another port")
+        _ = try await alice.json(["send", "bob", "after the restart"], as: SendResult.self)
+        let afterRestart = try await alice.messages(with: "bob") { $0.last?.state == "delivered" }
+        #expect(afterRestart.map(\.text) == ["hello bob", "hi alice", "after the restart"])
+        #expect(afterRestart.last?.state == "delivered")
+        let bobAddresses: [ContactView] = try await alice.json(["contacts", "list"])
+        #expect(bobAddresses.first?.addresses.first == newAddress)
+        _ = try await bob.json(["send", "alice", "still here"], as: SendResult.self)
+        let final = try await alice.messages(with: "bob") { $0.count == 4 }
+        #expect(final.map(\.text) == ["hello bob", "hi alice", "after the restart", "still here"])
+
+        try await alice.stop()
+        try await bob.stop()
+    }
+
+    @Test func aStrangerWithAContactsNameIsFlaggedAndABlockedPeerIsNotAnswered() async throws {
+        defer { scratch.remove() }
+        let bob = try await User("bob", in: scratch, cli: cli)
+        let alice = try await User("alice", in: scratch, cli: cli)
+        // Mallory calls herself "alice" too.
+        let mallory = try await User("mallory", name: "alice", in: scratch, cli: cli)
+        try await bob.start()
+        try await alice.start()
+        try await mallory.start()
+        let aliceID = try await alice.status().peerId
+        let bobInvite = try #require(try await bob.status().invite)
+        let aliceInvite = try #require(try await alice.status().invite)
+        _ = try await bob.json(["contacts", "add", aliceInvite, "--name", "alice"], as: ContactView.self)
+
+        // Mallory, a stranger to Bob, writes to him: a request, flagged because the name she
+        // gives ("alice") is the name of one of Bob's contacts.
+        _ = try await mallory.json(["contacts", "add", bobInvite, "--name", "bob"], as: ContactView.self)
+        _ = try await mallory.json(["send", "bob", "it is me"], as: SendResult.self)
+        _ = try await mallory.messages(with: "bob") { $0.last?.state == "delivered" }
+        let requests: [ContactView] = try await bob.json(["contacts", "requests"])
+        #expect(requests.count == 1)
+        #expect(requests.first?.name == "alice")
+        #expect(requests.first?.possibleImpersonation == true)
+        #expect(requests.first?.peerId != aliceID)
+
+        // Bob blocks her: her next message is dropped unanswered and stays undelivered.
+        let malloryID = try #require(requests.first?.peerId)
+        let blocked: ContactView = try await bob.json(["contacts", "block", malloryID])
+        #expect(blocked.state == "blocked")
+        _ = try await mallory.json(["send", "bob", "let me in"], as: SendResult.self)
+        _ = try await mallory.messages(with: "bob") { $0.last?.state == "sent" }
+        // Alice's message, sent after Mallory's went out, arrives: Bob's node is not stuck.
+        _ = try await alice.json(["contacts", "add", bobInvite, "--name", "bob"], as: ContactView.self)
+        _ = try await alice.json(["send", "bob", "hello from alice"], as: SendResult.self)
+        _ = try await alice.messages(with: "bob") { $0.last?.state == "delivered" }
+        let fromMallory: [MessageView] = try await bob.json(["messages", malloryID])
+        #expect(fromMallory.map(\.text) == ["it is me"])
+        let malloryView: [MessageView] = try await mallory.json(["messages", "bob"])
+        #expect(malloryView.map(\.state) == ["delivered", "sent"])
+
+        try await mallory.stop()
+        try await alice.stop()
+        try await bob.stop()
+    }
+}

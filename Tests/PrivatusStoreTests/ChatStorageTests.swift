@@ -1,0 +1,113 @@
+import Crypto
+import Foundation
+import PrivatusCore
+import PrivatusCrypto
+import PrivatusStore
+import PrivatusTesting
+import Testing
+
+/// What the node's chat layer asks of the store: contacts as they are learned, the outbox's
+/// life, receipts, received messages with their sessions.
+@Suite struct ChatStorageTests {
+    let scratch: TemporaryDirectory
+    let store: Store
+    let me = PeerID(identityPublicKey: [1])
+
+    init() throws {
+        scratch = try TemporaryDirectory("privatus-chat-store")
+        store = try Store(path: scratch.child("privatus.sqlite"), databaseKey: SymmetricKey(size: .bits256))
+    }
+
+    @Test func aContactAddedByPeerIDAloneLearnsItsKeyAndAddressesLater() throws {
+        defer { scratch.remove() }
+        let key = IdentityKey().publicKey
+        var contact = Contact(
+            peerID: key.peerID, identityKey: [], name: "Bob", state: .contact, addresses: ["127.0.0.1:4000"])
+        try store.saveContact(contact)
+        #expect(try store.contact(key.peerID) == contact)
+        contact.identityKey = Array(key.rawRepresentation)
+        contact.addresses = ["[::1]:4001", "127.0.0.1:4000"]
+        contact.lastSeen = 1_800_000_000_123
+        contact.verified = true
+        try store.saveContact(contact)
+        #expect(try store.contact(key.peerID) == contact, "updated in place, read back whole")
+        #expect(try store.contacts().count == 1)
+        // A key that is not the PeerID's is refused when read back: the row is not trusted.
+        let other = IdentityKey().publicKey
+        try store.saveContact(
+            Contact(peerID: key.peerID, identityKey: Array(other.rawRepresentation), name: "Eve", state: .contact))
+        #expect(throws: StoreError.damagedRow(table: "contacts")) { try store.contacts() }
+        #expect(try store.removeContact(key.peerID))
+        #expect(try store.contact(key.peerID) == nil)
+        #expect(try !store.removeContact(key.peerID))
+    }
+
+    @Test func aMessageWaitingForASessionIsSealedLaterThenSentThenDelivered() throws {
+        defer { scratch.remove() }
+        let (alice, _, bobKeys) = try SessionStorageTests.pair()
+        let bob = bobKeys.identity.publicKey.peerID
+        try store.saveContact(Contact(peerID: bob, identityKey: [], name: "Bob", state: .contact))
+        let queued = try store.queueAwaitingSession(
+            NewMessage(peer: bob, direction: .sent, state: .queued, sender: me, sentAt: 5, body: "first"), nextTry: 5)
+        var due = try store.outbox(dueBy: 5)
+        #expect(due.map(\.messageID) == [queued.id] && due.map(\.peer) == [bob])
+        #expect(due.first?.ciphertext.isEmpty == true, "nothing to send before a session exists")
+        #expect(try store.message(id: queued.id)?.message.body == "first")
+
+        try store.commitSealed(messageID: queued.id, peer: bob, ciphertext: [9, 9, 9], sessions: PeerSessions([alice]))
+        due = try store.outbox(dueBy: 5)
+        #expect(due.first?.ciphertext == [9, 9, 9])
+        #expect(try store.sessions(with: bob).sessions.map(\.serialized) == [alice.serialized])
+
+        #expect(try store.recordAttempt(messageID: queued.id, peer: bob, nextTry: 100))
+        #expect(try store.outbox(dueBy: 99).isEmpty, "not retried before its time")
+        #expect(try store.outbox(dueBy: 100).first?.attempts == 1)
+        #expect(try store.latestMessages(with: bob).map(\.state) == [.sent])
+
+        // A receipt from someone else, or for an id not sent to that peer, changes nothing.
+        let stranger = PeerID(identityPublicKey: [2])
+        #expect(try store.applyReceipt([queued.id], state: .delivered, from: stranger).isEmpty)
+        #expect(try store.applyReceipt([[UInt8](repeating: 0, count: 16)], state: .delivered, from: bob).isEmpty)
+        #expect(try store.latestMessages(with: bob).map(\.state) == [.sent])
+        #expect(try store.applyReceipt([queued.id], state: .delivered, from: bob) == [queued.id])
+        #expect(try store.outbox(dueBy: .max).isEmpty, "a delivered message leaves the outbox")
+        #expect(try store.latestMessages(with: bob).map(\.state) == [.delivered])
+        // Read follows delivered; delivered never follows read.
+        #expect(try store.applyReceipt([queued.id], state: .read, from: bob) == [queued.id])
+        #expect(try store.applyReceipt([queued.id], state: .delivered, from: bob).isEmpty)
+        #expect(try store.latestMessages(with: bob).map(\.state) == [.read])
+        // Once delivered, a late sealing finds nothing to fill in.
+        #expect(throws: StoreError.notFound) {
+            try store.commitSealed(messageID: queued.id, peer: bob, ciphertext: [1], sessions: PeerSessions([alice]))
+        }
+    }
+
+    @Test func aReceivedMessageIsStoredOnceWithItsSendersIDAndANewRequest() throws {
+        defer { scratch.remove() }
+        let (_, bobSession, _) = try SessionStorageTests.pair()
+        let stranger = IdentityKey().publicKey
+        let id = [UInt8](repeating: 0xAB, count: 16)
+        let message = NewMessage(
+            peer: stranger.peerID, direction: .received, state: .delivered, sender: stranger.peerID, sentAt: 7,
+            receivedAt: 8, body: "hi, we met at the conference", id: id)
+        let request = Contact(
+            peerID: stranger.peerID, identityKey: Array(stranger.rawRepresentation), name: "Carol", state: .request)
+        guard
+            case .stored(let stored) = try store.commitIncoming(
+                message, contact: request, sessions: PeerSessions([bobSession]), prekeys: nil)
+        else {
+            Issue.record("the first copy is stored")
+            return
+        }
+        #expect(stored.id == id)
+        #expect(try store.contact(stranger.peerID)?.state == .request)
+        #expect(try store.sessions(with: stranger.peerID).sessions.count == 1)
+        #expect(try store.hasMessage(id: id))
+        // The sender resends (our receipt was lost): nothing changes.
+        let again = try store.commitIncoming(message, contact: request, sessions: PeerSessions(), prekeys: nil)
+        #expect(again == .duplicate)
+        #expect(try store.sessions(with: stranger.peerID).sessions.count == 1, "the resend did not touch the sessions")
+        #expect(try store.latestMessages(with: stranger.peerID).map(\.body) == ["hi, we met at the conference"])
+        #expect(try store.search("conference").map(\.id) == [id])
+    }
+}
