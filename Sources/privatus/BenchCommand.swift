@@ -32,6 +32,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "node: how many times a node is started and measured.")
     var nodeRuns = 7
 
+    @Option(name: .long, help: "node: how many pairs of fresh nodes time their first message.")
+    var nodePairs = 5
+
     @Option(name: .long, help: "transport: threads of the event loop group in each process.")
     var eventLoopThreads: Int = 1
 
@@ -117,6 +120,7 @@ struct BenchCommand: AsyncParsableCommand {
                 var suite = NodeSuite(
                     executable: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
                 suite.runs = nodeRuns
+                suite.pairs = nodePairs
                 figures = try await suite.run()
             default:
                 let parameters = try unlockLog2N.map { try ScryptParameters(log2N: $0) } ?? .floor

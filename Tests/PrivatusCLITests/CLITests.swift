@@ -342,11 +342,11 @@ import Testing
 
     @Test func benchNodeStartsRealNodesAndReportsTheirStartupAndMemory() async throws {
         defer { scratch.remove() }
-        let result = try await cli.run(["bench", "node", "--json", "--node-runs", "1"])
+        let result = try await cli.run(["bench", "node", "--json", "--node-runs", "1", "--node-pairs", "1"])
         #expect(result.status == 0, "\(result.stderr)")
         let figures = try json(result.stdout)
         #expect(figures["suite"] as? String == "node")
-        for key in ["startup_ms", "startup_max_ms", "idle_rss_mb", "runs"] {
+        for key in ["startup_ms", "startup_max_ms", "idle_rss_mb", "first_message_ms", "runs", "pairs"] {
             let value = try #require(figures[key] as? Double, "\(key) missing")
             #expect(value > 0, "\(key)")
         }
