@@ -22,6 +22,10 @@ public struct NodeSettings: Sendable {
     /// The control API's loopback address.
     public var ui: (host: String, port: Int)
     public var connections = ConnectionManager.Configuration()
+    /// Retries of unacknowledged messages: the first after `retryInitial`, each further one
+    /// twice as late, at most `retryMaximum` apart.
+    public var retryInitial = Duration.seconds(30)
+    public var retryMaximum = Duration.seconds(15 * 60)
 
     public init(listen: [(host: String, port: Int)], ui: (host: String, port: Int)) {
         self.listen = listen
@@ -72,7 +76,10 @@ public final class Node: Service, Sendable {
         let layout = profile.layout
         let store = try Store(path: layout.databaseFile, databaseKey: profile.contents.keys.databaseKey)
         let keys = profile.contents.keys
-        let messenger = try Messenger(store: store, keys: keys, name: profile.name, logger: logger)
+        let messenger = try Messenger(
+            store: store, keys: keys, name: profile.name,
+            retry: (UInt64(settings.retryInitial.milliseconds), UInt64(settings.retryMaximum.milliseconds)),
+            logger: logger)
         let linkBox = LinkManagerBox()
         let links = ConnectionManager(
             local: LinkIdentity(identity: keys.identity, noiseStatic: keys.noiseStatic),

@@ -106,7 +106,7 @@ public enum Profile {
     public static func config(_ layout: ProfileLayout) throws(ProfileError) -> ProfileConfig {
         let bytes = try read(layout.configFile, maximumSize: ProfileConfig.maximumSize, layout: layout)
         guard let config = try? JSONDecoder().decode(ProfileConfig.self, from: Data(bytes)),
-            config.version == ProfileConfig.currentVersion
+            config.version == ProfileConfig.currentVersion, config.isValid
         else {
             throw .damagedFile(path: layout.configFile)
         }

@@ -48,6 +48,32 @@ public struct ProfileConfig: Codable, Equatable, Sendable {
     public var listenPort: Int
     /// The loopback port of the control API and web UI.
     public var uiPort: Int
+    /// Optional limits and timings (docs/CONFIG.md); absent: the built-in default.
+    public var maxConnections: Int?
+    /// The largest message a link accepts, in bytes.
+    public var maxMessageBytes: Int?
+    /// Connection attempts allowed at once per address, and regained per second.
+    public var connectionBurst: Double?
+    public var connectionsPerSecond: Double?
+    /// The first retry of an unacknowledged message, and the longest wait between retries.
+    public var retryInitialSeconds: Int?
+    public var retryMaximumSeconds: Int?
+
+    public init(version: Int, listenPort: Int, uiPort: Int) {
+        self.version = version
+        self.listenPort = listenPort
+        self.uiPort = uiPort
+    }
+
+    /// Each optional setting's allowed range; a value outside it makes the file refused.
+    public var isValid: Bool {
+        func within<T: Comparable>(_ value: T?, _ range: ClosedRange<T>) -> Bool { value.map(range.contains) ?? true }
+        return (1...65_535).contains(listenPort) && (1...65_535).contains(uiPort)
+            && within(maxConnections, 1...100_000) && within(maxMessageBytes, 256 * 1024...64 << 20)
+            && within(connectionBurst, 1...10_000) && within(connectionsPerSecond, 0.01...10_000)
+            && within(retryInitialSeconds, 1...86_400) && within(retryMaximumSeconds, 1...7 * 86_400)
+            && (retryInitialSeconds ?? 30) <= (retryMaximumSeconds ?? 900)
+    }
 
     /// Ports drawn at random from 20000–32767, below Linux's ephemeral range so they do not
     /// collide with outgoing connections.

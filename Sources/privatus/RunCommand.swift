@@ -30,7 +30,7 @@ struct RunCommand: AsyncParsableCommand {
             try sink.attachFile(layout: layout)
             let config = try Profile.config(layout)
             let environment = ProcessInfo.processInfo.environment
-            let settings = NodeSettings(
+            var settings = NodeSettings(
                 listen: try Self.addresses(
                     listen, environment: environment["PRIVATUS_LISTEN"], default: ("0.0.0.0", config.listenPort),
                     flag: "--listen"),
@@ -38,6 +38,12 @@ struct RunCommand: AsyncParsableCommand {
                     ui.map { [$0] } ?? [], environment: environment["PRIVATUS_UI"],
                     default: ("127.0.0.1", config.uiPort),
                     flag: "--ui")[0])
+            if let value = config.maxConnections { settings.connections.maximumConnections = value }
+            if let value = config.maxMessageBytes { settings.connections.link.multiplex.maxMessageBytes = value }
+            if let value = config.connectionBurst { settings.connections.rateLimits.burst = value }
+            if let value = config.connectionsPerSecond { settings.connections.rateLimits.perSecond = value }
+            if let value = config.retryInitialSeconds { settings.retryInitial = .seconds(value) }
+            if let value = config.retryMaximumSeconds { settings.retryMaximum = .seconds(value) }
             guard ["127.0.0.1", "::1", "localhost"].contains(settings.ui.host) else {
                 throw CLIFailure(status: 64, message: "--ui must be a loopback address")
             }

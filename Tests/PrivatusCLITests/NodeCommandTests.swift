@@ -126,6 +126,37 @@ import Glibc
         _ = try await node.wait(timeout: .seconds(30))
     }
 
+    @Test func aConfigWithASettingOutOfRangeIsRefusedNotHalfUnderstood() async throws {
+        defer { scratch.remove() }
+        #expect(try await run(["init", "--name", "carol"] + CLITests.cheap).status == 0)
+        let path = layout.configFile
+        var config = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        config["maxConnections"] = 0
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: path))
+        let refused = try await run(["run", "--listen", "127.0.0.1:0", "--ui", "127.0.0.1:0"])
+        #expect(refused.status == 5, "\(refused.stderr)")
+        #expect(refused.stderr.contains("config.json"), "\(refused.stderr)")
+        // In range, with every optional setting, the node starts.
+        config["maxConnections"] = 16
+        config["maxMessageBytes"] = 1 << 20
+        config["connectionBurst"] = 5
+        config["connectionsPerSecond"] = 0.5
+        config["retryInitialSeconds"] = 5
+        config["retryMaximumSeconds"] = 60
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: path))
+        let node = try cli.start(
+            ["--profile", profile, "run", "--listen", "127.0.0.1:0", "--ui", "127.0.0.1:0"],
+            environment: ["PRIVATUS_PASSWORD": "x"])
+        for _ in 0..<400 where NodeFile.read(in: layout) == nil {
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        #expect(NodeFile.read(in: layout) != nil, "the node started with the settings")
+        node.child.send(SIGTERM)
+        let ended = try await node.wait(timeout: .seconds(30))
+        #expect(ended.status == 0, "\(ended.stderr)")
+    }
+
     @Test func clientCommandsWithNoNodeExitThree() async throws {
         defer { scratch.remove() }
         #expect(try await run(["init", "--name", "bob"] + CLITests.cheap).status == 0)

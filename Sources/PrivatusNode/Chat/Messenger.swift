@@ -19,10 +19,10 @@ import PrivatusWire
 public actor Messenger {
     /// How long a bundle request waits for its answer.
     static let bundleTimeout = Duration.seconds(10)
-    /// The first retry of an unacknowledged message; each further one waits twice as long, up to
-    /// ``maximumRetryInterval``.
-    static let firstRetryInterval: UInt64 = 30_000
-    static let maximumRetryInterval: UInt64 = 15 * 60_000
+    /// The first retry of an unacknowledged message (ms); each further one waits twice as long,
+    /// up to `maximumRetryInterval`.
+    let firstRetryInterval: UInt64
+    let maximumRetryInterval: UInt64
 
     let store: Store
     let keys: IdentityKeys
@@ -43,7 +43,12 @@ public actor Messenger {
     static let maximumRememberedHellos = 1_024
 
     /// Opens the messenger on `store`, creating the profile's prekeys on first use.
-    public init(store: Store, keys: IdentityKeys, name: String, logger: Logger) throws {
+    public init(
+        store: Store, keys: IdentityKeys, name: String, retry: (initial: UInt64, maximum: UInt64) = (30_000, 900_000),
+        logger: Logger
+    ) throws {
+        self.firstRetryInterval = retry.initial
+        self.maximumRetryInterval = max(retry.initial, retry.maximum)
         self.store = store
         self.keys = keys
         self.name = name
@@ -218,7 +223,7 @@ public actor Messenger {
                     bytes = sealed
                 }
                 try await link.send(LinkMessage(stream: .chat, bytes: bytes))
-                let delay = min(Self.firstRetryInterval << min(UInt64(item.attempts), 16), Self.maximumRetryInterval)
+                let delay = min(firstRetryInterval << min(UInt64(item.attempts), 16), maximumRetryInterval)
                 try store.recordAttempt(messageID: item.messageID, peer: peer, nextTry: Self.unixMilliseconds() + delay)
             }
         } catch {
