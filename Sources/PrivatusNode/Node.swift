@@ -59,11 +59,12 @@ public final class Node: Service, Sendable {
         var startupMs: Double?
     }
 
-    /// Where the process's metrics are collected (``bootstrapMetrics()``), served at `/metrics`.
-    let metrics: PrometheusCollectorRegistry
+    /// Where the process's metrics are collected (``bootstrapMetrics()``): the registry served at
+    /// `/metrics`, and the in-process sampler served at `/api/v1/samples`.
+    let metrics: NodeMetrics
 
     public init(
-        profile: UnlockedProfile, settings: NodeSettings, metrics: PrometheusCollectorRegistry, logger: Logger
+        profile: UnlockedProfile, settings: NodeSettings, metrics: NodeMetrics, logger: Logger
     ) {
         self.metrics = metrics
         self.profile = profile
@@ -118,10 +119,13 @@ public final class Node: Service, Sendable {
         router.add(middleware: ControlAccess(token: token, port: { uiPort.value }))
         router.get("/api/v1/status") { _, _ in try await self.status() }
         messenger.addRoutes(to: router)
+        router.get("/api/v1/samples") { _, _ in
+            MetricSamples(current: self.metrics.sampler.current(), history: self.metrics.sampler.snapshots())
+        }
         router.get("/metrics") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(bytes: self.metrics.emitToBuffer())))
+                body: .init(byteBuffer: ByteBuffer(bytes: self.metrics.registry.emitToBuffer())))
         }
         let application = Application(
             router: router,
@@ -153,6 +157,9 @@ public final class Node: Service, Sendable {
         let maintenance = StoreMaintenance(store: store)
         await scheduler.every(.seconds(15), name: "store maintenance", priority: .low) {
             try maintenance.tick(at: .now, now: UInt64(Date().timeIntervalSince1970 * 1000))
+        }
+        await scheduler.every(.seconds(10), name: "metrics sample", priority: .low) {
+            self.metrics.sampler.sample(now: UInt64(Date().timeIntervalSince1970 * 1000))
         }
         // Chat: retries of what the outbox holds, prekey rotation and refill.
         await scheduler.every(.seconds(5), name: "outbox", priority: .high) { await messenger.deliverDue() }
@@ -245,12 +252,25 @@ public final class Node: Service, Sendable {
 
 extension Node {
     /// Bootstraps swift-metrics for the process, once, with a Prometheus registry (which the
-    /// node serves at `/metrics`); returns the registry.
-    public static func bootstrapMetrics() -> PrometheusCollectorRegistry {
-        let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        return registry
+    /// node serves at `/metrics`) and the in-process sampler; returns both.
+    public static func bootstrapMetrics() -> NodeMetrics {
+        let metrics = NodeMetrics(registry: PrometheusCollectorRegistry(), sampler: MetricsSampler())
+        MetricsSystem.bootstrap(
+            MultiplexMetricsHandler(factories: [PrometheusMetricsFactory(registry: metrics.registry), metrics.sampler]))
+        return metrics
     }
+}
+
+/// The process's two metrics backends.
+public struct NodeMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    public let sampler: MetricsSampler
+}
+
+/// `GET /api/v1/samples`: every metric's current value and the sampled history, oldest first.
+struct MetricSamples: Codable, Sendable, ResponseEncodable {
+    var current: [String: Double]
+    var history: [MetricsSampler.Snapshot]
 }
 
 /// The connection manager, for the link handler that is created before it.

@@ -90,6 +90,13 @@ import Glibc
         #expect(metrics.status == 200)
         #expect(String(decoding: metrics.body, as: UTF8.self).contains("privatus_link_connections"))
         #expect(try await client.get("/metrics", authorized: false).status == 401)
+        // The in-process sampler holds the same metrics, for the dashboard.
+        let samples = try await client.get("/api/v1/samples")
+        #expect(samples.status == 200)
+        let sampled = try #require(try JSONSerialization.jsonObject(with: Data(samples.body)) as? [String: Any])
+        let current = try #require(sampled["current"] as? [String: Double])
+        #expect(current["privatus_prekeys_one_time"] == 100, "the node's fresh prekeys, as a gauge")
+        #expect(try await client.get("/api/v1/samples", authorized: false).status == 401)
         node.child.send(SIGTERM)
         _ = try await node.wait(timeout: .seconds(30))
     }

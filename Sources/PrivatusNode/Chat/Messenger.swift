@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Logging
+import Metrics
 import NIOCore
 import PrivatusCore
 import PrivatusCrypto
@@ -41,6 +42,7 @@ public actor Messenger {
     /// contact or request after its hello (at most ``maximumRememberedHellos`` peers).
     private var helloAddresses: [PeerID: [String]] = [:]
     static let maximumRememberedHellos = 1_024
+    let counters = ChatCounters()
 
     /// Opens the messenger on `store`, creating the profile's prekeys on first use.
     public init(
@@ -62,6 +64,7 @@ public actor Messenger {
             try store.savePrekeys(prekeys)
             self.prekeys = prekeys
         }
+        counters.observe(self.prekeys)
     }
 
     /// Connects the messenger to the node's links and the addresses it tells peers.
@@ -193,6 +196,7 @@ public actor Messenger {
 
     /// Tries every peer with messages due in the outbox (the scheduler calls it periodically).
     public func deliverDue() {
+        if let waiting = try? store.outbox(dueBy: .max, limit: 100_000) { counters.outbox.record(waiting.count) }
         guard let due = try? store.outbox(dueBy: Self.unixMilliseconds(), limit: 1_000) else { return }
         for peer in Set(due.map(\.peer)) { scheduleDelivery(to: peer) }
     }
@@ -223,6 +227,7 @@ public actor Messenger {
                     bytes = sealed
                 }
                 try await link.send(LinkMessage(stream: .chat, bytes: bytes))
+                counters.attempts.increment()
                 let delay = min(firstRetryInterval << min(UInt64(item.attempts), 16), maximumRetryInterval)
                 try store.recordAttempt(messageID: item.messageID, peer: peer, nextTry: Self.unixMilliseconds() + delay)
             }
@@ -380,12 +385,15 @@ public actor Messenger {
             case .receipt(let receipt):
                 let state: MessageState = receipt.state == .read ? .read : .delivered
                 guard receipt.state == .delivered || receipt.state == .read else { return }
-                _ = try store.applyReceipt(receipt.messageIds.map { Array($0) }, state: state, from: peer.peerID)
+                let changed = try store.applyReceipt(
+                    receipt.messageIds.map { Array($0) }, state: state, from: peer.peerID)
+                counters.receipts.increment(by: changed.count)
             case .ping, .pong, .errorReply, .signedObject:
                 break
             }
         } catch {
             // A peer's bad message is dropped; the node keeps serving (the error names no peer).
+            counters.refused.increment()
             logger.debug("inbound message refused", metadata: ["error": "\(error)"])
         }
     }
@@ -449,7 +457,11 @@ public actor Messenger {
             receivedAt: Self.unixMilliseconds(), body: content.text, id: id)
         switch try store.commitIncoming(message, contact: contact, sessions: sessions, prekeys: updatedPrekeys) {
         case .stored:
-            if let updatedPrekeys { prekeys = updatedPrekeys }
+            counters.received.increment()
+            if let updatedPrekeys {
+                prekeys = updatedPrekeys
+                counters.observe(prekeys)
+            }
         case .duplicate:
             break
         }
@@ -474,6 +486,7 @@ public actor Messenger {
             try store.savePrekeys(next)
             prekeys = next
         }
+        counters.observe(prekeys)
     }
 
     // MARK: - Helpers
@@ -513,6 +526,29 @@ public actor Messenger {
 
     static func unixMilliseconds() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
     static func unixSeconds() -> UInt64 { UInt64(Date().timeIntervalSince1970) }
+}
+
+/// The chat layer's metrics (no PeerIDs or addresses in labels).
+struct ChatCounters: Sendable {
+    /// Chat messages handed to a link (first sends and retries).
+    let attempts = Counter(label: "privatus_chat_send_attempts_total")
+    /// Received messages stored (duplicates not counted).
+    let received = Counter(label: "privatus_chat_received_total")
+    /// Own messages moved to delivered or read by a receipt.
+    let receipts = Counter(label: "privatus_chat_receipts_total")
+    /// Inbound chat-layer messages dropped (undecryptable, malformed, replayed…).
+    let refused = Counter(label: "privatus_chat_refused_total")
+    /// Messages in the outbox.
+    let outbox = Gauge(label: "privatus_chat_outbox")
+    /// First messages recorded for the current signed prekey (alert near its early-rotation
+    /// mark: a flood), and unused one-time prekeys.
+    let replayCache = Gauge(label: "privatus_prekeys_replay_cache_entries")
+    let oneTimePrekeys = Gauge(label: "privatus_prekeys_one_time")
+
+    func observe(_ prekeys: PrekeyStore) {
+        replayCache.record(prekeys.replayCacheEntries)
+        oneTimePrekeys.record(prekeys.oneTimeCount)
+    }
 }
 
 /// Why a contacts or chat request was refused (the control API answers 400, 404 or 409).
