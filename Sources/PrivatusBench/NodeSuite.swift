@@ -80,43 +80,8 @@ public struct NodeSuite: Sendable {
         ]
     }
 
-    /// A node on a new profile at the cheapest scrypt cost, listening on ephemeral loopback ports.
-    struct RunningNode {
-        let process: ChildProcess
-        let client: ControlClient
-
-        func status() async throws -> NodeStatus {
-            try await client.call("GET", "/api/v1/status", as: NodeStatus.self)
-        }
-
-        func stop() {
-            process.send(SIGTERM)
-            _ = process.collectOutput(limit: 1 << 16)
-            _ = process.wait()
-        }
-    }
-
-    func startNode(profile: String, home: String) throws -> RunningNode {
-        let environment = ["PRIVATUS_PASSWORD": "bench", "PATH": "/usr/bin:/bin", "HOME": home]
-        let created = try ChildProcess.spawn(
-            executable, arguments: ["--profile", profile, "init", "--insecure-scrypt-log2-n", "10"],
-            environment: environment)
-        _ = created.collectOutput(limit: 1 << 16)
-        guard created.wait() == 0 else { throw NodeBenchError.failed("init") }
-        let node = try ChildProcess.spawn(
-            executable,
-            arguments: ["--profile", profile, "run", "--listen", "127.0.0.1:0", "--ui", "127.0.0.1:0"],
-            environment: environment)
-        do {
-            let first = try PeerProcess.readLine(node.stdout, timeout: .seconds(30))
-            guard first.hasPrefix("ui: ") else { throw NodeBenchError.failed("run printed no UI address") }
-            return RunningNode(process: node, client: try ControlClient(layout: ProfileLayout(directory: profile)))
-        } catch {
-            node.send(SIGTERM)
-            _ = node.collectOutput(limit: 1 << 16)
-            _ = node.wait()
-            throw error
-        }
+    func startNode(profile: String, home: String) throws -> LocalNode {
+        try LocalNode.start(executable: executable, profile: profile, home: home)
     }
 }
 

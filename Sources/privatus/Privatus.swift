@@ -10,7 +10,7 @@ struct Privatus: AsyncParsableCommand {
         subcommands: [
             InitCommand.self, IdCommand.self, PasswdCommand.self, RunCommand.self, StatusCommand.self,
             ContactsCommand.self, SendCommand.self, MessagesCommand.self, DbCommand.self, BackupCommand.self,
-            BenchCommand.self,
+            BenchCommand.self, DemoCommand.self,
         ]
     )
 

@@ -201,4 +201,16 @@ import Glibc
         try await alice.stop()
         try await bob.stop()
     }
+
+    @Test func theDemoRunsTwoNodesThroughAConversationAndLeavesNothingBehind() async throws {
+        defer { scratch.remove() }
+        let result = try await cli.run(["demo"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("alice → bob: delivered to the new address"), "\(result.stdout)")
+        #expect(result.stdout.contains("[delivered] bob: Hello Alice, got it."))
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory()).filter {
+            $0.hasPrefix("privatus-demo-")
+        }
+        #expect(leftovers.isEmpty, "the demo's profiles are deleted")
+    }
 }

@@ -1,0 +1,84 @@
+import Foundation
+import PrivatusCore
+import PrivatusNode
+import PrivatusProfile
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real `privatus run` on a new temporary profile (made at the cheapest testing scrypt cost),
+/// listening on ephemeral loopback ports, driven through its control API: what `bench node` and
+/// `demo` start.
+public struct LocalNode: Sendable {
+    public let profile: String
+    let executable: String
+    let home: String
+    public private(set) var process: ChildProcess
+    public private(set) var client: ControlClient
+
+    /// Creates the profile (named `name`) and starts its node.
+    public static func start(
+        executable: String, profile: String, home: String, name: String? = nil
+    ) throws
+        -> LocalNode
+    {
+        let created = try ChildProcess.spawn(
+            executable,
+            arguments: ["--profile", profile, "init", "--insecure-scrypt-log2-n", "10"]
+                + (name.map { ["--name", $0] } ?? []),
+            environment: environment(home: home))
+        _ = created.collectOutput(limit: 1 << 16)
+        guard created.wait() == 0 else { throw LocalNodeError.failed("init") }
+        let (process, client) = try run(executable: executable, profile: profile, home: home)
+        return LocalNode(profile: profile, executable: executable, home: home, process: process, client: client)
+    }
+
+    static func environment(home: String) -> [String: String] {
+        ["PRIVATUS_PASSWORD": "local-node", "PATH": "/usr/bin:/bin", "HOME": home]
+    }
+
+    static func run(executable: String, profile: String, home: String) throws -> (ChildProcess, ControlClient) {
+        let node = try ChildProcess.spawn(
+            executable,
+            arguments: ["--profile", profile, "run", "--listen", "127.0.0.1:0", "--ui", "127.0.0.1:0"],
+            environment: environment(home: home))
+        do {
+            let first = try PeerProcess.readLine(node.stdout, timeout: .seconds(30))
+            guard first.hasPrefix("ui: ") else { throw LocalNodeError.failed("run printed no UI address") }
+            return (node, try ControlClient(layout: ProfileLayout(directory: profile)))
+        } catch {
+            node.send(SIGTERM)
+            _ = node.collectOutput(limit: 1 << 16)
+            _ = node.wait()
+            throw error
+        }
+    }
+
+    public func status() async throws -> NodeStatus {
+        try await client.call("GET", "/api/v1/status", as: NodeStatus.self)
+    }
+
+    /// Stops the node gracefully (SIGTERM) and waits for it.
+    public func stop() {
+        process.send(SIGTERM)
+        _ = process.collectOutput(limit: 1 << 16)
+        _ = process.wait()
+    }
+
+    /// Stops the node and starts it again on the same profile (new ephemeral ports).
+    public mutating func restart() throws {
+        stop()
+        (process, client) = try Self.run(executable: executable, profile: profile, home: home)
+    }
+}
+
+public enum LocalNodeError: Error, CustomStringConvertible {
+    case failed(String)
+
+    public var description: String {
+        switch self {
+        case .failed(let what): "local node: \(what) failed"
+        }
+    }
+}
