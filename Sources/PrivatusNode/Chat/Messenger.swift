@@ -90,6 +90,7 @@ public actor Messenger {
             invite.addresses + (helloAddresses[invite.peerID] ?? []), into: contact.addresses)
         try store.saveContact(contact)
         startDialling(contact.peerID)
+        greetIfLinked(contact.peerID)
         return contact
     }
 
@@ -123,8 +124,10 @@ public actor Messenger {
     /// Moves a contact or request to `state` (accept: `contact`; block: `blocked`).
     public func setState(_ state: ContactState, of reference: String) throws -> Contact {
         var contact = try resolve(reference)
+        let wasContact = contact.state == .contact
         contact.state = state
         try store.saveContact(contact)
+        if state == .contact, !wasContact { greetIfLinked(contact.peerID) }
         return contact
     }
 
@@ -336,12 +339,14 @@ public actor Messenger {
         }
     }
 
-    /// A new link authenticated: tell the peer where this node listens, note when the peer was
-    /// seen (and its identity key, the first time), and send what waits for it.
+    /// A new link authenticated: note when the peer was seen (and its identity key, the first
+    /// time), tell a contact where this node listens, and send what waits for the peer.
     public func linkEstablished(_ link: Link) async {
         let peer = link.peer
+        var isContact = false
         do {
             if var contact = try store.contact(peer.peerID) {
+                isContact = contact.state == .contact
                 contact.lastSeen = Self.unixMilliseconds()
                 if contact.identityKey.isEmpty { contact.identityKey = Array(peer.identity.rawRepresentation) }
                 try store.saveContact(contact)
@@ -349,10 +354,22 @@ public actor Messenger {
         } catch {
             logger.debug("contact update failed", metadata: ["error": "\(error)"])
         }
+        if isContact { sendHello(over: link) }
+        scheduleDelivery(to: peer.peerID)
+    }
+
+    /// Tells a contact where this node listens. Only contacts hear it: a stranger who reaches
+    /// this node learns no more of its addresses (which can include LAN ones) than it dialled.
+    private func sendHello(over link: Link) {
         let hello = Hello(listenAddresses: advertised)
+        Task { try? await link.send(.hello(hello), on: .control) }
+    }
+
+    /// After a peer became a contact: its open link, if any, hears the hello now.
+    private func greetIfLinked(_ peer: PeerID) {
+        guard let links else { return }
         Task {
-            try? await link.send(.hello(hello), on: .control)
-            self.scheduleDelivery(to: peer.peerID)
+            if let link = await links.link(to: peer) { self.sendHello(over: link) }
         }
     }
 
