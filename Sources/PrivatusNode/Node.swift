@@ -26,6 +26,8 @@ public struct NodeSettings: Sendable {
     /// twice as late, at most `retryMaximum` apart.
     public var retryInitial = Duration.seconds(30)
     public var retryMaximum = Duration.seconds(15 * 60)
+    /// Whether marking messages read sends read receipts.
+    public var readReceipts = true
 
     public init(listen: [(host: String, port: Int)], ui: (host: String, port: Int)) {
         self.listen = listen
@@ -80,7 +82,7 @@ public final class Node: Service, Sendable {
         let messenger = try Messenger(
             store: store, keys: keys, name: profile.name,
             retry: (UInt64(settings.retryInitial.milliseconds), UInt64(settings.retryMaximum.milliseconds)),
-            logger: logger)
+            readReceipts: settings.readReceipts, logger: logger)
         let linkBox = LinkManagerBox()
         let links = ConnectionManager(
             local: LinkIdentity(identity: keys.identity, noiseStatic: keys.noiseStatic),

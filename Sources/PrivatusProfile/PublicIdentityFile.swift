@@ -58,6 +58,8 @@ public struct ProfileConfig: Codable, Equatable, Sendable {
     /// The first retry of an unacknowledged message, and the longest wait between retries.
     public var retryInitialSeconds: Int?
     public var retryMaximumSeconds: Int?
+    /// Whether marking messages read tells their sender (default true).
+    public var readReceipts: Bool?
 
     public init(version: Int, listenPort: Int, uiPort: Int) {
         self.version = version

@@ -181,3 +181,32 @@ extension Store {
         }
     }
 }
+
+extension Store {
+    /// Marks every received message from `peer` that is not yet `read` as read; returns their
+    /// ids (for the read receipt), oldest first.
+    public func markRead(from peer: PeerID) throws -> [[UInt8]] {
+        let ids = try write { db -> [[UInt8]] in
+            guard
+                let conversation = try Int64.fetchOne(
+                    db, sql: "SELECT pk FROM conversations WHERE conversation_index = ?",
+                    arguments: [index.conversation(with: peer)])
+            else { return [] }
+            let range: [any DatabaseValueConvertible] = [
+                MessageDirection.received.rawValue, MessageState.read.rawValue,
+                Self.messageKey(conversation: conversation, sequence: 0),
+                Self.messageKey(conversation: conversation + 1, sequence: 0),
+            ]
+            let ids = try Data.fetchAll(
+                db,
+                sql: "SELECT id FROM messages WHERE direction = ? AND state != ? AND pk >= ? AND pk < ? ORDER BY pk",
+                arguments: StatementArguments(range))
+            try db.execute(
+                sql: "UPDATE messages SET state = ? WHERE direction = ? AND state != ? AND pk >= ? AND pk < ?",
+                arguments: StatementArguments([MessageState.read.rawValue] + range))
+            return ids.map { Array($0) }
+        }
+        if !ids.isEmpty { pages.invalidate(index.conversation(with: peer)) }
+        return ids
+    }
+}

@@ -164,11 +164,17 @@ struct MessagesCommand: AsyncParsableCommand {
     @Argument(help: "PeerID or contact name.") var peer: String
     @Option(name: .long, help: "How many of the latest messages (1 to 10000).") var limit = 50
     @Option(name: .long, help: "Only messages before this message id.") var before: String?
+    @Flag(name: .long, help: "Mark the peer's messages read first (sends read receipts unless turned off).")
+    var markRead = false
     @Flag(name: .long, help: "Print an array of {id, from, text, sentAt, state}.") var json = false
 
     func run() async throws {
         _ = global.bootstrapLogging()
         try await reportingFailures {
+            if markRead {
+                _ = try await ControlClient(layout: global.layout).call(
+                    "POST", "/api/v1/messages/read", body: MarkReadRequest(peer: peer), as: MarkReadResult.self)
+            }
             var path = "/api/v1/messages?peer=\(ControlClient.escape(peer))&limit=\(limit)"
             if let before { path += "&before=\(ControlClient.escape(before))" }
             let messages = try await ControlClient(layout: global.layout).call("GET", path, as: [MessageView].self)

@@ -123,6 +123,13 @@ import Glibc
         #expect(aliceThread.map(\.text) == ["hello bob", "hi alice"])
         #expect(aliceThread.map(\.from) == [aliceID, bobStatus.peerId])
 
+        // Bob reads the conversation: his node marks Alice's message read and tells hers; his
+        // own message stays as it was.
+        let read: [MessageView] = try await bob.json(["messages", "alice", "--mark-read"])
+        #expect(read.map(\.state) == ["read", "delivered"])
+        let seen = try await alice.messages(with: "bob") { $0.first?.state == "read" }
+        #expect(seen.map(\.state) == ["read", "delivered"])
+
         // The safety number is the same on both sides; a wrong one is refused.
         let aliceSide: [ContactView] = try await alice.json(["contacts", "list"])
         let number = try #require(aliceSide.first?.safetyNumber)

@@ -109,5 +109,9 @@ import Testing
         #expect(try store.sessions(with: stranger.peerID).sessions.count == 1, "the resend did not touch the sessions")
         #expect(try store.latestMessages(with: stranger.peerID).map(\.body) == ["hi, we met at the conference"])
         #expect(try store.search("conference").map(\.id) == [id])
+        // Reading marks received messages read, once.
+        #expect(try store.markRead(from: stranger.peerID) == [id])
+        #expect(try store.latestMessages(with: stranger.peerID).map(\.state) == [.read])
+        #expect(try store.markRead(from: stranger.peerID).isEmpty)
     }
 }

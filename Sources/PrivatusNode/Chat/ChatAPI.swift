@@ -55,6 +55,17 @@ public struct VerifyRequest: Codable, Sendable {
     public init(safetyNumber: String) { self.safetyNumber = safetyNumber }
 }
 
+/// `POST /api/v1/messages/read`.
+public struct MarkReadRequest: Codable, Sendable {
+    public var peer: String
+    public init(peer: String) { self.peer = peer }
+}
+
+/// What marking messages read answers: how many changed.
+public struct MarkReadResult: Codable, Sendable, Equatable, ResponseEncodable {
+    public var read: Int
+}
+
 /// `POST /api/v1/messages`.
 public struct SendRequest: Codable, Sendable {
     public var peer: String
@@ -99,6 +110,10 @@ extension Messenger {
                 let stored = try await self.send(body.text, to: body.peer)
                 return SendResult(id: Hex.encode(stored.id), state: stored.state.name)
             }
+        }
+        api.post("/messages/read") { request, context in
+            let body = try await request.decode(as: MarkReadRequest.self, context: context)
+            return try await self.mapping { MarkReadResult(read: try await self.markRead(body.peer)) }
         }
         api.get("/messages") { request, _ in
             let query = request.uri.queryParameters

@@ -24,6 +24,8 @@ public actor Messenger {
     /// up to `maximumRetryInterval`.
     let firstRetryInterval: UInt64
     let maximumRetryInterval: UInt64
+    /// Whether marking messages read tells their sender (a user's choice, `readReceipts`).
+    let sendsReadReceipts: Bool
 
     let store: Store
     let keys: IdentityKeys
@@ -47,8 +49,9 @@ public actor Messenger {
     /// Opens the messenger on `store`, creating the profile's prekeys on first use.
     public init(
         store: Store, keys: IdentityKeys, name: String, retry: (initial: UInt64, maximum: UInt64) = (30_000, 900_000),
-        logger: Logger
+        readReceipts: Bool = true, logger: Logger
     ) throws {
+        self.sendsReadReceipts = readReceipts
         self.firstRetryInterval = retry.initial
         self.maximumRetryInterval = max(retry.initial, retry.maximum)
         self.store = store
@@ -195,6 +198,26 @@ public actor Messenger {
             sequence = found.message.sequence
         }
         return try store.latestMessages(with: contact.peerID, limit: limit, before: sequence)
+    }
+
+    /// Marks the peer's messages read; with read receipts on, tells the peer's node (in batches
+    /// of at most 256 ids, over its open link; read receipts are not retried). Returns how many
+    /// messages changed.
+    public func markRead(_ reference: String) throws -> Int {
+        let contact = try resolve(reference)
+        let ids = try store.markRead(from: contact.peerID)
+        if sendsReadReceipts, !ids.isEmpty, contact.state == .contact, let links {
+            let batches = stride(from: 0, to: ids.count, by: Receipt.maximumMessageIDs).map {
+                Array(ids[$0..<min($0 + Receipt.maximumMessageIDs, ids.count)])
+            }
+            Task {
+                guard let link = await links.link(to: contact.peerID) else { return }
+                for batch in batches {
+                    try? await link.send(.receipt(Receipt(messageIDs: batch, state: .read)), on: .chat)
+                }
+            }
+        }
+        return ids.count
     }
 
     /// Tries every peer with messages due in the outbox (the scheduler calls it periodically).
