@@ -167,8 +167,14 @@ import Glibc
     @Test func clientCommandsWithNoNodeExitThree() async throws {
         defer { scratch.remove() }
         #expect(try await run(["init", "--name", "bob"] + CLITests.cheap).status == 0)
-        let status = try await run(["status"])
-        #expect(status.status == 3)
-        #expect(status.stderr.contains("no node is running for this profile"))
+        for command in [
+            ["status"], ["contacts", "list"], ["contacts", "requests"],
+            ["contacts", "add", String(repeating: "a", count: 64)],
+            ["send", "alice", "hi"], ["messages", "alice"],
+        ] {
+            let result = try await run(command)
+            #expect(result.status == 3, "\(command)")
+            #expect(result.stderr.contains("no node is running for this profile"), "\(command)")
+        }
     }
 }
