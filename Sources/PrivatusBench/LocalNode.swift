@@ -44,7 +44,7 @@ public struct LocalNode: Sendable {
             arguments: ["--profile", profile, "run", "--listen", "127.0.0.1:0", "--ui", "127.0.0.1:0"],
             environment: environment(home: home))
         do {
-            let first = try PeerProcess.readLine(node.stdout, timeout: .seconds(30))
+            let first = try PeerProcess.readLine(node, timeout: .seconds(30))
             guard first.hasPrefix("ui: ") else { throw LocalNodeError.failed("run printed no UI address") }
             return (node, try ControlClient(layout: ProfileLayout(directory: profile)))
         } catch {

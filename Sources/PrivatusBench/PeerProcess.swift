@@ -33,7 +33,7 @@ final class PeerProcess: Sendable {
             ] + (tasksOnEventLoops ? ["--tasks-on-event-loops"] : [])
         let child = try ChildProcess.spawn(executable, arguments: arguments)
         do {
-            let line = try readLine(child.stdout, timeout: .seconds(30))
+            let line = try readLine(child, timeout: .seconds(30))
             let ready = try JSONDecoder().decode(TransportPeer.Ready.self, from: Data(line.utf8))
             return PeerProcess(
                 child: child, peerID: try PeerID(parsing: ready.peerId),
@@ -63,22 +63,14 @@ final class PeerProcess: Sendable {
         _ = child.wait()
     }
 
-    /// Reads one line from `descriptor`, a byte at a time so that nothing after it is consumed.
-    static func readLine(_ descriptor: Int32, timeout: Duration) throws -> String {
-        let deadline = ContinuousClock.now + timeout
-        var line: [UInt8] = []
-        var byte: UInt8 = 0
-        while true {
-            var polled = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            let waitMs = max(0, Int(((deadline - .now).seconds * 1000).rounded(.up)))
-            let ready = poll(&polled, 1, Int32(waitMs))
-            if ready < 0 && errno == EINTR { continue }
-            guard ready > 0 else { throw TransportBenchError.timedOut }
-            let count = read(descriptor, &byte, 1)
-            if count < 0 && errno == EINTR { continue }
-            guard count == 1 else { throw TransportBenchError.peerFailed("it exited before listening") }
-            if byte == UInt8(ascii: "\n") { return String(decoding: line, as: UTF8.self) }
-            line.append(byte)
+    /// Reads one line of the child's output, as the bench's errors.
+    static func readLine(_ child: ChildProcess, timeout: Duration) throws -> String {
+        do {
+            return try child.readLine(timeout: timeout)
+        } catch .timedOut {
+            throw TransportBenchError.timedOut
+        } catch {
+            throw TransportBenchError.peerFailed("it exited before listening")
         }
     }
 }

@@ -120,6 +120,30 @@ public struct ChildProcess: Sendable {
     }
 
     /// Sends `signal` to the child.
+    /// Reads one line of standard output (without its newline), a byte at a time so that nothing
+    /// after it is consumed: what is left stays for ``collectOutput(limit:)``.
+    /// - Throws: ``ChildProcessError/timedOut`` after `timeout`, ``ChildProcessError/outputClosed``
+    ///   when the output ends first.
+    public func readLine(timeout: Duration) throws(ChildProcessError) -> String {
+        let deadline = ContinuousClock.now + timeout
+        var line: [UInt8] = []
+        var byte: UInt8 = 0
+        while true {
+            var polled = pollfd(fd: stdout, events: Int16(POLLIN), revents: 0)
+            let left = deadline - .now
+            let waitMs = max(
+                0, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)
+            let ready = poll(&polled, 1, Int32(clamping: waitMs))
+            if ready < 0 && errno == EINTR { continue }
+            guard ready > 0 else { throw .timedOut }
+            let count = read(stdout, &byte, 1)
+            if count < 0 && errno == EINTR { continue }
+            guard count == 1 else { throw .outputClosed }
+            if byte == UInt8(ascii: "\n") { return String(decoding: line, as: UTF8.self) }
+            line.append(byte)
+        }
+    }
+
     public func send(_ signal: Int32) {
         kill(pid, signal)
     }
@@ -139,4 +163,8 @@ public struct ChildProcess: Sendable {
 /// Why a child process could not be started.
 public enum ChildProcessError: Error, Hashable, Sendable {
     case spawnFailed(Int32)
+    /// No whole line came within the time allowed.
+    case timedOut
+    /// The output ended (the process exited) before a whole line.
+    case outputClosed
 }

@@ -78,6 +78,35 @@ public struct ControlClient: Sendable {
         }
     }
 
+    /// The longest line a stream may send.
+    public static let maximumLineBytes = 1 << 20
+
+    /// `GET path` as a stream of lines (`application/x-ndjson`, chunked): calls `line` for each
+    /// until the node ends the stream (returns) or the connection fails (throws).
+    /// - Throws: ``ControlClientError/refused(status:message:)`` when the answer is not 200,
+    ///   ``ControlClientError/badResponse`` for HTTP this client does not understand or a line
+    ///   over ``maximumLineBytes``.
+    public func stream(_ path: String, line: @escaping @Sendable (String) -> Void) async throws {
+        let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        let request =
+            "GET \(path) HTTP/1.1\r\nHost: \(authority)\r\nConnection: close\r\nAuthorization: Bearer \(token)\r\n\r\n"
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.seconds(5))
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(bytes: Array(request.utf8)))
+            var parser = LineStreamParser()
+            for try await chunk in inbound {
+                for text in try parser.feed(Array(chunk.readableBytesView)) { line(text) }
+                if parser.isFinished { return }
+            }
+        }
+    }
+
     /// A path segment or query value, percent-encoded.
     public static func escape(_ text: String) -> String {
         text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~")))
@@ -126,6 +155,90 @@ public struct ControlClient: Sendable {
             body = Array(body.prefix(length))
         }
         return (status, body)
+    }
+}
+
+/// Reads a streamed HTTP/1.1 answer: the head (status 200 required), then a chunked or
+/// unframed body split into lines, every part bounded.
+struct LineStreamParser {
+    private var buffer: [UInt8] = []
+    private var headDone = false
+    private var chunked = false
+    /// Bytes left in the current chunk; nil while reading a chunk-size line.
+    private var chunkLeft: Int?
+    private var line: [UInt8] = []
+    private(set) var isFinished = false
+
+    mutating func feed(_ bytes: [UInt8]) throws -> [String] {
+        buffer += bytes
+        var lines: [String] = []
+        if !headDone {
+            let separator: [UInt8] = [13, 10, 13, 10]
+            guard let end = buffer.indices.first(where: { buffer[$0...].starts(with: separator) }) else {
+                guard buffer.count <= 64 * 1024 else { throw ControlClientError.badResponse }
+                return []
+            }
+            let head = String(decoding: buffer[..<end], as: UTF8.self)
+            buffer.removeFirst(end + 4)
+            let lines = head.components(separatedBy: "\r\n")
+            let parts = lines[0].split(separator: " ")
+            guard parts.count >= 2, let status = Int(parts[1]) else { throw ControlClientError.badResponse }
+            guard status == 200 else { throw ControlClientError.refused(status: status) }
+            chunked = lines.dropFirst().contains {
+                $0.lowercased().hasPrefix("transfer-encoding:") && $0.lowercased().contains("chunked")
+            }
+            headDone = true
+        }
+        while !buffer.isEmpty, !isFinished {
+            if !chunked {
+                try take(buffer, into: &lines)
+                buffer.removeAll()
+                break
+            }
+            if let left = chunkLeft {
+                if left == 0 {
+                    // The CRLF after a chunk's data.
+                    guard buffer.count >= 2 else { break }
+                    buffer.removeFirst(2)
+                    chunkLeft = nil
+                    continue
+                }
+                let count = min(left, buffer.count)
+                try take(buffer[..<count], into: &lines)
+                buffer.removeFirst(count)
+                chunkLeft = left - count
+            } else {
+                guard let end = buffer.firstIndex(of: 10) else {
+                    guard buffer.count <= 64 else { throw ControlClientError.badResponse }
+                    break
+                }
+                let sizeText =
+                    String(decoding: buffer[..<end], as: UTF8.self)
+                    .split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
+                guard let size = Int(sizeText, radix: 16), size >= 0, size <= ControlClient.maximumLineBytes else {
+                    throw ControlClientError.badResponse
+                }
+                buffer.removeFirst(end + 1)
+                if size == 0 {
+                    isFinished = true
+                } else {
+                    chunkLeft = size
+                }
+            }
+        }
+        return lines
+    }
+
+    private mutating func take(_ bytes: some Collection<UInt8>, into lines: inout [String]) throws {
+        for byte in bytes {
+            if byte == 10 {
+                lines.append(String(decoding: line, as: UTF8.self))
+                line.removeAll(keepingCapacity: true)
+            } else {
+                guard line.count < ControlClient.maximumLineBytes else { throw ControlClientError.badResponse }
+                line.append(byte)
+            }
+        }
     }
 }
 

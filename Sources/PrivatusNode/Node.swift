@@ -179,6 +179,8 @@ public final class Node: Service, Sendable {
                 try await application.runService(gracefulShutdownSignals: [])
             } onGracefulShutdown: {
                 try? FileManager.default.removeItem(atPath: NodeFile.path(in: layout))
+                // Watchers' streams end, so their connections can close.
+                messenger.events.finish()
             }
         } catch {
             // Failing before it listened means the address could not be bound.

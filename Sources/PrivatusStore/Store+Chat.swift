@@ -86,10 +86,13 @@ extension Store {
 
     /// Applies a receipt from `peer`: each named message this user sent to `peer` moves to
     /// `state` (delivered or read; never backwards) and leaves the outbox. Ids of other
-    /// conversations or of received messages are ignored. Returns the ids whose state changed.
-    public func applyReceipt(_ messageIDs: [[UInt8]], state: MessageState, from peer: PeerID) throws -> [[UInt8]] {
+    /// conversations or of received messages are ignored. Returns the ids whose state changed,
+    /// each with the state it had.
+    public func applyReceipt(
+        _ messageIDs: [[UInt8]], state: MessageState, from peer: PeerID
+    ) throws -> [(id: [UInt8], was: MessageState)] {
         guard state == .delivered || state == .read else { throw StoreError.outOfRange }
-        let changed = try write { db -> [[UInt8]] in
+        let changed = try write { db -> [(id: [UInt8], was: MessageState)] in
             guard
                 let conversation = try Int64.fetchOne(
                     db, sql: "SELECT pk FROM conversations WHERE conversation_index = ?",
@@ -97,7 +100,7 @@ extension Store {
             else { return [] }
             let low = Self.messageKey(conversation: conversation, sequence: 0)
             let high = Self.messageKey(conversation: conversation + 1, sequence: 0)
-            var changed: [[UInt8]] = []
+            var changed: [(id: [UInt8], was: MessageState)] = []
             for id in messageIDs {
                 guard
                     let row = try Row.fetchOne(
@@ -110,7 +113,7 @@ extension Store {
                 // delivered (3) → read (4); queued, sent, stored_for_later and failed → either.
                 guard current != state.rawValue, current != MessageState.read.rawValue else { continue }
                 try db.execute(sql: "UPDATE messages SET state = ? WHERE pk = ?", arguments: [state.rawValue, pk])
-                changed.append(id)
+                changed.append((id, MessageState(rawValue: current) ?? .queued))
             }
             return changed
         }

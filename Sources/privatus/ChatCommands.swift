@@ -189,3 +189,41 @@ struct MessagesCommand: AsyncParsableCommand {
         }
     }
 }
+
+/// `privatus watch`: the node's events as they happen, until the node stops or Ctrl-C.
+struct WatchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "watch",
+        abstract: "Stream the running node's events (messages received, state changes, requests).")
+    @OptionGroup var global: GlobalOptions
+    @Flag(name: .long, help: "One JSON object per line, each with a \"type\" (the first is \"watching\").")
+    var json = false
+
+    func run() async throws {
+        _ = global.bootstrapLogging()
+        try await reportingFailures {
+            let json = self.json
+            try await ControlClient(layout: global.layout).stream("/api/v1/events") { line in
+                // Written at once, line by line: a script reading the pipe sees each event as it
+                // happens.
+                if json {
+                    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+                } else if let event = try? JSONDecoder().decode(NodeEvent.self, from: Data(line.utf8)) {
+                    FileHandle.standardOutput.write(Data((Self.describe(event) + "\n").utf8))
+                }
+            }
+            FileHandle.standardError.write(Data("privatus: the node stopped\n".utf8))
+        }
+    }
+
+    static func describe(_ event: NodeEvent) -> String {
+        let peer = event.peerId.map { String($0.prefix(8)) } ?? "?"
+        switch event.type {
+        case "watching": return "watching for events (Ctrl-C to stop)"
+        case "message": return "message from \(peer): \(event.text ?? "")"
+        case "state": return "message \(event.id ?? "?") to \(peer): \(event.state ?? "?")"
+        case "request": return "message request from \(event.name ?? "?") (\(peer))"
+        default: return event.type
+        }
+    }
+}

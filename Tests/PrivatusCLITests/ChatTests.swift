@@ -220,4 +220,45 @@ import Glibc
         }
         #expect(leftovers.isEmpty, "the demo's profiles are deleted")
     }
+
+    @Test func watchShowsAReceivedMessageAndTheSendersStateChangesAsTheyHappen() async throws {
+        defer { scratch.remove() }
+        let alice = try await User("alice", in: scratch, cli: cli)
+        let bob = try await User("bob", in: scratch, cli: cli)
+        try await alice.start()
+        try await bob.start()
+        let aliceID = try await alice.status().peerId
+        let invite = try #require(try await bob.status().invite)
+        _ = try await alice.json(["contacts", "add", invite, "--name", "bob"], as: ContactView.self)
+
+        func watch(_ user: User) throws -> CLIProcess.Running {
+            let watcher = try cli.start(
+                ["--profile", user.profile, "watch", "--json"], environment: ["PRIVATUS_PASSWORD": "x"])
+            // The first line says the node will pass on every event from now on.
+            #expect(try watcher.child.readLine(timeout: .seconds(30)) == #"{"type":"watching"}"#)
+            return watcher
+        }
+        let aliceWatch = try watch(alice)
+        let bobWatch = try watch(bob)
+        let sent: SendResult = try await alice.json(["send", "bob", "are you watching?"])
+        _ = try await alice.messages(with: "bob") { $0.last?.state == "delivered" }
+
+        // Bob's node stops: his watch ends by itself (exit 0); Alice's is interrupted.
+        try await bob.stop()
+        let bobEvents = try await bobWatch.wait(timeout: .seconds(30))
+        #expect(bobEvents.status == 0, "\(bobEvents.stderr)")
+        aliceWatch.child.send(SIGTERM)
+        let aliceEvents = try await aliceWatch.wait(timeout: .seconds(30))
+        try await alice.stop()
+
+        func events(_ output: String) throws -> [NodeEvent] {
+            try output.split(separator: "\n").map { try JSONDecoder().decode(NodeEvent.self, from: Data($0.utf8)) }
+        }
+        let received = try events(bobEvents.stdout)
+        #expect(received.map(\.type) == ["request", "message"], "\(bobEvents.stdout)")
+        #expect(received.last?.text == "are you watching?" && received.last?.from == aliceID)
+        #expect(received.last?.id == sent.id)
+        let states = try events(aliceEvents.stdout).filter { $0.id == sent.id }
+        #expect(states.map(\.state) == ["sent", "delivered"], "\(aliceEvents.stdout)")
+    }
 }

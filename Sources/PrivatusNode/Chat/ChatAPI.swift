@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import NIOCore
 import PrivatusCore
 import PrivatusStore
 
@@ -115,6 +116,7 @@ extension Messenger {
             let body = try await request.decode(as: MarkReadRequest.self, context: context)
             return try await self.mapping { MarkReadResult(read: try await self.markRead(body.peer)) }
         }
+        api.get("/events") { _, _ in try self.watchResponse() }
         api.get("/messages") { request, _ in
             let query = request.uri.queryParameters
             guard let peer = query.get("peer") else { throw HTTPError(.badRequest, message: "peer is required") }
@@ -131,6 +133,26 @@ extension Messenger {
                 try await self.messages(with: peer, limit: limit, before: before).map(Self.view(of:))
             }
         }
+    }
+
+    /// `GET /api/v1/events`: one JSON line per event, from a `watching` line on (which tells the
+    /// client that every later event will reach it) until the node stops.
+    nonisolated func watchResponse() throws -> Response {
+        guard let stream = events.subscribe(greeting: NodeEvent(type: "watching")) else {
+            throw HTTPError(.tooManyRequests, message: "too many watchers")
+        }
+        let lines: AsyncMapSequence<AsyncStream<NodeEvent>, ByteBuffer> = stream.map(Self.line(for:))
+        return Response(
+            status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody(asyncSequence: lines))
+    }
+
+    @Sendable static func line(for event: NodeEvent) -> ByteBuffer {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var bytes: [UInt8] = Array(#"{"type":"error"}"#.utf8)
+        if let encoded = try? encoder.encode(event) { bytes = Array(encoded) }
+        bytes.append(UInt8(ascii: "\n"))
+        return ByteBuffer(bytes: bytes)
     }
 
     /// Runs `body`, turning the chat layer's typed errors into HTTP errors with their message.

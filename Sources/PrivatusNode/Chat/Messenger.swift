@@ -45,12 +45,15 @@ public actor Messenger {
     private var helloAddresses: [PeerID: [String]] = [:]
     static let maximumRememberedHellos = 1_024
     let counters = ChatCounters()
+    /// What `watch` shows.
+    public nonisolated let events: NodeEvents
 
     /// Opens the messenger on `store`, creating the profile's prekeys on first use.
     public init(
         store: Store, keys: IdentityKeys, name: String, retry: (initial: UInt64, maximum: UInt64) = (30_000, 900_000),
-        readReceipts: Bool = true, logger: Logger
+        readReceipts: Bool = true, events: NodeEvents = NodeEvents(), logger: Logger
     ) throws {
+        self.events = events
         self.sendsReadReceipts = readReceipts
         self.firstRetryInterval = retry.initial
         self.maximumRetryInterval = max(retry.initial, retry.maximum)
@@ -255,7 +258,12 @@ public actor Messenger {
                 try await link.send(LinkMessage(stream: .chat, bytes: bytes))
                 counters.attempts.increment()
                 let delay = min(firstRetryInterval << min(UInt64(item.attempts), 16), maximumRetryInterval)
-                try store.recordAttempt(messageID: item.messageID, peer: peer, nextTry: Self.unixMilliseconds() + delay)
+                if try store.recordAttempt(
+                    messageID: item.messageID, peer: peer, nextTry: Self.unixMilliseconds() + delay)
+                {
+                    events.publish(
+                        NodeEvent(type: "state", id: Hex.encode(item.messageID), peerId: peer.hex, state: "sent"))
+                }
             }
         } catch {
             logger.debug("delivery stopped", metadata: ["error": "\(error)"])
@@ -428,6 +436,17 @@ public actor Messenger {
                 let changed = try store.applyReceipt(
                     receipt.messageIds.map { Array($0) }, state: state, from: peer.peerID)
                 counters.receipts.increment(by: changed.count)
+                for (id, was) in changed {
+                    // State events walk queued → sent → delivered → read without a gap: a receipt
+                    // that beat the record of the attempt still shows `sent` first.
+                    let steps: [MessageState] =
+                        (was == .queued ? [.sent] : []) + (state == .read && was != .delivered ? [.delivered] : [])
+                        + [state]
+                    for step in steps {
+                        events.publish(
+                            NodeEvent(type: "state", id: Hex.encode(id), peerId: peer.peerID.hex, state: step.name))
+                    }
+                }
             case .ping, .pong, .errorReply, .signedObject:
                 break
             }
@@ -498,6 +517,13 @@ public actor Messenger {
         switch try store.commitIncoming(message, contact: contact, sessions: sessions, prekeys: updatedPrekeys) {
         case .stored:
             counters.received.increment()
+            if existing == nil {
+                events.publish(NodeEvent(type: "request", peerId: peer.peerID.hex, name: contact.name))
+            }
+            events.publish(
+                NodeEvent(
+                    type: "message", id: Hex.encode(id), peerId: peer.peerID.hex, from: peer.peerID.hex,
+                    text: content.text, sentAt: content.sentAtMs, state: MessageState.delivered.name))
             if let updatedPrekeys {
                 prekeys = updatedPrekeys
                 counters.observe(prekeys)
