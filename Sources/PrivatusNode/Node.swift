@@ -204,7 +204,7 @@ public final class Node: Service, Sendable {
             listenAddresses: running.listenAddresses,
             ui: running.ui ?? "",
             connectedPeers: await running.links.connectedPeers.count,
-            queued: try running.store.outbox(dueBy: .max, limit: 10_000).count,
+            queued: try running.store.outboxCount(),
             uptimeS: (ContinuousClock.now - started).seconds,
             dbBytes: running.store.fileBytes(path: profile.layout.databaseFile),
             startupMs: running.startupMs,

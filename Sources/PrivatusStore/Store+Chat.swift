@@ -93,13 +93,8 @@ extension Store {
     ) throws -> [(id: [UInt8], was: MessageState)] {
         guard state == .delivered || state == .read else { throw StoreError.outOfRange }
         let changed = try write { db -> [(id: [UInt8], was: MessageState)] in
-            guard
-                let conversation = try Int64.fetchOne(
-                    db, sql: "SELECT pk FROM conversations WHERE conversation_index = ?",
-                    arguments: [index.conversation(with: peer)])
-            else { return [] }
-            let low = Self.messageKey(conversation: conversation, sequence: 0)
-            let high = Self.messageKey(conversation: conversation + 1, sequence: 0)
+            guard let range = try conversationRange(with: peer, in: db) else { return [] }
+            let (low, high) = (range.lowerBound, range.upperBound)
             var changed: [(id: [UInt8], was: MessageState)] = []
             for id in messageIDs {
                 guard
@@ -121,6 +116,87 @@ extension Store {
         return changed
     }
 
+    /// The peers with outbox entries due by `now`.
+    public func peersWithDueOutbox(dueBy now: UInt64) throws -> Set<PeerID> {
+        let rows = try pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT c.id AS conversation_id, c.sealed_details FROM conversations c
+                    WHERE c.pk IN (SELECT DISTINCT m.pk >> 32 FROM outbox o JOIN messages m ON m.pk = o.message_pk
+                                   WHERE o.next_try <= ?)
+                    """,
+                arguments: [Int64(clamping: now)])
+        }
+        return Set(try rows.map(conversationPeer))
+    }
+
+    /// How many messages wait in the outbox.
+    public func outboxCount() throws -> Int {
+        try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox") ?? 0 }
+    }
+
+    /// Puts off `peer`'s due outbox entries until `until` (the peer could not be reached, or its
+    /// bundle not fetched: not an attempt).
+    public func deferOutbox(for peer: PeerID, until: UInt64) throws {
+        try write { db in
+            guard let range = try conversationRange(with: peer, in: db) else { return }
+            try db.execute(
+                sql: """
+                    UPDATE outbox SET next_try = ? WHERE next_try < ?
+                    AND message_pk >= ? AND message_pk < ?
+                    """,
+                arguments: [Int64(clamping: until), Int64(clamping: until), range.lowerBound, range.upperBound])
+        }
+    }
+
+    /// Takes `peer`'s messages out of the outbox and marks them `failed` (the peer was blocked or
+    /// removed). Returns their ids.
+    @discardableResult
+    public func failOutbox(for peer: PeerID) throws -> [[UInt8]] {
+        let ids = try write { db -> [[UInt8]] in
+            guard let range = try conversationRange(with: peer, in: db) else { return [] }
+            let ids = try Data.fetchAll(
+                db,
+                sql: """
+                    SELECT m.id FROM outbox o JOIN messages m ON m.pk = o.message_pk
+                    WHERE o.message_pk >= ? AND o.message_pk < ? ORDER BY o.pk
+                    """,
+                arguments: [range.lowerBound, range.upperBound])
+            try db.execute(
+                sql: """
+                    UPDATE messages SET state = ? WHERE pk IN
+                    (SELECT message_pk FROM outbox WHERE message_pk >= ? AND message_pk < ?)
+                    """,
+                arguments: [MessageState.failed.rawValue, range.lowerBound, range.upperBound])
+            try db.execute(
+                sql: "DELETE FROM outbox WHERE message_pk >= ? AND message_pk < ?",
+                arguments: [range.lowerBound, range.upperBound])
+            return ids.map { Array($0) }
+        }
+        if !ids.isEmpty { pages.invalidate(index.conversation(with: peer)) }
+        return ids
+    }
+
+    /// The peer could not decrypt what was sent to it: drops the sessions with `peer` and empties
+    /// every outbox entry for it (due at once), so that they are encrypted again, from their
+    /// stored text, in a new session. One transaction.
+    public func restartSessions(with peer: PeerID, now: UInt64) throws {
+        try write { db in
+            guard let range = try conversationRange(with: peer, in: db) else { return }
+            try writeSessions([], of: PeerSessions(), peer: peer, contact: try contactPK(peer, in: db), in: db)
+            let rows = try Data.fetchAll(
+                db, sql: "SELECT id FROM outbox WHERE message_pk >= ? AND message_pk < ?",
+                arguments: [range.lowerBound, range.upperBound])
+            let update = try db.cachedStatement(
+                sql: "UPDATE outbox SET sealed_ciphertext = ?, next_try = ? WHERE id = ?")
+            for id in rows {
+                let empty = try sealer.seal([], table: "outbox", column: "sealed_ciphertext", rowID: Array(id))
+                try update.execute(arguments: [empty, Int64(clamping: now), id])
+            }
+        }
+    }
+
     /// The stored message with this id, and the peer of its conversation.
     public func message(id: [UInt8]) throws -> (message: StoredMessage, peer: PeerID)? {
         let row = try pool.read { db in
@@ -133,11 +209,7 @@ extension Store {
                 arguments: [Data(id)])
         }
         guard let row else { return nil }
-        let details = try sealer.open(
-            row["sealed_details"], table: "conversations", column: "sealed_details",
-            rowID: Array(row["conversation_id"] as Data))
-        guard let peer = try? PeerID(bytes: details) else { throw StoreError.damagedRow(table: "conversations") }
-        return (try decodeMessage(row), peer)
+        return (try decodeMessage(row), try conversationPeer(row))
     }
 
     // MARK: - Receiving
@@ -190,15 +262,9 @@ extension Store {
     /// ids (for the read receipt), oldest first.
     public func markRead(from peer: PeerID) throws -> [[UInt8]] {
         let ids = try write { db -> [[UInt8]] in
-            guard
-                let conversation = try Int64.fetchOne(
-                    db, sql: "SELECT pk FROM conversations WHERE conversation_index = ?",
-                    arguments: [index.conversation(with: peer)])
-            else { return [] }
+            guard let keys = try conversationRange(with: peer, in: db) else { return [] }
             let range: [any DatabaseValueConvertible] = [
-                MessageDirection.received.rawValue, MessageState.read.rawValue,
-                Self.messageKey(conversation: conversation, sequence: 0),
-                Self.messageKey(conversation: conversation + 1, sequence: 0),
+                MessageDirection.received.rawValue, MessageState.read.rawValue, keys.lowerBound, keys.upperBound,
             ]
             let ids = try Data.fetchAll(
                 db,

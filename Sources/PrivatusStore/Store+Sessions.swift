@@ -114,6 +114,18 @@ extension Store {
 
     /// The outbox entries due by `now` (Unix milliseconds), oldest first.
     public func outbox(dueBy now: UInt64, limit: Int = 100) throws -> [OutboxItem] {
+        try outbox(where: "o.next_try <= ?", arguments: [Int64(clamping: now)], limit: limit)
+    }
+
+    /// `peer`'s outbox entries due by `now`, oldest first.
+    public func outbox(for peer: PeerID, dueBy now: UInt64, limit: Int = 100) throws -> [OutboxItem] {
+        guard let range = try pool.read({ db in try conversationRange(with: peer, in: db) }) else { return [] }
+        return try outbox(
+            where: "o.next_try <= ? AND m.pk >= ? AND m.pk < ?",
+            arguments: [Int64(clamping: now), range.lowerBound, range.upperBound], limit: limit)
+    }
+
+    func outbox(where condition: String, arguments: [any DatabaseValueConvertible], limit: Int) throws -> [OutboxItem] {
         let rows = try pool.read { db in
             try Row.fetchAll(
                 db,
@@ -122,24 +134,41 @@ extension Store {
                            c.id AS conversation_id, c.sealed_details
                     FROM outbox o JOIN messages m ON m.pk = o.message_pk
                     JOIN conversations c ON c.pk = (m.pk >> 32)
-                    WHERE o.next_try <= ? ORDER BY o.pk LIMIT ?
+                    WHERE \(condition) ORDER BY o.pk LIMIT ?
                     """,
-                arguments: [Int64(clamping: now), limit])
+                arguments: StatementArguments(arguments + [limit]))
         }
         return try rows.map { row in
-            let details = try sealer.open(
-                row["sealed_details"], table: "conversations", column: "sealed_details",
-                rowID: Array(row["conversation_id"] as Data))
-            guard let peer = try? PeerID(bytes: details) else { throw StoreError.damagedRow(table: "conversations") }
-            return OutboxItem(
+            OutboxItem(
                 messageID: Array(row["message_id"] as Data),
-                peer: peer,
+                peer: try conversationPeer(row),
                 ciphertext: try sealer.open(
                     row["sealed_ciphertext"], table: "outbox", column: "sealed_ciphertext",
                     rowID: Array(row["id"] as Data)),
                 attempts: row["attempts"],
                 nextTry: UInt64(row["next_try"] as Int64))
         }
+    }
+
+    /// The peer of a 1:1 conversation row (columns `conversation_id`, `sealed_details`).
+    func conversationPeer(_ row: Row) throws -> PeerID {
+        let details = try sealer.open(
+            row["sealed_details"], table: "conversations", column: "sealed_details",
+            rowID: Array(row["conversation_id"] as Data))
+        guard let peer = try? PeerID(bytes: details) else { throw StoreError.damagedRow(table: "conversations") }
+        return peer
+    }
+
+    /// The message keys of the conversation with `peer`, if it exists.
+    func conversationRange(with peer: PeerID, in db: Database) throws -> Range<Int64>? {
+        guard
+            let conversation = try Int64.fetchOne(
+                db, sql: "SELECT pk FROM conversations WHERE conversation_index = ?",
+                arguments: [index.conversation(with: peer)])
+        else { return nil }
+        return Self.messageKey(
+            conversation: conversation, sequence: 0)..<Self.messageKey(
+                conversation: conversation + 1, sequence: 0)
     }
 
     // MARK: - Settings

@@ -129,7 +129,7 @@ private func show(_ contacts: [ContactView], json: Bool, single: Bool) throws {
         return
     }
     for contact in contacts {
-        var line = "\(contact.name)  \(contact.peerId)  \(contact.state)"
+        var line = "\(Terminal.printable(contact.name))  \(contact.peerId)  \(contact.state)"
         if contact.verified { line += "  verified" }
         if contact.possibleImpersonation == true { line += "  POSSIBLE IMPERSONATION: same name as a contact" }
         print(line)
@@ -184,7 +184,9 @@ struct MessagesCommand: AsyncParsableCommand {
             }
             for message in messages {
                 let when = Date(timeIntervalSince1970: Double(message.sentAt) / 1000)
-                print("\(when.formatted(.iso8601))  \(message.from.prefix(8))  [\(message.state)]  \(message.text)")
+                print(
+                    "\(when.formatted(.iso8601))  \(message.from.prefix(8))  [\(message.state)]  "
+                        + Terminal.printable(message.text))
             }
         }
     }
@@ -220,9 +222,9 @@ struct WatchCommand: AsyncParsableCommand {
         let peer = event.peerId.map { String($0.prefix(8)) } ?? "?"
         switch event.type {
         case "watching": return "watching for events (Ctrl-C to stop)"
-        case "message": return "message from \(peer): \(event.text ?? "")"
+        case "message": return "message from \(peer): \(Terminal.printable(event.text ?? ""))"
         case "state": return "message \(event.id ?? "?") to \(peer): \(event.state ?? "?")"
-        case "request": return "message request from \(event.name ?? "?") (\(peer))"
+        case "request": return "message request from \(Terminal.printable(event.name ?? "?")) (\(peer))"
         default: return event.type
         }
     }

@@ -14,6 +14,26 @@ enum Terminal {
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 
+    /// Text from others (messages, names) made safe for a terminal line: control and format
+    /// characters (escape sequences, bidi overrides, zero-width characters) become U+FFFD and
+    /// line breaks "⏎", so a peer cannot rewrite the screen or fake another line.
+    static func printable(_ text: String) -> String {
+        var out = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            switch scalar.properties.generalCategory {
+            case .control, .format, .lineSeparator, .paragraphSeparator:
+                if scalar == "\n" {
+                    out.append(contentsOf: " ⏎ ".unicodeScalars)
+                } else {
+                    out.append("\u{FFFD}")
+                }
+            default:
+                out.append(scalar)
+            }
+        }
+        return String(out)
+    }
+
     static func printJSON(_ value: some Encodable) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -66,6 +66,22 @@ import Glibc
 
         func status() async throws -> NodeStatus { try await json(["status"]) }
 
+        /// Sets optional keys of the profile's config.json (before `start`).
+        func configure(_ settings: [String: Any]) throws {
+            let url = URL(fileURLWithPath: layout.configFile)
+            var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+            config.merge(settings) { $1 }
+            try JSONSerialization.data(withJSONObject: config).write(to: url)
+        }
+
+        /// A metric's current value in the node's in-process sampler.
+        func metric(_ name: String) async throws -> Double {
+            let (status, body) = try await ControlClient(layout: layout).get("/api/v1/samples")
+            #expect(status == 200)
+            let samples = try #require(try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])
+            return (samples["current"] as? [String: Double])?[name] ?? 0
+        }
+
         /// Polls `messages peer` until `done` holds for the list (at most ≈ 20 s).
         func messages(
             with peer: String, until done: ([MessageView]) -> Bool
@@ -170,6 +186,7 @@ import Glibc
         let alice = try await User("alice", in: scratch, cli: cli)
         // Mallory calls herself "alice" too.
         let mallory = try await User("mallory", name: "alice", in: scratch, cli: cli)
+        try mallory.configure(["retryInitialSeconds": 1, "retryMaximumSeconds": 1])
         try await bob.start()
         try await alice.start()
         try await mallory.start()
@@ -181,7 +198,8 @@ import Glibc
         // Mallory, a stranger to Bob, writes to him: a request, flagged because the name she
         // gives ("alice") is the name of one of Bob's contacts.
         _ = try await mallory.json(["contacts", "add", bobInvite, "--name", "bob"], as: ContactView.self)
-        _ = try await mallory.json(["send", "bob", "it is me"], as: SendResult.self)
+        let disguised = "it is me\u{1B}]52;c;cHduZWQ=\u{07}\u{1B}[2J"
+        _ = try await mallory.json(["send", "bob", disguised], as: SendResult.self)
         _ = try await mallory.messages(with: "bob") { $0.last?.state == "delivered" }
         let requests: [ContactView] = try await bob.json(["contacts", "requests"])
         #expect(requests.count == 1)
@@ -194,13 +212,23 @@ import Glibc
         let blocked: ContactView = try await bob.json(["contacts", "block", malloryID])
         #expect(blocked.state == "blocked")
         _ = try await mallory.json(["send", "bob", "let me in"], as: SendResult.self)
-        _ = try await mallory.messages(with: "bob") { $0.last?.state == "sent" }
+        // Her node tries again (once a second here) and is never answered: three attempts
+        // are her first message, this one, and a retry of it.
+        for _ in 0..<200 where try await mallory.metric("privatus_chat_send_attempts_total") < 3 {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(try await mallory.metric("privatus_chat_send_attempts_total") >= 3)
         // Alice's message, sent after Mallory's went out, arrives: Bob's node is not stuck.
         _ = try await alice.json(["contacts", "add", bobInvite, "--name", "bob"], as: ContactView.self)
         _ = try await alice.json(["send", "bob", "hello from alice"], as: SendResult.self)
         _ = try await alice.messages(with: "bob") { $0.last?.state == "delivered" }
         let fromMallory: [MessageView] = try await bob.json(["messages", malloryID])
-        #expect(fromMallory.map(\.text) == ["it is me"])
+        #expect(fromMallory.map(\.text) == [disguised], "stored and shown to scripts exactly")
+        // On a terminal, her escape sequences are defused.
+        let human = try await bob.run(["messages", malloryID])
+        #expect(human.status == 0)
+        #expect(!human.stdout.contains("\u{1B}") && !human.stdout.contains("\u{07}"))
+        #expect(human.stdout.contains("it is me\u{FFFD}]52;c;cHduZWQ=\u{FFFD}\u{FFFD}[2J"))
         let malloryView: [MessageView] = try await mallory.json(["messages", "bob"])
         #expect(malloryView.map(\.state) == ["delivered", "sent"])
 
@@ -260,5 +288,49 @@ import Glibc
         #expect(received.last?.id == sent.id)
         let states = try events(aliceEvents.stdout).filter { $0.id == sent.id }
         #expect(states.map(\.state) == ["sent", "delivered"], "\(aliceEvents.stdout)")
+    }
+
+    @Test func aRemovedContactsNextMessageArrivesAsARequestAndBlockingFailsWhatWaitsForThePeer() async throws {
+        defer { scratch.remove() }
+        let alice = try await User("alice", in: scratch, cli: cli)
+        let bob = try await User("bob", in: scratch, cli: cli)
+        try await alice.start()
+        try await bob.start()
+        let aliceID = try await alice.status().peerId
+        let bobInvite = try #require(try await bob.status().invite)
+        let aliceInvite = try #require(try await alice.status().invite)
+        _ = try await alice.json(["contacts", "add", bobInvite, "--name", "bob"], as: ContactView.self)
+        _ = try await bob.json(["contacts", "add", aliceInvite, "--name", "alice"], as: ContactView.self)
+        _ = try await alice.json(["send", "bob", "one"], as: SendResult.self)
+        _ = try await alice.messages(with: "bob") { $0.last?.state == "delivered" }
+        _ = try await bob.json(["send", "alice", "two"], as: SendResult.self)
+        _ = try await bob.messages(with: "alice") { $0.last?.state == "delivered" }
+
+        // Bob removes Alice: his sessions with her go. Her next message, on her old session,
+        // cannot be decrypted; his node says so, hers starts a new session and sends it again,
+        // and it arrives as a request.
+        _ = try await bob.json(["contacts", "remove", "alice"], as: ContactView.self)
+        let contacts: [ContactView] = try await bob.json(["contacts", "list"])
+        #expect(contacts.isEmpty)
+        let three: SendResult = try await alice.json(["send", "bob", "three"])
+        let after = try await alice.messages(with: "bob") { $0.last?.state == "delivered" }
+        #expect(after.last?.id == three.id && after.last?.state == "delivered")
+        #expect(try await alice.metric("privatus_chat_session_restarts_total") == 1)
+        let requests: [ContactView] = try await bob.json(["contacts", "requests"])
+        #expect(requests.map(\.peerId) == [aliceID])
+        let kept: [MessageView] = try await bob.json(["messages", aliceID])
+        #expect(kept.map(\.text) == ["one", "two", "three"], "the conversation stayed; the new message joined it")
+
+        // Bob accepts her again and writes while her node is down: queued. Blocking her then
+        // fails it, and it is never sent.
+        _ = try await bob.json(["contacts", "accept", aliceID], as: ContactView.self)
+        try await alice.stop()
+        let four: SendResult = try await bob.json(["send", aliceID, "four"])
+        let blocked: ContactView = try await bob.json(["contacts", "block", aliceID])
+        #expect(blocked.state == "blocked")
+        let bobView: [MessageView] = try await bob.json(["messages", aliceID])
+        #expect(bobView.last?.id == four.id && bobView.last?.state == "failed")
+        #expect(try await bob.status().queued == 0)
+        try await bob.stop()
     }
 }

@@ -97,6 +97,14 @@ import Glibc
         let current = try #require(sampled["current"] as? [String: Double])
         #expect(current["privatus_prekeys_one_time"] == 100, "the node's fresh prekeys, as a gauge")
         #expect(try await client.get("/api/v1/samples", authorized: false).status == 401)
+        // Every endpoint is behind the token, the contacts and chat ones included.
+        for (method, path) in [
+            ("GET", "/api/v1/contacts"), ("GET", "/api/v1/contacts/requests"), ("POST", "/api/v1/contacts"),
+            ("POST", "/api/v1/contacts/alice/block"), ("POST", "/api/v1/messages"), ("GET", "/api/v1/messages?peer=a"),
+            ("POST", "/api/v1/messages/read"), ("GET", "/api/v1/events"),
+        ] {
+            #expect(try await client.request(method, path, authorized: false).status == 401, "\(method) \(path)")
+        }
         node.child.send(SIGTERM)
         _ = try await node.wait(timeout: .seconds(30))
     }

@@ -109,13 +109,19 @@ public struct PrekeyStore: Sendable {
     /// The bundle to publish; with `withOneTimePrekey`, one unused one-time prekey (handed out by
     /// the owner's node to one requester; it stays usable until a first message consumes it).
     public func bundle(keys: IdentityKeys, withOneTimePrekey: Bool) -> PrekeyBundle {
+        bundle(keys: keys, oneTimePrekeyNotIn: withOneTimePrekey ? [] : nil)
+    }
+
+    /// The bundle to publish with the lowest unused one-time prekey whose id is not in
+    /// `handedOut` (none when all are, or when `handedOut` is nil): a node gives each requester a
+    /// key no other requester got.
+    public func bundle(keys: IdentityKeys, oneTimePrekeyNotIn handedOut: Set<UInt32>?) -> PrekeyBundle {
         let current = generations.last!
-        let oneTimePrekey =
-            withOneTimePrekey
-            ? oneTime.min { $0.key < $1.key }.map {
+        let oneTimePrekey = handedOut.flatMap { handedOut in
+            oneTime.filter { !handedOut.contains($0.key) }.min { $0.key < $1.key }.map {
                 OneTimePrekey(id: $0.key, publicKey: Array($0.value.publicKey.rawRepresentation))
             }
-            : nil
+        }
         return PrekeyBundle(
             identityKey: keys.identity.publicKey,
             identityDH: keys.publicIdentity.identityDH,

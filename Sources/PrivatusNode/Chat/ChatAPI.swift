@@ -172,14 +172,19 @@ extension Messenger {
     }
 
     func views(of state: ContactState) throws -> [ContactView] {
-        try contacts(state).map(view(of:))
+        let impersonates = try impersonationCheck()
+        return try contacts(state).map { try view(of: $0, impersonates: impersonates) }
     }
 
     func view(of contact: Contact) throws -> ContactView {
+        try view(of: contact, impersonates: try impersonationCheck())
+    }
+
+    func view(of contact: Contact, impersonates: (Contact) -> Bool) throws -> ContactView {
         ContactView(
             peerId: contact.peerID.hex, name: contact.name, verified: contact.verified, lastSeen: contact.lastSeen,
             state: Self.stateName(contact.state), safetyNumber: try safetyNumber(of: contact)?.digits,
-            possibleImpersonation: contact.state == .request ? try possibleImpersonation(contact) : nil,
+            possibleImpersonation: contact.state == .request ? impersonates(contact) : nil,
             addresses: contact.addresses)
     }
 

@@ -1,3 +1,4 @@
+import NIOCore
 import PrivatusCore
 
 /// An invite: the PeerID to add and where its node listens,
@@ -84,6 +85,9 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// The address, when the host is an IP literal (nil for a host name).
+    public var socketAddress: SocketAddress? { try? SocketAddress(ipAddress: host, port: port) }
 }
 
 extension StringProtocol {

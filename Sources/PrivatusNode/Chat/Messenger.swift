@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Metrics
 import NIOCore
+import NIOPosix
 import PrivatusCore
 import PrivatusCrypto
 import PrivatusNet
@@ -43,6 +44,14 @@ public actor Messenger {
     /// The addresses the last hello of each linked peer named, for a peer that becomes a
     /// contact or request after its hello (at most ``maximumRememberedHellos`` peers).
     private var helloAddresses: [PeerID: [String]] = [:]
+    /// Bumped when sessions with a peer restart: a delivery in progress stops sending what it
+    /// read before.
+    private var sessionGenerations: [PeerID: Int] = [:]
+    /// When sessions with each peer last restarted (Unix ms): at most one restart per retry
+    /// interval, so the peer's answers about the old session do not restart the new one.
+    private var lastRestart: [PeerID: UInt64] = [:]
+    /// One-time prekeys handed out since start: each goes to one requester.
+    private var handedOutPrekeys: Set<UInt32> = []
     static let maximumRememberedHellos = 1_024
     let counters = ChatCounters()
     /// What `watch` shows.
@@ -105,13 +114,35 @@ public actor Messenger {
         try store.contacts().filter { $0.state == state }
     }
 
-    /// Whether a request's display name equals (ignoring case) that of an existing contact
-    /// with another PeerID: shown as a possible impersonation.
+    /// Whether a request's display name looks like that of an existing contact with another
+    /// PeerID (compared after ``comparable(_:)``): shown as a possible impersonation.
     public func possibleImpersonation(_ request: Contact) throws -> Bool {
-        let name = request.name.lowercased()
-        return try store.contacts().contains {
-            $0.state == .contact && $0.peerID != request.peerID && $0.name.lowercased() == name
+        try impersonationCheck()(request)
+    }
+
+    /// A check of requests against the contacts as they are now (read once for many requests).
+    func impersonationCheck() throws -> (Contact) -> Bool {
+        let contacts = try store.contacts().filter { $0.state == .contact }
+        let names = Dictionary(grouping: contacts, by: { Self.comparable($0.name) }).mapValues { Set($0.map(\.peerID)) }
+        return { request in
+            guard let holders = names[Self.comparable(request.name)] else { return false }
+            return !holders.subtracting([request.peerID]).isEmpty
         }
+    }
+
+    /// A name as compared for impersonation: compatibility-normalized (NFKC), case, width and
+    /// diacritics folded, without whitespace, control or format characters ("Alice", "alice ",
+    /// "ａｌｉｃｅ" and "ali\u{200B}ce" compare equal). Look-alike letters of other scripts
+    /// (Cyrillic "а" for Latin "a") are not caught: that needs Unicode's confusables data.
+    static func comparable(_ name: String) -> String {
+        let folded = name.precomposedStringWithCompatibilityMapping.folding(
+            options: [.caseInsensitive, .diacriticInsensitive, .widthInsensitive], locale: nil)
+        return String(
+            String.UnicodeScalarView(
+                folded.unicodeScalars.filter { scalar in
+                    !scalar.properties.isWhitespace
+                        && ![.control, .format].contains(scalar.properties.generalCategory)
+                }))
     }
 
     /// Finds a contact, request or blocked peer by PeerID or (for contacts) by name.
@@ -134,14 +165,27 @@ public actor Messenger {
         contact.state = state
         try store.saveContact(contact)
         if state == .contact, !wasContact { greetIfLinked(contact.peerID) }
+        if state == .blocked { failOutbox(for: contact.peerID) }
         return contact
     }
 
     /// Removes a contact (its sessions go, the conversation stays).
     public func remove(_ reference: String) throws -> Contact {
         let contact = try resolve(reference)
+        failOutbox(for: contact.peerID)
         try store.removeContact(contact.peerID)
         return contact
+    }
+
+    /// Nothing more goes to a blocked or removed peer: what waits for it becomes `failed`.
+    private func failOutbox(for peer: PeerID) {
+        do {
+            for id in try store.failOutbox(for: peer) {
+                events.publish(NodeEvent(type: "state", id: Hex.encode(id), peerId: peer.hex, state: "failed"))
+            }
+        } catch {
+            logger.debug("outbox not cleared", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Marks a contact verified when `safetyNumber` is the safety number of the two identities
@@ -225,9 +269,9 @@ public actor Messenger {
 
     /// Tries every peer with messages due in the outbox (the scheduler calls it periodically).
     public func deliverDue() {
-        if let waiting = try? store.outbox(dueBy: .max, limit: 100_000) { counters.outbox.record(waiting.count) }
-        guard let due = try? store.outbox(dueBy: Self.unixMilliseconds(), limit: 1_000) else { return }
-        for peer in Set(due.map(\.peer)) { scheduleDelivery(to: peer) }
+        if let waiting = try? store.outboxCount() { counters.outbox.record(waiting) }
+        guard let peers = try? store.peersWithDueOutbox(dueBy: Self.unixMilliseconds()) else { return }
+        for peer in peers { scheduleDelivery(to: peer) }
     }
 
     func scheduleDelivery(to peer: PeerID) {
@@ -240,19 +284,37 @@ public actor Messenger {
     }
 
     /// Sends `peer`'s due outbox entries in order over its link (dialling it if needed), stopping
-    /// at the first that cannot go: a later message must not overtake an earlier one.
+    /// at the first that cannot go: a later message must not overtake an earlier one. A peer that
+    /// cannot be reached, or whose bundle cannot be fetched, is tried again a retry interval later.
     private func deliver(to peer: PeerID) async {
         defer {
             delivering.remove(peer)
             if redeliver.remove(peer) != nil { scheduleDelivery(to: peer) }
         }
         do {
-            let due = try store.outbox(dueBy: Self.unixMilliseconds(), limit: 1_000).filter { $0.peer == peer }
-            guard !due.isEmpty, let link = await link(to: peer) else { return }
+            // Only contacts are written to: a blocked or removed peer's messages left the outbox.
+            guard try store.contact(peer)?.state == .contact else { return }
+            let due = try store.outbox(for: peer, dueBy: Self.unixMilliseconds(), limit: 1_000)
+            guard !due.isEmpty else { return }
+            guard let link = await link(to: peer) else {
+                try store.deferOutbox(for: peer, until: Self.unixMilliseconds() + firstRetryInterval)
+                return
+            }
+            let generation = sessionGenerations[peer, default: 0]
             for item in due {
+                // Sessions restarted meanwhile: what was read before is stale (a new delivery
+                // follows).
+                guard sessionGenerations[peer, default: 0] == generation else { return }
                 var bytes = item.ciphertext
                 if bytes.isEmpty {
-                    guard let sealed = try await sealAwaitingSession(item, over: link) else { return }
+                    let sealed: [UInt8]?
+                    do {
+                        sealed = try await sealAwaitingSession(item, over: link)
+                    } catch {
+                        try store.deferOutbox(for: peer, until: Self.unixMilliseconds() + firstRetryInterval)
+                        throw error
+                    }
+                    guard let sealed else { continue }
                     bytes = sealed
                 }
                 try await link.send(LinkMessage(stream: .chat, bytes: bytes))
@@ -268,6 +330,21 @@ public actor Messenger {
         } catch {
             logger.debug("delivery stopped", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// The peer could not decrypt messages it was sent (it lost or removed the session, or
+    /// refused a first message): when they are still in the outbox, drop the sessions and send
+    /// them again in a new one.
+    private func peerCouldNotDecrypt(_ ids: [[UInt8]], from peer: PeerID) throws {
+        let waiting = Set(try store.outbox(for: peer, dueBy: .max, limit: 10_000).map(\.messageID))
+        guard ids.contains(where: waiting.contains) else { return }
+        let now = Self.unixMilliseconds()
+        if let last = lastRestart[peer], now - last < firstRetryInterval { return }
+        lastRestart[peer] = now
+        try store.restartSessions(with: peer, now: now)
+        sessionGenerations[peer, default: 0] += 1
+        counters.restarts.increment()
+        scheduleDelivery(to: peer)
     }
 
     /// Encrypts a message that was queued before there was a session: fetches the peer's bundle,
@@ -333,15 +410,23 @@ public actor Messenger {
 
     // MARK: - Links
 
-    /// The open link to `peer`, or a new one dialled at its known addresses (in order).
+    /// The open link to `peer`, or a new one dialled at its known addresses (in order). A host
+    /// name (from an invite) is resolved on NIO's blocking-work pool, never on this actor.
     private func link(to peer: PeerID) async -> Link? {
         guard let links else { return nil }
         if let open = await links.link(to: peer) { return open }
-        guard let contact = try? store.contact(peer) else { return nil }
+        guard let contact = try? store.contact(peer), contact.state == .contact else { return nil }
         for address in contact.addresses {
             guard let target = HostPort(parsing: address) else { continue }
             do {
-                let socket = try SocketAddress.makeAddressResolvingHost(target.host, port: target.port)
+                let socket: SocketAddress
+                if let literal = target.socketAddress {
+                    socket = literal
+                } else {
+                    socket = try await NIOThreadPool.singleton.runIfActive {
+                        try SocketAddress.makeAddressResolvingHost(target.host, port: target.port)
+                    }
+                }
                 return try await links.connect(to: peer, at: socket)
             } catch {
                 logger.debug("dial failed", metadata: ["error": "\(error)"])
@@ -385,8 +470,10 @@ public actor Messenger {
         } catch {
             logger.debug("contact update failed", metadata: ["error": "\(error)"])
         }
-        if isContact { sendHello(over: link) }
-        scheduleDelivery(to: peer.peerID)
+        if isContact {
+            sendHello(over: link)
+            scheduleDelivery(to: peer.peerID)
+        }
     }
 
     /// Tells a contact where this node listens. Only contacts hear it: a stranger who reaches
@@ -414,7 +501,8 @@ public actor Messenger {
                 try receiveHello(hello, from: peer)
             case .bundleRequest(let request):
                 guard try store.contact(peer.peerID)?.state != .blocked else { return }
-                let bundle = prekeys.bundle(keys: keys, withOneTimePrekey: true)
+                let bundle = prekeys.bundle(keys: keys, oneTimePrekeyNotIn: handedOutPrekeys)
+                if let oneTime = bundle.oneTimePrekey { handedOutPrekeys.insert(oneTime.id) }
                 let response = BundleResponse.with {
                     $0.requestID = request.requestID
                     $0.bundle = bundle.wire
@@ -431,21 +519,28 @@ public actor Messenger {
             case .chatMessage(let chat):
                 try receiveChat(chat, from: peer, over: link)
             case .receipt(let receipt):
-                let state: MessageState = receipt.state == .read ? .read : .delivered
-                guard receipt.state == .delivered || receipt.state == .read else { return }
-                let changed = try store.applyReceipt(
-                    receipt.messageIds.map { Array($0) }, state: state, from: peer.peerID)
-                counters.receipts.increment(by: changed.count)
-                for (id, was) in changed {
-                    // State events walk queued → sent → delivered → read without a gap: a receipt
-                    // that beat the record of the attempt still shows `sent` first.
-                    let steps: [MessageState] =
-                        (was == .queued ? [.sent] : []) + (state == .read && was != .delivered ? [.delivered] : [])
-                        + [state]
-                    for step in steps {
-                        events.publish(
-                            NodeEvent(type: "state", id: Hex.encode(id), peerId: peer.peerID.hex, state: step.name))
+                guard try store.contact(peer.peerID)?.state == .contact else { return }
+                let ids = receipt.messageIds.map { Array($0) }
+                switch receipt.state {
+                case .undecryptable:
+                    try peerCouldNotDecrypt(ids, from: peer.peerID)
+                case .delivered, .read:
+                    let state: MessageState = receipt.state == .read ? .read : .delivered
+                    let changed = try store.applyReceipt(ids, state: state, from: peer.peerID)
+                    counters.receipts.increment(by: changed.count)
+                    for (id, was) in changed {
+                        // State events walk queued → sent → delivered → read without a gap: a
+                        // receipt that beat the record of the attempt still shows `sent` first.
+                        let steps: [MessageState] =
+                            (was == .queued ? [.sent] : []) + (state == .read && was != .delivered ? [.delivered] : [])
+                            + [state]
+                        for step in steps {
+                            events.publish(
+                                NodeEvent(type: "state", id: Hex.encode(id), peerId: peer.peerID.hex, state: step.name))
+                        }
                     }
+                default:
+                    break
                 }
             case .ping, .pong, .errorReply, .signedObject:
                 break
@@ -458,7 +553,8 @@ public actor Messenger {
     }
 
     private func receiveHello(_ hello: Hello, from peer: LinkPeer) throws {
-        let addresses = hello.listenAddresses.filter { HostPort(parsing: $0) != nil }
+        // IP literals only: a peer's hello never makes this node resolve a name.
+        let addresses = hello.listenAddresses.filter { HostPort(parsing: $0)?.socketAddress != nil }
         guard !addresses.isEmpty else { return }
         if helloAddresses.count >= Self.maximumRememberedHellos, helloAddresses[peer.peerID] == nil {
             helloAddresses.removeAll()
@@ -477,28 +573,36 @@ public actor Messenger {
             acknowledge([id], over: link)
             return
         }
+        guard chat.sealed.count <= Self.maximumSealedBytes else { throw ChatError.malformedContent }
         let sealed = Array(chat.sealed)
         let now = Self.unixSeconds()
         var ratchetKeys = SystemRatchetKeys()
-        var sessions = existing == nil ? PeerSessions() : try store.sessions(with: peer.peerID)
+        var sessions = PeerSessions()
         var updatedPrekeys: PrekeyStore?
         let plaintext: [UInt8]
-        if chat.sessionStart {
-            let accepted = try prekeys.acceptingInitialMessage(sealed, keys: keys, now: now, ratchetKeys: &ratchetKeys)
-            // The session's initiator must be the identity that authenticated the link.
-            guard accepted.initiator.peerID == peer.peerID else { throw ChatError.wrongInitiator }
-            sessions = sessions.adding(accepted.session)
-            updatedPrekeys = accepted.store
-            plaintext = accepted.plaintext
-        } else {
-            guard existing != nil else { throw ChatError.noSession }
-            let ratchet = try RatchetMessage(decoding: sealed)
-            let decrypted = try sessions.decrypting(
-                ratchet, now: now, keys: &ratchetKeys,
-                skippedKeyAllowance: try store.skippedKeyAllowance(for: peer.peerID)
-            )
-            sessions = decrypted.sessions
-            plaintext = decrypted.plaintext
+        do {
+            if existing != nil { sessions = try store.sessions(with: peer.peerID) }
+            if chat.sessionStart {
+                let accepted = try prekeys.acceptingInitialMessage(
+                    sealed, keys: keys, now: now, ratchetKeys: &ratchetKeys)
+                // The session's initiator must be the identity that authenticated the link.
+                guard accepted.initiator.peerID == peer.peerID else { throw ChatError.wrongInitiator }
+                sessions = sessions.adding(accepted.session)
+                updatedPrekeys = accepted.store
+                plaintext = accepted.plaintext
+            } else {
+                guard existing != nil else { throw ChatError.noSession }
+                let ratchet = try RatchetMessage(decoding: sealed)
+                let decrypted = try sessions.decrypting(
+                    ratchet, now: now, keys: &ratchetKeys,
+                    skippedKeyAllowance: try store.skippedKeyAllowance(for: peer.peerID))
+                sessions = decrypted.sessions
+                plaintext = decrypted.plaintext
+            }
+        } catch {
+            // The sender starts a new session and sends it again (it stays in its outbox).
+            reply(.receipt(Receipt(messageIDs: [id], state: .undecryptable)), on: .chat, over: link)
+            throw error
         }
         let content = try ChatContent(serializedBytes: plaintext)
         guard content.version == 1, !content.text.isEmpty, content.text.utf8.count <= ChatContent.maximumTextBytes,
@@ -577,11 +681,20 @@ public actor Messenger {
         return (new + old).filter { seen.insert($0).inserted }.prefix(Contact.maximumAddresses).map { $0 }
     }
 
+    /// 1 to 64 bytes, without control or format characters (bidi overrides, zero-width joiners
+    /// and the like could disguise a name) and not only whitespace.
     static func checkName(_ name: String) throws {
         guard !name.isEmpty, name.utf8.count <= ChatContent.maximumNameBytes,
-            !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+            !name.unicodeScalars.contains(where: { [.control, .format].contains($0.properties.generalCategory) }),
+            name.contains(where: { !$0.isWhitespace })
         else { throw ChatError.badName }
     }
+
+    /// The largest `sealed` a valid chat message has: a PQXDH header and a ratchet message whose
+    /// padded plaintext holds the longest text and name (and the content's own framing).
+    static let maximumSealedBytes =
+        InitialHeader.encodedSize + RatchetHeader.encodedSize
+        + Padding.bucket(for: ChatContent.maximumTextBytes + ChatContent.maximumNameBytes + 64) + 16
 
     /// A request's name: the one its sender gave, when usable, else a short PeerID.
     static func displayName(_ given: String, for peer: PeerID) -> String {
@@ -606,6 +719,8 @@ struct ChatCounters: Sendable {
     let refused = Counter(label: "privatus_chat_refused_total")
     /// Messages in the outbox.
     let outbox = Gauge(label: "privatus_chat_outbox")
+    /// Sessions with a peer dropped and started again because it could not decrypt.
+    let restarts = Counter(label: "privatus_chat_session_restarts_total")
     /// First messages recorded for the current signed prekey (alert near its early-rotation
     /// mark: a flood), and unused one-time prekeys.
     let replayCache = Gauge(label: "privatus_prekeys_replay_cache_entries")

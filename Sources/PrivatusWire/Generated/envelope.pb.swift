@@ -305,6 +305,10 @@ public nonisolated struct Privatus_Wire_V1_Receipt: Sendable {
     case unspecified // = 0
     case delivered // = 1
     case read // = 2
+
+    /// The receiver could not decrypt the messages (no session, a refused first message, a
+    /// session it lost): the sender starts a new session and encrypts them again.
+    case undecryptable // = 3
     case UNRECOGNIZED(Int)
 
     public init() {
@@ -316,6 +320,7 @@ public nonisolated struct Privatus_Wire_V1_Receipt: Sendable {
       case 0: self = .unspecified
       case 1: self = .delivered
       case 2: self = .read
+      case 3: self = .undecryptable
       default: self = .UNRECOGNIZED(rawValue)
       }
     }
@@ -325,6 +330,7 @@ public nonisolated struct Privatus_Wire_V1_Receipt: Sendable {
       case .unspecified: return 0
       case .delivered: return 1
       case .read: return 2
+      case .undecryptable: return 3
       case .UNRECOGNIZED(let i): return i
       }
     }
@@ -334,6 +340,7 @@ public nonisolated struct Privatus_Wire_V1_Receipt: Sendable {
       .unspecified,
       .delivered,
       .read,
+      .undecryptable,
     ]
 
   }
@@ -365,14 +372,14 @@ public nonisolated struct Privatus_Wire_V1_SignedObject: Sendable {
   public init() {}
 }
 
-/// Sent by each end as the first message on a new link's control stream: where the sender can be
-/// reached now. A peer that restarts on a new port is found again through it.
+/// Sent on a new link (and when the peer becomes a contact) to a peer that is a contact: where the
+/// sender can be reached now. A peer that restarts on a new port is found again through it.
 public nonisolated struct Privatus_Wire_V1_Hello: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// "host:port" (IPv6 hosts in brackets), at most 8 of at most 64 bytes each.
+  /// "ip:port" (IPv6 addresses in brackets; no host names), at most 8 of at most 64 bytes each.
   public var listenAddresses: [String] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -893,7 +900,7 @@ nonisolated extension Privatus_Wire_V1_Receipt: SwiftProtobuf.Message, SwiftProt
 }
 
 nonisolated extension Privatus_Wire_V1_Receipt.State: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0STATE_UNSPECIFIED\0\u{1}STATE_DELIVERED\0\u{1}STATE_READ\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0STATE_UNSPECIFIED\0\u{1}STATE_DELIVERED\0\u{1}STATE_READ\0\u{1}STATE_UNDECRYPTABLE\0")
 }
 
 nonisolated extension Privatus_Wire_V1_SignedObject: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
