@@ -28,6 +28,8 @@ public struct NodeSettings: Sendable {
     public var retryMaximum = Duration.seconds(15 * 60)
     /// Whether marking messages read sends read receipts.
     public var readReceipts = true
+    /// How long a message may wait for its receipt before it is `failed`.
+    public var deliveryDeadline = Duration.seconds(7 * 24 * 3600)
 
     public init(listen: [(host: String, port: Int)], ui: (host: String, port: Int)) {
         self.listen = listen
@@ -82,7 +84,8 @@ public final class Node: Service, Sendable {
         let messenger = try Messenger(
             store: store, keys: keys, name: profile.name,
             retry: (UInt64(settings.retryInitial.milliseconds), UInt64(settings.retryMaximum.milliseconds)),
-            readReceipts: settings.readReceipts, logger: logger)
+            readReceipts: settings.readReceipts, deliveryDeadline: UInt64(settings.deliveryDeadline.milliseconds),
+            logger: logger)
         let linkBox = LinkManagerBox()
         let links = ConnectionManager(
             local: LinkIdentity(identity: keys.identity, noiseStatic: keys.noiseStatic),

@@ -60,6 +60,8 @@ public struct ProfileConfig: Codable, Equatable, Sendable {
     public var retryMaximumSeconds: Int?
     /// Whether marking messages read tells their sender (default true).
     public var readReceipts: Bool?
+    /// How long a message may wait for its receipt before it is `failed` (default 7 days).
+    public var deliveryDeadlineSeconds: Int?
 
     public init(version: Int, listenPort: Int, uiPort: Int) {
         self.version = version
@@ -75,6 +77,7 @@ public struct ProfileConfig: Codable, Equatable, Sendable {
             && within(connectionBurst, 1...10_000) && within(connectionsPerSecond, 0.01...10_000)
             && within(retryInitialSeconds, 1...86_400) && within(retryMaximumSeconds, 1...7 * 86_400)
             && (retryInitialSeconds ?? 30) <= (retryMaximumSeconds ?? 900)
+            && within(deliveryDeadlineSeconds, 1...90 * 86_400)
     }
 
     /// Ports drawn at random from 20000–32767, below Linux's ephemeral range so they do not

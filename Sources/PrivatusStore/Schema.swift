@@ -10,7 +10,15 @@ enum Schema {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1", migrate: createVersion1)
+        migrator.registerMigration("v2", migrate: addOutboxDeadline)
         return migrator
+    }
+
+    /// v2: each outbox entry's delivery deadline (Unix ms; NULL: none), after which its message
+    /// is `failed` and the entry waits for `retry` (its `next_try` is then the largest value).
+    static func addOutboxDeadline(_ db: Database) throws {
+        try db.execute(sql: "ALTER TABLE outbox ADD COLUMN deadline INTEGER")
+        try db.execute(sql: "CREATE INDEX outbox_by_deadline ON outbox(deadline) WHERE deadline IS NOT NULL")
     }
 
     static func createVersion1(_ db: Database) throws {

@@ -18,10 +18,8 @@ extension Store {
     /// bundle is still to be fetched) as `queued`, with an empty outbox entry that
     /// ``commitSealed(messageID:peer:ciphertext:sessions:)`` fills in.
     public func queueAwaitingSession(
-        _ message: NewMessage, nextTry: UInt64, searchable: Bool = true
-    ) throws
-        -> StoredMessage
-    {
+        _ message: NewMessage, nextTry: UInt64, deadline: UInt64? = nil, searchable: Bool = true
+    ) throws -> StoredMessage {
         let prepared = try prepare([message], searchable: searchable)
         let outboxID = Self.newRowID()
         let empty = try sealer.seal([], table: "outbox", column: "sealed_ciphertext", rowID: outboxID)
@@ -30,10 +28,13 @@ extension Store {
             let stored = try insert(prepared, in: db)[0]
             try db.execute(
                 sql: """
-                    INSERT INTO outbox (id, message_pk, next_try, sealed_ciphertext)
-                    VALUES (?, (SELECT pk FROM messages WHERE id = ?), ?, ?)
+                    INSERT INTO outbox (id, message_pk, next_try, sealed_ciphertext, deadline)
+                    VALUES (?, (SELECT pk FROM messages WHERE id = ?), ?, ?, ?)
                     """,
-                arguments: [Data(outboxID), Data(stored.id), Int64(clamping: nextTry), empty])
+                arguments: [
+                    Data(outboxID), Data(stored.id), Int64(clamping: nextTry), empty,
+                    deadline.map { Int64(clamping: $0) },
+                ])
             return stored
         }
         invalidatePages(of: [message])
@@ -131,9 +132,69 @@ extension Store {
         return Set(try rows.map(conversationPeer))
     }
 
-    /// How many messages wait in the outbox.
+    /// How many messages wait in the outbox to be delivered (`failed` ones, waiting for a
+    /// retry, not counted).
     public func outboxCount() throws -> Int {
-        try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox") ?? 0 }
+        try pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox WHERE next_try < ?", arguments: [Self.neverDue]) ?? 0
+        }
+    }
+
+    /// The `next_try` of an entry whose message failed: never due until `retry`.
+    static let neverDue = Int64.max
+
+    /// Marks `failed` every message whose delivery deadline passed by `now`; their entries stay,
+    /// never due, for ``retry(messageID:now:deadline:)``. Returns their ids and peers.
+    public func failOverdue(now: UInt64) throws -> [(id: [UInt8], peer: PeerID)] {
+        let rows = try write { db -> [Row] in
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT m.pk, m.id AS message_id, c.id AS conversation_id, c.sealed_details
+                    FROM outbox o JOIN messages m ON m.pk = o.message_pk JOIN conversations c ON c.pk = (m.pk >> 32)
+                    WHERE o.deadline IS NOT NULL AND o.deadline <= ? AND o.next_try < ?
+                    """,
+                arguments: [Int64(clamping: now), Self.neverDue])
+            for row in rows {
+                let pk: Int64 = row["pk"]
+                try db.execute(
+                    sql: "UPDATE outbox SET next_try = ? WHERE message_pk = ?", arguments: [Self.neverDue, pk])
+                try db.execute(
+                    sql: "UPDATE messages SET state = ? WHERE pk = ?", arguments: [MessageState.failed.rawValue, pk])
+            }
+            return rows
+        }
+        let failed = try rows.map { (Array($0["message_id"] as Data), try conversationPeer($0)) }
+        for peer in Set(failed.map(\.1)) { pages.invalidate(index.conversation(with: peer)) }
+        return failed
+    }
+
+    /// Requeues a `failed` message that still has its outbox entry: `queued`, due at `now`, with
+    /// a new deadline and its attempts counted from zero. Returns its peer.
+    /// - Throws: ``StoreError/notFound`` when no failed message with this id waits for a retry
+    ///   (it was delivered, or its peer was blocked or removed).
+    public func retry(messageID: [UInt8], now: UInt64, deadline: UInt64?) throws -> PeerID {
+        let peer = try write { db -> PeerID in
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql: """
+                        SELECT m.pk, c.id AS conversation_id, c.sealed_details
+                        FROM outbox o JOIN messages m ON m.pk = o.message_pk JOIN conversations c ON c.pk = (m.pk >> 32)
+                        WHERE m.id = ? AND m.state = ?
+                        """,
+                    arguments: [Data(messageID), MessageState.failed.rawValue])
+            else { throw StoreError.notFound }
+            let pk: Int64 = row["pk"]
+            try db.execute(
+                sql: "UPDATE outbox SET next_try = ?, deadline = ?, attempts = 0 WHERE message_pk = ?",
+                arguments: [Int64(clamping: now), deadline.map { Int64(clamping: $0) }, pk])
+            try db.execute(
+                sql: "UPDATE messages SET state = ? WHERE pk = ?", arguments: [MessageState.queued.rawValue, pk])
+            return try conversationPeer(row)
+        }
+        pages.invalidate(index.conversation(with: peer))
+        return peer
     }
 
     /// Puts off `peer`'s due outbox entries until `until` (the peer could not be reached, or its
@@ -188,11 +249,16 @@ extension Store {
             let rows = try Data.fetchAll(
                 db, sql: "SELECT id FROM outbox WHERE message_pk >= ? AND message_pk < ?",
                 arguments: [range.lowerBound, range.upperBound])
+            // Failed entries are emptied too (a retry encrypts them in the new session) but stay
+            // never due.
             let update = try db.cachedStatement(
-                sql: "UPDATE outbox SET sealed_ciphertext = ?, next_try = ? WHERE id = ?")
+                sql: """
+                    UPDATE outbox SET sealed_ciphertext = ?,
+                    next_try = CASE WHEN next_try < ? THEN ? ELSE next_try END WHERE id = ?
+                    """)
             for id in rows {
                 let empty = try sealer.seal([], table: "outbox", column: "sealed_ciphertext", rowID: Array(id))
-                try update.execute(arguments: [empty, Int64(clamping: now), id])
+                try update.execute(arguments: [empty, Self.neverDue, Int64(clamping: now), id])
             }
         }
     }

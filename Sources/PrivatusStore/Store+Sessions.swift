@@ -89,6 +89,7 @@ extension Store {
         ciphertext: [UInt8],
         sessions: PeerSessions,
         nextTry: UInt64,
+        deadline: UInt64? = nil,
         searchable: Bool = true
     ) throws -> StoredMessage {
         let prepared = try prepare([message], searchable: searchable)
@@ -102,10 +103,13 @@ extension Store {
             let stored = try insert(prepared, in: db)[0]
             try db.execute(
                 sql: """
-                    INSERT INTO outbox (id, message_pk, next_try, sealed_ciphertext)
-                    VALUES (?, (SELECT pk FROM messages WHERE id = ?), ?, ?)
+                    INSERT INTO outbox (id, message_pk, next_try, sealed_ciphertext, deadline)
+                    VALUES (?, (SELECT pk FROM messages WHERE id = ?), ?, ?, ?)
                     """,
-                arguments: [Data(outboxID), Data(stored.id), Int64(nextTry), sealedCiphertext])
+                arguments: [
+                    Data(outboxID), Data(stored.id), Int64(clamping: nextTry), sealedCiphertext,
+                    deadline.map { Int64(clamping: $0) },
+                ])
             return stored
         }
         invalidatePages(of: [message])

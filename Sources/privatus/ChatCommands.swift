@@ -156,6 +156,24 @@ struct SendCommand: AsyncParsableCommand {
     }
 }
 
+/// `privatus retry <message-id>`: requeue a failed message.
+struct RetryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retry", abstract: "Queue a failed message again (delivered when its contact is reachable).")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The message id (32 hex digits, from `messages`).") var id: String
+    @Flag(name: .long, help: "Print {id, state}.") var json = false
+
+    func run() async throws {
+        _ = global.bootstrapLogging()
+        try await reportingFailures {
+            let result = try await ControlClient(layout: global.layout).call(
+                "POST", "/api/v1/messages/\(ControlClient.escape(id))/retry", as: SendResult.self)
+            if json { try Terminal.printJSON(result) } else { print("\(result.id) \(result.state)") }
+        }
+    }
+}
+
 /// `privatus messages <peer>`: a conversation, oldest to newest.
 struct MessagesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -9,7 +9,8 @@ struct Privatus: AsyncParsableCommand {
         abstract: "A decentralized, end-to-end encrypted peer-to-peer messenger.",
         subcommands: [
             InitCommand.self, IdCommand.self, PasswdCommand.self, RunCommand.self, StatusCommand.self,
-            ContactsCommand.self, SendCommand.self, MessagesCommand.self, WatchCommand.self, DbCommand.self,
+            ContactsCommand.self, SendCommand.self, RetryCommand.self, MessagesCommand.self, WatchCommand.self,
+            DbCommand.self,
             BackupCommand.self,
             BenchCommand.self, DemoCommand.self,
         ]

@@ -45,6 +45,7 @@ struct RunCommand: AsyncParsableCommand {
             if let value = config.retryInitialSeconds { settings.retryInitial = .seconds(value) }
             if let value = config.retryMaximumSeconds { settings.retryMaximum = .seconds(value) }
             if let value = config.readReceipts { settings.readReceipts = value }
+            if let value = config.deliveryDeadlineSeconds { settings.deliveryDeadline = .seconds(value) }
             guard ["127.0.0.1", "::1", "localhost"].contains(settings.ui.host) else {
                 throw CLIFailure(status: 64, message: "--ui must be a loopback address")
             }

@@ -333,4 +333,43 @@ import Glibc
         #expect(try await bob.status().queued == 0)
         try await bob.stop()
     }
+
+    @Test func aMessageToAContactWhoDoesNotReturnFailsAfterItsDeadlineAndRetryDeliversIt() async throws {
+        defer { scratch.remove() }
+        let alice = try await User("alice", in: scratch, cli: cli)
+        let bob = try await User("bob", in: scratch, cli: cli)
+        try alice.configure(["deliveryDeadlineSeconds": 2, "retryInitialSeconds": 1, "retryMaximumSeconds": 1])
+        try await alice.start()
+        try await bob.start()
+        let aliceInvite = try #require(try await alice.status().invite)
+        let bobInvite = try #require(try await bob.status().invite)
+        _ = try await bob.json(["contacts", "add", aliceInvite, "--name", "alice"], as: ContactView.self)
+        _ = try await alice.json(["contacts", "add", bobInvite, "--name", "bob"], as: ContactView.self)
+        try await bob.stop()
+
+        // Bob is away past the deadline: the user sees the message failed, not stuck.
+        let sent: SendResult = try await alice.json(["send", "bob", "are you there?"])
+        let failed = try await alice.messages(with: "bob") { $0.last?.state == "failed" }
+        #expect(failed.map(\.state) == ["failed"])
+        #expect(try await alice.status().queued == 0)
+        // Bob comes back (and dials Alice): a failed message is not sent by itself…
+        try await bob.start()
+        for _ in 0..<200 where try await alice.status().connectedPeers == 0 {
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        let stillFailed: [MessageView] = try await alice.json(["messages", "bob"])
+        #expect(stillFailed.map(\.state) == ["failed"])
+        // …until Alice retries it.
+        let retried: SendResult = try await alice.json(["retry", sent.id])
+        #expect(retried.id == sent.id && retried.state == "queued")
+        let delivered = try await alice.messages(with: "bob") { $0.last?.state == "delivered" }
+        #expect(delivered.map(\.state) == ["delivered"])
+        let bobView: [MessageView] = try await bob.json(["messages", "alice"])
+        #expect(bobView.map(\.text) == ["are you there?"], "delivered once")
+        // A delivered message cannot be retried.
+        let again = try await alice.run(["retry", sent.id])
+        #expect(again.status == 1)
+        try await alice.stop()
+        try await bob.stop()
+    }
 }

@@ -115,3 +115,25 @@ import Testing
         #expect(try store.markRead(from: stranger.peerID).isEmpty)
     }
 }
+
+extension ChatStorageTests {
+    @Test func anOverdueMessageFailsKeepsItsBytesAndARetryQueuesItAgain() throws {
+        defer { scratch.remove() }
+        let (alice, _, bobKeys) = try SessionStorageTests.pair()
+        let bob = bobKeys.identity.publicKey.peerID
+        try store.saveContact(Contact(peerID: bob, identityKey: [], name: "Bob", state: .contact))
+        let stored = try store.commitOutgoing(
+            NewMessage(peer: bob, direction: .sent, state: .queued, sender: me, sentAt: 1, body: "late"),
+            ciphertext: [4, 2], sessions: PeerSessions([alice]), nextTry: 1, deadline: 100)
+        #expect(try store.failOverdue(now: 99).isEmpty)
+        #expect(try store.failOverdue(now: 100).map(\.id) == [stored.id])
+        #expect(try store.failOverdue(now: 200).isEmpty, "failed once")
+        #expect(try store.latestMessages(with: bob).map(\.state) == [.failed])
+        #expect(try store.outbox(dueBy: 1_000_000).isEmpty && store.outboxCount() == 0, "never due while failed")
+        #expect(try store.retry(messageID: stored.id, now: 300, deadline: 400) == bob)
+        #expect(try store.latestMessages(with: bob).map(\.state) == [.queued])
+        let due = try store.outbox(for: bob, dueBy: 300)
+        #expect(due.map(\.ciphertext) == [[4, 2]] && due.map(\.attempts) == [0], "the same committed bytes")
+        #expect(throws: StoreError.notFound) { try store.retry(messageID: stored.id, now: 301, deadline: 401) }
+    }
+}

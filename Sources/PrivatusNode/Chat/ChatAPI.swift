@@ -116,6 +116,16 @@ extension Messenger {
             let body = try await request.decode(as: MarkReadRequest.self, context: context)
             return try await self.mapping { MarkReadResult(read: try await self.markRead(body.peer)) }
         }
+        api.post("/messages/{id}/retry") { _, context in
+            let text = try context.parameters.require("id")
+            guard text.utf8.count == 32, let id = Hex.decodeLowercase(text) else {
+                throw HTTPError(.badRequest, message: "a message id is 32 hex digits")
+            }
+            return try await self.mapping {
+                let stored = try await self.retry(id)
+                return SendResult(id: Hex.encode(stored.id), state: stored.state.name)
+            }
+        }
         api.get("/events") { _, _ in try self.watchResponse() }
         api.get("/messages") { request, _ in
             let query = request.uri.queryParameters
@@ -161,7 +171,7 @@ extension Messenger {
             return try await body()
         } catch let error as ChatError {
             switch error {
-            case .unknownPeer, .unknownMessage: throw HTTPError(.notFound, message: error.description)
+            case .unknownPeer, .unknownMessage, .notRetryable: throw HTTPError(.notFound, message: error.description)
             case .identityNotYetKnown, .safetyNumberMismatch, .notAContact, .ambiguousName:
                 throw HTTPError(.conflict, message: error.description)
             default: throw HTTPError(.badRequest, message: error.description)

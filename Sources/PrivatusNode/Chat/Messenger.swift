@@ -27,6 +27,8 @@ public actor Messenger {
     let maximumRetryInterval: UInt64
     /// Whether marking messages read tells their sender (a user's choice, `readReceipts`).
     let sendsReadReceipts: Bool
+    /// How long (ms) a message may wait for its receipt before it is `failed`.
+    let deliveryDeadline: UInt64
 
     let store: Store
     let keys: IdentityKeys
@@ -60,8 +62,10 @@ public actor Messenger {
     /// Opens the messenger on `store`, creating the profile's prekeys on first use.
     public init(
         store: Store, keys: IdentityKeys, name: String, retry: (initial: UInt64, maximum: UInt64) = (30_000, 900_000),
-        readReceipts: Bool = true, events: NodeEvents = NodeEvents(), logger: Logger
+        readReceipts: Bool = true, deliveryDeadline: UInt64 = 7 * 24 * 3_600_000, events: NodeEvents = NodeEvents(),
+        logger: Logger
     ) throws {
+        self.deliveryDeadline = deliveryDeadline
         self.events = events
         self.sendsReadReceipts = readReceipts
         self.firstRetryInterval = retry.initial
@@ -226,9 +230,10 @@ public actor Messenger {
         if sessions.sessions.contains(where: \.canSend) {
             let (advanced, ratchet) = try sessions.encrypting(try content(text, sentAt: now))
             let wire = try Self.chatEnvelope(id: id, sealed: ratchet.encoded, sessionStart: false)
-            stored = try store.commitOutgoing(message, ciphertext: wire, sessions: advanced, nextTry: now)
+            stored = try store.commitOutgoing(
+                message, ciphertext: wire, sessions: advanced, nextTry: now, deadline: now + deliveryDeadline)
         } else {
-            stored = try store.queueAwaitingSession(message, nextTry: now)
+            stored = try store.queueAwaitingSession(message, nextTry: now, deadline: now + deliveryDeadline)
         }
         scheduleDelivery(to: contact.peerID)
         return stored
@@ -267,8 +272,31 @@ public actor Messenger {
         return ids.count
     }
 
+    /// Requeues a `failed` message (`privatus retry`): queued again, with a new deadline, and
+    /// delivered as soon as its peer is reachable.
+    public func retry(_ messageID: [UInt8]) throws -> StoredMessage {
+        let now = Self.unixMilliseconds()
+        let peer: PeerID
+        do {
+            peer = try store.retry(messageID: messageID, now: now, deadline: now + deliveryDeadline)
+        } catch StoreError.notFound {
+            throw ChatError.notRetryable
+        }
+        events.publish(NodeEvent(type: "state", id: Hex.encode(messageID), peerId: peer.hex, state: "queued"))
+        scheduleDelivery(to: peer)
+        guard let stored = try store.message(id: messageID)?.message else { throw ChatError.unknownMessage }
+        return stored
+    }
+
     /// Tries every peer with messages due in the outbox (the scheduler calls it periodically).
     public func deliverDue() {
+        do {
+            for (id, peer) in try store.failOverdue(now: Self.unixMilliseconds()) {
+                events.publish(NodeEvent(type: "state", id: Hex.encode(id), peerId: peer.hex, state: "failed"))
+            }
+        } catch {
+            logger.debug("overdue messages not failed", metadata: ["error": "\(error)"])
+        }
         if let waiting = try? store.outboxCount() { counters.outbox.record(waiting) }
         guard let peers = try? store.peersWithDueOutbox(dueBy: Self.unixMilliseconds()) else { return }
         for peer in peers { scheduleDelivery(to: peer) }
@@ -749,6 +777,7 @@ public enum ChatError: Error, Sendable, Hashable, CustomStringConvertible {
     case wrongInitiator
     case bundleTimeout
     case malformedContent
+    case notRetryable
 
     public var description: String {
         switch self {
@@ -767,6 +796,8 @@ public enum ChatError: Error, Sendable, Hashable, CustomStringConvertible {
         case .wrongInitiator: "the session's initiator is not the link's peer"
         case .bundleTimeout: "the peer did not answer the bundle request"
         case .malformedContent: "the message content is malformed"
+        case .notRetryable:
+            "no failed message with that id can be retried (delivered, or its peer was blocked or removed)"
         }
     }
 }
