@@ -78,6 +78,12 @@ enum LinkPipeline {
             handshake = AuthenticatedHandshake(
                 responder: local.identity, noiseStatic: local.noiseStatic, versions: configuration.versions)
         }
+        // Reads of up to four full link frames (65,537 bytes each): with NIO's default of 64 KiB
+        // every full frame spans two reads and must be copied together. The adaptive allocator
+        // still starts small and shrinks again when reads are small (idle links stay small).
+        try channel.syncOptions?.setOption(
+            ChannelOptions.recvAllocator,
+            value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 4 * (2 + 65_535)))
         try channel.pipeline.syncOperations.addHandler(
             LinkHandler(
                 handshake: handshake, isInitiator: expectedPeer != nil, established: established,
