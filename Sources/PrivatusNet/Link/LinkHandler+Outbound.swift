@@ -107,6 +107,7 @@ extension LinkHandler {
         transport = consume session
         counters.framesOut(bytes: ciphertext.count)
         ciphertext.withUnsafeBytes { appendFrame($0, context: context) }
+        sealSpacing.sealed(plaintextBytes: plaintext.count, ciphertext: ciphertext)
         return true
     }
 
@@ -231,5 +232,6 @@ extension LinkHandler {
         queuedBytes = 0
         output = nil
         outputPromise.take()?.fail(error)
+        sealSpacing.release()
     }
 }
