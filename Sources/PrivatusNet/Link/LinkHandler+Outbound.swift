@@ -66,7 +66,8 @@ extension LinkHandler {
                 plaintext.append(contentsOf: pending.bytes[start..<stop])
                 start = stop
             }
-            guard sealPlaintext(context: context) else { return }
+            // A failed seal, or a channel that closed under the write, has failed the queues.
+            guard sealPlaintext(context: context), !closed else { return }
             wrote = true
             if isFinal {
                 outbound[index].queue.removeFirst()
@@ -79,6 +80,14 @@ extension LinkHandler {
         if wrote { flushOutput(context: context) }
         watchForStall(context: context, progressed: wrote)
         completeDrains(context: context)
+        if outbound.allSatisfy({ $0.queue.isEmpty }) { releaseSealingBuffers() }
+    }
+
+    /// Between bursts a link keeps no more than a small plaintext buffer: a link that has sent
+    /// one bulk message must not hold 64 KiB (or the seal's kept boxes) while idle.
+    private func releaseSealingBuffers() {
+        if plaintext.capacity > Self.idlePlaintextCapacity { plaintext = [] }
+        sealSpacing.release()
     }
 
     /// The most urgent stream with a frame to send and credit to send it.

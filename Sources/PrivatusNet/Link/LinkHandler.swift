@@ -45,6 +45,8 @@ final class LinkHandler: ChannelDuplexHandler {
     /// ≈ 5 µs for 64 KiB) when the destination lies a few bytes past the source modulo 4 KiB: as it
     /// does for equally sized buffers copied at a 2- or 12-byte offset, which link frames are.
     static let copyPiece = 2048
+    /// The plaintext buffer's capacity kept between bursts.
+    static let idlePlaintextCapacity = 4096
 
     struct Pending {
         let bytes: [UInt8]

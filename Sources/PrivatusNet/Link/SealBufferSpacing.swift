@@ -15,7 +15,8 @@ import Glibc
 /// swift-crypto has no API that seals into a caller's buffer, so instead: after a large seal the
 /// encryption buffer is found again (a `malloc` of its size returns the chunk just freed), and
 /// when the sealed box sits at that distance from it, the box is kept, so that the next seal's box
-/// takes another chunk. At most ``maximumKept`` boxes per link are kept, released with the link.
+/// takes another chunk. At most ``maximumKept`` boxes per link are kept, released when the link
+/// has nothing more to send (the next burst checks again) and when it closes.
 struct SealBufferSpacing {
     /// Seals smaller than this are copied by `memmove`'s vector loop: nothing to do.
     static let minimumBytes = 8 << 10
@@ -40,6 +41,6 @@ struct SealBufferSpacing {
 
     /// Lets the kept boxes go.
     mutating func release() {
-        kept = []
+        if !kept.isEmpty { kept = [] }
     }
 }
