@@ -58,6 +58,7 @@ extension LinkHandler {
             queuedBytes -= payload
             counters.queuedBytes.decrement(by: Double(payload))
             plaintext.removeAll(keepingCapacity: true)
+            plaintext.reserveCapacity(WireLimits.frameHeaderBytes + payload)
             plaintext.append(UInt8(index))
             plaintext.append(isFinal ? StreamFrame.FrameType.final.rawValue : StreamFrame.FrameType.fragment.rawValue)
             var start = pending.offset
