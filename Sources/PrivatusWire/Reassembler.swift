@@ -46,12 +46,34 @@ public struct Reassembler: Sendable {
             throw .messageTooLarge
         }
         if isFinal && buffer.isEmpty { return bytes }
+        reserve(needed)
+        buffer.append(contentsOf: bytes)
+        return isFinal ? takeMessage() : nil
+    }
+
+    /// Adds the bytes of one data frame, read in place (a frame decoded with
+    /// ``StreamFrame/Header/init(parsing:)``); see ``append(_:isFinal:)``. The bytes are copied
+    /// into the message, so they may be reused once this returns.
+    public mutating func append(contentsOf bytes: UnsafeRawBufferPointer, isFinal: Bool) throws(WireError) -> [UInt8]? {
+        guard isFinal || !bytes.isEmpty else { throw .emptyFragment }
+        let needed = buffer.count + bytes.count
+        guard needed <= maxMessageBytes else {
+            discard()
+            throw .messageTooLarge
+        }
+        reserve(needed)
+        buffer.append(contentsOf: bytes)
+        return isFinal ? takeMessage() : nil
+    }
+
+    /// Grows the buffer geometrically, but never past the limit (Array's own growth would double it).
+    private mutating func reserve(_ needed: Int) {
         if needed > buffer.capacity {
-            // Grow geometrically, but never past the limit (Array's own growth would double it).
             buffer.reserveCapacity(min(maxMessageBytes, max(needed, 2 * buffer.capacity)))
         }
-        buffer.append(contentsOf: bytes)
-        guard isFinal else { return nil }
+    }
+
+    private mutating func takeMessage() -> [UInt8] {
         var message: [UInt8] = []
         swap(&message, &buffer)
         return message

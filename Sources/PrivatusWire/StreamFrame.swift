@@ -104,7 +104,8 @@ public struct StreamFrame: Hashable, Sendable, CustomStringConvertible {
 
     /// Decodes one frame, which must span `bytes` exactly.
     ///
-    /// The size is checked first, then the header, then the body.
+    /// The size is checked first, then the header, then the body (the rules of
+    /// ``StreamFrame/Header/init(parsing:)``).
     ///
     /// - Throws: ``WireError/emptyFrame``, ``WireError/frameTooLarge``,
     ///   ``WireError/truncatedFrame`` (header or fixed-size body cut short),
@@ -112,32 +113,66 @@ public struct StreamFrame: Hashable, Sendable, CustomStringConvertible {
     ///   ``WireError/emptyFragment``, ``WireError/zeroWindowUpdate``, or
     ///   ``WireError/trailingBytes`` (bytes after a fixed-size body).
     public init(decoding bytes: [UInt8]) throws(WireError) {
-        guard !bytes.isEmpty else { throw .emptyFrame }
-        guard bytes.count <= WireLimits.maxFramePlaintext else { throw .frameTooLarge }
-        var reader = ByteReader(bytes)
-        guard let streamByte = reader.readUInt8(), let typeByte = reader.readUInt8() else {
-            throw .truncatedFrame
-        }
-        guard let stream = StreamID(rawValue: streamByte) else { throw .unknownStream }
-        guard let type = FrameType(rawValue: typeByte) else { throw .unknownFrameType }
-
+        let parsed = bytes.withUnsafeBytes { raw in Result { () throws(WireError) in try Header(parsing: raw) } }
+        let header = try parsed.get()
         let body: Body
-        switch type {
-        case .fragment:
-            let payload = reader.read(reader.remaining) ?? []
-            guard !payload.isEmpty else { throw .emptyFragment }
-            body = .fragment(payload)
-        case .final:
-            body = .final(reader.read(reader.remaining) ?? [])
-        case .windowUpdate:
-            guard let credit = reader.readUInt32() else { throw .truncatedFrame }
-            guard credit != 0 else { throw .zeroWindowUpdate }
+        switch header.kind {
+        case .data(let isFinal):
+            let payload = Array(bytes[WireLimits.frameHeaderBytes...])
+            body = isFinal ? .final(payload) : .fragment(payload)
+        case .windowUpdate(let credit):
             body = .windowUpdate(credit: credit)
-        case .reset:
-            guard let code = reader.readUInt16() else { throw .truncatedFrame }
+        case .reset(let code):
             body = .reset(code: code)
         }
-        guard reader.remaining == 0 else { throw .trailingBytes }
-        self.init(stream: stream, body: body)
+        self.init(stream: header.stream, body: body)
+    }
+}
+
+extension StreamFrame {
+    /// A decoded frame whose message bytes stay where they are: for a link that reads frames
+    /// out of its receive buffer without copying them. A data frame's bytes are everything after
+    /// the ``WireLimits/frameHeaderBytes``-byte header.
+    public struct Header: Hashable, Sendable {
+        /// What the frame is, with its fixed-size body.
+        public enum Kind: Hashable, Sendable {
+            /// A `fragment` (`isFinal` false) or `final` frame.
+            case data(isFinal: Bool)
+            case windowUpdate(credit: UInt32)
+            case reset(code: UInt16)
+        }
+
+        public var stream: StreamID
+        public var kind: Kind
+
+        /// Checks one whole frame, as ``StreamFrame/init(decoding:)`` does, without copying it.
+        ///
+        /// - Throws: the errors of ``StreamFrame/init(decoding:)``, in the same order.
+        public init(parsing bytes: UnsafeRawBufferPointer) throws(WireError) {
+            guard !bytes.isEmpty else { throw .emptyFrame }
+            guard bytes.count <= WireLimits.maxFramePlaintext else { throw .frameTooLarge }
+            guard bytes.count >= WireLimits.frameHeaderBytes else { throw .truncatedFrame }
+            guard let stream = StreamID(rawValue: bytes[0]) else { throw .unknownStream }
+            guard let type = FrameType(rawValue: bytes[1]) else { throw .unknownFrameType }
+            let body = bytes.count - WireLimits.frameHeaderBytes
+            switch type {
+            case .fragment:
+                guard body > 0 else { throw .emptyFragment }
+                kind = .data(isFinal: false)
+            case .final:
+                kind = .data(isFinal: true)
+            case .windowUpdate:
+                guard body >= 4 else { throw .truncatedFrame }
+                let credit = UInt32(bytes[2]) << 24 | UInt32(bytes[3]) << 16 | UInt32(bytes[4]) << 8 | UInt32(bytes[5])
+                guard credit != 0 else { throw .zeroWindowUpdate }
+                guard body == 4 else { throw .trailingBytes }
+                kind = .windowUpdate(credit: credit)
+            case .reset:
+                guard body >= 2 else { throw .truncatedFrame }
+                guard body == 2 else { throw .trailingBytes }
+                kind = .reset(code: UInt16(bytes[2]) << 8 | UInt16(bytes[3]))
+            }
+            self.stream = stream
+        }
     }
 }

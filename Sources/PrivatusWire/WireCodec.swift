@@ -80,6 +80,20 @@ public enum WireCodec {
     public static func decode(
         _ bytes: [UInt8], maxBytes: Int = WireLimits.defaultMaxMessageBytes
     ) throws(WireError) -> DecodedEnvelope {
+        try decodeContiguous(bytes, maxBytes: maxBytes)
+    }
+
+    /// Decodes one message held in `Data` (a slice of a decrypted link frame, read in place);
+    /// see ``decode(_:maxBytes:)``.
+    public static func decode(
+        data bytes: Data, maxBytes: Int = WireLimits.defaultMaxMessageBytes
+    ) throws(WireError) -> DecodedEnvelope {
+        try decodeContiguous(bytes, maxBytes: maxBytes)
+    }
+
+    private static func decodeContiguous(
+        _ bytes: some SwiftProtobufContiguousBytes, maxBytes: Int
+    ) throws(WireError) -> DecodedEnvelope {
         guard bytes.count <= maxBytes else { throw .messageTooLarge }
         let envelope: Envelope
         do {

@@ -21,6 +21,26 @@ public struct LinkConfiguration: Sendable {
     public init() {}
 }
 
+/// How a link multiplexes its streams.
+public struct MultiplexConfiguration: Sendable {
+    /// The largest message accepted or sent on any stream.
+    public var maxMessageBytes = WireLimits.defaultMaxMessageBytes
+    /// Bytes a stream may have in flight before the peer grants more (per stream).
+    public var streamWindow = 1 << 20
+    /// Bytes waiting to be sent on a link, over all streams, past which the peer counts as not
+    /// reading and the link is dropped.
+    public var maxQueuedBytes = 8 << 20
+    /// How long queued bytes may wait without any being taken by the socket before the peer
+    /// counts as not reading and the link is dropped.
+    public var stallTimeout = TimeAmount.seconds(30)
+    /// Queued bytes past which the node's senders wait, and to which the queue must fall
+    /// before they go on.
+    public var sendHighWatermark = 1 << 20
+    public var sendLowWatermark = 512 << 10
+
+    public init() {}
+}
+
 /// This node's keys for links.
 public struct LinkIdentity: Sendable {
     public let identity: IdentityKey
@@ -34,12 +54,10 @@ public struct LinkIdentity: Sendable {
     public var peerID: PeerID { identity.publicKey.peerID }
 }
 
-/// Builds a link's pipeline on a new channel (on its event loop):
-///
-/// `IdleStateHandler → LinkFrameDecoder → NoiseHandler → MultiplexHandler → ControlHandler`
-///
-/// and wraps it for async use. Every handler runs on the channel's event loop: the only thread
-/// hop is between the loop and the task that reads or writes the async channel.
+/// Builds a link's pipeline on a new channel (on its event loop): one ``LinkHandler`` (framing,
+/// Noise, streams and control, passing `ByteBuffer`s), then the async channel's own handlers.
+/// Everything runs on the channel's event loop: the only thread hop is between the loop and the
+/// task that reads or writes the async channel.
 enum LinkPipeline {
     typealias AsyncLink = NIOAsyncChannel<InboundMessage, LinkMessage>
 
@@ -60,18 +78,16 @@ enum LinkPipeline {
             handshake = AuthenticatedHandshake(
                 responder: local.identity, noiseStatic: local.noiseStatic, versions: configuration.versions)
         }
-        let operations = channel.pipeline.syncOperations
-        try operations.addHandler(
-            IdleStateHandler(readTimeout: configuration.readTimeout, writeTimeout: configuration.keepaliveInterval))
-        try operations.addHandler(LinkFrameDecoder.handler())
-        try operations.addHandler(
-            NoiseHandler(
+        // Reads of up to four full link frames (65,537 bytes each): with NIO's default of 64 KiB
+        // every full frame spans two reads and must be copied together. The adaptive allocator
+        // still starts small and shrinks again when reads are small (idle links stay small).
+        try channel.syncOptions?.setOption(
+            ChannelOptions.recvAllocator,
+            value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 4 * (2 + 65_535)))
+        try channel.pipeline.syncOperations.addHandler(
+            LinkHandler(
                 handshake: handshake, isInitiator: expectedPeer != nil, established: established,
-                timeout: configuration.handshakeTimeout, counters: counters))
-        try operations.addHandler(
-            MultiplexHandler(configuration: configuration.multiplex, counters: counters, gate: gate))
-        try operations.addHandler(
-            ControlHandler(maxMessageBytes: configuration.multiplex.maxMessageBytes, counters: counters))
+                configuration: configuration, counters: counters, gate: gate))
         let link = try AsyncLink(
             wrappingChannelSynchronously: channel,
             // Whole messages waiting for the node's handler: at most a few (each up to the

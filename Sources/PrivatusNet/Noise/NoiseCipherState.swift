@@ -74,6 +74,27 @@ struct NoiseCipherState: Sendable {
         return plaintext
     }
 
+    /// `DecryptWithAd(empty, ciphertext)` for a transport message read in place (a slice of a
+    /// receive buffer): the same as ``decrypt(associatedData:ciphertext:)`` with empty associated
+    /// data. The message is copied once, into swift-crypto's sealed box, and decrypted from there.
+    mutating func decrypt(contiguous ciphertext: UnsafeRawBufferPointer) throws(NoiseError) -> Data {
+        guard let key else { return Data(ciphertext) }
+        guard nonce != .max else { throw .nonceExhausted }
+        guard ciphertext.count >= Self.tagLength else { throw .malformedMessage }
+        let split = ciphertext.count - Self.tagLength
+        let plaintext: Data
+        do {
+            let box = try AES.GCM.SealedBox(
+                nonce: Self.gcmNonce(nonce), ciphertext: UnsafeRawBufferPointer(rebasing: ciphertext[..<split]),
+                tag: UnsafeRawBufferPointer(rebasing: ciphertext[split...]))
+            plaintext = try AES.GCM.open(box, using: key)
+        } catch {
+            throw .decryptionFailed
+        }
+        nonce += 1
+        return plaintext
+    }
+
     /// `Rekey()` (§4.2, §11.3): `k = REKEY(k)`, the first 32 bytes of
     /// `ENCRYPT(k, 2^64 − 1, empty, 32 zero bytes)`. The nonce is not reset.
     mutating func rekey() {

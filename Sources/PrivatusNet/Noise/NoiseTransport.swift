@@ -67,4 +67,13 @@ public struct NoiseTransport: ~Copyable, Sendable {
         if receiveCipher.nonce % rekeyInterval == 0 { receiveCipher.rekey() }
         return plaintext
     }
+
+    /// Decrypts the next message from the peer, read in place from a receive buffer; the same
+    /// checks and outcome as ``decrypt(_:)``.
+    mutating func decrypt(contiguous message: UnsafeRawBufferPointer) throws(NoiseError) -> Data {
+        guard message.count <= Self.maximumMessageLength else { throw .messageTooLarge }
+        let plaintext = try receiveCipher.decrypt(contiguous: message)
+        if receiveCipher.nonce % rekeyInterval == 0 { receiveCipher.rekey() }
+        return plaintext
+    }
 }
