@@ -6,9 +6,11 @@ import PrivatusNode
 import Glibc
 #endif
 
-/// `privatus demo`: two real nodes on loopback, on temporary profiles, chatting as two users
-/// would — an invite, a first message that starts the end-to-end session, a message request
-/// accepted, safety numbers compared, one node restarting on a new port — narrated on stdout.
+/// `privatus demo`: three real nodes on loopback (alice, bob, carol), on temporary profiles,
+/// used as people would — invites, a first message that starts the end-to-end session, message
+/// requests accepted, safety numbers compared, a message sent while bob's node is stopped and
+/// delivered when it comes back on a new port — narrated on stdout, ending with each
+/// conversation's messages, their final states and how long each took to be delivered.
 /// Everything it creates is removed at the end.
 public struct Demo: Sendable {
     public let executable: String
@@ -19,45 +21,54 @@ public struct Demo: Sendable {
         self.say = say
     }
 
+    /// A message sent in the demo and how long it took to be delivered.
+    struct Sent {
+        var id: String
+        var deliveredAfterMs: Double?
+    }
+
     public func run() async throws {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("privatus-demo-\(getpid())")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }
-        say("Two nodes on this machine, each with its own temporary profile (a cheap password cost: demo only).")
-        var alice = try LocalNode.start(
-            executable: executable, profile: scratch.appendingPathComponent("alice").path, home: scratch.path,
-            name: "alice")
+        say("Three nodes on this machine, each with its own temporary profile (a cheap password cost: demo only).")
+        func start(_ name: String) throws -> LocalNode {
+            try LocalNode.start(
+                executable: executable, profile: scratch.appendingPathComponent(name).path, home: scratch.path,
+                name: name)
+        }
+        let alice = try start("alice")
         defer { alice.stop() }
-        var bob = try LocalNode.start(
-            executable: executable, profile: scratch.appendingPathComponent("bob").path, home: scratch.path,
-            name: "bob")
+        var bob = try start("bob")
         defer { bob.stop() }
-        let aliceStatus = try await alice.status()
-        let bobStatus = try await bob.status()
-        say(
-            "alice: \(aliceStatus.peerId.prefix(16))… listening on \(aliceStatus.listenAddresses.joined(separator: ", "))"
-        )
-        say("bob:   \(bobStatus.peerId.prefix(16))… listening on \(bobStatus.listenAddresses.joined(separator: ", "))")
-        let invite = try require(bobStatus.invite, "bob's invite")
-        say("\nbob gives alice his invite: \(invite)")
+        let carol = try start("carol")
+        defer { carol.stop() }
+        var ids: [String: String] = [:]
+        var invites: [String: String] = [:]
+        for (name, node) in [("alice", alice), ("bob", bob), ("carol", carol)] {
+            let status = try await node.status()
+            ids[name] = status.peerId
+            invites[name] = status.invite
+            say("\(name): \(status.peerId.prefix(16))… listening on \(status.listenAddresses.joined(separator: ", "))")
+        }
+        var timings: [String: Double] = [:]
 
-        let started = ContinuousClock.now
-        _ = try await alice.client.call(
-            "POST", "/api/v1/contacts", body: AddContactRequest(invite: invite, name: "bob"), as: ContactView.self)
+        let bobInvite = try require(invites["bob"], "bob's invite")
+        say("\nbob gives alice his invite: \(bobInvite)")
+        let added = ContinuousClock.now
+        try await add(bobInvite, as: "bob", at: alice)
         let first = try await send("Hi Bob! Only your node can read this.", from: alice, to: "bob")
-        try await waitDelivered(first, at: alice, peer: "bob")
+        timings[first] = try await waitDelivered(first, at: alice, peer: "bob", since: added)
         say(
-            "alice → bob: delivered \(Int((ContinuousClock.now - started).milliseconds)) ms after adding him "
-                + "(bundle fetched over the link, PQXDH, first Double Ratchet message, bob's receipt)")
+            "alice → bob: delivered \(Self.ms(timings[first])) after adding him (bundle fetched over the link, "
+                + "PQXDH, the first Double Ratchet message, bob's commit and receipt)")
 
-        let requests = try await bob.client.call("GET", "/api/v1/contacts/requests", as: [ContactView].self)
-        let request = try require(requests.first, "alice's message request")
+        let request = try require(
+            try await bob.client.call("GET", "/api/v1/contacts/requests", as: [ContactView].self).first,
+            "alice's message request")
         say("\nbob sees a message request from \"\(request.name)\" (\(request.peerId.prefix(16))…) and accepts it")
-        _ = try await bob.client.call(
-            "POST", "/api/v1/contacts/\(request.peerId)/accept", as: ContactView.self)
-        let reply = try await send("Hello Alice, got it.", from: bob, to: request.peerId)
-        try await waitDelivered(reply, at: bob, peer: request.peerId)
-        say("bob → alice: delivered")
+        _ = try await bob.client.call("POST", "/api/v1/contacts/\(request.peerId)/accept", as: ContactView.self)
+        try await timed(&timings, "Hello Alice, got it.", from: bob, to: "alice", label: "bob → alice")
 
         let aliceSide = try await alice.client.call("GET", "/api/v1/contacts", as: [ContactView].self)
         let bobSide = try await bob.client.call("GET", "/api/v1/contacts", as: [ContactView].self)
@@ -68,22 +79,48 @@ public struct Demo: Sendable {
             "POST", "/api/v1/contacts/bob/verify", body: VerifyRequest(safetyNumber: number), as: ContactView.self)
         say("they match: alice marks bob verified")
 
-        let oldAddress = bobStatus.listenAddresses.first ?? ""
-        try bob.restart()
-        let newAddress = try await bob.status().listenAddresses.first ?? ""
-        say("\nbob's node restarts and now listens on \(newAddress) (was \(oldAddress)); it tells alice's node")
-        let later = try await send("Still there after your restart?", from: alice, to: "bob")
-        try await waitDelivered(later, at: alice, peer: "bob")
-        say("alice → bob: delivered to the new address")
-
-        say("\nalice's conversation with bob:")
-        for message in try await alice.client.call(
-            "GET", "/api/v1/messages?peer=bob", as: [MessageView].self)
-        {
-            let who = message.from == aliceStatus.peerId ? "alice" : "bob"
-            say("  [\(message.state)] \(who): \(message.text)")
+        say("\ncarol adds alice and bob from their invites; they accept her")
+        try await add(try require(invites["alice"], "alice's invite"), as: "alice", at: carol)
+        try await add(bobInvite, as: "bob", at: carol)
+        try await timed(&timings, "Hi both, carol here.", from: carol, to: "alice", label: "carol → alice")
+        try await timed(&timings, "Hi both, carol here.", from: carol, to: "bob", label: "carol → bob")
+        for node in [alice, bob] {
+            _ = try await node.client.call(
+                "POST", "/api/v1/contacts/\(try require(ids["carol"], "carol's id"))/accept", as: ContactView.self)
         }
-        say("\nDone: both nodes stop and their temporary profiles are deleted.")
+        try await add(try require(invites["carol"], "carol's invite"), as: "carol", at: alice)
+
+        say("\nbob's node stops")
+        bob.stop()
+        let whileAway = try await send("Bob, are you there? (sent while your node is off)", from: alice, to: "bob")
+        let awayStarted = ContinuousClock.now
+        try await timed(&timings, "Welcome, carol!", from: alice, to: "carol", label: "alice → carol")
+        let state = try await state(of: whileAway, at: alice, peer: "bob")
+        say("alice → bob while bob is away: \(state) (kept in alice's outbox, retried)")
+        try bob.startAgain()
+        let comeback = ContinuousClock.now
+        let newAddress = try await bob.status().listenAddresses.first ?? ""
+        say("bob's node starts again, now on \(newAddress); it dials its contacts, whose nodes learn the new address")
+        _ = try await waitDelivered(whileAway, at: alice, peer: "bob", since: comeback)
+        timings[whileAway] = (ContinuousClock.now - awayStarted).milliseconds
+        say("alice → bob: delivered \(Self.ms((ContinuousClock.now - comeback).milliseconds)) after bob came back")
+
+        for (owner, node, peer) in [("alice", alice, "bob"), ("alice", alice, "carol"), ("bob", bob, "carol")] {
+            say("\n\(owner)'s conversation with \(peer):")
+            for message in try await node.client.call(
+                "GET", "/api/v1/messages?peer=\(peer)", as: [MessageView].self)
+            {
+                let who = ids.first { $0.value == message.from }?.key ?? "?"
+                let timing = timings[message.id].map { ", delivered in \(Self.ms($0))" } ?? ""
+                say("  [\(message.state)\(timing)] \(who): \(message.text)")
+            }
+        }
+        say("\nDone: the three nodes stop and their temporary profiles are deleted.")
+    }
+
+    func add(_ invite: String, as name: String, at node: LocalNode) async throws {
+        _ = try await node.client.call(
+            "POST", "/api/v1/contacts", body: AddContactRequest(invite: invite, name: name), as: ContactView.self)
     }
 
     func send(_ text: String, from node: LocalNode, to peer: String) async throws -> String {
@@ -92,12 +129,33 @@ public struct Demo: Sendable {
         ).id
     }
 
-    /// Polls the sender's API until the message is delivered (at most 30 s).
-    func waitDelivered(_ id: String, at node: LocalNode, peer: String) async throws {
+    /// Sends and waits for the receipt, noting how long it took.
+    func timed(
+        _ timings: inout [String: Double], _ text: String, from node: LocalNode, to peer: String, label: String
+    ) async throws {
+        let started = ContinuousClock.now
+        let id = try await send(text, from: node, to: peer)
+        timings[id] = try await waitDelivered(id, at: node, peer: peer, since: started)
+        say("\(label): delivered in \(Self.ms(timings[id]))")
+    }
+
+    func state(of id: String, at node: LocalNode, peer: String) async throws -> String {
+        let messages = try await node.client.call(
+            "GET", "/api/v1/messages?peer=\(ControlClient.escape(peer))&limit=50", as: [MessageView].self)
+        return messages.first { $0.id == id }?.state ?? "?"
+    }
+
+    /// Polls the sender's API until the message is delivered (at most 30 s); returns the
+    /// milliseconds since `since`.
+    func waitDelivered(
+        _ id: String, at node: LocalNode, peer: String, since: ContinuousClock.Instant
+    ) async throws
+        -> Double
+    {
         for _ in 0..<3_000 {
-            let messages = try await node.client.call(
-                "GET", "/api/v1/messages?peer=\(ControlClient.escape(peer))&limit=20", as: [MessageView].self)
-            if messages.first(where: { $0.id == id })?.state == "delivered" { return }
+            if try await state(of: id, at: node, peer: peer) == "delivered" {
+                return (ContinuousClock.now - since).milliseconds
+            }
             try await Task.sleep(for: .milliseconds(10))
         }
         throw LocalNodeError.failed("delivering a message within 30 s")
@@ -106,6 +164,11 @@ public struct Demo: Sendable {
     func require<T>(_ value: T?, _ what: String) throws -> T {
         guard let value else { throw LocalNodeError.failed("getting \(what)") }
         return value
+    }
+
+    static func ms(_ value: Double?) -> String {
+        guard let value else { return "?" }
+        return value < 10 ? String(format: "%.1f ms", value) : "\(Int(value.rounded())) ms"
     }
 
     static func grouped(_ digits: String) -> String {

@@ -66,9 +66,8 @@ public struct LocalNode: Sendable {
         _ = process.wait()
     }
 
-    /// Stops the node and starts it again on the same profile (new ephemeral ports).
-    public mutating func restart() throws {
-        stop()
+    /// Starts the stopped node again on the same profile (new ephemeral ports).
+    public mutating func startAgain() throws {
         (process, client) = try Self.run(executable: executable, profile: profile, home: home)
     }
 }

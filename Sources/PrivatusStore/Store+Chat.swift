@@ -141,7 +141,7 @@ extension Store {
     }
 
     /// The `next_try` of an entry whose message failed: never due until `retry`.
-    static let neverDue = Int64.max
+    public static let neverDue = Int64.max
 
     /// Marks `failed` every message whose delivery deadline passed by `now`; their entries stay,
     /// never due, for ``retry(messageID:now:deadline:)``. Returns their ids and peers.

@@ -237,12 +237,17 @@ import Glibc
         try await bob.stop()
     }
 
-    @Test func theDemoRunsTwoNodesThroughAConversationAndLeavesNothingBehind() async throws {
+    @Test func theDemoRunsThreeNodesThroughTheirConversationsAndLeavesNothingBehind() async throws {
         defer { scratch.remove() }
         let result = try await cli.run(["demo"])
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout.contains("alice → bob: delivered to the new address"), "\(result.stdout)")
-        #expect(result.stdout.contains("[delivered] bob: Hello Alice, got it."))
+        #expect(result.stdout.contains("alice → bob while bob is away: "), "\(result.stdout)")
+        #expect(result.stdout.contains("after bob came back"), "\(result.stdout)")
+        // The transcript: every message of the three conversations ended delivered.
+        let transcript = result.stdout.split(separator: "\n").filter { $0.hasPrefix("  [") }
+        #expect(transcript.count == 6, "\(result.stdout)")
+        #expect(transcript.allSatisfy { $0.hasPrefix("  [delivered, delivered in ") }, "\(result.stdout)")
+        #expect(transcript.contains { $0.hasSuffix("alice: Bob, are you there? (sent while your node is off)") })
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory()).filter {
             $0.hasPrefix("privatus-demo-")
         }

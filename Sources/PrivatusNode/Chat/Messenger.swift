@@ -42,6 +42,9 @@ public actor Messenger {
         [:]
     private var delivering: Set<PeerID> = []
     private var redeliver: Set<PeerID> = []
+    /// Peers whose next delivery sends everything waiting, not only what is due: a link to them
+    /// just came up.
+    private var deliverEverything: Set<PeerID> = []
     private var dialling: Set<PeerID> = []
     /// The addresses the last hello of each linked peer named, for a peer that becomes a
     /// contact or request after its hello (at most ``maximumRememberedHellos`` peers).
@@ -302,7 +305,11 @@ public actor Messenger {
         for peer in peers { scheduleDelivery(to: peer) }
     }
 
-    func scheduleDelivery(to peer: PeerID) {
+    /// - Parameter everything: send every waiting message, due or not (the peer's link just came
+    ///   up: whatever was sent on an earlier link may have been lost with it, and what was put off
+    ///   because the peer was away can go now).
+    func scheduleDelivery(to peer: PeerID, everything: Bool = false) {
+        if everything { deliverEverything.insert(peer) }
         guard !delivering.contains(peer) else {
             redeliver.insert(peer)
             return
@@ -322,7 +329,10 @@ public actor Messenger {
         do {
             // Only contacts are written to: a blocked or removed peer's messages left the outbox.
             guard try store.contact(peer)?.state == .contact else { return }
-            let due = try store.outbox(for: peer, dueBy: Self.unixMilliseconds(), limit: 1_000)
+            let everything = deliverEverything.remove(peer) != nil
+            // Everything waiting: all but failed messages, whose entries are never due.
+            let horizon = everything ? UInt64(Store.neverDue - 1) : Self.unixMilliseconds()
+            let due = try store.outbox(for: peer, dueBy: horizon, limit: 1_000)
             guard !due.isEmpty else { return }
             guard let link = await link(to: peer) else {
                 try store.deferOutbox(for: peer, until: Self.unixMilliseconds() + firstRetryInterval)
@@ -500,7 +510,7 @@ public actor Messenger {
         }
         if isContact {
             sendHello(over: link)
-            scheduleDelivery(to: peer.peerID)
+            scheduleDelivery(to: peer.peerID, everything: true)
         }
     }
 
