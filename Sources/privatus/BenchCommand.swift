@@ -10,7 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
         discussion: "Suites available now: crypto, sessions, storage, transport, node."
     )
 
-    static let suites = ["crypto", "sessions", "storage", "transport", "node"]
+    static let suites = ["crypto", "sessions", "storage", "transport", "node", "e2e"]
     /// The other process of `bench transport`, which that suite starts itself (internal).
     static let transportPeer = "transport-peer"
 
@@ -34,6 +34,12 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "node: how many pairs of fresh nodes time their first message.")
     var nodePairs = 5
+
+    @Option(name: .long, help: "e2e: messages sent as fast as possible (throughput and CPU).")
+    var e2eMessages = 2_000
+
+    @Option(name: .long, help: "e2e: messages sent at 1,000/s (latency).")
+    var e2ePaced = 2_000
 
     @Option(name: .long, help: "transport: threads of the event loop group in each process.")
     var eventLoopThreads: Int = 1
@@ -121,6 +127,12 @@ struct BenchCommand: AsyncParsableCommand {
                     executable: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
                 suite.runs = nodeRuns
                 suite.pairs = nodePairs
+                figures = try await suite.run()
+            case "e2e":
+                var suite = E2ESuite(
+                    executable: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+                suite.messages = e2eMessages
+                suite.paced = e2ePaced
                 figures = try await suite.run()
             default:
                 let parameters = try unlockLog2N.map { try ScryptParameters(log2N: $0) } ?? .floor

@@ -340,6 +340,26 @@ import Testing
         #expect(peers.isEmpty)
     }
 
+    @Test func benchE2EDeliversEveryMessageBetweenTwoRealNodesAndReportsItsFigures() async throws {
+        defer { scratch.remove() }
+        let result = try await cli.run(["bench", "e2e", "--json", "--e2e-messages", "40", "--e2e-paced", "20"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let figures = try json(result.stdout)
+        #expect(figures["suite"] as? String == "e2e")
+        for key in [
+            "msgs_per_s", "latency_p50_ms", "latency_p99_ms", "cpu_us_per_msg_sender", "cpu_us_per_msg_receiver",
+            "paced_sent_per_s",
+        ] {
+            let value = try #require(figures[key] as? Double, "\(key) missing")
+            #expect(value > 0, "\(key)")
+        }
+        #expect(figures["messages"] as? Double == 40)
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory()).filter {
+            $0.hasPrefix("privatus-bench-e2e-")
+        }
+        #expect(leftovers.isEmpty)
+    }
+
     @Test func benchNodeStartsRealNodesAndReportsTheirStartupAndMemory() async throws {
         defer { scratch.remove() }
         let result = try await cli.run(["bench", "node", "--json", "--node-runs", "1", "--node-pairs", "1"])

@@ -1,0 +1,171 @@
+import Foundation
+import PrivatusCore
+import PrivatusNode
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `privatus bench e2e`: two real nodes on loopback, contacts of each other with a session
+/// already started, exchanging 100-byte messages over the whole path — the sender's control API,
+/// the ratchet, its durable commit, the Noise link, the receiver's decryption and durable commit,
+/// the receipt and its commit. A message counts as delivered when the sender's node publishes
+/// its `delivered` state (read from its `watch` stream).
+///
+/// - `msgs_per_s`: `messages` sent as fast as `concurrency` API clients can, over the time from
+///   the first send to the last delivery; `cpu_us_per_msg_sender` / `_receiver`: each node's CPU
+///   time over that phase per message (`/proc/<pid>/task/*/schedstat`).
+/// - `latency_p50_ms` / `latency_p99_ms`: `paced` messages whose send requests start at `rate`
+///   per second (without waiting for earlier answers), from that start to the delivery;
+///   `paced_sent_per_s` is the rate the node accepted them at.
+public struct E2ESuite: Sendable {
+    public let executable: String
+    public var messages = 2_000
+    public var concurrency = 16
+    public var paced = 2_000
+    public var rate = 1_000
+    public static let messageBytes = 100
+
+    public init(executable: String) {
+        self.executable = executable
+    }
+
+    /// When each message was delivered, by id, as the sender's events say.
+    final class Deliveries: Sendable {
+        private let delivered = Mutex<[String: ContinuousClock.Instant]>([:])
+
+        func record(_ line: String) {
+            guard let event = try? JSONDecoder().decode(NodeEvent.self, from: Data(line.utf8)),
+                event.type == "state", event.state == "delivered", let id = event.id
+            else { return }
+            let now = ContinuousClock.now
+            delivered.withLock { $0[id] = $0[id] ?? now }
+        }
+
+        var count: Int { delivered.withLock { $0.count } }
+        func time(of id: String) -> ContinuousClock.Instant? { delivered.withLock { $0[id] } }
+        var last: ContinuousClock.Instant? { delivered.withLock { $0.values.max() } }
+    }
+
+    public func run() async throws -> [String: Double] {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("privatus-bench-e2e-\(getpid())")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        func start(_ name: String) throws -> LocalNode {
+            try LocalNode.start(
+                executable: executable, profile: scratch.appendingPathComponent(name).path, home: scratch.path,
+                name: name)
+        }
+        let alice = try start("alice")
+        defer { alice.stop() }
+        let bob = try start("bob")
+        defer { bob.stop() }
+        let aliceStatus = try await alice.status()
+        let bobStatus = try await bob.status()
+        guard let aliceInvite = aliceStatus.invite, let bobInvite = bobStatus.invite else {
+            throw LocalNodeError.failed("reading the invites")
+        }
+        _ = try await alice.client.call(
+            "POST", "/api/v1/contacts", body: AddContactRequest(invite: bobInvite, name: "bob"), as: ContactView.self)
+        _ = try await bob.client.call(
+            "POST", "/api/v1/contacts", body: AddContactRequest(invite: aliceInvite, name: "alice"),
+            as: ContactView.self)
+
+        let deliveries = Deliveries()
+        let watching = Mutex(false)
+        let watcher = Task {
+            try await alice.client.stream("/api/v1/events") { line in
+                if line.contains("\"watching\"") { watching.withLock { $0 = true } }
+                deliveries.record(line)
+            }
+        }
+        defer { watcher.cancel() }
+        for _ in 0..<3_000 where !watching.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
+
+        // Warm-up: the session starts (bundle, PQXDH) and both sides have written once.
+        let text = String(repeating: "x", count: Self.messageBytes)
+        let warm = try await send(text, through: alice.client)
+        try await waitFor(deliveries, count: 1, timeout: .seconds(30))
+        _ = warm
+
+        // Throughput.
+        let senderBefore = ProcessResources.schedulerStats(of: alice.process.pid)
+        let receiverBefore = ProcessResources.schedulerStats(of: bob.process.pid)
+        let started = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<concurrency {
+                let share = messages / concurrency + (worker < messages % concurrency ? 1 : 0)
+                group.addTask {
+                    for _ in 0..<share { _ = try await send(text, through: alice.client) }
+                }
+            }
+            try await group.waitForAll()
+        }
+        try await waitFor(deliveries, count: 1 + messages, timeout: .seconds(600))
+        let elapsed = (deliveries.last ?? .now) - started
+        let senderCost = ProcessResources.schedulerStats(of: alice.process.pid) - senderBefore
+        let receiverCost = ProcessResources.schedulerStats(of: bob.process.pid) - receiverBefore
+
+        // Latency at a fixed rate.
+        // Each send starts on time whether or not the previous request has been answered (at
+        // most 256 in flight).
+        let pacedStart = ContinuousClock.now
+        let interval = Duration.seconds(1) / rate
+        let sendTimes = try await withThrowingTaskGroup(of: (id: String, at: ContinuousClock.Instant).self) { group in
+            var results: [(id: String, at: ContinuousClock.Instant)] = []
+            var inFlight = 0
+            for index in 0..<paced {
+                let due = pacedStart + interval * index
+                if due > .now { try await Task.sleep(until: due, clock: .continuous) }
+                if inFlight >= 256, let done = try await group.next() {
+                    results.append(done)
+                    inFlight -= 1
+                }
+                group.addTask {
+                    let at = ContinuousClock.now
+                    return (try await send(text, through: alice.client), at)
+                }
+                inFlight += 1
+            }
+            for try await done in group { results.append(done) }
+            return results
+        }
+        let sendsTook = ContinuousClock.now - pacedStart
+        try await waitFor(deliveries, count: 1 + messages + paced, timeout: .seconds(600))
+        let latencies = sendTimes.compactMap { sent in deliveries.time(of: sent.id).map { ($0 - sent.at).milliseconds }
+        }
+        let achievedRate = Double(paced) / sendsTook.seconds
+
+        return [
+            "messages": Double(messages),
+            "message_bytes": Double(Self.messageBytes),
+            "concurrency": Double(concurrency),
+            "msgs_per_s": Double(messages) / elapsed.seconds,
+            "cpu_us_per_msg_sender": Double(senderCost.cpuNanoseconds) / 1_000 / Double(messages),
+            "cpu_us_per_msg_receiver": Double(receiverCost.cpuNanoseconds) / 1_000 / Double(messages),
+            "paced_messages": Double(paced),
+            "paced_rate_per_s": Double(rate),
+            "paced_sent_per_s": achievedRate,
+            "latency_p50_ms": StorageSuite.percentile(latencies, 0.5),
+            "latency_p99_ms": StorageSuite.percentile(latencies, 0.99),
+        ]
+    }
+
+    func send(_ text: String, through client: ControlClient) async throws -> String {
+        try await client.call(
+            "POST", "/api/v1/messages", body: SendRequest(peer: "bob", text: text), as: SendResult.self
+        )
+        .id
+    }
+
+    func waitFor(_ deliveries: Deliveries, count: Int, timeout: Duration) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while deliveries.count < count {
+            guard ContinuousClock.now < deadline else {
+                throw LocalNodeError.failed("delivering \(count) messages (\(deliveries.count) delivered)")
+            }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+    }
+}
