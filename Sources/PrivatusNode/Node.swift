@@ -111,6 +111,7 @@ public final class Node: Service, Sendable {
         let listenAddresses = listening
         let advertised = Self.advertisedAddresses(for: bound)
         await messenger.attach(links, advertising: advertised)
+        let inbox = Task { await messenger.runInbox() }
         state.withLock {
             $0 = Running(
                 store: store, links: links, messenger: messenger, listenAddresses: listenAddresses,
@@ -195,6 +196,9 @@ public final class Node: Service, Sendable {
         background.cancel()
         await background.value
         await links.shutdown()
+        // Links are closed: what they delivered is committed, then the inbox stops.
+        messenger.stopInbox()
+        await inbox.value
         try? FileManager.default.removeItem(atPath: NodeFile.path(in: layout))
         if let failure { throw failure }
     }

@@ -68,20 +68,28 @@ extension Store {
     /// removes it first) and a `queued` message becomes `sent`. Returns whether the state changed.
     @discardableResult
     public func recordAttempt(messageID: [UInt8], peer: PeerID, nextTry: UInt64) throws -> Bool {
-        let changed = try write { db -> Bool in
-            guard
-                let pk = try Int64.fetchOne(
-                    db, sql: "SELECT pk FROM messages WHERE id = ?", arguments: [Data(messageID)])
-            else { return false }
-            try db.execute(
-                sql: "UPDATE outbox SET attempts = attempts + 1, next_try = ? WHERE message_pk = ?",
-                arguments: [Int64(clamping: nextTry), pk])
-            try db.execute(
-                sql: "UPDATE messages SET state = ? WHERE pk = ? AND state = ?",
-                arguments: [MessageState.sent.rawValue, pk, MessageState.queued.rawValue])
-            return db.changesCount > 0
+        try !recordAttempts([(messageID, nextTry)], peer: peer).isEmpty
+    }
+
+    /// Records attempts to send several of `peer`'s messages in one transaction (see
+    /// ``recordAttempt(messageID:peer:nextTry:)``). Returns the ids that became `sent`.
+    public func recordAttempts(_ attempts: [(messageID: [UInt8], nextTry: UInt64)], peer: PeerID) throws -> [[UInt8]] {
+        guard !attempts.isEmpty else { return [] }
+        let changed = try write { db -> [[UInt8]] in
+            let find = try db.cachedStatement(sql: "SELECT pk FROM messages WHERE id = ?")
+            let retry = try db.cachedStatement(
+                sql: "UPDATE outbox SET attempts = attempts + 1, next_try = ? WHERE message_pk = ?")
+            let sent = try db.cachedStatement(sql: "UPDATE messages SET state = ? WHERE pk = ? AND state = ?")
+            var changed: [[UInt8]] = []
+            for attempt in attempts {
+                guard let pk = try Int64.fetchOne(find, arguments: [Data(attempt.messageID)]) else { continue }
+                try retry.execute(arguments: [Int64(clamping: attempt.nextTry), pk])
+                try sent.execute(arguments: [MessageState.sent.rawValue, pk, MessageState.queued.rawValue])
+                if db.changesCount > 0 { changed.append(attempt.messageID) }
+            }
+            return changed
         }
-        if changed { pages.invalidate(index.conversation(with: peer)) }
+        if !changed.isEmpty { pages.invalidate(index.conversation(with: peer)) }
         return changed
     }
 
@@ -289,30 +297,44 @@ extension Store {
         _ message: NewMessage, contact: Contact?, sessions: PeerSessions, prekeys: PrekeyStore?,
         searchable: Bool = true
     ) throws -> IncomingResult {
-        guard let id = message.id else { throw StoreError.outOfRange }
-        let prepared = try prepare([message], searchable: searchable)
+        let stored = try commitIncoming(
+            [message], contact: contact, sessions: sessions, prekeys: prekeys, searchable: searchable)
+        return stored.first.map(IncomingResult.stored) ?? .duplicate
+    }
+
+    /// Stores messages received from one peer, in order, with what decrypting them changed, in
+    /// one durable transaction (a group commit: one fsync for the batch). A batch in which a
+    /// message's id is already stored writes nothing and returns no message (the caller checks
+    /// for resends before decrypting, so it is never expected).
+    public func commitIncoming(
+        _ messages: [NewMessage], contact: Contact?, sessions: PeerSessions, prekeys: PrekeyStore?,
+        searchable: Bool = true
+    ) throws -> [StoredMessage] {
+        guard let peer = messages.first?.peer else { return [] }
+        guard messages.allSatisfy({ $0.id != nil && $0.peer == peer }) else { throw StoreError.outOfRange }
+        let prepared = try prepare(messages, searchable: searchable)
         let sealedSessions = try sealSessions(sessions)
         let prekeyRowID = Self.newRowID()
         let sealedPrekeys = try prekeys.map {
             try sealer.seal($0.serialized, table: "prekeys", column: "sealed_store", rowID: prekeyRowID)
         }
-        let result = try write { db -> IncomingResult in
-            guard try Int.fetchOne(db, sql: "SELECT 1 FROM messages WHERE id = ?", arguments: [Data(id)]) == nil else {
-                return .duplicate
+        let stored = try write { db -> [StoredMessage] in
+            let find = try db.cachedStatement(sql: "SELECT 1 FROM messages WHERE id = ?")
+            for message in messages where try Int.fetchOne(find, arguments: [Data(message.id ?? [])]) != nil {
+                return []
             }
             if let contact { try saveContact(contact, in: db) }
-            try writeSessions(
-                sealedSessions, of: sessions, peer: message.peer, contact: try contactPK(message.peer, in: db), in: db)
+            try writeSessions(sealedSessions, of: sessions, peer: peer, contact: try contactPK(peer, in: db), in: db)
             if let sealedPrekeys {
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO prekeys (pk, id, sealed_store) VALUES (1, ?, ?)",
                     arguments: [Data(prekeyRowID), sealedPrekeys])
             }
-            return .stored(try insert(prepared, in: db)[0])
+            return try insert(prepared, in: db)
         }
         if let contact { contactCache.invalidate(index.peer(contact.peerID)) }
-        if case .stored = result { invalidatePages(of: [message]) }
-        return result
+        if !stored.isEmpty { invalidatePages(of: messages) }
+        return stored
     }
 
     /// Whether a message with this id is stored.

@@ -59,6 +59,8 @@ public actor Messenger {
     private var handedOutPrekeys: Set<UInt32> = []
     static let maximumRememberedHellos = 1_024
     let counters = ChatCounters()
+    /// Chat messages received, waiting to be committed in batches.
+    nonisolated let inbox = ChatInbox()
     /// What `watch` shows.
     public nonisolated let events: NodeEvents
 
@@ -339,6 +341,11 @@ public actor Messenger {
                 return
             }
             let generation = sessionGenerations[peer, default: 0]
+            // Attempts are recorded together once the pass ends (one commit, not one per
+            // message); a receipt that comes first is applied first, and the state events still
+            // walk queued → sent → delivered.
+            var attempts: [(messageID: [UInt8], nextTry: UInt64)] = []
+            defer { recordAttempts(attempts, peer: peer) }
             for item in due {
                 // Sessions restarted meanwhile: what was read before is stale (a new delivery
                 // follows).
@@ -358,15 +365,20 @@ public actor Messenger {
                 try await link.send(LinkMessage(stream: .chat, bytes: bytes))
                 counters.attempts.increment()
                 let delay = min(firstRetryInterval << min(UInt64(item.attempts), 16), maximumRetryInterval)
-                if try store.recordAttempt(
-                    messageID: item.messageID, peer: peer, nextTry: Self.unixMilliseconds() + delay)
-                {
-                    events.publish(
-                        NodeEvent(type: "state", id: Hex.encode(item.messageID), peerId: peer.hex, state: "sent"))
-                }
+                attempts.append((item.messageID, Self.unixMilliseconds() + delay))
             }
         } catch {
             logger.debug("delivery stopped", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func recordAttempts(_ attempts: [(messageID: [UInt8], nextTry: UInt64)], peer: PeerID) {
+        do {
+            for id in try store.recordAttempts(attempts, peer: peer) {
+                events.publish(NodeEvent(type: "state", id: Hex.encode(id), peerId: peer.hex, state: "sent"))
+            }
+        } catch {
+            logger.debug("attempts not recorded", metadata: ["error": "\(error)"])
         }
     }
 
@@ -531,8 +543,38 @@ public actor Messenger {
 
     // MARK: - Receiving
 
-    /// Handles a message from a peer's link.
-    public func receive(_ message: InboundMessage, from peer: LinkPeer, on link: Link?) {
+    /// Handles a message from a peer's link. Chat messages go to the inbox (committed in
+    /// batches by ``runInbox()``); the rest is handled at once.
+    public nonisolated func receive(_ message: InboundMessage, from peer: LinkPeer, on link: Link?) async {
+        if case .chatMessage(let chat) = message.body {
+            await inbox.put(ChatInbox.Item(chat: chat, peer: peer, link: link))
+        } else {
+            await receiveNow(message, from: peer, on: link)
+        }
+    }
+
+    /// Decrypts and commits what the inbox holds, batch after batch, until the node stops.
+    public func runInbox() async {
+        for await _ in inbox.arrivals {
+            while true {
+                let batch = inbox.take(Receipt.maximumMessageIDs)
+                guard !batch.isEmpty else { break }
+                // Per sender, in arrival order.
+                var order: [PeerID] = []
+                var bySender: [PeerID: [ChatInbox.Item]] = [:]
+                for item in batch {
+                    if bySender[item.peer.peerID] == nil { order.append(item.peer.peerID) }
+                    bySender[item.peer.peerID, default: []].append(item)
+                }
+                for sender in order { receiveChats(bySender[sender] ?? []) }
+            }
+        }
+    }
+
+    /// Stops the inbox's drain loop.
+    public nonisolated func stopInbox() { inbox.finish() }
+
+    private func receiveNow(_ message: InboundMessage, from peer: LinkPeer, on link: Link?) {
         do {
             switch message.body {
             case .hello(let hello):
@@ -554,8 +596,8 @@ public actor Messenger {
                 } catch {
                     pending.continuation.resume(throwing: error)
                 }
-            case .chatMessage(let chat):
-                try receiveChat(chat, from: peer, over: link)
+            case .chatMessage:
+                break  // through the inbox
             case .receipt(let receipt):
                 guard try store.contact(peer.peerID)?.state == .contact else { return }
                 let ids = receipt.messageIds.map { Array($0) }
@@ -603,77 +645,120 @@ public actor Messenger {
         try store.saveContact(contact)
     }
 
-    private func receiveChat(_ chat: ChatMessage, from peer: LinkPeer, over link: Link?) throws {
-        let id = Array(chat.messageID)
-        let existing = try store.contact(peer.peerID)
-        if existing?.state == .blocked { return }
-        if try store.hasMessage(id: id) {
-            acknowledge([id], over: link)
-            return
-        }
-        guard chat.sealed.count <= Self.maximumSealedBytes else { throw ChatError.malformedContent }
-        let sealed = Array(chat.sealed)
-        let now = Self.unixSeconds()
-        var ratchetKeys = SystemRatchetKeys()
-        var sessions = PeerSessions()
-        var updatedPrekeys: PrekeyStore?
-        let plaintext: [UInt8]
+    /// Decrypts a batch of one sender's chat messages in order and commits them in one
+    /// transaction, then acknowledges them in one receipt. Resends are acknowledged without
+    /// decryption; messages that do not decrypt are answered `undecryptable`; malformed content
+    /// is dropped. Runs without suspending, so no send interleaves with the sessions it advances.
+    private func receiveChats(_ items: [ChatInbox.Item]) {
+        guard let first = items.first else { return }
+        let peer = first.peer
+        let link = items.last?.link
         do {
-            if existing != nil { sessions = try store.sessions(with: peer.peerID) }
-            if chat.sessionStart {
-                let accepted = try prekeys.acceptingInitialMessage(
-                    sealed, keys: keys, now: now, ratchetKeys: &ratchetKeys)
-                // The session's initiator must be the identity that authenticated the link.
-                guard accepted.initiator.peerID == peer.peerID else { throw ChatError.wrongInitiator }
-                sessions = sessions.adding(accepted.session)
-                updatedPrekeys = accepted.store
-                plaintext = accepted.plaintext
-            } else {
-                guard existing != nil else { throw ChatError.noSession }
-                let ratchet = try RatchetMessage(decoding: sealed)
-                let decrypted = try sessions.decrypting(
-                    ratchet, now: now, keys: &ratchetKeys,
-                    skippedKeyAllowance: try store.skippedKeyAllowance(for: peer.peerID))
-                sessions = decrypted.sessions
-                plaintext = decrypted.plaintext
+            let existing = try store.contact(peer.peerID)
+            if existing?.state == .blocked { return }
+            let now = Self.unixSeconds()
+            var ratchetKeys = SystemRatchetKeys()
+            var sessions = existing == nil ? PeerSessions() : try store.sessions(with: peer.peerID)
+            let allowance = try store.skippedKeyAllowance(for: peer.peerID)
+            var updatedPrekeys: PrekeyStore?
+            var contact = existing
+            var messages: [NewMessage] = []
+            var contents: [ChatContent] = []
+            var acknowledged: [[UInt8]] = []
+            var undecryptable: [[UInt8]] = []
+            var seen = Set<[UInt8]>()
+            for item in items {
+                let chat = item.chat
+                let id = Array(chat.messageID)
+                let resent = try seen.contains(id) || store.hasMessage(id: id)
+                if resent {
+                    acknowledged.append(id)
+                    continue
+                }
+                guard chat.sealed.count <= Self.maximumSealedBytes else {
+                    counters.refused.increment()
+                    continue
+                }
+                let plaintext: [UInt8]
+                do {
+                    let sealed = Array(chat.sealed)
+                    if chat.sessionStart {
+                        let accepted = try (updatedPrekeys ?? prekeys).acceptingInitialMessage(
+                            sealed, keys: keys, now: now, ratchetKeys: &ratchetKeys)
+                        // The session's initiator must be the identity that authenticated the link.
+                        guard accepted.initiator.peerID == peer.peerID else { throw ChatError.wrongInitiator }
+                        sessions = sessions.adding(accepted.session)
+                        updatedPrekeys = accepted.store
+                        plaintext = accepted.plaintext
+                    } else {
+                        guard contact != nil || !messages.isEmpty else { throw ChatError.noSession }
+                        let decrypted = try sessions.decrypting(
+                            try RatchetMessage(decoding: sealed), now: now, keys: &ratchetKeys,
+                            skippedKeyAllowance: allowance)
+                        sessions = decrypted.sessions
+                        plaintext = decrypted.plaintext
+                    }
+                } catch {
+                    // The sender starts a new session and sends it again (it stays in its outbox).
+                    counters.refused.increment()
+                    logger.debug("chat message does not decrypt", metadata: ["error": "\(error)"])
+                    undecryptable.append(id)
+                    continue
+                }
+                guard let content = try? ChatContent(serializedBytes: plaintext), content.version == 1,
+                    !content.text.isEmpty, content.text.utf8.count <= ChatContent.maximumTextBytes,
+                    content.senderName.utf8.count <= ChatContent.maximumNameBytes
+                else {
+                    counters.refused.increment()
+                    continue
+                }
+                if contact == nil {
+                    contact = Contact(
+                        peerID: peer.peerID, identityKey: [],
+                        name: Self.displayName(content.senderName, for: peer.peerID), state: .request,
+                        addresses: helloAddresses[peer.peerID] ?? [])
+                }
+                messages.append(
+                    NewMessage(
+                        peer: peer.peerID, direction: .received, state: .delivered, sender: peer.peerID,
+                        sentAt: content.sentAtMs, receivedAt: Self.unixMilliseconds(), body: content.text, id: id))
+                contents.append(content)
+                acknowledged.append(id)
+                seen.insert(id)
+            }
+            if var contact, !messages.isEmpty {
+                contact.identityKey = Array(peer.identity.rawRepresentation)
+                contact.lastSeen = Self.unixMilliseconds()
+                let stored = try store.commitIncoming(
+                    messages, contact: contact, sessions: sessions, prekeys: updatedPrekeys)
+                if !stored.isEmpty {
+                    counters.received.increment(by: stored.count)
+                    if existing == nil {
+                        events.publish(NodeEvent(type: "request", peerId: peer.peerID.hex, name: contact.name))
+                    }
+                    for (message, content) in zip(messages, contents) {
+                        events.publish(
+                            NodeEvent(
+                                type: "message", id: Hex.encode(message.id ?? []), peerId: peer.peerID.hex,
+                                from: peer.peerID.hex, text: content.text, sentAt: content.sentAtMs,
+                                state: MessageState.delivered.name))
+                    }
+                    if let updatedPrekeys {
+                        prekeys = updatedPrekeys
+                        counters.observe(prekeys)
+                    }
+                }
+            }
+            // Only now, committed: the receipts.
+            if !acknowledged.isEmpty { acknowledge(acknowledged, over: link) }
+            if !undecryptable.isEmpty {
+                reply(.receipt(Receipt(messageIDs: undecryptable, state: .undecryptable)), on: .chat, over: link)
             }
         } catch {
-            // The sender starts a new session and sends it again (it stays in its outbox).
-            reply(.receipt(Receipt(messageIDs: [id], state: .undecryptable)), on: .chat, over: link)
-            throw error
+            // Nothing was committed or acknowledged: the sender sends it all again.
+            counters.refused.increment()
+            logger.debug("chat batch refused", metadata: ["error": "\(error)"])
         }
-        let content = try ChatContent(serializedBytes: plaintext)
-        guard content.version == 1, !content.text.isEmpty, content.text.utf8.count <= ChatContent.maximumTextBytes,
-            content.senderName.utf8.count <= ChatContent.maximumNameBytes
-        else { throw ChatError.malformedContent }
-        var contact =
-            existing
-            ?? Contact(
-                peerID: peer.peerID, identityKey: [], name: Self.displayName(content.senderName, for: peer.peerID),
-                state: .request, addresses: helloAddresses[peer.peerID] ?? [])
-        contact.identityKey = Array(peer.identity.rawRepresentation)
-        contact.lastSeen = Self.unixMilliseconds()
-        let message = NewMessage(
-            peer: peer.peerID, direction: .received, state: .delivered, sender: peer.peerID, sentAt: content.sentAtMs,
-            receivedAt: Self.unixMilliseconds(), body: content.text, id: id)
-        switch try store.commitIncoming(message, contact: contact, sessions: sessions, prekeys: updatedPrekeys) {
-        case .stored:
-            counters.received.increment()
-            if existing == nil {
-                events.publish(NodeEvent(type: "request", peerId: peer.peerID.hex, name: contact.name))
-            }
-            events.publish(
-                NodeEvent(
-                    type: "message", id: Hex.encode(id), peerId: peer.peerID.hex, from: peer.peerID.hex,
-                    text: content.text, sentAt: content.sentAtMs, state: MessageState.delivered.name))
-            if let updatedPrekeys {
-                prekeys = updatedPrekeys
-                counters.observe(prekeys)
-            }
-        case .duplicate:
-            break
-        }
-        acknowledge([id], over: link)
     }
 
     private func acknowledge(_ ids: [[UInt8]], over link: Link?) {
