@@ -112,6 +112,7 @@ public final class Node: Service, Sendable {
         let advertised = Self.advertisedAddresses(for: bound)
         await messenger.attach(links, advertising: advertised)
         let inbox = Task { await messenger.runInbox() }
+        let outgoing = Task { await messenger.runOutgoing() }
         state.withLock {
             $0 = Running(
                 store: store, links: links, messenger: messenger, listenAddresses: listenAddresses,
@@ -195,6 +196,8 @@ public final class Node: Service, Sendable {
         }
         background.cancel()
         await background.value
+        messenger.stopOutgoing()
+        await outgoing.value
         await links.shutdown()
         // Links are closed: what they delivered is committed, then the inbox stops.
         messenger.stopInbox()

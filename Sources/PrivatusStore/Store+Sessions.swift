@@ -92,27 +92,50 @@ extension Store {
         deadline: UInt64? = nil,
         searchable: Bool = true
     ) throws -> StoredMessage {
-        let prepared = try prepare([message], searchable: searchable)
-        let sealedSessions = try sealSessions(sessions)
-        let outboxID = Self.newRowID()
-        let sealedCiphertext = try sealer.seal(
-            ciphertext, table: "outbox", column: "sealed_ciphertext", rowID: outboxID)
-        let stored = try write { db -> StoredMessage in
-            try writeSessions(
-                sealedSessions, of: sessions, peer: message.peer, contact: try contactPK(message.peer, in: db), in: db)
-            let stored = try insert(prepared, in: db)[0]
-            try db.execute(
+        try commitOutgoing(
+            [(message, ciphertext)], sessions: [message.peer: sessions], nextTry: nextTry, deadline: deadline,
+            searchable: searchable)[0]
+    }
+
+    /// Commits several outgoing messages (to any peers) in one durable transaction — a group
+    /// commit: the sessions of each peer as advanced by all of them, the messages (`queued`) in
+    /// order, and each one's bytes in the outbox (empty for a message that waits for a session).
+    public func commitOutgoing(
+        _ items: [(message: NewMessage, ciphertext: [UInt8])],
+        sessions: [PeerID: PeerSessions],
+        nextTry: UInt64,
+        deadline: UInt64? = nil,
+        searchable: Bool = true
+    ) throws -> [StoredMessage] {
+        guard !items.isEmpty else { return [] }
+        let prepared = try prepare(items.map(\.message), searchable: searchable)
+        let sealedSessions = try sessions.mapValues { try sealSessions($0) }
+        let outbox = try items.map { item -> (id: [UInt8], sealed: Data) in
+            let id = Self.newRowID()
+            return (id, try sealer.seal(item.ciphertext, table: "outbox", column: "sealed_ciphertext", rowID: id))
+        }
+        let stored = try write { db -> [StoredMessage] in
+            for (peer, peerSessions) in sessions {
+                try writeSessions(
+                    sealedSessions[peer] ?? [], of: peerSessions, peer: peer, contact: try contactPK(peer, in: db),
+                    in: db)
+            }
+            for item in items { _ = try contactPK(item.message.peer, in: db) }
+            let stored = try insert(prepared, in: db)
+            let insertOutbox = try db.cachedStatement(
                 sql: """
                     INSERT INTO outbox (id, message_pk, next_try, sealed_ciphertext, deadline)
                     VALUES (?, (SELECT pk FROM messages WHERE id = ?), ?, ?, ?)
-                    """,
-                arguments: [
-                    Data(outboxID), Data(stored.id), Int64(clamping: nextTry), sealedCiphertext,
+                    """)
+            for (message, entry) in zip(stored, outbox) {
+                try insertOutbox.execute(arguments: [
+                    Data(entry.id), Data(message.id), Int64(clamping: nextTry), entry.sealed,
                     deadline.map { Int64(clamping: $0) },
                 ])
+            }
             return stored
         }
-        invalidatePages(of: [message])
+        invalidatePages(of: items.map(\.message))
         return stored
     }
 

@@ -172,6 +172,7 @@ extension Messenger {
         } catch let error as ChatError {
             switch error {
             case .unknownPeer, .unknownMessage, .notRetryable: throw HTTPError(.notFound, message: error.description)
+            case .stopping: throw HTTPError(.serviceUnavailable, message: error.description)
             case .identityNotYetKnown, .safetyNumberMismatch, .notAContact, .ambiguousName:
                 throw HTTPError(.conflict, message: error.description)
             default: throw HTTPError(.badRequest, message: error.description)

@@ -61,6 +61,8 @@ public actor Messenger {
     let counters = ChatCounters()
     /// Chat messages received, waiting to be committed in batches.
     nonisolated let inbox = ChatInbox()
+    /// Send requests, waiting to be committed in batches.
+    nonisolated let outgoing = SendQueue()
     /// What `watch` shows.
     public nonisolated let events: NodeEvents
 
@@ -219,29 +221,69 @@ public actor Messenger {
     // MARK: - Sending
 
     /// Queues a text message to a contact and returns it as stored (`queued`); delivery runs in
-    /// the background.
-    public func send(_ text: String, to reference: String) throws -> StoredMessage {
-        guard !text.isEmpty else { throw ChatError.emptyMessage }
-        guard text.utf8.count <= ChatContent.maximumTextBytes else { throw ChatError.messageTooLong }
-        let contact = try resolve(reference)
-        guard contact.state == .contact else { throw ChatError.notAContact }
-        let now = Self.unixMilliseconds()
-        let id = SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) }
-        let message = NewMessage(
-            peer: contact.peerID, direction: .sent, state: .queued, sender: keys.identity.publicKey.peerID, sentAt: now,
-            body: text, id: id)
-        let sessions = try store.sessions(with: contact.peerID)
-        let stored: StoredMessage
-        if sessions.sessions.contains(where: \.canSend) {
-            let (advanced, ratchet) = try sessions.encrypting(try content(text, sentAt: now))
-            let wire = try Self.chatEnvelope(id: id, sealed: ratchet.encoded, sessionStart: false)
-            stored = try store.commitOutgoing(
-                message, ciphertext: wire, sessions: advanced, nextTry: now, deadline: now + deliveryDeadline)
-        } else {
-            stored = try store.queueAwaitingSession(message, nextTry: now, deadline: now + deliveryDeadline)
+    /// the background. Requests that arrive together are committed together (``runOutgoing()``).
+    public nonisolated func send(_ text: String, to reference: String) async throws -> StoredMessage {
+        try await outgoing.submit(text, to: reference)
+    }
+
+    /// Encrypts and commits queued send requests, batch after batch, until the node stops.
+    public func runOutgoing() async {
+        for await _ in outgoing.arrivals {
+            while true {
+                let batch = outgoing.take(256)
+                guard !batch.isEmpty else { break }
+                sendBatch(batch)
+            }
         }
-        scheduleDelivery(to: contact.peerID)
-        return stored
+    }
+
+    /// Stops taking send requests (those waiting are refused).
+    public nonisolated func stopOutgoing() { outgoing.finish() }
+
+    /// Checks, encrypts (advancing each peer's sessions in memory, in request order) and commits
+    /// a batch of send requests in one transaction; answers each request. Runs without
+    /// suspending, so no received message interleaves with the sessions it advances.
+    private func sendBatch(_ requests: [SendQueue.Request]) {
+        let now = Self.unixMilliseconds()
+        var sessions: [PeerID: PeerSessions] = [:]
+        var items: [(message: NewMessage, ciphertext: [UInt8])] = []
+        var answers: [CheckedContinuation<StoredMessage, any Error>] = []
+        for request in requests {
+            do {
+                guard !request.text.isEmpty else { throw ChatError.emptyMessage }
+                guard request.text.utf8.count <= ChatContent.maximumTextBytes else { throw ChatError.messageTooLong }
+                let contact = try resolve(request.reference)
+                guard contact.state == .contact else { throw ChatError.notAContact }
+                let peer = contact.peerID
+                let id = SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) }
+                let message = NewMessage(
+                    peer: peer, direction: .sent, state: .queued, sender: keys.identity.publicKey.peerID, sentAt: now,
+                    body: request.text, id: id)
+                let current = try sessions[peer] ?? store.sessions(with: peer)
+                var wire: [UInt8] = []  // empty: waits for a session (the bundle is fetched when delivering)
+                if current.sessions.contains(where: \.canSend) {
+                    let (advanced, ratchet) = try current.encrypting(try content(request.text, sentAt: now))
+                    wire = try Self.chatEnvelope(id: id, sealed: ratchet.encoded, sessionStart: false)
+                    sessions[peer] = advanced
+                } else {
+                    sessions[peer] = current
+                }
+                items.append((message, wire))
+                answers.append(request.answer)
+            } catch {
+                request.answer.resume(throwing: error)
+            }
+        }
+        guard !items.isEmpty else { return }
+        do {
+            let stored = try store.commitOutgoing(
+                items, sessions: sessions, nextTry: now, deadline: now + deliveryDeadline)
+            for (answer, message) in zip(answers, stored) { answer.resume(returning: message) }
+        } catch {
+            for answer in answers { answer.resume(throwing: error) }
+            return
+        }
+        for peer in sessions.keys { scheduleDelivery(to: peer) }
     }
 
     /// The latest `limit` messages with a peer (before the message `before`), oldest first.
@@ -873,6 +915,7 @@ public enum ChatError: Error, Sendable, Hashable, CustomStringConvertible {
     case bundleTimeout
     case malformedContent
     case notRetryable
+    case stopping
 
     public var description: String {
         switch self {
@@ -891,6 +934,7 @@ public enum ChatError: Error, Sendable, Hashable, CustomStringConvertible {
         case .wrongInitiator: "the session's initiator is not the link's peer"
         case .bundleTimeout: "the peer did not answer the bundle request"
         case .malformedContent: "the message content is malformed"
+        case .stopping: "the node is stopping"
         case .notRetryable:
             "no failed message with that id can be retried (delivered, or its peer was blocked or removed)"
         }

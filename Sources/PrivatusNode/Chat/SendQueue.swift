@@ -1,0 +1,59 @@
+import PrivatusStore
+import Synchronization
+
+/// Messages users asked to send, waiting for the messenger to encrypt and commit them in batches
+/// (one transaction and one fsync for every request that arrived while the previous batch was
+/// being committed). Each request's caller waits for its own result.
+final class SendQueue: Sendable {
+    struct Request: Sendable {
+        let text: String
+        let reference: String
+        let answer: CheckedContinuation<StoredMessage, any Error>
+    }
+
+    private let pending = Mutex<[Request]?>([])
+    /// One element per arrival: wakes the messenger's loop.
+    let arrivals: AsyncStream<Void>
+    private let signal: AsyncStream<Void>.Continuation
+
+    init() {
+        (arrivals, signal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Queues a request and waits for its result.
+    /// - Throws: ``ChatError/stopping`` once the node stops.
+    func submit(_ text: String, to reference: String) async throws -> StoredMessage {
+        try await withCheckedThrowingContinuation { continuation in
+            let queued = pending.withLock { pending -> Bool in
+                guard pending != nil else { return false }
+                pending?.append(Request(text: text, reference: reference, answer: continuation))
+                return true
+            }
+            guard queued else {
+                continuation.resume(throwing: ChatError.stopping)
+                return
+            }
+            signal.yield()
+        }
+    }
+
+    /// Takes up to `limit` requests, oldest first.
+    func take(_ limit: Int) -> [Request] {
+        pending.withLock { pending in
+            guard let all = pending else { return [] }
+            let batch = Array(all.prefix(limit))
+            pending = Array(all.dropFirst(batch.count))
+            return batch
+        }
+    }
+
+    /// Refuses every waiting and later request and ends the loop.
+    func finish() {
+        let waiting = pending.withLock { pending -> [Request] in
+            defer { pending = nil }
+            return pending ?? []
+        }
+        for request in waiting { request.answer.resume(throwing: ChatError.stopping) }
+        signal.finish()
+    }
+}
