@@ -61,6 +61,29 @@ public final class Link: Sendable {
         }
     }
 
+    /// Queues several encoded messages in order with one hand-over to the event loop (one
+    /// wake-up instead of one per message), waiting while the link's queue is full.
+    /// - Throws: as ``send(_:)-(LinkMessage)``; on failure, none or some leading part of
+    ///   `messages` was queued.
+    public func send(_ messages: [LinkMessage]) async throws {
+        guard !messages.isEmpty else { return }
+        guard messages.allSatisfy({ $0.bytes.count <= maxMessageBytes }) else { throw LinkError.messageTooLarge }
+        touch()
+        let total = messages.reduce(0) { $0 + $1.bytes.count }
+        try await gate.enter(total)
+        let gated = messages.map { message -> LinkMessage in
+            var gated = message
+            gated.gated = true
+            return gated
+        }
+        do {
+            try await writer.write(contentsOf: gated)
+        } catch {
+            gate.leave(total)
+            throw LinkError.closed
+        }
+    }
+
     /// Whether the connection is still open.
     public var isActive: Bool { channel.isActive }
 

@@ -388,12 +388,31 @@ public actor Messenger {
             // walk queued → sent → delivered.
             var attempts: [(messageID: [UInt8], nextTry: UInt64)] = []
             defer { recordAttempts(attempts, peer: peer) }
-            for item in due {
-                // Sessions restarted meanwhile: what was read before is stale (a new delivery
-                // follows).
-                guard sessionGenerations[peer, default: 0] == generation else { return }
-                var bytes = item.ciphertext
-                if bytes.isEmpty {
+            // Ready messages go to the link in runs (one hand-over per run, not per message).
+            var run: [OutboxItem] = []
+            var bytes: [[UInt8]] = []
+            var index = due.startIndex
+            while index < due.endIndex || !run.isEmpty {
+                let item = index < due.endIndex ? due[index] : nil
+                let mustFlush = item == nil || item?.ciphertext.isEmpty == true || run.count >= 256
+                if mustFlush, !run.isEmpty {
+                    // Sessions restarted meanwhile: what was read before is stale (a new
+                    // delivery follows).
+                    guard sessionGenerations[peer, default: 0] == generation else { return }
+                    try await link.send(bytes.map { LinkMessage(stream: .chat, bytes: $0) })
+                    counters.attempts.increment(by: run.count)
+                    let sentAt = Self.unixMilliseconds()
+                    for sent in run {
+                        let delay = min(firstRetryInterval << min(UInt64(sent.attempts), 16), maximumRetryInterval)
+                        attempts.append((sent.messageID, sentAt + delay))
+                    }
+                    run.removeAll()
+                    bytes.removeAll()
+                }
+                guard let item else { break }
+                index += 1
+                if item.ciphertext.isEmpty {
+                    guard sessionGenerations[peer, default: 0] == generation else { return }
                     let sealed: [UInt8]?
                     do {
                         sealed = try await sealAwaitingSession(item, over: link)
@@ -402,12 +421,12 @@ public actor Messenger {
                         throw error
                     }
                     guard let sealed else { continue }
-                    bytes = sealed
+                    run.append(item)
+                    bytes.append(sealed)
+                } else {
+                    run.append(item)
+                    bytes.append(item.ciphertext)
                 }
-                try await link.send(LinkMessage(stream: .chat, bytes: bytes))
-                counters.attempts.increment()
-                let delay = min(firstRetryInterval << min(UInt64(item.attempts), 16), maximumRetryInterval)
-                attempts.append((item.messageID, Self.unixMilliseconds() + delay))
             }
         } catch {
             logger.debug("delivery stopped", metadata: ["error": "\(error)"])
