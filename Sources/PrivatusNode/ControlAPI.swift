@@ -18,6 +18,8 @@ public struct NodeStatus: Codable, Sendable, Equatable, ResponseEncodable {
     /// The invite to give others: this node's PeerID and the addresses it tells peers (an
     /// addition to CLI.md's keys).
     public var invite: String?
+    /// The bootstrap peers configured (flags > environment > config.json; an addition).
+    public var bootstrap: [String]?
 }
 
 /// Refuses every request that does not carry the node's bearer token or that names a host

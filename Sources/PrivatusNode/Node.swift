@@ -30,6 +30,9 @@ public struct NodeSettings: Sendable {
     public var readReceipts = true
     /// How long a message may wait for its receipt before it is `failed`.
     public var deliveryDeadline = Duration.seconds(7 * 24 * 3600)
+    /// Nodes to join the network through ("host:port"): the DHT (issue 8) dials them; until it
+    /// exists the node only reports them in `status`.
+    public var bootstrap: [String] = []
 
     public init(listen: [(host: String, port: Int)], ui: (host: String, port: Int)) {
         self.listen = listen
@@ -218,7 +221,8 @@ public final class Node: Service, Sendable {
             uptimeS: (ContinuousClock.now - started).seconds,
             dbBytes: running.store.fileBytes(path: profile.layout.databaseFile),
             startupMs: running.startupMs,
-            invite: running.invite)
+            invite: running.invite,
+            bootstrap: settings.bootstrap)
     }
 
     /// The addresses to tell peers (invite, hello): each bound address, a wildcard one replaced

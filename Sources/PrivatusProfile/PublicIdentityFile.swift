@@ -62,6 +62,9 @@ public struct ProfileConfig: Codable, Equatable, Sendable {
     public var readReceipts: Bool?
     /// How long a message may wait for its receipt before it is `failed` (default 7 days).
     public var deliveryDeadlineSeconds: Int?
+    /// Nodes to join the network through ("host:port"), for the DHT.
+    public var bootstrap: [String]?
+    public static let maximumBootstrapPeers = 16
 
     public init(version: Int, listenPort: Int, uiPort: Int) {
         self.version = version
@@ -78,6 +81,8 @@ public struct ProfileConfig: Codable, Equatable, Sendable {
             && within(retryInitialSeconds, 1...86_400) && within(retryMaximumSeconds, 1...7 * 86_400)
             && (retryInitialSeconds ?? 30) <= (retryMaximumSeconds ?? 900)
             && within(deliveryDeadlineSeconds, 1...90 * 86_400)
+            && (bootstrap ?? []).count <= Self.maximumBootstrapPeers
+            && (bootstrap ?? []).allSatisfy { $0.utf8.count <= 64 && $0.contains(":") }
     }
 
     /// Ports drawn at random from 20000–32767, below Linux's ephemeral range so they do not

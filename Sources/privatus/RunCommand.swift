@@ -20,6 +20,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Loopback address of the control API, host:port (port 0: any free port).")
     var ui: String?
 
+    @Option(name: .long, help: "A node to join the network through, host:port (repeatable; used by the DHT).")
+    var bootstrap: [String] = []
+
     func run() async throws {
         let sink = global.bootstrapLogging()
         try await reportingFailures {
@@ -38,6 +41,8 @@ struct RunCommand: AsyncParsableCommand {
                     ui.map { [$0] } ?? [], environment: environment["PRIVATUS_UI"],
                     default: ("127.0.0.1", config.uiPort),
                     flag: "--ui")[0])
+            settings.bootstrap = try Self.bootstrapPeers(
+                bootstrap, environment: environment["PRIVATUS_BOOTSTRAP"], config: config.bootstrap ?? [])
             if let value = config.maxConnections { settings.connections.maximumConnections = value }
             if let value = config.maxMessageBytes { settings.connections.link.multiplex.maxMessageBytes = value }
             if let value = config.connectionBurst { settings.connections.rateLimits.burst = value }
@@ -58,6 +63,20 @@ struct RunCommand: AsyncParsableCommand {
             try await group.run()
             withExtendedLifetime(lock) {}
         }
+    }
+
+    /// `--bootstrap` flags, else `PRIVATUS_BOOTSTRAP` (comma-separated), else config.json's
+    /// `bootstrap`; each must be host:port (exit 64 for a flag or the environment).
+    static func bootstrapPeers(_ flags: [String], environment: String?, config: [String]) throws -> [String] {
+        let given = flags.isEmpty ? (environment?.split(separator: ",").map(String.init) ?? []) : flags
+        guard !given.isEmpty else { return config }
+        guard given.count <= ProfileConfig.maximumBootstrapPeers else {
+            throw CLIFailure(status: 64, message: "at most \(ProfileConfig.maximumBootstrapPeers) bootstrap peers")
+        }
+        for peer in given where HostPort(parsing: peer) == nil {
+            throw CLIFailure(status: 64, message: "--bootstrap takes host:port")
+        }
+        return given
     }
 
     /// Flags, else the environment variable (comma-separated), else the default.

@@ -172,6 +172,38 @@ import Glibc
         #expect(ended.status == 0, "\(ended.stderr)")
     }
 
+    @Test func bootstrapPeersComeFromFlagsThenEnvironmentThenConfig() async throws {
+        defer { scratch.remove() }
+        #expect(try await run(["init", "--name", "dave"] + CLITests.cheap).status == 0)
+        let url = URL(fileURLWithPath: layout.configFile)
+        var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        config["bootstrap"] = ["192.0.2.1:4000"]
+        try JSONSerialization.data(withJSONObject: config).write(to: url)
+        func bootstrap(_ flags: [String], environment: [String: String]) async throws -> [String]? {
+            let node = try cli.start(
+                ["--profile", profile, "run", "--listen", "127.0.0.1:0", "--ui", "127.0.0.1:0"] + flags,
+                environment: ["PRIVATUS_PASSWORD": "x"].merging(environment) { $1 })
+            for _ in 0..<400 where NodeFile.read(in: layout) == nil {
+                try await Task.sleep(for: .milliseconds(25))
+            }
+            let status = try await run(["status", "--json"])
+            node.child.send(SIGTERM)
+            _ = try await node.wait(timeout: .seconds(30))
+            let facts = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any]
+            return facts?["bootstrap"] as? [String]
+        }
+        #expect(try await bootstrap([], environment: [:]) == ["192.0.2.1:4000"])
+        #expect(
+            try await bootstrap([], environment: ["PRIVATUS_BOOTSTRAP": "192.0.2.2:5000,[2001:db8::1]:5001"])
+                == ["192.0.2.2:5000", "[2001:db8::1]:5001"])
+        #expect(
+            try await bootstrap(
+                ["--bootstrap", "192.0.2.3:6000"], environment: ["PRIVATUS_BOOTSTRAP": "192.0.2.2:5000"])
+                == ["192.0.2.3:6000"])
+        let bad = try await run(["run", "--listen", "127.0.0.1:0", "--ui", "127.0.0.1:0", "--bootstrap", "nowhere"])
+        #expect(bad.status == 64, "\(bad.stderr)")
+    }
+
     @Test func clientCommandsWithNoNodeExitThree() async throws {
         defer { scratch.remove() }
         #expect(try await run(["init", "--name", "bob"] + CLITests.cheap).status == 0)
