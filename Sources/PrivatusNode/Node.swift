@@ -114,8 +114,6 @@ public final class Node: Service, Sendable {
         let listenAddresses = listening
         let advertised = Self.advertisedAddresses(for: bound)
         await messenger.attach(links, advertising: advertised)
-        let inbox = Task { await messenger.runInbox() }
-        let outgoing = Task { await messenger.runOutgoing() }
         state.withLock {
             $0 = Running(
                 store: store, links: links, messenger: messenger, listenAddresses: listenAddresses,
@@ -174,6 +172,10 @@ public final class Node: Service, Sendable {
         // Chat: retries of what the outbox holds, prekey rotation and refill.
         await scheduler.every(.seconds(5), name: "outbox", priority: .high) { await messenger.deliverDue() }
         await scheduler.every(.seconds(3600), name: "prekeys", priority: .low) { try await messenger.maintainPrekeys() }
+        // From here on nothing throws before the service runs: the tasks below are always
+        // stopped at the end. (Chat messages that arrived earlier wait in the inbox.)
+        let inbox = Task { await messenger.runInbox() }
+        let outgoing = Task { await messenger.runOutgoing() }
         let background = Task { await scheduler.run() }
         // Contacts learn where this node is now (its hello), and the outbox drains.
         do {

@@ -77,13 +77,14 @@ extension Store {
         guard !attempts.isEmpty else { return [] }
         let changed = try write { db -> [[UInt8]] in
             let find = try db.cachedStatement(sql: "SELECT pk FROM messages WHERE id = ?")
+            // A failed entry stays never due (it failed while the attempt was in flight).
             let retry = try db.cachedStatement(
-                sql: "UPDATE outbox SET attempts = attempts + 1, next_try = ? WHERE message_pk = ?")
+                sql: "UPDATE outbox SET attempts = attempts + 1, next_try = ? WHERE message_pk = ? AND next_try < ?")
             let sent = try db.cachedStatement(sql: "UPDATE messages SET state = ? WHERE pk = ? AND state = ?")
             var changed: [[UInt8]] = []
             for attempt in attempts {
                 guard let pk = try Int64.fetchOne(find, arguments: [Data(attempt.messageID)]) else { continue }
-                try retry.execute(arguments: [Int64(clamping: attempt.nextTry), pk])
+                try retry.execute(arguments: [Int64(clamping: attempt.nextTry), pk, Self.neverDue])
                 try sent.execute(arguments: [MessageState.sent.rawValue, pk, MessageState.queued.rawValue])
                 if db.changesCount > 0 { changed.append(attempt.messageID) }
             }

@@ -137,3 +137,25 @@ extension ChatStorageTests {
         #expect(throws: StoreError.notFound) { try store.retry(messageID: stored.id, now: 301, deadline: 401) }
     }
 }
+
+extension ChatStorageTests {
+    @Test func anAttemptRecordedAfterTheMessageFailedLeavesItNeverDue() throws {
+        defer { scratch.remove() }
+        let (alice, _, bobKeys) = try SessionStorageTests.pair()
+        let bob = bobKeys.identity.publicKey.peerID
+        try store.saveContact(Contact(peerID: bob, identityKey: [], name: "Bob", state: .contact))
+        let stored = try store.commitOutgoing(
+            NewMessage(peer: bob, direction: .sent, state: .queued, sender: me, sentAt: 1, body: "in flight"),
+            ciphertext: [1], sessions: PeerSessions([alice]), nextTry: 1, deadline: 10)
+        // It fails while a delivery pass holds it; the pass then records its attempt.
+        #expect(try store.failOverdue(now: 10).map(\.id) == [stored.id])
+        _ = try store.recordAttempts([(stored.id, 20)], peer: bob)
+        #expect(try store.outbox(dueBy: 1_000_000).isEmpty, "still never due")
+        #expect(try store.latestMessages(with: bob).map(\.state) == [.failed])
+        #expect(try store.failOverdue(now: 1_000).isEmpty, "not failed twice")
+        // Put off and restarted sessions keep it never due too.
+        try store.deferOutbox(for: bob, until: 5_000)
+        try store.restartSessions(with: bob, now: 6_000)
+        #expect(try store.outbox(dueBy: 1_000_000).isEmpty)
+    }
+}

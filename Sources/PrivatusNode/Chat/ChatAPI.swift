@@ -149,7 +149,7 @@ extension Messenger {
     /// client that every later event will reach it) until the node stops.
     nonisolated func watchResponse() throws -> Response {
         guard let stream = events.subscribe(greeting: NodeEvent(type: "watching")) else {
-            throw HTTPError(.tooManyRequests, message: "too many watchers")
+            throw HTTPError(.serviceUnavailable, message: "too many watchers, or the node is stopping")
         }
         let lines: AsyncMapSequence<AsyncStream<NodeEvent>, ByteBuffer> = stream.map(Self.line(for:))
         return Response(
@@ -172,7 +172,7 @@ extension Messenger {
         } catch let error as ChatError {
             switch error {
             case .unknownPeer, .unknownMessage, .notRetryable: throw HTTPError(.notFound, message: error.description)
-            case .stopping: throw HTTPError(.serviceUnavailable, message: error.description)
+            case .stopping, .busy: throw HTTPError(.serviceUnavailable, message: error.description)
             case .identityNotYetKnown, .safetyNumberMismatch, .notAContact, .ambiguousName:
                 throw HTTPError(.conflict, message: error.description)
             default: throw HTTPError(.badRequest, message: error.description)

@@ -190,6 +190,8 @@ public actor Messenger {
 
     /// Nothing more goes to a blocked or removed peer: what waits for it becomes `failed`.
     private func failOutbox(for peer: PeerID) {
+        // A delivery pass in progress stops at its next run.
+        sessionGenerations[peer, default: 0] += 1
         do {
             for id in try store.failOutbox(for: peer) {
                 events.publish(NodeEvent(type: "state", id: Hex.encode(id), peerId: peer.hex, state: "failed"))
@@ -233,6 +235,7 @@ public actor Messenger {
                 let batch = outgoing.take(256)
                 guard !batch.isEmpty else { break }
                 sendBatch(batch)
+                await Task.yield()
             }
         }
     }
@@ -387,7 +390,11 @@ public actor Messenger {
             // message); a receipt that comes first is applied first, and the state events still
             // walk queued → sent → delivered.
             var attempts: [(messageID: [UInt8], nextTry: UInt64)] = []
-            defer { recordAttempts(attempts, peer: peer) }
+            defer {
+                // After a restart the entries were emptied and made due: a new pass sends them,
+                // in order; recording these attempts would put them off behind later messages.
+                if sessionGenerations[peer, default: 0] == generation { recordAttempts(attempts, peer: peer) }
+            }
             // Ready messages go to the link in runs (one hand-over per run, not per message).
             var run: [OutboxItem] = []
             var bytes: [[UInt8]] = []
@@ -607,27 +614,51 @@ public actor Messenger {
     /// Handles a message from a peer's link. Chat messages go to the inbox (committed in
     /// batches by ``runInbox()``); the rest is handled at once.
     public nonisolated func receive(_ message: InboundMessage, from peer: LinkPeer, on link: Link?) async {
-        if case .chatMessage(let chat) = message.body {
-            await inbox.put(ChatInbox.Item(chat: chat, peer: peer, link: link))
-        } else {
-            await receiveNow(message, from: peer, on: link)
+        switch message.body {
+        case .chatMessage(let chat):
+            // Larger than any valid chat message: refused before it is queued.
+            guard chat.sealed.count <= Self.maximumSealedBytes else {
+                counters.refused.increment()
+                return
+            }
+            await inbox.put(ChatInbox.Item(body: message.body, peer: peer, link: link))
+        case .receipt:
+            // In its place after the chat messages before it (a restart must not drop sessions
+            // that earlier messages still need).
+            await inbox.put(ChatInbox.Item(body: message.body, peer: peer, link: link))
+        default:
+            await receiveNow(message.body, from: peer, on: link)
         }
     }
 
-    /// Decrypts and commits what the inbox holds, batch after batch, until the node stops.
+    /// Decrypts and commits what the inbox holds, batch after batch, until the node stops;
+    /// yields between batches so that sends, API calls and bundle answers are not held back.
     public func runInbox() async {
         for await _ in inbox.arrivals {
             while true {
                 let batch = inbox.take(Receipt.maximumMessageIDs)
                 guard !batch.isEmpty else { break }
-                // Per sender, in arrival order.
+                // Per sender, in arrival order; a receipt ends the run of chat messages before it.
                 var order: [PeerID] = []
                 var bySender: [PeerID: [ChatInbox.Item]] = [:]
                 for item in batch {
                     if bySender[item.peer.peerID] == nil { order.append(item.peer.peerID) }
                     bySender[item.peer.peerID, default: []].append(item)
                 }
-                for sender in order { receiveChats(bySender[sender] ?? []) }
+                for sender in order {
+                    var chats: [(chat: ChatMessage, link: Link?)] = []
+                    for item in bySender[sender] ?? [] {
+                        if case .chatMessage(let chat) = item.body {
+                            chats.append((chat, item.link))
+                        } else {
+                            receiveChats(chats, from: item.peer)
+                            chats.removeAll()
+                            receiveNow(item.body, from: item.peer, on: item.link)
+                        }
+                    }
+                    if let peer = bySender[sender]?.first?.peer { receiveChats(chats, from: peer) }
+                }
+                await Task.yield()
             }
         }
     }
@@ -635,9 +666,9 @@ public actor Messenger {
     /// Stops the inbox's drain loop.
     public nonisolated func stopInbox() { inbox.finish() }
 
-    private func receiveNow(_ message: InboundMessage, from peer: LinkPeer, on link: Link?) {
+    private func receiveNow(_ body: Envelope.Body, from peer: LinkPeer, on link: Link?) {
         do {
-            switch message.body {
+            switch body {
             case .hello(let hello):
                 try receiveHello(hello, from: peer)
             case .bundleRequest(let request):
@@ -710,9 +741,8 @@ public actor Messenger {
     /// transaction, then acknowledges them in one receipt. Resends are acknowledged without
     /// decryption; messages that do not decrypt are answered `undecryptable`; malformed content
     /// is dropped. Runs without suspending, so no send interleaves with the sessions it advances.
-    private func receiveChats(_ items: [ChatInbox.Item]) {
-        guard let first = items.first else { return }
-        let peer = first.peer
+    private func receiveChats(_ items: [(chat: ChatMessage, link: Link?)], from peer: LinkPeer) {
+        guard !items.isEmpty else { return }
         let link = items.last?.link
         do {
             let existing = try store.contact(peer.peerID)
@@ -728,12 +758,14 @@ public actor Messenger {
             var acknowledged: [[UInt8]] = []
             var undecryptable: [[UInt8]] = []
             var seen = Set<[UInt8]>()
+            var resends: [[UInt8]] = []
             for item in items {
                 let chat = item.chat
                 let id = Array(chat.messageID)
                 let resent = try seen.contains(id) || store.hasMessage(id: id)
                 if resent {
                     acknowledged.append(id)
+                    if !seen.contains(id) { resends.append(id) }
                     continue
                 }
                 guard chat.sealed.count <= Self.maximumSealedBytes else {
@@ -792,6 +824,9 @@ public actor Messenger {
                 contact.lastSeen = Self.unixMilliseconds()
                 let stored = try store.commitIncoming(
                     messages, contact: contact, sessions: sessions, prekeys: updatedPrekeys)
+                // Nothing committed (not expected: resends are recognised first): only resends
+                // are acknowledged.
+                if stored.isEmpty { acknowledged = resends }
                 if !stored.isEmpty {
                     counters.received.increment(by: stored.count)
                     if existing == nil {
@@ -935,6 +970,7 @@ public enum ChatError: Error, Sendable, Hashable, CustomStringConvertible {
     case malformedContent
     case notRetryable
     case stopping
+    case busy
 
     public var description: String {
         switch self {
@@ -954,6 +990,7 @@ public enum ChatError: Error, Sendable, Hashable, CustomStringConvertible {
         case .bundleTimeout: "the peer did not answer the bundle request"
         case .malformedContent: "the message content is malformed"
         case .stopping: "the node is stopping"
+        case .busy: "too many messages are waiting to be sent: try again"
         case .notRetryable:
             "no failed message with that id can be retried (delivered, or its peer was blocked or removed)"
         }

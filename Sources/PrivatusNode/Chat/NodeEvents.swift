@@ -19,6 +19,8 @@ public struct NodeEvent: Codable, Sendable, Equatable {
     public var state: String?
     /// The requester's name (`request`).
     public var name: String?
+    /// Set when `text` was cut to ``NodeEvents/maximumTextBytes``.
+    public var textTruncated: Bool?
 
     public init(
         type: String, id: String? = nil, peerId: String? = nil, from: String? = nil, text: String? = nil,
@@ -41,9 +43,14 @@ public struct NodeEvent: Codable, Sendable, Equatable {
 public final class NodeEvents: Sendable {
     public static let bufferedEvents = 1_000
     /// At most this many watchers at once; more are refused.
-    public static let maximumWatchers = 64
+    public static let maximumWatchers = 8
+    /// The longest text an event carries (a longer message's text is cut, `textTruncated` set:
+    /// `messages` has it whole). With the buffer and watcher bounds, what stalled watchers can
+    /// hold stays ≈ 40 MB at the very worst.
+    public static let maximumTextBytes = 4_096
 
     private struct Watchers {
+        var finished = false
         var next = 0
         var continuations: [Int: AsyncStream<NodeEvent>.Continuation] = [:]
     }
@@ -59,7 +66,7 @@ public final class NodeEvents: Sendable {
             of: NodeEvent.self, bufferingPolicy: .bufferingNewest(Self.bufferedEvents))
         if let greeting { continuation.yield(greeting) }
         let id: Int? = watchers.withLock { state in
-            guard state.continuations.count < Self.maximumWatchers else { return nil }
+            guard !state.finished, state.continuations.count < Self.maximumWatchers else { return nil }
             let id = state.next
             state.next += 1
             state.continuations[id] = continuation
@@ -74,6 +81,13 @@ public final class NodeEvents: Sendable {
 
     /// Sends an event to every watcher (never waits).
     public func publish(_ event: NodeEvent) {
+        var event = event
+        if let text = event.text, text.utf8.count > Self.maximumTextBytes {
+            var cut = text.utf8.prefix(Self.maximumTextBytes)
+            while String(cut) == nil { cut = cut.dropLast() }
+            event.text = String(cut)
+            event.textTruncated = true
+        }
         let continuations = watchers.withLock { Array($0.continuations.values) }
         for continuation in continuations { continuation.yield(event) }
     }
@@ -81,6 +95,7 @@ public final class NodeEvents: Sendable {
     /// Ends every watcher's stream (the node is stopping).
     public func finish() {
         let continuations = watchers.withLock { state in
+            state.finished = true
             defer { state.continuations.removeAll() }
             return Array(state.continuations.values)
         }

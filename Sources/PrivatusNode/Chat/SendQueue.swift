@@ -11,6 +11,9 @@ final class SendQueue: Sendable {
         let answer: CheckedContinuation<StoredMessage, any Error>
     }
 
+    /// Requests waiting at most; more are refused (``ChatError/busy``).
+    static let capacity = 4_096
+
     private let pending = Mutex<[Request]?>([])
     /// One element per arrival: wakes the messenger's loop.
     let arrivals: AsyncStream<Void>
@@ -21,16 +24,18 @@ final class SendQueue: Sendable {
     }
 
     /// Queues a request and waits for its result.
-    /// - Throws: ``ChatError/stopping`` once the node stops.
+    /// - Throws: ``ChatError/stopping`` once the node stops, ``ChatError/busy`` past
+    ///   ``capacity`` waiting requests.
     func submit(_ text: String, to reference: String) async throws -> StoredMessage {
         try await withCheckedThrowingContinuation { continuation in
-            let queued = pending.withLock { pending -> Bool in
-                guard pending != nil else { return false }
+            let refusal = pending.withLock { pending -> ChatError? in
+                guard let waiting = pending else { return .stopping }
+                guard waiting.count < Self.capacity else { return .busy }
                 pending?.append(Request(text: text, reference: reference, answer: continuation))
-                return true
+                return nil
             }
-            guard queued else {
-                continuation.resume(throwing: ChatError.stopping)
+            if let refusal {
+                continuation.resume(throwing: refusal)
                 return
             }
             signal.yield()
