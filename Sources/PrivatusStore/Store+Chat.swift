@@ -106,18 +106,21 @@ extension Store {
             guard let range = try conversationRange(with: peer, in: db) else { return [] }
             let (low, high) = (range.lowerBound, range.upperBound)
             var changed: [(id: [UInt8], was: MessageState)] = []
+            let find = try db.cachedStatement(
+                sql: "SELECT pk, state FROM messages WHERE id = ? AND direction = ? AND pk >= ? AND pk < ?")
+            let leave = try db.cachedStatement(sql: "DELETE FROM outbox WHERE message_pk = ?")
+            let update = try db.cachedStatement(sql: "UPDATE messages SET state = ? WHERE pk = ?")
             for id in messageIDs {
                 guard
                     let row = try Row.fetchOne(
-                        db, sql: "SELECT pk, state FROM messages WHERE id = ? AND direction = ? AND pk >= ? AND pk < ?",
-                        arguments: [Data(id), MessageDirection.sent.rawValue, low, high])
+                        find, arguments: [Data(id), MessageDirection.sent.rawValue, low, high])
                 else { continue }
                 let pk: Int64 = row["pk"]
-                try db.execute(sql: "DELETE FROM outbox WHERE message_pk = ?", arguments: [pk])
+                try leave.execute(arguments: [pk])
                 let current: Int = row["state"]
                 // delivered (3) → read (4); queued, sent, stored_for_later and failed → either.
                 guard current != state.rawValue, current != MessageState.read.rawValue else { continue }
-                try db.execute(sql: "UPDATE messages SET state = ? WHERE pk = ?", arguments: [state.rawValue, pk])
+                try update.execute(arguments: [state.rawValue, pk])
                 changed.append((id, MessageState(rawValue: current) ?? .queued))
             }
             return changed
@@ -341,7 +344,8 @@ extension Store {
     /// Whether a message with this id is stored.
     public func hasMessage(id: [UInt8]) throws -> Bool {
         try pool.read { db in
-            try Int.fetchOne(db, sql: "SELECT 1 FROM messages WHERE id = ?", arguments: [Data(id)]) != nil
+            try Int.fetchOne(
+                db.cachedStatement(sql: "SELECT 1 FROM messages WHERE id = ?"), arguments: [Data(id)]) != nil
         }
     }
 }

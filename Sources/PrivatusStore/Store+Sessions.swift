@@ -190,7 +190,7 @@ extension Store {
     func conversationRange(with peer: PeerID, in db: Database) throws -> Range<Int64>? {
         guard
             let conversation = try Int64.fetchOne(
-                db, sql: "SELECT pk FROM conversations WHERE conversation_index = ?",
+                db.cachedStatement(sql: "SELECT pk FROM conversations WHERE conversation_index = ?"),
                 arguments: [index.conversation(with: peer)])
         else { return nil }
         return Self.messageKey(
@@ -227,7 +227,7 @@ extension Store {
     func contactPK(_ peer: PeerID, in db: Database) throws -> Int64 {
         guard
             let pk = try Int64.fetchOne(
-                db, sql: "SELECT pk FROM contacts WHERE peer_index = ?", arguments: [index.peer(peer)])
+                db.cachedStatement(sql: "SELECT pk FROM contacts WHERE peer_index = ?"), arguments: [index.peer(peer)])
         else {
             throw StoreError.notFound
         }
@@ -248,7 +248,7 @@ extension Store {
         _ sealed: [(id: [UInt8], sealed: Data)], of sessions: PeerSessions, peer: PeerID, contact: Int64,
         in db: Database
     ) throws {
-        try db.execute(sql: "DELETE FROM sessions WHERE contact_pk = ?", arguments: [contact])
+        try db.cachedStatement(sql: "DELETE FROM sessions WHERE contact_pk = ?").execute(arguments: [contact])
         let insert = try db.cachedStatement(
             sql: "INSERT INTO sessions (id, contact_pk, ordinal, sealed_state) VALUES (?, ?, ?, ?)")
         for (ordinal, session) in sealed.enumerated() {

@@ -251,11 +251,13 @@ public actor Messenger {
         var sessions: [PeerID: PeerSessions] = [:]
         var items: [(message: NewMessage, ciphertext: [UInt8])] = []
         var answers: [CheckedContinuation<StoredMessage, any Error>] = []
+        var resolved: [String: Contact] = [:]  // a batch usually names few peers, many times
         for request in requests {
             do {
                 guard !request.text.isEmpty else { throw ChatError.emptyMessage }
                 guard request.text.utf8.count <= ChatContent.maximumTextBytes else { throw ChatError.messageTooLong }
-                let contact = try resolve(request.reference)
+                let contact = try resolved[request.reference] ?? resolve(request.reference)
+                resolved[request.reference] = contact
                 guard contact.state == .contact else { throw ChatError.notAContact }
                 let peer = contact.peerID
                 let id = SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) }
