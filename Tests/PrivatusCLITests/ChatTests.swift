@@ -175,6 +175,9 @@ import Glibc
         _ = try await bob.json(["send", "alice", "still here"], as: SendResult.self)
         let final = try await alice.messages(with: "bob") { $0.count == 4 }
         #expect(final.map(\.text) == ["hello bob", "hi alice", "after the restart", "still here"])
+        // Paging back: the one message before the last two.
+        let page: [MessageView] = try await alice.json(["messages", "bob", "--limit", "1", "--before", final[2].id])
+        #expect(page.map(\.text) == ["hi alice"])
 
         try await alice.stop()
         try await bob.stop()
@@ -376,5 +379,35 @@ import Glibc
         #expect(again.status == 1)
         try await alice.stop()
         try await bob.stop()
+    }
+
+    @Test func twoStrangersStartingSessionsAtOnceBothGetThrough() async throws {
+        defer { scratch.remove() }
+        let bob = try await User("bob", in: scratch, cli: cli)
+        let carol = try await User("carol", in: scratch, cli: cli)
+        let dave = try await User("dave", in: scratch, cli: cli)
+        for user in [bob, carol, dave] { try await user.start() }
+        let invite = try #require(try await bob.status().invite)
+        // Both fetch a bundle from bob and start a session at the same time: each must get its
+        // own one-time prekey, or the second first message would be refused.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for user in [carol, dave] {
+                group.addTask {
+                    _ = try await user.json(["contacts", "add", invite, "--name", "bob"], as: ContactView.self)
+                    _ = try await user.json(
+                        ["send", "bob", "hello from \(user.profile.suffix(5))"], as: SendResult.self)
+                }
+            }
+            try await group.waitForAll()
+        }
+        for user in [carol, dave] {
+            let sent = try await user.messages(with: "bob") { $0.last?.state == "delivered" }
+            #expect(sent.map(\.state) == ["delivered"])
+        }
+        #expect(try await carol.metric("privatus_chat_session_restarts_total") == 0)
+        #expect(try await dave.metric("privatus_chat_session_restarts_total") == 0)
+        let requests: [ContactView] = try await bob.json(["contacts", "requests"])
+        #expect(Set(requests.map(\.name)) == ["carol", "dave"])
+        for user in [bob, carol, dave] { try await user.stop() }
     }
 }
