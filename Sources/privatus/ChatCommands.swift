@@ -180,7 +180,7 @@ struct MessagesCommand: AsyncParsableCommand {
         commandName: "messages", abstract: "Show the latest messages with a contact, oldest first.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "PeerID or contact name.") var peer: String
-    @Option(name: .long, help: "How many of the latest messages (1 to 10000).") var limit = 50
+    @Option(name: .long, help: "How many of the latest messages (1 to 1000).") var limit = 50
     @Option(name: .long, help: "Only messages before this message id.") var before: String?
     @Flag(name: .long, help: "Mark the peer's messages read first (sends read receipts unless turned off).")
     var markRead = false

@@ -408,6 +408,12 @@ import Glibc
         #expect(try await dave.metric("privatus_chat_session_restarts_total") == 0)
         let requests: [ContactView] = try await bob.json(["contacts", "requests"])
         #expect(Set(requests.map(\.name)) == ["carol", "dave"])
+        // A name with a space and a slash works wherever a peer is named, paths included.
+        _ = try await carol.json(["contacts", "add", invite, "--name", "Bob / Builder"], as: ContactView.self)
+        let renamed: [MessageView] = try await carol.json(["messages", "Bob / Builder"])
+        #expect(renamed.count == 1)
+        let blocked: ContactView = try await carol.json(["contacts", "block", "Bob / Builder"])
+        #expect(blocked.state == "blocked" && blocked.name == "Bob / Builder")
         for user in [bob, carol, dave] { try await user.stop() }
     }
 }

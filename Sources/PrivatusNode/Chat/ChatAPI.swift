@@ -91,7 +91,9 @@ extension Messenger {
             }
         }
         api.post("/contacts/{peer}/{action}") { request, context in
-            let peer = try context.parameters.require("peer")
+            // Path parameters arrive percent-encoded (a name may hold spaces or slashes).
+            let raw = try context.parameters.require("peer")
+            let peer = raw.removingPercentEncoding ?? raw
             let action = try context.parameters.require("action")
             switch action {
             case "accept": return try await self.mapping { try await self.view(of: self.setState(.contact, of: peer)) }
@@ -131,7 +133,8 @@ extension Messenger {
             let query = request.uri.queryParameters
             guard let peer = query.get("peer") else { throw HTTPError(.badRequest, message: "peer is required") }
             let limit = query.get("limit").flatMap { Int($0) } ?? 50
-            guard (1...10_000).contains(limit) else { throw HTTPError(.badRequest, message: "limit is 1 to 10000") }
+            // At most 1,000 messages of at most 64 KiB each in one answer.
+            guard (1...1_000).contains(limit) else { throw HTTPError(.badRequest, message: "limit is 1 to 1000") }
             var before: [UInt8]?
             if let text = query.get("before") {
                 guard text.utf8.count == 32, let id = Hex.decodeLowercase(text) else {
