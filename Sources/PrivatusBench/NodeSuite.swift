@@ -32,6 +32,8 @@ public struct NodeSuite: Sendable {
         defer { try? FileManager.default.removeItem(at: scratch) }
         var startups: [Double] = []
         var residents: [Double] = []
+        var proportional: [Double] = []
+        var anonymous: [Double] = []
         for index in 0..<runs {
             let node = try startNode(profile: scratch.appendingPathComponent("p\(index)").path, home: scratch.path)
             defer { node.stop() }
@@ -43,6 +45,10 @@ public struct NodeSuite: Sendable {
                 throw NodeBenchError.failed("no RSS for the node")
             }
             residents.append(Double(resident) / 1024)
+            if let memory = ProcessResources.proportionalKiB(of: node.process.pid) {
+                proportional.append(Double(memory.pss) / 1024)
+                anonymous.append(Double(memory.anonymous) / 1024)
+            }
         }
         var firstMessages: [Double] = []
         for index in 0..<pairs {
@@ -73,6 +79,8 @@ public struct NodeSuite: Sendable {
             "startup_ms": StorageSuite.percentile(startups, 0.5),
             "startup_max_ms": startups.max() ?? 0,
             "idle_rss_mb": StorageSuite.percentile(residents, 0.5),
+            "idle_pss_mb": StorageSuite.percentile(proportional, 0.5),
+            "idle_anon_mb": StorageSuite.percentile(anonymous, 0.5),
             "first_message_ms": StorageSuite.percentile(firstMessages, 0.5),
             "first_message_max_ms": firstMessages.max() ?? 0,
             "runs": Double(runs),

@@ -16,8 +16,23 @@ public enum ProcessResources {
 
     /// The `VmRSS` of a `/proc/<pid>/status` text, in KiB.
     static func residentKiB(status: String) -> Int? {
-        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return nil }
-        let fields = line.dropFirst("VmRSS:".count).split(whereSeparator: { $0 == " " || $0 == "\t" })
+        field("VmRSS", of: status)
+    }
+
+    /// A process's proportional set size (shared pages divided among the processes that map
+    /// them) and its anonymous (private, not file-backed) memory, in KiB, from
+    /// `/proc/<pid>/smaps_rollup`; nil where there is no such file.
+    public static func proportionalKiB(of pid: Int32) -> (pss: Int, anonymous: Int)? {
+        guard let rollup = try? String(contentsOfFile: "/proc/\(pid)/smaps_rollup", encoding: .utf8),
+            let pss = field("Pss", of: rollup), let anonymous = field("Anonymous", of: rollup)
+        else { return nil }
+        return (pss, anonymous)
+    }
+
+    /// The value in kB of the line `name:` of a `/proc` text.
+    static func field(_ name: String, of text: String) -> Int? {
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }) else { return nil }
+        let fields = line.dropFirst(name.count + 1).split(whereSeparator: { $0 == " " || $0 == "\t" })
         guard fields.count == 2, fields[1] == "kB" else { return nil }
         return Int(fields[0])
     }

@@ -366,7 +366,10 @@ import Testing
         #expect(result.status == 0, "\(result.stderr)")
         let figures = try json(result.stdout)
         #expect(figures["suite"] as? String == "node")
-        for key in ["startup_ms", "startup_max_ms", "idle_rss_mb", "first_message_ms", "runs", "pairs"] {
+        for key in [
+            "startup_ms", "startup_max_ms", "idle_rss_mb", "idle_pss_mb", "idle_anon_mb", "first_message_ms", "runs",
+            "pairs",
+        ] {
             let value = try #require(figures[key] as? Double, "\(key) missing")
             #expect(value > 0, "\(key)")
         }
