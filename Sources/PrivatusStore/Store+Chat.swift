@@ -341,6 +341,25 @@ extension Store {
         return stored
     }
 
+    /// How many messages the conversation with `peer` holds (both directions, deleted ones
+    /// included: the next sequence number).
+    public func conversationLength(with peer: PeerID) throws -> Int {
+        try pool.read { db in
+            try Int.fetchOne(
+                db.cachedStatement(sql: "SELECT next_sequence FROM conversations WHERE conversation_index = ?"),
+                arguments: [index.conversation(with: peer)]) ?? 0
+        }
+    }
+
+    /// How many message requests (contacts in state `request`) are stored.
+    public func requestCount() throws -> Int {
+        try pool.read { db in
+            try Int.fetchOne(
+                db, sql: "SELECT count(*) FROM contacts WHERE state = ?", arguments: [ContactState.request.rawValue])
+                ?? 0
+        }
+    }
+
     /// Whether a message with this id is stored.
     public func hasMessage(id: [UInt8]) throws -> Bool {
         try pool.read { db in

@@ -84,11 +84,11 @@ import Glibc
 
         /// Polls `messages peer` until `done` holds for the list (at most ≈ 20 s).
         func messages(
-            with peer: String, until done: ([MessageView]) -> Bool
+            with peer: String, limit: Int = 50, until done: ([MessageView]) -> Bool
         ) async throws -> [MessageView] {
             var messages: [MessageView] = []
             for _ in 0..<200 {
-                messages = try await json(["messages", peer])
+                messages = try await json(["messages", peer, "--limit", String(limit)])
                 if done(messages) { break }
                 try await Task.sleep(for: .milliseconds(100))
             }
@@ -415,5 +415,39 @@ import Glibc
         let blocked: ContactView = try await carol.json(["contacts", "block", "Bob / Builder"])
         #expect(blocked.state == "blocked" && blocked.name == "Bob / Builder")
         for user in [bob, carol, dave] { try await user.stop() }
+    }
+
+    @Test func aStrangerCanLeaveAHundredMessagesUntilAcceptedThenTheRestArrive() async throws {
+        defer { scratch.remove() }
+        let bob = try await User("bob", in: scratch, cli: cli)
+        let mallory = try await User("mallory", in: scratch, cli: cli)
+        try mallory.configure(["retryInitialSeconds": 1, "retryMaximumSeconds": 1])
+        try await bob.start()
+        try await mallory.start()
+        let malloryID = try await mallory.status().peerId
+        _ = try await mallory.json(
+            ["contacts", "add", try #require(try await bob.status().invite), "--name", "bob"], as: ContactView.self)
+        let client = try ControlClient(layout: mallory.layout)
+        for index in 1...101 {
+            _ = try await client.call(
+                "POST", "/api/v1/messages", body: SendRequest(peer: "bob", text: "spam \(index)"), as: SendResult.self)
+        }
+        // Bob's node keeps the first hundred of a request and leaves the rest unanswered.
+        let kept = try await mallory.messages(with: "bob", limit: 1_000) {
+            $0.count == 101 && $0.prefix(100).allSatisfy { $0.state == "delivered" }
+        }
+        #expect(kept.count == 101)
+        #expect(kept.prefix(100).allSatisfy { $0.state == "delivered" })
+        #expect(kept.last?.state == "sent")
+        let stored: [MessageView] = try await bob.json(["messages", malloryID, "--limit", "1000"])
+        #expect(stored.count == 100)
+        // Accepted, the rest arrives with the next retry.
+        _ = try await bob.json(["contacts", "accept", malloryID], as: ContactView.self)
+        let all = try await mallory.messages(with: "bob", limit: 1_000) { $0.last?.state == "delivered" }
+        #expect(all.last?.state == "delivered")
+        let after: [MessageView] = try await bob.json(["messages", malloryID, "--limit", "1000"])
+        #expect(after.map(\.text) == (1...101).map { "spam \($0)" })
+        try await mallory.stop()
+        try await bob.stop()
     }
 }

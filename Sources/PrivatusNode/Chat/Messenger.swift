@@ -58,6 +58,11 @@ public actor Messenger {
     /// One-time prekeys handed out since start: each goes to one requester.
     private var handedOutPrekeys: Set<UInt32> = []
     static let maximumRememberedHellos = 1_024
+    /// What strangers can make the node store: messages per message request until it is
+    /// accepted, and message requests in all. Past them, their messages are dropped without a
+    /// receipt (the sender sees them `sent`, then `failed` at its deadline).
+    static let maximumMessagesPerRequest = 100
+    static let maximumRequests = 1_000
     let counters = ChatCounters()
     /// Chat messages received, waiting to be committed in batches.
     nonisolated let inbox = ChatInbox()
@@ -749,6 +754,18 @@ public actor Messenger {
         do {
             let existing = try store.contact(peer.peerID)
             if existing?.state == .blocked { return }
+            // A stranger's room: a new request only while there are fewer than the maximum, and
+            // at most so many messages per request.
+            var room = Int.max
+            if existing == nil {
+                guard try store.requestCount() < Self.maximumRequests else {
+                    counters.refused.increment(by: items.count)
+                    return
+                }
+                room = Self.maximumMessagesPerRequest
+            } else if existing?.state == .request {
+                room = max(0, Self.maximumMessagesPerRequest - (try store.conversationLength(with: peer.peerID)))
+            }
             let now = Self.unixSeconds()
             var ratchetKeys = SystemRatchetKeys()
             var sessions = existing == nil ? PeerSessions() : try store.sessions(with: peer.peerID)
@@ -768,6 +785,10 @@ public actor Messenger {
                 if resent {
                     acknowledged.append(id)
                     if !seen.contains(id) { resends.append(id) }
+                    continue
+                }
+                guard messages.count < room else {
+                    counters.refused.increment()
                     continue
                 }
                 guard chat.sealed.count <= Self.maximumSealedBytes else {
