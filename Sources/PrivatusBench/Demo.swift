@@ -28,20 +28,14 @@ public struct Demo: Sendable {
     }
 
     public func run() async throws {
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("privatus-demo-\(getpid())")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: scratch) }
+        let scratch = try LocalNodeDirectory(executable: executable, prefix: "privatus-demo")
+        defer { scratch.remove() }
         say("Three nodes on this machine, each with its own temporary profile (a cheap password cost: demo only).")
-        func start(_ name: String) throws -> LocalNode {
-            try LocalNode.start(
-                executable: executable, profile: scratch.appendingPathComponent(name).path, home: scratch.path,
-                name: name)
-        }
-        let alice = try start("alice")
+        let alice = try scratch.start("alice")
         defer { alice.stop() }
-        var bob = try start("bob")
+        var bob = try scratch.start("bob")
         defer { bob.stop() }
-        let carol = try start("carol")
+        let carol = try scratch.start("carol")
         defer { carol.stop() }
         var ids: [String: String] = [:]
         var invites: [String: String] = [:]
@@ -56,8 +50,8 @@ public struct Demo: Sendable {
         let bobInvite = try require(invites["bob"], "bob's invite")
         say("\nbob gives alice his invite: \(bobInvite)")
         let added = ContinuousClock.now
-        try await add(bobInvite, as: "bob", at: alice)
-        let first = try await send("Hi Bob! Only your node can read this.", from: alice, to: "bob")
+        try await alice.addContact(bobInvite, name: "bob")
+        let first = try await alice.send("Hi Bob! Only your node can read this.", to: "bob")
         timings[first] = try await waitDelivered(first, at: alice, peer: "bob", since: added)
         say(
             "alice → bob: delivered \(Self.ms(timings[first])) after adding him (bundle fetched over the link, "
@@ -80,19 +74,19 @@ public struct Demo: Sendable {
         say("they match: alice marks bob verified")
 
         say("\ncarol adds alice and bob from their invites; they accept her")
-        try await add(try require(invites["alice"], "alice's invite"), as: "alice", at: carol)
-        try await add(bobInvite, as: "bob", at: carol)
+        try await carol.addContact(try require(invites["alice"], "alice's invite"), name: "alice")
+        try await carol.addContact(bobInvite, name: "bob")
         try await timed(&timings, "Hi both, carol here.", from: carol, to: "alice", label: "carol → alice")
         try await timed(&timings, "Hi both, carol here.", from: carol, to: "bob", label: "carol → bob")
         for node in [alice, bob] {
             _ = try await node.client.call(
                 "POST", "/api/v1/contacts/\(try require(ids["carol"], "carol's id"))/accept", as: ContactView.self)
         }
-        try await add(try require(invites["carol"], "carol's invite"), as: "carol", at: alice)
+        try await alice.addContact(try require(invites["carol"], "carol's invite"), name: "carol")
 
         say("\nbob's node stops")
         bob.stop()
-        let whileAway = try await send("Bob, are you there? (sent while your node is off)", from: alice, to: "bob")
+        let whileAway = try await alice.send("Bob, are you there? (sent while your node is off)", to: "bob")
         let awayStarted = ContinuousClock.now
         try await timed(&timings, "Welcome, carol!", from: alice, to: "carol", label: "alice → carol")
         let state = try await state(of: whileAway, at: alice, peer: "bob")
@@ -118,23 +112,12 @@ public struct Demo: Sendable {
         say("\nDone: the three nodes stop and their temporary profiles are deleted.")
     }
 
-    func add(_ invite: String, as name: String, at node: LocalNode) async throws {
-        _ = try await node.client.call(
-            "POST", "/api/v1/contacts", body: AddContactRequest(invite: invite, name: name), as: ContactView.self)
-    }
-
-    func send(_ text: String, from node: LocalNode, to peer: String) async throws -> String {
-        try await node.client.call(
-            "POST", "/api/v1/messages", body: SendRequest(peer: peer, text: text), as: SendResult.self
-        ).id
-    }
-
     /// Sends and waits for the receipt, noting how long it took.
     func timed(
         _ timings: inout [String: Double], _ text: String, from node: LocalNode, to peer: String, label: String
     ) async throws {
         let started = ContinuousClock.now
-        let id = try await send(text, from: node, to: peer)
+        let id = try await node.send(text, to: peer)
         timings[id] = try await waitDelivered(id, at: node, peer: peer, since: started)
         say("\(label): delivered in \(Self.ms(timings[id]))")
     }

@@ -49,28 +49,19 @@ public struct E2ESuite: Sendable {
     }
 
     public func run() async throws -> [String: Double] {
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("privatus-bench-e2e-\(getpid())")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: scratch) }
-        func start(_ name: String) throws -> LocalNode {
-            try LocalNode.start(
-                executable: executable, profile: scratch.appendingPathComponent(name).path, home: scratch.path,
-                name: name)
-        }
-        let alice = try start("alice")
+        let scratch = try LocalNodeDirectory(executable: executable, prefix: "privatus-bench-e2e")
+        defer { scratch.remove() }
+        let alice = try scratch.start("alice")
         defer { alice.stop() }
-        let bob = try start("bob")
+        let bob = try scratch.start("bob")
         defer { bob.stop() }
         let aliceStatus = try await alice.status()
         let bobStatus = try await bob.status()
         guard let aliceInvite = aliceStatus.invite, let bobInvite = bobStatus.invite else {
             throw LocalNodeError.failed("reading the invites")
         }
-        _ = try await alice.client.call(
-            "POST", "/api/v1/contacts", body: AddContactRequest(invite: bobInvite, name: "bob"), as: ContactView.self)
-        _ = try await bob.client.call(
-            "POST", "/api/v1/contacts", body: AddContactRequest(invite: aliceInvite, name: "alice"),
-            as: ContactView.self)
+        try await alice.addContact(bobInvite, name: "bob")
+        try await bob.addContact(aliceInvite, name: "alice")
 
         let deliveries = Deliveries()
         let watching = Mutex(false)
@@ -85,7 +76,7 @@ public struct E2ESuite: Sendable {
 
         // Warm-up: the session starts (bundle, PQXDH) and both sides have written once.
         let text = String(repeating: "x", count: Self.messageBytes)
-        let warm = try await send(text, through: alice.client)
+        let warm = try await alice.send(text, to: "bob")
         try await waitFor(deliveries, count: 1, timeout: .seconds(30))
         _ = warm
 
@@ -97,7 +88,7 @@ public struct E2ESuite: Sendable {
             for worker in 0..<concurrency {
                 let share = messages / concurrency + (worker < messages % concurrency ? 1 : 0)
                 group.addTask {
-                    for _ in 0..<share { _ = try await send(text, through: alice.client) }
+                    for _ in 0..<share { _ = try await alice.send(text, to: "bob") }
                 }
             }
             try await group.waitForAll()
@@ -124,7 +115,7 @@ public struct E2ESuite: Sendable {
                 }
                 group.addTask {
                     let at = ContinuousClock.now
-                    return (try await send(text, through: alice.client), at)
+                    return (try await alice.send(text, to: "bob"), at)
                 }
                 inFlight += 1
             }
@@ -150,13 +141,6 @@ public struct E2ESuite: Sendable {
             "latency_p50_ms": StorageSuite.percentile(latencies, 0.5),
             "latency_p99_ms": StorageSuite.percentile(latencies, 0.99),
         ]
-    }
-
-    func send(_ text: String, through client: ControlClient) async throws -> String {
-        try await client.call(
-            "POST", "/api/v1/messages", body: SendRequest(peer: "bob", text: text), as: SendResult.self
-        )
-        .id
     }
 
     func waitFor(_ deliveries: Deliveries, count: Int, timeout: Duration) async throws {

@@ -59,6 +59,20 @@ public struct LocalNode: Sendable {
         try await client.call("GET", "/api/v1/status", as: NodeStatus.self)
     }
 
+    /// Adds a contact from its invite.
+    @discardableResult
+    public func addContact(_ invite: String, name: String) async throws -> ContactView {
+        try await client.call(
+            "POST", "/api/v1/contacts", body: AddContactRequest(invite: invite, name: name), as: ContactView.self)
+    }
+
+    /// Sends a message; returns its id.
+    public func send(_ text: String, to peer: String) async throws -> String {
+        try await client.call(
+            "POST", "/api/v1/messages", body: SendRequest(peer: peer, text: text), as: SendResult.self
+        ).id
+    }
+
     /// Stops the node gracefully (SIGTERM) and waits for it.
     public func stop() {
         process.send(SIGTERM)
@@ -70,6 +84,29 @@ public struct LocalNode: Sendable {
     public mutating func startAgain() throws {
         (process, client) = try Self.run(executable: executable, profile: profile, home: home)
     }
+}
+
+/// A temporary directory for local nodes' profiles, removed with ``remove()``.
+public struct LocalNodeDirectory: Sendable {
+    public let url: URL
+    let executable: String
+
+    /// Creates `<tmp>/<prefix>-<pid>`.
+    public init(executable: String, prefix: String) throws {
+        self.executable = executable
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(getpid())")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    /// Creates the profile `directory` (its user named `name`, by default the directory's
+    /// name) and starts its node.
+    public func start(_ directory: String, name: String? = nil) throws -> LocalNode {
+        try LocalNode.start(
+            executable: executable, profile: url.appendingPathComponent(directory).path, home: url.path,
+            name: name ?? directory)
+    }
+
+    public func remove() { try? FileManager.default.removeItem(at: url) }
 }
 
 public enum LocalNodeError: Error, CustomStringConvertible {

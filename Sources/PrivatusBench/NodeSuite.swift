@@ -27,15 +27,14 @@ public struct NodeSuite: Sendable {
     }
 
     public func run() async throws -> [String: Double] {
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("privatus-bench-node-\(getpid())")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: scratch) }
+        let scratch = try LocalNodeDirectory(executable: executable, prefix: "privatus-bench-node")
+        defer { scratch.remove() }
         var startups: [Double] = []
         var residents: [Double] = []
         var proportional: [Double] = []
         var anonymous: [Double] = []
         for index in 0..<runs {
-            let node = try startNode(profile: scratch.appendingPathComponent("p\(index)").path, home: scratch.path)
+            let node = try scratch.start("p\(index)", name: "me")
             defer { node.stop() }
             let facts = try await node.status()
             guard let startup = facts.startupMs else { throw NodeBenchError.failed("status") }
@@ -52,21 +51,19 @@ public struct NodeSuite: Sendable {
         }
         var firstMessages: [Double] = []
         for index in 0..<pairs {
-            let alice = try startNode(profile: scratch.appendingPathComponent("a\(index)").path, home: scratch.path)
+            let alice = try scratch.start("a\(index)", name: "me")
             defer { alice.stop() }
-            let bob = try startNode(profile: scratch.appendingPathComponent("b\(index)").path, home: scratch.path)
+            let bob = try scratch.start("b\(index)", name: "me")
             defer { bob.stop() }
             guard let invite = try await bob.status().invite else { throw NodeBenchError.failed("bob's invite") }
             let started = ContinuousClock.now
-            _ = try await alice.client.call(
-                "POST", "/api/v1/contacts", body: AddContactRequest(invite: invite, name: "bob"), as: ContactView.self)
-            let sent = try await alice.client.call(
-                "POST", "/api/v1/messages", body: SendRequest(peer: "bob", text: "hello"), as: SendResult.self)
+            try await alice.addContact(invite, name: "bob")
+            let sent = try await alice.send("hello", to: "bob")
             var delivered = false
             for _ in 0..<30_000 {
                 let messages = try await alice.client.call(
                     "GET", "/api/v1/messages?peer=bob&limit=1", as: [MessageView].self)
-                if messages.first?.id == sent.id, messages.first?.state == "delivered" {
+                if messages.first?.id == sent, messages.first?.state == "delivered" {
                     delivered = true
                     break
                 }
@@ -86,10 +83,6 @@ public struct NodeSuite: Sendable {
             "runs": Double(runs),
             "pairs": Double(pairs),
         ]
-    }
-
-    func startNode(profile: String, home: String) throws -> LocalNode {
-        try LocalNode.start(executable: executable, profile: profile, home: home)
     }
 }
 
