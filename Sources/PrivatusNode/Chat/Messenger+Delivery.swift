@@ -1,0 +1,406 @@
+import Crypto
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import NIOPosix
+import PrivatusCore
+import PrivatusCrypto
+import PrivatusNet
+import PrivatusStore
+import PrivatusWire
+
+/// Sending: the send queue's group commit, delivery passes over the links, sessions started
+/// from fetched bundles and restarted when the peer cannot decrypt, dialling contacts.
+extension Messenger {
+    // MARK: - Sending
+
+    /// Queues a text message to a contact and returns it as stored (`queued`); delivery runs in
+    /// the background. Requests that arrive together are committed together (``runOutgoing()``).
+    public nonisolated func send(_ text: String, to reference: String) async throws -> StoredMessage {
+        try await outgoing.submit(text, to: reference)
+    }
+
+    /// Encrypts and commits queued send requests, batch after batch, until the node stops.
+    public func runOutgoing() async {
+        for await _ in outgoing.arrivals {
+            while true {
+                let batch = outgoing.take(256)
+                guard !batch.isEmpty else { break }
+                sendBatch(batch)
+                await Task.yield()
+            }
+        }
+    }
+
+    /// Stops taking send requests (those waiting are refused).
+    public nonisolated func stopOutgoing() { outgoing.finish() }
+
+    /// Checks, encrypts (advancing each peer's sessions in memory, in request order) and commits
+    /// a batch of send requests in one transaction; answers each request. Runs without
+    /// suspending, so no received message interleaves with the sessions it advances.
+    func sendBatch(_ requests: [SendQueue.Request]) {
+        let now = Self.unixMilliseconds()
+        var sessions: [PeerID: PeerSessions] = [:]
+        var items: [(message: NewMessage, ciphertext: [UInt8])] = []
+        var answers: [CheckedContinuation<StoredMessage, any Error>] = []
+        var resolved: [String: Contact] = [:]  // a batch usually names few peers, many times
+        for request in requests {
+            do {
+                guard !request.text.isEmpty else { throw ChatError.emptyMessage }
+                guard request.text.utf8.count <= ChatContent.maximumTextBytes else { throw ChatError.messageTooLong }
+                let contact = try resolved[request.reference] ?? resolve(request.reference)
+                resolved[request.reference] = contact
+                guard contact.state == .contact else { throw ChatError.notAContact }
+                let peer = contact.peerID
+                let id = SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) }
+                let message = NewMessage(
+                    peer: peer, direction: .sent, state: .queued, sender: keys.identity.publicKey.peerID, sentAt: now,
+                    body: request.text, id: id)
+                let current = try sessions[peer] ?? store.sessions(with: peer)
+                var wire: [UInt8] = []  // empty: waits for a session (the bundle is fetched when delivering)
+                if current.sessions.contains(where: \.canSend) {
+                    let (advanced, ratchet) = try current.encrypting(try content(request.text, sentAt: now))
+                    wire = try Self.chatEnvelope(id: id, sealed: ratchet.encoded, sessionStart: false)
+                    sessions[peer] = advanced
+                } else {
+                    sessions[peer] = current
+                }
+                items.append((message, wire))
+                answers.append(request.answer)
+            } catch {
+                request.answer.resume(throwing: error)
+            }
+        }
+        guard !items.isEmpty else { return }
+        do {
+            let stored = try store.commitOutgoing(
+                items, sessions: sessions, nextTry: now, deadline: now + deliveryDeadline)
+            for (answer, message) in zip(answers, stored) { answer.resume(returning: message) }
+        } catch {
+            for answer in answers { answer.resume(throwing: error) }
+            return
+        }
+        for peer in sessions.keys { scheduleDelivery(to: peer) }
+    }
+
+    /// The latest `limit` messages with a peer (before the message `before`), oldest first.
+    public func messages(with reference: String, limit: Int, before: [UInt8]?) throws -> [StoredMessage] {
+        let contact = try resolve(reference)
+        var sequence: Int64?
+        if let before {
+            guard let found = try store.message(id: before), found.peer == contact.peerID else {
+                throw ChatError.unknownMessage
+            }
+            sequence = found.message.sequence
+        }
+        return try store.latestMessages(with: contact.peerID, limit: limit, before: sequence)
+    }
+
+    /// Marks the peer's messages read; with read receipts on, tells the peer's node (in batches
+    /// of at most 256 ids, over its open link; read receipts are not retried). Returns how many
+    /// messages changed.
+    public func markRead(_ reference: String) throws -> Int {
+        let contact = try resolve(reference)
+        let ids = try store.markRead(from: contact.peerID)
+        if sendsReadReceipts, !ids.isEmpty, contact.state == .contact, let links {
+            let batches = stride(from: 0, to: ids.count, by: Receipt.maximumMessageIDs).map {
+                Array(ids[$0..<min($0 + Receipt.maximumMessageIDs, ids.count)])
+            }
+            Task {
+                guard let link = await links.link(to: contact.peerID) else { return }
+                for batch in batches {
+                    try? await link.send(.receipt(Receipt(messageIDs: batch, state: .read)), on: .chat)
+                }
+            }
+        }
+        return ids.count
+    }
+
+    /// Requeues a `failed` message (`privatus retry`): queued again, with a new deadline, and
+    /// delivered as soon as its peer is reachable.
+    public func retry(_ messageID: [UInt8]) throws -> StoredMessage {
+        let now = Self.unixMilliseconds()
+        let peer: PeerID
+        do {
+            peer = try store.retry(messageID: messageID, now: now, deadline: now + deliveryDeadline)
+        } catch StoreError.notFound {
+            throw ChatError.notRetryable
+        }
+        events.publish(NodeEvent(type: "state", id: Hex.encode(messageID), peerId: peer.hex, state: "queued"))
+        scheduleDelivery(to: peer)
+        guard let stored = try store.message(id: messageID)?.message else { throw ChatError.unknownMessage }
+        return stored
+    }
+
+    /// Tries every peer with messages due in the outbox (the scheduler calls it periodically).
+    public func deliverDue() {
+        do {
+            for (id, peer) in try store.failOverdue(now: Self.unixMilliseconds()) {
+                events.publish(NodeEvent(type: "state", id: Hex.encode(id), peerId: peer.hex, state: "failed"))
+            }
+        } catch {
+            logger.debug("overdue messages not failed", metadata: ["error": "\(error)"])
+        }
+        if let waiting = try? store.outboxCount() { counters.outbox.record(waiting) }
+        guard let peers = try? store.peersWithDueOutbox(dueBy: Self.unixMilliseconds()) else { return }
+        for peer in peers { scheduleDelivery(to: peer) }
+    }
+
+    /// - Parameter everything: send every waiting message, due or not (the peer's link just came
+    ///   up: whatever was sent on an earlier link may have been lost with it, and what was put off
+    ///   because the peer was away can go now).
+    func scheduleDelivery(to peer: PeerID, everything: Bool = false) {
+        if everything { deliverEverything.insert(peer) }
+        guard !delivering.contains(peer) else {
+            redeliver.insert(peer)
+            return
+        }
+        delivering.insert(peer)
+        Task { await self.deliver(to: peer) }
+    }
+
+    /// Sends `peer`'s due outbox entries in order over its link (dialling it if needed), stopping
+    /// at the first that cannot go: a later message must not overtake an earlier one. A peer that
+    /// cannot be reached, or whose bundle cannot be fetched, is tried again a retry interval later.
+    func deliver(to peer: PeerID) async {
+        defer {
+            delivering.remove(peer)
+            if redeliver.remove(peer) != nil { scheduleDelivery(to: peer) }
+        }
+        do {
+            // Only contacts are written to: a blocked or removed peer's messages left the outbox.
+            guard try store.contact(peer)?.state == .contact else { return }
+            let everything = deliverEverything.remove(peer) != nil
+            // Everything waiting: all but failed messages, whose entries are never due.
+            let horizon = everything ? UInt64(Store.neverDue - 1) : Self.unixMilliseconds()
+            let due = try store.outbox(for: peer, dueBy: horizon, limit: 1_000)
+            guard !due.isEmpty else { return }
+            guard let link = await link(to: peer) else {
+                try store.deferOutbox(for: peer, until: Self.unixMilliseconds() + firstRetryInterval)
+                return
+            }
+            let generation = sessionGenerations[peer, default: 0]
+            // Attempts are recorded together once the pass ends (one commit, not one per
+            // message); a receipt that comes first is applied first, and the state events still
+            // walk queued → sent → delivered.
+            var attempts: [(messageID: [UInt8], nextTry: UInt64)] = []
+            defer {
+                // After a restart the entries were emptied and made due: a new pass sends them,
+                // in order; recording these attempts would put them off behind later messages.
+                if sessionGenerations[peer, default: 0] == generation { recordAttempts(attempts, peer: peer) }
+            }
+            // Ready messages go to the link in runs (one hand-over per run, not per message).
+            var run: [OutboxItem] = []
+            var bytes: [[UInt8]] = []
+            var index = due.startIndex
+            while index < due.endIndex || !run.isEmpty {
+                let item = index < due.endIndex ? due[index] : nil
+                let mustFlush = item == nil || item?.ciphertext.isEmpty == true || run.count >= 256
+                if mustFlush, !run.isEmpty {
+                    // Sessions restarted meanwhile: what was read before is stale (a new
+                    // delivery follows).
+                    guard sessionGenerations[peer, default: 0] == generation else { return }
+                    try await link.send(bytes.map { LinkMessage(stream: .chat, bytes: $0) })
+                    counters.attempts.increment(by: run.count)
+                    let sentAt = Self.unixMilliseconds()
+                    for sent in run {
+                        let delay = min(firstRetryInterval << min(UInt64(sent.attempts), 16), maximumRetryInterval)
+                        attempts.append((sent.messageID, sentAt + delay))
+                    }
+                    run.removeAll()
+                    bytes.removeAll()
+                }
+                guard let item else { break }
+                index += 1
+                if item.ciphertext.isEmpty {
+                    guard sessionGenerations[peer, default: 0] == generation else { return }
+                    let sealed: [UInt8]?
+                    do {
+                        sealed = try await sealAwaitingSession(item, over: link)
+                    } catch {
+                        try store.deferOutbox(for: peer, until: Self.unixMilliseconds() + firstRetryInterval)
+                        throw error
+                    }
+                    guard let sealed else { continue }
+                    run.append(item)
+                    bytes.append(sealed)
+                } else {
+                    run.append(item)
+                    bytes.append(item.ciphertext)
+                }
+            }
+        } catch {
+            logger.debug("delivery stopped", metadata: ["error": "\(error)"])
+        }
+    }
+
+    func recordAttempts(_ attempts: [(messageID: [UInt8], nextTry: UInt64)], peer: PeerID) {
+        do {
+            for id in try store.recordAttempts(attempts, peer: peer) {
+                events.publish(NodeEvent(type: "state", id: Hex.encode(id), peerId: peer.hex, state: "sent"))
+            }
+        } catch {
+            logger.debug("attempts not recorded", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// The peer could not decrypt messages it was sent (it lost or removed the session, or
+    /// refused a first message): when they are still in the outbox, drop the sessions and send
+    /// them again in a new one.
+    func peerCouldNotDecrypt(_ ids: [[UInt8]], from peer: PeerID) throws {
+        let waiting = Set(try store.outbox(for: peer, dueBy: .max, limit: 10_000).map(\.messageID))
+        guard ids.contains(where: waiting.contains) else { return }
+        let now = Self.unixMilliseconds()
+        if let last = lastRestart[peer], now - last < firstRetryInterval { return }
+        lastRestart[peer] = now
+        try store.restartSessions(with: peer, now: now)
+        sessionGenerations[peer, default: 0] += 1
+        counters.restarts.increment()
+        scheduleDelivery(to: peer)
+    }
+
+    /// Encrypts a message that was queued before there was a session: fetches the peer's bundle,
+    /// then (without suspending again) starts a session, or uses one that appeared meanwhile,
+    /// and commits the result. Returns the bytes to send, or nil if the message is gone.
+    func sealAwaitingSession(_ item: OutboxItem, over link: Link) async throws -> [UInt8]? {
+        var sessions = try store.sessions(with: item.peer)
+        var bundle: PrekeyBundle?
+        if !sessions.sessions.contains(where: \.canSend) {
+            bundle = try await fetchBundle(from: link)
+            sessions = try store.sessions(with: item.peer)
+        }
+        guard let stored = try store.message(id: item.messageID)?.message else { return nil }
+        let plaintext = try content(stored.body, sentAt: stored.sentAt)
+        let wire: [UInt8]
+        if sessions.sessions.contains(where: \.canSend) {
+            let (advanced, ratchet) = try sessions.encrypting(plaintext)
+            sessions = advanced
+            wire = try Self.chatEnvelope(id: item.messageID, sealed: ratchet.encoded, sessionStart: false)
+        } else {
+            guard let bundle else { throw ChatError.noSession }
+            guard bundle.peerID == item.peer else { throw ChatError.wrongBundle }
+            var ratchetKeys = SystemRatchetKeys()
+            let (session, first) = try SessionStart.initiate(
+                keys: keys, bundle: bundle, firstPlaintext: plaintext, now: Self.unixSeconds(),
+                ratchetKeys: &ratchetKeys)
+            sessions = sessions.adding(session)
+            wire = try Self.chatEnvelope(id: item.messageID, sealed: first, sessionStart: true)
+        }
+        do {
+            try store.commitSealed(messageID: item.messageID, peer: item.peer, ciphertext: wire, sessions: sessions)
+        } catch StoreError.notFound {
+            return nil
+        }
+        return wire
+    }
+
+    /// Asks the peer at the end of `link` for its prekey bundle.
+    func fetchBundle(from link: Link) async throws -> PrekeyBundle {
+        let id = nextRequestID
+        nextRequestID += 1
+        let peer = link.peer.peerID
+        let timeout = Task {
+            try await Task.sleep(for: Self.bundleTimeout)
+            self.failBundleRequest(id, with: ChatError.bundleTimeout)
+        }
+        defer { timeout.cancel() }
+        return try await withCheckedThrowingContinuation { continuation in
+            pendingBundles[id] = (peer, continuation)
+            Task {
+                do {
+                    try await link.send(.bundleRequest(.with { $0.requestID = id }), on: .control)
+                } catch {
+                    self.failBundleRequest(id, with: error)
+                }
+            }
+        }
+    }
+
+    func failBundleRequest(_ id: UInt64, with error: any Error) {
+        pendingBundles.removeValue(forKey: id)?.continuation.resume(throwing: error)
+    }
+
+    // MARK: - Links
+
+    /// The open link to `peer`, or a new one dialled at its known addresses (in order). A host
+    /// name (from an invite) is resolved on NIO's blocking-work pool, never on this actor.
+    func link(to peer: PeerID) async -> Link? {
+        guard let links else { return nil }
+        if let open = await links.link(to: peer) { return open }
+        guard let contact = try? store.contact(peer), contact.state == .contact else { return nil }
+        for address in contact.addresses {
+            guard let target = HostPort(parsing: address) else { continue }
+            do {
+                let socket: SocketAddress
+                if let literal = target.socketAddress {
+                    socket = literal
+                } else {
+                    socket = try await NIOThreadPool.singleton.runIfActive {
+                        try SocketAddress.makeAddressResolvingHost(target.host, port: target.port)
+                    }
+                }
+                return try await links.connect(to: peer, at: socket)
+            } catch {
+                logger.debug("dial failed", metadata: ["error": "\(error)"])
+            }
+        }
+        return nil
+    }
+
+    /// Dials a contact in the background (its hello and the outbox follow once the link is up).
+    func startDialling(_ peer: PeerID) {
+        guard links != nil, !dialling.contains(peer) else { return }
+        dialling.insert(peer)
+        Task {
+            _ = await self.link(to: peer)
+            self.doneDialling(peer)
+        }
+    }
+
+    func doneDialling(_ peer: PeerID) { dialling.remove(peer) }
+
+    /// Dials every contact with a known address (at start, so contacts learn where this node is
+    /// now, and its outbox drains).
+    public func dialContacts() throws {
+        for contact in try store.contacts() where contact.state == .contact && !contact.addresses.isEmpty {
+            startDialling(contact.peerID)
+        }
+    }
+
+    /// A new link authenticated: note when the peer was seen (and its identity key, the first
+    /// time), tell a contact where this node listens, and send what waits for the peer.
+    public func linkEstablished(_ link: Link) async {
+        let peer = link.peer
+        var isContact = false
+        do {
+            if var contact = try store.contact(peer.peerID) {
+                isContact = contact.state == .contact
+                contact.lastSeen = Self.unixMilliseconds()
+                if contact.identityKey.isEmpty { contact.identityKey = Array(peer.identity.rawRepresentation) }
+                try store.saveContact(contact)
+            }
+        } catch {
+            logger.debug("contact update failed", metadata: ["error": "\(error)"])
+        }
+        if isContact {
+            sendHello(over: link)
+            scheduleDelivery(to: peer.peerID, everything: true)
+        }
+    }
+
+    /// Tells a contact where this node listens. Only contacts hear it: a stranger who reaches
+    /// this node learns no more of its addresses (which can include LAN ones) than it dialled.
+    func sendHello(over link: Link) {
+        let hello = Hello(listenAddresses: advertised)
+        Task { try? await link.send(.hello(hello), on: .control) }
+    }
+
+    /// After a peer became a contact: its open link, if any, hears the hello now.
+    func greetIfLinked(_ peer: PeerID) {
+        guard let links else { return }
+        Task {
+            if let link = await links.link(to: peer) { self.sendHello(over: link) }
+        }
+    }
+}

@@ -1,0 +1,287 @@
+import Crypto
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import NIOPosix
+import PrivatusCore
+import PrivatusCrypto
+import PrivatusNet
+import PrivatusStore
+import PrivatusWire
+
+/// Receiving: the inbox's group commit of chat messages, receipts, hellos and bundle requests.
+extension Messenger {
+    // MARK: - Receiving
+
+    /// Handles a message from a peer's link. Chat messages go to the inbox (committed in
+    /// batches by ``runInbox()``); the rest is handled at once.
+    public nonisolated func receive(_ message: InboundMessage, from peer: LinkPeer, on link: Link?) async {
+        switch message.body {
+        case .chatMessage(let chat):
+            // Larger than any valid chat message: refused before it is queued.
+            guard chat.sealed.count <= Self.maximumSealedBytes else {
+                counters.refused.increment()
+                return
+            }
+            await inbox.put(ChatInbox.Item(body: message.body, peer: peer, link: link))
+        case .receipt:
+            // In its place after the chat messages before it (a restart must not drop sessions
+            // that earlier messages still need).
+            await inbox.put(ChatInbox.Item(body: message.body, peer: peer, link: link))
+        default:
+            await receiveNow(message.body, from: peer, on: link)
+        }
+    }
+
+    /// Decrypts and commits what the inbox holds, batch after batch, until the node stops;
+    /// yields between batches so that sends, API calls and bundle answers are not held back.
+    public func runInbox() async {
+        for await _ in inbox.arrivals {
+            while true {
+                let batch = inbox.take(Receipt.maximumMessageIDs)
+                guard !batch.isEmpty else { break }
+                // Per sender, in arrival order; a receipt ends the run of chat messages before it.
+                var order: [PeerID] = []
+                var bySender: [PeerID: [ChatInbox.Item]] = [:]
+                for item in batch {
+                    if bySender[item.peer.peerID] == nil { order.append(item.peer.peerID) }
+                    bySender[item.peer.peerID, default: []].append(item)
+                }
+                for sender in order {
+                    var chats: [(chat: ChatMessage, link: Link?)] = []
+                    for item in bySender[sender] ?? [] {
+                        if case .chatMessage(let chat) = item.body {
+                            chats.append((chat, item.link))
+                        } else {
+                            receiveChats(chats, from: item.peer)
+                            chats.removeAll()
+                            receiveNow(item.body, from: item.peer, on: item.link)
+                        }
+                    }
+                    if let peer = bySender[sender]?.first?.peer { receiveChats(chats, from: peer) }
+                }
+                await Task.yield()
+            }
+        }
+    }
+
+    /// Stops the inbox's drain loop.
+    public nonisolated func stopInbox() { inbox.finish() }
+
+    func receiveNow(_ body: Envelope.Body, from peer: LinkPeer, on link: Link?) {
+        do {
+            switch body {
+            case .hello(let hello):
+                try receiveHello(hello, from: peer)
+            case .bundleRequest(let request):
+                guard try store.contact(peer.peerID)?.state != .blocked else { return }
+                let bundle = prekeys.bundle(keys: keys, oneTimePrekeyNotIn: handedOutPrekeys)
+                if let oneTime = bundle.oneTimePrekey { handedOutPrekeys.insert(oneTime.id) }
+                let response = BundleResponse.with {
+                    $0.requestID = request.requestID
+                    $0.bundle = bundle.wire
+                }
+                reply(.bundleResponse(response), on: .control, over: link)
+            case .bundleResponse(let response):
+                guard let pending = pendingBundles[response.requestID], pending.peer == peer.peerID else { return }
+                pendingBundles[response.requestID] = nil
+                do {
+                    pending.continuation.resume(returning: try PrekeyBundle(wire: response.bundle))
+                } catch {
+                    pending.continuation.resume(throwing: error)
+                }
+            case .chatMessage:
+                break  // through the inbox
+            case .receipt(let receipt):
+                guard try store.contact(peer.peerID)?.state == .contact else { return }
+                let ids = receipt.messageIds.map { Array($0) }
+                switch receipt.state {
+                case .undecryptable:
+                    try peerCouldNotDecrypt(ids, from: peer.peerID)
+                case .delivered, .read:
+                    let state: MessageState = receipt.state == .read ? .read : .delivered
+                    let changed = try store.applyReceipt(ids, state: state, from: peer.peerID)
+                    counters.receipts.increment(by: changed.count)
+                    for (id, was) in changed {
+                        // State events walk queued → sent → delivered → read without a gap: a
+                        // receipt that beat the record of the attempt still shows `sent` first.
+                        let steps: [MessageState] =
+                            (was == .queued ? [.sent] : []) + (state == .read && was != .delivered ? [.delivered] : [])
+                            + [state]
+                        for step in steps {
+                            events.publish(
+                                NodeEvent(type: "state", id: Hex.encode(id), peerId: peer.peerID.hex, state: step.name))
+                        }
+                    }
+                default:
+                    break
+                }
+            case .ping, .pong, .errorReply, .signedObject:
+                break
+            }
+        } catch {
+            // A peer's bad message is dropped; the node keeps serving (the error names no peer).
+            counters.refused.increment()
+            logger.debug("inbound message refused", metadata: ["error": "\(error)"])
+        }
+    }
+
+    func receiveHello(_ hello: Hello, from peer: LinkPeer) throws {
+        // IP literals only: a peer's hello never makes this node resolve a name.
+        let addresses = hello.listenAddresses.filter { HostPort(parsing: $0)?.socketAddress != nil }
+        guard !addresses.isEmpty else { return }
+        if helloAddresses.count >= Self.maximumRememberedHellos, helloAddresses[peer.peerID] == nil {
+            helloAddresses.removeAll()
+        }
+        helloAddresses[peer.peerID] = addresses
+        guard var contact = try store.contact(peer.peerID), contact.state != .blocked else { return }
+        contact.addresses = Self.merge(addresses, into: contact.addresses)
+        try store.saveContact(contact)
+    }
+
+    /// Decrypts a batch of one sender's chat messages in order and commits them in one
+    /// transaction, then acknowledges them in one receipt. Resends are acknowledged without
+    /// decryption; messages that do not decrypt are answered `undecryptable`; malformed content
+    /// is dropped. Runs without suspending, so no send interleaves with the sessions it advances.
+    func receiveChats(_ items: [(chat: ChatMessage, link: Link?)], from peer: LinkPeer) {
+        guard !items.isEmpty else { return }
+        let link = items.last?.link
+        do {
+            let existing = try store.contact(peer.peerID)
+            if existing?.state == .blocked { return }
+            // A stranger's room: a new request only while there are fewer than the maximum, and
+            // at most so many messages per request.
+            var room = Int.max
+            if existing == nil {
+                guard try store.requestCount() < Self.maximumRequests else {
+                    counters.refused.increment(by: items.count)
+                    return
+                }
+                room = Self.maximumMessagesPerRequest
+            } else if existing?.state == .request {
+                room = max(0, Self.maximumMessagesPerRequest - (try store.conversationLength(with: peer.peerID)))
+            }
+            let now = Self.unixSeconds()
+            var ratchetKeys = SystemRatchetKeys()
+            var sessions = existing == nil ? PeerSessions() : try store.sessions(with: peer.peerID)
+            let allowance = try store.skippedKeyAllowance(for: peer.peerID)
+            var updatedPrekeys: PrekeyStore?
+            var contact = existing
+            var messages: [NewMessage] = []
+            var contents: [ChatContent] = []
+            var acknowledged: [[UInt8]] = []
+            var undecryptable: [[UInt8]] = []
+            var seen = Set<[UInt8]>()
+            var resends: [[UInt8]] = []
+            for item in items {
+                let chat = item.chat
+                let id = Array(chat.messageID)
+                let resent = try seen.contains(id) || store.hasMessage(id: id)
+                if resent {
+                    acknowledged.append(id)
+                    if !seen.contains(id) { resends.append(id) }
+                    continue
+                }
+                guard messages.count < room else {
+                    counters.refused.increment()
+                    continue
+                }
+                guard chat.sealed.count <= Self.maximumSealedBytes else {
+                    counters.refused.increment()
+                    continue
+                }
+                let plaintext: [UInt8]
+                do {
+                    let sealed = Array(chat.sealed)
+                    if chat.sessionStart {
+                        let accepted = try (updatedPrekeys ?? prekeys).acceptingInitialMessage(
+                            sealed, keys: keys, now: now, ratchetKeys: &ratchetKeys)
+                        // The session's initiator must be the identity that authenticated the link.
+                        guard accepted.initiator.peerID == peer.peerID else { throw ChatError.wrongInitiator }
+                        sessions = sessions.adding(accepted.session)
+                        updatedPrekeys = accepted.store
+                        plaintext = accepted.plaintext
+                    } else {
+                        guard contact != nil || !messages.isEmpty else { throw ChatError.noSession }
+                        let decrypted = try sessions.decrypting(
+                            try RatchetMessage(decoding: sealed), now: now, keys: &ratchetKeys,
+                            skippedKeyAllowance: allowance)
+                        sessions = decrypted.sessions
+                        plaintext = decrypted.plaintext
+                    }
+                } catch {
+                    // The sender starts a new session and sends it again (it stays in its outbox).
+                    counters.refused.increment()
+                    logger.debug("chat message does not decrypt", metadata: ["error": "\(error)"])
+                    undecryptable.append(id)
+                    continue
+                }
+                guard let content = try? ChatContent(serializedBytes: plaintext), content.version == 1,
+                    !content.text.isEmpty, content.text.utf8.count <= ChatContent.maximumTextBytes,
+                    content.senderName.utf8.count <= ChatContent.maximumNameBytes
+                else {
+                    counters.refused.increment()
+                    continue
+                }
+                if contact == nil {
+                    contact = Contact(
+                        peerID: peer.peerID, identityKey: [],
+                        name: Self.displayName(content.senderName, for: peer.peerID), state: .request,
+                        addresses: helloAddresses[peer.peerID] ?? [])
+                }
+                messages.append(
+                    NewMessage(
+                        peer: peer.peerID, direction: .received, state: .delivered, sender: peer.peerID,
+                        sentAt: content.sentAtMs, receivedAt: Self.unixMilliseconds(), body: content.text, id: id))
+                contents.append(content)
+                acknowledged.append(id)
+                seen.insert(id)
+            }
+            if var contact, !messages.isEmpty {
+                contact.identityKey = Array(peer.identity.rawRepresentation)
+                contact.lastSeen = Self.unixMilliseconds()
+                let stored = try store.commitIncoming(
+                    messages, contact: contact, sessions: sessions, prekeys: updatedPrekeys)
+                // Nothing committed (not expected: resends are recognised first): only resends
+                // are acknowledged.
+                if stored.isEmpty { acknowledged = resends }
+                if !stored.isEmpty {
+                    counters.received.increment(by: stored.count)
+                    if existing == nil {
+                        events.publish(NodeEvent(type: "request", peerId: peer.peerID.hex, name: contact.name))
+                    }
+                    for (message, content) in zip(messages, contents) {
+                        events.publish(
+                            NodeEvent(
+                                type: "message", id: Hex.encode(message.id ?? []), peerId: peer.peerID.hex,
+                                from: peer.peerID.hex, text: content.text, sentAt: content.sentAtMs,
+                                state: MessageState.delivered.name))
+                    }
+                    if let updatedPrekeys {
+                        prekeys = updatedPrekeys
+                        counters.observe(prekeys)
+                    }
+                }
+            }
+            // Only now, committed: the receipts.
+            if !acknowledged.isEmpty { acknowledge(acknowledged, over: link) }
+            if !undecryptable.isEmpty {
+                reply(.receipt(Receipt(messageIDs: undecryptable, state: .undecryptable)), on: .chat, over: link)
+            }
+        } catch {
+            // Nothing was committed or acknowledged: the sender sends it all again.
+            counters.refused.increment()
+            logger.debug("chat batch refused", metadata: ["error": "\(error)"])
+        }
+    }
+
+    func acknowledge(_ ids: [[UInt8]], over link: Link?) {
+        reply(.receipt(Receipt(messageIDs: ids, state: .delivered)), on: .chat, over: link)
+    }
+
+    func reply(_ body: Envelope.Body, on stream: StreamID, over link: Link?) {
+        guard let link else { return }
+        Task { try? await link.send(body, on: stream) }
+    }
+}
