@@ -30,6 +30,10 @@ public struct NodeSettings: Sendable {
     public var readReceipts = true
     /// How long a message may wait for its receipt before it is `failed`.
     public var deliveryDeadline = Duration.seconds(7 * 24 * 3600)
+    /// A gap in a sender's message numbers: asked for again after `gapResend`, given up (what
+    /// waited behind it shown) after `gapRelease`.
+    public var gapResend = Duration.seconds(2)
+    public var gapRelease = Duration.seconds(60)
     /// Nodes to join the network through ("host:port"): the DHT (issue 8) dials them; until it
     /// exists the node only reports them in `status`.
     public var bootstrap: [String] = []
@@ -88,7 +92,7 @@ public final class Node: Service, Sendable {
             store: store, keys: keys, name: profile.name,
             retry: (UInt64(settings.retryInitial.milliseconds), UInt64(settings.retryMaximum.milliseconds)),
             readReceipts: settings.readReceipts, deliveryDeadline: UInt64(settings.deliveryDeadline.milliseconds),
-            logger: logger)
+            gaps: (UInt64(settings.gapResend.milliseconds), UInt64(settings.gapRelease.milliseconds)), logger: logger)
         let linkBox = LinkManagerBox()
         let links = ConnectionManager(
             local: LinkIdentity(identity: keys.identity, noiseStatic: keys.noiseStatic),
@@ -171,6 +175,7 @@ public final class Node: Service, Sendable {
         }
         // Chat: retries of what the outbox holds, prekey rotation and refill.
         await scheduler.every(.seconds(5), name: "outbox", priority: .high) { await messenger.deliverDue() }
+        await scheduler.every(.seconds(1), name: "gaps", priority: .high) { await messenger.checkGaps() }
         await scheduler.every(.seconds(3600), name: "prekeys", priority: .low) { try await messenger.maintainPrekeys() }
         // From here on nothing throws before the service runs: the tasks below are always
         // stopped at the end. (Chat messages that arrived earlier wait in the inbox.)

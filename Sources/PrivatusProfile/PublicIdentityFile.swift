@@ -62,6 +62,10 @@ public struct ProfileConfig: Codable, Equatable, Sendable {
     public var readReceipts: Bool?
     /// How long a message may wait for its receipt before it is `failed` (default 7 days).
     public var deliveryDeadlineSeconds: Int?
+    /// How long a gap in a sender's message numbers stays open before the node asks for the
+    /// missing messages again, and before it shows what waited behind the gap anyway.
+    public var gapResendSeconds: Int?
+    public var gapReleaseSeconds: Int?
     /// Nodes to join the network through ("host:port"), for the DHT.
     public var bootstrap: [String]?
     public static let maximumBootstrapPeers = 16
@@ -81,6 +85,8 @@ public struct ProfileConfig: Codable, Equatable, Sendable {
             && within(retryInitialSeconds, 1...86_400) && within(retryMaximumSeconds, 1...7 * 86_400)
             && (retryInitialSeconds ?? 30) <= (retryMaximumSeconds ?? 900)
             && within(deliveryDeadlineSeconds, 1...90 * 86_400)
+            && within(gapResendSeconds, 1...3_600) && within(gapReleaseSeconds, 1...86_400)
+            && (gapResendSeconds ?? 2) <= (gapReleaseSeconds ?? 60)
             && (bootstrap ?? []).count <= Self.maximumBootstrapPeers
             && (bootstrap ?? []).allSatisfy { $0.utf8.count <= 64 && $0.contains(":") }
     }

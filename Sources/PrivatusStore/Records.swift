@@ -83,13 +83,22 @@ public struct NewMessage: Sendable, Hashable {
     public var body: String
     public var replyTo: [UInt8]?
     public var expiresAt: UInt64?
+    /// The sender's number for the message in the conversation (1, 2, 3, …; 0: not numbered).
+    /// A sent message's number waits with it in the outbox (it is encrypted again with the same
+    /// number); a received one decides when it is shown (docs/PROTOCOL.md, "Order and gaps").
+    public var number: UInt64
+    /// A received message that started a new session: its sender has nothing older to send, so
+    /// numbers before this one are not waited for.
+    public var startsSession: Bool
 
     public init(
         peer: PeerID, direction: MessageDirection, state: MessageState, sender: PeerID, sentAt: UInt64,
         receivedAt: UInt64? = nil, body: String, replyTo: [UInt8]? = nil, expiresAt: UInt64? = nil,
-        id: [UInt8]? = nil
+        id: [UInt8]? = nil, number: UInt64 = 0, startsSession: Bool = false
     ) {
         self.id = id
+        self.number = number
+        self.startsSession = startsSession
         self.peer = peer
         self.direction = direction
         self.state = state

@@ -11,7 +11,32 @@ enum Schema {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1", migrate: createVersion1)
         migrator.registerMigration("v2", migrate: addOutboxDeadline)
+        migrator.registerMigration("v3", migrate: addMessageNumbers)
         return migrator
+    }
+
+    /// v3: each sender numbers its messages per conversation (docs/PROTOCOL.md, "Order and
+    /// gaps"). `conversations.last_sent_number`: the number this node gave its latest message;
+    /// `conversations.shown_through`: the peer's messages are shown up to this number without a
+    /// gap; `outbox.number`: the number the waiting message carries (0: from before v3); and
+    /// `held_messages`: received messages that came after a gap, committed (and acknowledged)
+    /// but not shown until the gap is filled or given up.
+    static func addMessageNumbers(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                ALTER TABLE conversations ADD COLUMN last_sent_number INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE conversations ADD COLUMN shown_through INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE outbox ADD COLUMN number INTEGER NOT NULL DEFAULT 0;
+                CREATE TABLE held_messages (
+                    pk INTEGER PRIMARY KEY,
+                    id BLOB NOT NULL UNIQUE,            -- the sender's message id
+                    conversation_pk INTEGER NOT NULL REFERENCES conversations(pk) ON DELETE CASCADE,
+                    number INTEGER NOT NULL,            -- the sender's number for it
+                    held_at INTEGER NOT NULL,           -- Unix ms
+                    sealed_message BLOB NOT NULL,       -- as messages.sealed_content
+                    UNIQUE (conversation_pk, number)
+                );
+                """)
     }
 
     /// v2: each outbox entry's delivery deadline (Unix ms; NULL: none), after which its message

@@ -5,8 +5,10 @@ import PrivatusCrypto
 
 /// What storing a received message did.
 public enum IncomingResult: Sendable, Hashable {
-    /// Stored now.
+    /// Stored now and shown.
     case stored(StoredMessage)
+    /// Stored now, held behind a gap in its sender's numbers (not shown yet).
+    case held
     /// A message with this id was stored before (the sender resent it): nothing changed.
     case duplicate
 }
@@ -28,13 +30,14 @@ extension Store {
             let stored = try insert(prepared, in: db)[0]
             try db.execute(
                 sql: """
-                    INSERT INTO outbox (id, message_pk, next_try, sealed_ciphertext, deadline)
-                    VALUES (?, (SELECT pk FROM messages WHERE id = ?), ?, ?, ?)
+                    INSERT INTO outbox (id, message_pk, next_try, sealed_ciphertext, deadline, number)
+                    VALUES (?, (SELECT pk FROM messages WHERE id = ?), ?, ?, ?, ?)
                     """,
                 arguments: [
                     Data(outboxID), Data(stored.id), Int64(clamping: nextTry), empty,
-                    deadline.map { Int64(clamping: $0) },
+                    deadline.map { Int64(clamping: $0) }, Int64(clamping: message.number),
                 ])
+            try recordSentNumbers([message], in: db)
             return stored
         }
         invalidatePages(of: [message])
@@ -301,20 +304,26 @@ extension Store {
         _ message: NewMessage, contact: Contact?, sessions: PeerSessions, prekeys: PrekeyStore?,
         searchable: Bool = true
     ) throws -> IncomingResult {
-        let stored = try commitIncoming(
+        let commit = try commitIncoming(
             [message], contact: contact, sessions: sessions, prekeys: prekeys, searchable: searchable)
-        return stored.first.map(IncomingResult.stored) ?? .duplicate
+        if commit.isResend { return .duplicate }
+        if let shown = commit.shown.first(where: { $0.id == message.id }) { return .stored(shown) }
+        return .held
     }
 
     /// Stores messages received from one peer, in order, with what decrypting them changed, in
-    /// one durable transaction (a group commit: one fsync for the batch). A batch in which a
-    /// message's id is already stored writes nothing and returns no message (the caller checks
-    /// for resends before decrypting, so it is never expected).
+    /// one durable transaction (a group commit: one fsync for the batch). Numbered messages are
+    /// shown in their sender's order: one that comes after a gap is held (stored, not shown) until
+    /// the gap is filled or given up (``releaseHeld(with:searchable:)``). Returns the messages
+    /// shown now, in order, held ones that waited for these included, and those held. A batch
+    /// in which a message's id is already stored writes nothing and is answered
+    /// ``IncomingCommit/isResend`` (the caller checks for resends before decrypting, so it is
+    /// never expected).
     public func commitIncoming(
         _ messages: [NewMessage], contact: Contact?, sessions: PeerSessions, prekeys: PrekeyStore?,
         searchable: Bool = true
-    ) throws -> [StoredMessage] {
-        guard let peer = messages.first?.peer else { return [] }
+    ) throws -> IncomingCommit {
+        guard let peer = messages.first?.peer else { return IncomingCommit(shown: [], held: []) }
         guard messages.allSatisfy({ $0.id != nil && $0.peer == peer }) else { throw StoreError.outOfRange }
         let prepared = try prepare(messages, searchable: searchable)
         let sealedSessions = try sealSessions(sessions)
@@ -322,10 +331,13 @@ extension Store {
         let sealedPrekeys = try prekeys.map {
             try sealer.seal($0.serialized, table: "prekeys", column: "sealed_store", rowID: prekeyRowID)
         }
-        let stored = try write { db -> [StoredMessage] in
-            let find = try db.cachedStatement(sql: "SELECT 1 FROM messages WHERE id = ?")
-            for message in messages where try Int.fetchOne(find, arguments: [Data(message.id ?? [])]) != nil {
-                return []
+        let commit = try write { db -> IncomingCommit in
+            let find = try db.cachedStatement(sql: Self.findMessageSQL)
+            for message in messages {
+                let id = Data(message.id ?? [])
+                if try Int.fetchOne(find, arguments: [id, id]) != nil {
+                    return IncomingCommit(shown: [], held: [], isResend: true)
+                }
             }
             if let contact { try saveContact(contact, in: db) }
             try writeSessions(sealedSessions, of: sessions, peer: peer, contact: try contactPK(peer, in: db), in: db)
@@ -334,19 +346,23 @@ extension Store {
                     sql: "INSERT OR REPLACE INTO prekeys (pk, id, sealed_store) VALUES (1, ?, ?)",
                     arguments: [Data(prekeyRowID), sealedPrekeys])
             }
-            return try insert(prepared, in: db)
+            return try insertInOrder(prepared, peer: peer, searchable: searchable, in: db)
         }
         if let contact { contactCache.invalidate(index.peer(contact.peerID)) }
-        if !stored.isEmpty { invalidatePages(of: messages) }
-        return stored
+        if !commit.shown.isEmpty { invalidatePages(of: messages) }
+        return commit
     }
 
     /// How many messages the conversation with `peer` holds (both directions, deleted ones
-    /// included: the next sequence number).
+    /// included: the next sequence number; held ones included).
     public func conversationLength(with peer: PeerID) throws -> Int {
         try pool.read { db in
             try Int.fetchOne(
-                db.cachedStatement(sql: "SELECT next_sequence FROM conversations WHERE conversation_index = ?"),
+                db.cachedStatement(
+                    sql: """
+                        SELECT next_sequence + (SELECT count(*) FROM held_messages WHERE conversation_pk = c.pk)
+                        FROM conversations c WHERE conversation_index = ?
+                        """),
                 arguments: [index.conversation(with: peer)]) ?? 0
         }
     }
@@ -360,13 +376,17 @@ extension Store {
         }
     }
 
-    /// Whether a message with this id is stored.
+    /// Whether a message with this id is stored (shown or held).
     public func hasMessage(id: [UInt8]) throws -> Bool {
         try pool.read { db in
-            try Int.fetchOne(
-                db.cachedStatement(sql: "SELECT 1 FROM messages WHERE id = ?"), arguments: [Data(id)]) != nil
+            try Int.fetchOne(db.cachedStatement(sql: Self.findMessageSQL), arguments: [Data(id), Data(id)]) != nil
         }
     }
+
+    /// Finds a message id among the shown and the held messages (two arguments: the id twice).
+    static let findMessageSQL = """
+        SELECT 1 FROM messages WHERE id = ? UNION ALL SELECT 1 FROM held_messages WHERE id = ? LIMIT 1
+        """
 }
 
 extension Store {

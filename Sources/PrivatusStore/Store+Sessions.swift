@@ -14,6 +14,8 @@ public struct OutboxItem: Sendable, Hashable {
     public var attempts: Int
     /// Unix milliseconds of the next attempt.
     public var nextTry: UInt64
+    /// The number the message carries (``NewMessage/number``; 0: from before numbering).
+    public var number: UInt64 = 0
 }
 
 extension Store {
@@ -124,15 +126,16 @@ extension Store {
             let stored = try insert(prepared, in: db)
             let insertOutbox = try db.cachedStatement(
                 sql: """
-                    INSERT INTO outbox (id, message_pk, next_try, sealed_ciphertext, deadline)
-                    VALUES (?, (SELECT pk FROM messages WHERE id = ?), ?, ?, ?)
+                    INSERT INTO outbox (id, message_pk, next_try, sealed_ciphertext, deadline, number)
+                    VALUES (?, (SELECT pk FROM messages WHERE id = ?), ?, ?, ?, ?)
                     """)
-            for (message, entry) in zip(stored, outbox) {
+            for (offset, (message, entry)) in zip(stored, outbox).enumerated() {
                 try insertOutbox.execute(arguments: [
                     Data(entry.id), Data(message.id), Int64(clamping: nextTry), entry.sealed,
-                    deadline.map { Int64(clamping: $0) },
+                    deadline.map { Int64(clamping: $0) }, Int64(clamping: items[offset].message.number),
                 ])
             }
+            try recordSentNumbers(items.map(\.message), in: db)
             return stored
         }
         invalidatePages(of: items.map(\.message))
@@ -157,7 +160,7 @@ extension Store {
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT o.id, o.attempts, o.next_try, o.sealed_ciphertext, m.id AS message_id,
+                    SELECT o.id, o.attempts, o.next_try, o.number, o.sealed_ciphertext, m.id AS message_id,
                            c.id AS conversation_id, c.sealed_details
                     FROM outbox o JOIN messages m ON m.pk = o.message_pk
                     JOIN conversations c ON c.pk = (m.pk >> 32)
@@ -173,7 +176,33 @@ extension Store {
                     row["sealed_ciphertext"], table: "outbox", column: "sealed_ciphertext",
                     rowID: Array(row["id"] as Data)),
                 attempts: row["attempts"],
-                nextTry: UInt64(row["next_try"] as Int64))
+                nextTry: UInt64(row["next_try"] as Int64),
+                number: UInt64(max(0, row["number"] as Int64)))
+        }
+    }
+
+    /// The number this node gave its latest message to `peer` (0: none yet).
+    public func lastSentNumber(to peer: PeerID) throws -> UInt64 {
+        try pool.read { db in
+            let number = try Int64.fetchOne(
+                db.cachedStatement(sql: "SELECT last_sent_number FROM conversations WHERE conversation_index = ?"),
+                arguments: [index.conversation(with: peer)])
+            return UInt64(max(0, number ?? 0))
+        }
+    }
+
+    /// Raises each conversation's `last_sent_number` to the highest number among `messages`.
+    func recordSentNumbers(_ messages: [NewMessage], in db: Database) throws {
+        var highest: [PeerID: UInt64] = [:]
+        for message in messages where message.number > 0 {
+            highest[message.peer] = max(highest[message.peer] ?? 0, message.number)
+        }
+        let raise = try db.cachedStatement(
+            sql: """
+                UPDATE conversations SET last_sent_number = max(last_sent_number, ?) WHERE conversation_index = ?
+                """)
+        for (peer, number) in highest {
+            try raise.execute(arguments: [Int64(clamping: number), index.conversation(with: peer)])
         }
     }
 

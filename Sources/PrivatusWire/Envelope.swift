@@ -24,6 +24,8 @@ public typealias Hello = Privatus_Wire_V1_Hello
 public typealias BundleRequest = Privatus_Wire_V1_BundleRequest
 /// The answer to a ``BundleRequest``.
 public typealias BundleResponse = Privatus_Wire_V1_BundleResponse
+/// A request to send a run of numbered chat messages again (a gap in their order).
+public typealias ResendRequest = Privatus_Wire_V1_ResendRequest
 /// A prekey bundle as it travels.
 public typealias WirePrekeyBundle = Privatus_Wire_V1_PrekeyBundle
 /// A signed public key as it travels.
@@ -47,7 +49,7 @@ extension Envelope {
 
 extension Envelope.Body {
     /// The kinds this node knows: the field numbers of `Envelope`'s `body`.
-    public static let knownKinds: Set<UInt32> = [2, 3, 4, 5, 6, 7, 8, 9, 10]
+    public static let knownKinds: Set<UInt32> = [2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
 
     /// The kind of the message: its field number in `Envelope`, as ``ErrorReply`` names it.
     public var kind: UInt32 {
@@ -61,7 +63,20 @@ extension Envelope.Body {
         case .hello: 8
         case .bundleRequest: 9
         case .bundleResponse: 10
+        case .resendRequest: 11
         }
+    }
+}
+
+extension ResendRequest {
+    /// The most message numbers one request may name.
+    public static let maximumSpan: UInt64 = 4_096
+
+    /// A request for the messages numbered `first` through `last`.
+    public init(first: UInt64, last: UInt64) {
+        self.init()
+        self.first = first
+        self.last = last
     }
 }
 

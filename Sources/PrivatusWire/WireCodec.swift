@@ -127,6 +127,10 @@ public enum WireCodec {
             guard hello.listenAddresses.count <= Hello.maximumAddresses,
                 hello.listenAddresses.allSatisfy({ $0.utf8.count <= Hello.maximumAddressBytes })
             else { throw .invalidField }
+        case .resendRequest(let request):
+            guard request.first >= 1, request.last >= request.first,
+                request.last - request.first < ResendRequest.maximumSpan
+            else { throw .invalidField }
         case .ping, .pong, .errorReply, .signedObject, .bundleRequest, .bundleResponse:
             break
         }

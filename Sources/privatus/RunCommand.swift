@@ -51,6 +51,8 @@ struct RunCommand: AsyncParsableCommand {
             if let value = config.retryMaximumSeconds { settings.retryMaximum = .seconds(value) }
             if let value = config.readReceipts { settings.readReceipts = value }
             if let value = config.deliveryDeadlineSeconds { settings.deliveryDeadline = .seconds(value) }
+            if let value = config.gapResendSeconds { settings.gapResend = .seconds(value) }
+            if let value = config.gapReleaseSeconds { settings.gapRelease = .seconds(value) }
             guard ["127.0.0.1", "::1", "localhost"].contains(settings.ui.host) else {
                 throw CLIFailure(status: 64, message: "--ui must be a loopback address")
             }

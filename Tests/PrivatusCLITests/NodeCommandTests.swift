@@ -152,7 +152,16 @@ import Glibc
         let refused = try await run(["run", "--listen", "127.0.0.1:0", "--ui", "127.0.0.1:0"])
         #expect(refused.status == 5, "\(refused.stderr)")
         #expect(refused.stderr.contains("config.json"), "\(refused.stderr)")
+        // Each value in range, but the wait before a gap is given up shorter than before it is
+        // asked about.
+        config["maxConnections"] = 16
+        config["gapResendSeconds"] = 10
+        config["gapReleaseSeconds"] = 5
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: path))
+        let inconsistent = try await run(["run", "--listen", "127.0.0.1:0", "--ui", "127.0.0.1:0"])
+        #expect(inconsistent.status == 5, "\(inconsistent.stderr)")
         // In range, with every optional setting, the node starts.
+        config["gapReleaseSeconds"] = 30
         config["maxConnections"] = 16
         config["maxMessageBytes"] = 1 << 20
         config["connectionBurst"] = 5

@@ -41,12 +41,13 @@ import Testing
         return try Store(path: scratch.child("db.sqlite"), databaseKey: Self.fixtureKey).appliedMigrations()
     }
 
-    @Test func version1FixtureOpensMigratesAndReadsBack() throws {
+    @Test(arguments: ["v1", "v2"])
+    func anOlderFixtureOpensMigratesAndReadsBack(_ version: String) throws {
         let scratch = try TemporaryDirectory("privatus-migration")
         defer { scratch.remove() }
         let copy = scratch.child("privatus.sqlite")
         try FileManager.default.copyItem(
-            atPath: Self.fixtures.appendingPathComponent("store-v1.sqlite").path, toPath: copy)
+            atPath: Self.fixtures.appendingPathComponent("store-\(version).sqlite").path, toPath: copy)
         let store = try Store(path: copy, databaseKey: Self.fixtureKey)
         #expect(try store.appliedMigrations() == (try freshMigrations()), "migrated to the current version")
         #expect(try store.contact(Self.peer)?.name == "Fixture Friend")
@@ -56,5 +57,8 @@ import Testing
             ])
         #expect(try store.search("fixture").count == 3)
         #expect(try store.check().isEmpty)
+        // v3: the old conversation is numbered from 1 on.
+        #expect(try store.lastSentNumber(to: Self.peer) == 0)
+        #expect(try store.gap(with: Self.peer) == nil)
     }
 }

@@ -43,6 +43,7 @@ import Testing
                     $0.bundle.identityKey = Data(repeating: 1, count: 32)
                     $0.bundle.signedPrekey.id = 3
                 })),
+        Case("resend request", .resendRequest(ResendRequest(first: 2, last: 4_097))),
         Case(
             "signed object",
             .signedObject(SignedObject(body: [0, 1, 2], signature: Array(repeating: 3, count: 64), purpose: .presence))),
@@ -140,6 +141,10 @@ import Testing
         #expect(throws: WireError.invalidField) { try WireCodec.encode(tooManyAddresses) }
         let longAddress = Envelope(.hello(Hello(listenAddresses: [String(repeating: "a", count: 65)])))
         #expect(throws: WireError.invalidField) { try WireCodec.encode(longAddress) }
+        for (first, last) in [(0, 3), (5, 4), (1, 4_097)] as [(UInt64, UInt64)] {
+            let resend = Envelope(.resendRequest(ResendRequest(first: first, last: last)))
+            #expect(throws: WireError.invalidField, "\(first)...\(last)") { try WireCodec.encode(resend) }
+        }
         let big = Envelope(
             .chatMessage(ChatMessage(messageID: Self.messageID, sealed: Array(repeating: 0, count: 1_000))))
         #expect(throws: WireError.messageTooLarge) { try WireCodec.encode(big, maxBytes: 1_000) }

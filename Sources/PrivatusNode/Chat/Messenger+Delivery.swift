@@ -45,6 +45,7 @@ extension Messenger {
         var items: [(message: NewMessage, ciphertext: [UInt8])] = []
         var answers: [CheckedContinuation<StoredMessage, any Error>] = []
         var resolved: [String: Contact] = [:]  // a batch usually names few peers, many times
+        var numbers: [PeerID: UInt64] = [:]  // the next number per peer, kept once committed
         for request in requests {
             do {
                 guard !request.text.isEmpty else { throw ChatError.emptyMessage }
@@ -54,19 +55,22 @@ extension Messenger {
                 guard contact.state == .contact else { throw ChatError.notAContact }
                 let peer = contact.peerID
                 let id = SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) }
+                let number = try numbers[peer] ?? nextNumbers[peer] ?? store.lastSentNumber(to: peer) + 1
                 let message = NewMessage(
                     peer: peer, direction: .sent, state: .queued, sender: keys.identity.publicKey.peerID, sentAt: now,
-                    body: request.text, id: id)
+                    body: request.text, id: id, number: number)
                 let current = try sessions[peer] ?? store.sessions(with: peer)
                 var wire: [UInt8] = []  // empty: waits for a session (the bundle is fetched when delivering)
                 if current.sessions.contains(where: \.canSend) {
-                    let (advanced, ratchet) = try current.encrypting(try content(request.text, sentAt: now))
+                    let (advanced, ratchet) = try current.encrypting(
+                        try content(request.text, sentAt: now, number: number))
                     wire = try Self.chatEnvelope(id: id, sealed: ratchet.encoded, sessionStart: false)
                     sessions[peer] = advanced
                 } else {
                     sessions[peer] = current
                 }
                 items.append((message, wire))
+                numbers[peer] = number + 1
                 answers.append(request.answer)
             } catch {
                 request.answer.resume(throwing: error)
@@ -81,6 +85,7 @@ extension Messenger {
             for answer in answers { answer.resume(throwing: error) }
             return
         }
+        nextNumbers.merge(numbers) { _, new in new }
         for peer in sessions.keys { scheduleDelivery(to: peer) }
     }
 
@@ -271,7 +276,7 @@ extension Messenger {
             sessions = try store.sessions(with: item.peer)
         }
         guard let stored = try store.message(id: item.messageID)?.message else { return nil }
-        let plaintext = try content(stored.body, sentAt: stored.sentAt)
+        let plaintext = try content(stored.body, sentAt: stored.sentAt, number: item.number)
         let wire: [UInt8]
         if sessions.sessions.contains(where: \.canSend) {
             let (advanced, ratchet) = try sessions.encrypting(plaintext)

@@ -117,6 +117,8 @@ extension Messenger {
                 default:
                     break
                 }
+            case .resendRequest(let request):
+                try receiveResendRequest(request, from: peer.peerID)
             case .ping, .pong, .errorReply, .signedObject:
                 break
             }
@@ -169,7 +171,6 @@ extension Messenger {
             var updatedPrekeys: PrekeyStore?
             var contact = existing
             var messages: [NewMessage] = []
-            var contents: [ChatContent] = []
             var acknowledged: [[UInt8]] = []
             var undecryptable: [[UInt8]] = []
             var seen = Set<[UInt8]>()
@@ -233,31 +234,29 @@ extension Messenger {
                 messages.append(
                     NewMessage(
                         peer: peer.peerID, direction: .received, state: .delivered, sender: peer.peerID,
-                        sentAt: content.sentAtMs, receivedAt: Self.unixMilliseconds(), body: content.text, id: id))
-                contents.append(content)
+                        sentAt: content.sentAtMs, receivedAt: Self.unixMilliseconds(), body: content.text, id: id,
+                        number: content.number, startsSession: chat.sessionStart))
                 acknowledged.append(id)
                 seen.insert(id)
             }
             if var contact, !messages.isEmpty {
                 contact.identityKey = Array(peer.identity.rawRepresentation)
                 contact.lastSeen = Self.unixMilliseconds()
-                let stored = try store.commitIncoming(
+                // Shown now, in their sender's order (held ones that waited for these included);
+                // the others wait behind a gap.
+                let commit = try store.commitIncoming(
                     messages, contact: contact, sessions: sessions, prekeys: updatedPrekeys)
+                let shown = commit.shown
                 // Nothing committed (not expected: resends are recognised first): only resends
                 // are acknowledged.
-                if stored.isEmpty { acknowledged = resends }
-                if !stored.isEmpty {
-                    counters.received.increment(by: stored.count)
+                if commit.isResend { acknowledged = resends }
+                if !commit.held.isEmpty { gapsOpen.insert(peer.peerID) }
+                if !commit.isResend {
+                    counters.received.increment(by: messages.count)
                     if existing == nil {
                         events.publish(NodeEvent(type: "request", peerId: peer.peerID.hex, name: contact.name))
                     }
-                    for (message, content) in zip(messages, contents) {
-                        events.publish(
-                            NodeEvent(
-                                type: "message", id: Hex.encode(message.id ?? []), peerId: peer.peerID.hex,
-                                from: peer.peerID.hex, text: content.text, sentAt: content.sentAtMs,
-                                state: MessageState.delivered.name))
-                    }
+                    publishReceived(shown, from: peer.peerID)
                     if let updatedPrekeys {
                         prekeys = updatedPrekeys
                         counters.observe(prekeys)
@@ -274,6 +273,68 @@ extension Messenger {
             counters.refused.increment()
             logger.debug("chat batch refused", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// Tells watchers of received messages as they are shown.
+    func publishReceived(_ shown: [StoredMessage], from peer: PeerID) {
+        for message in shown {
+            events.publish(
+                NodeEvent(
+                    type: "message", id: Hex.encode(message.id), peerId: peer.hex, from: peer.hex, text: message.body,
+                    sentAt: message.sentAt, state: MessageState.delivered.name))
+        }
+    }
+
+    // MARK: - Gaps
+
+    /// Asks peers whose messages wait behind a gap for the missing ones (once the gap has been
+    /// open `gapResend`, then at most every `gapResend`), and shows what waits once it has been
+    /// open `gapRelease` (the scheduler calls it every second).
+    public func checkGaps() {
+        guard !gapsOpen.isEmpty else { return }
+        let now = Self.unixMilliseconds()
+        for peer in gapsOpen {
+            do {
+                guard let gap = try store.gap(with: peer) else {
+                    gapsOpen.remove(peer)
+                    lastResendRequest[peer] = nil
+                    continue
+                }
+                let open = now >= gap.since ? now - gap.since : 0
+                if open >= gapRelease {
+                    publishReceived(try store.releaseHeld(with: peer), from: peer)
+                    gapsOpen.remove(peer)
+                    lastResendRequest[peer] = nil
+                    counters.gapsGivenUp.increment()
+                } else if open >= gapResend, now - (lastResendRequest[peer] ?? 0) >= gapResend {
+                    lastResendRequest[peer] = now
+                    let last = min(gap.missing.upperBound, gap.missing.lowerBound + ResendRequest.maximumSpan - 1)
+                    let request = ResendRequest(first: gap.missing.lowerBound, last: last)
+                    counters.resendRequests.increment()
+                    guard let links else { continue }
+                    Task {
+                        guard let link = await links.link(to: peer) else { return }
+                        try? await link.send(.resendRequest(request), on: .chat)
+                    }
+                }
+            } catch {
+                logger.debug("gap check failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// A contact asks for messages again (a gap on its side): those still waiting in the outbox,
+    /// not failed, become due and are sent now. At most one request per peer is served per
+    /// second (each one is a write), the rest are dropped: the peer asks again.
+    func receiveResendRequest(_ request: ResendRequest, from peer: PeerID) throws {
+        let now = Self.unixMilliseconds()
+        if let last = lastResendServed[peer], now >= last, now - last < 1_000 { return }
+        guard try store.contact(peer)?.state == .contact else { return }
+        if lastResendServed.count >= Self.maximumRememberedHellos { lastResendServed.removeAll() }
+        lastResendServed[peer] = now
+        let due = try store.makeDue(
+            for: peer, numbers: request.first...request.last, now: Self.unixMilliseconds())
+        if due > 0 { scheduleDelivery(to: peer) }
     }
 
     func acknowledge(_ ids: [[UInt8]], over link: Link?) {

@@ -29,6 +29,17 @@ public actor Messenger {
     let sendsReadReceipts: Bool
     /// How long (ms) a message may wait for its receipt before it is `failed`.
     let deliveryDeadline: UInt64
+    /// How long (ms) a gap in a peer's message numbers stays open before the missing messages
+    /// are asked for again, and before what waits behind it is shown anyway.
+    let gapResend: UInt64
+    let gapRelease: UInt64
+    /// Peers with messages held behind a gap (loaded from the store at start).
+    var gapsOpen: Set<PeerID> = []
+    /// When each peer was last asked to resend (ms), and when a peer's request was last served.
+    var lastResendRequest: [PeerID: UInt64] = [:]
+    var lastResendServed: [PeerID: UInt64] = [:]
+    /// The number the next message to each peer gets (read from the store on first use).
+    var nextNumbers: [PeerID: UInt64] = [:]
 
     let store: Store
     let keys: IdentityKeys
@@ -74,10 +85,13 @@ public actor Messenger {
     /// Opens the messenger on `store`, creating the profile's prekeys on first use.
     public init(
         store: Store, keys: IdentityKeys, name: String, retry: (initial: UInt64, maximum: UInt64) = (30_000, 900_000),
-        readReceipts: Bool = true, deliveryDeadline: UInt64 = 7 * 24 * 3_600_000, events: NodeEvents = NodeEvents(),
-        logger: Logger
+        readReceipts: Bool = true, deliveryDeadline: UInt64 = 7 * 24 * 3_600_000,
+        gaps: (resend: UInt64, release: UInt64) = (2_000, 60_000), events: NodeEvents = NodeEvents(), logger: Logger
     ) throws {
         self.deliveryDeadline = deliveryDeadline
+        self.gapResend = gaps.resend
+        self.gapRelease = max(gaps.resend, gaps.release)
+        self.gapsOpen = Set(try store.peersWithGaps())
         self.events = events
         self.sendsReadReceipts = readReceipts
         self.firstRetryInterval = retry.initial
@@ -239,11 +253,12 @@ public actor Messenger {
 
     // MARK: - Helpers
 
-    func content(_ text: String, sentAt: UInt64) throws -> [UInt8] {
+    func content(_ text: String, sentAt: UInt64, number: UInt64) throws -> [UInt8] {
         try ChatContent.with {
             $0.version = 1
             $0.text = text
             $0.sentAtMs = sentAt
+            $0.number = number
             $0.senderName = String(decoding: Array(name.utf8.prefix(ChatContent.maximumNameBytes)), as: UTF8.self)
         }.serializedBytes()
     }
@@ -299,6 +314,9 @@ struct ChatCounters: Sendable {
     let outbox = Gauge(label: "privatus_chat_outbox")
     /// Sessions with a peer dropped and started again because it could not decrypt.
     let restarts = Counter(label: "privatus_chat_session_restarts_total")
+    /// Gaps in a peer's message numbers asked about, and given up.
+    let resendRequests = Counter(label: "privatus_chat_resend_requests_total")
+    let gapsGivenUp = Counter(label: "privatus_chat_gaps_given_up_total")
     /// First messages recorded for the current signed prekey (alert near its early-rotation
     /// mark: a flood), and unused one-time prekeys.
     let replayCache = Gauge(label: "privatus_prekeys_replay_cache_entries")

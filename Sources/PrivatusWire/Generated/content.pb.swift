@@ -43,6 +43,11 @@ public nonisolated struct Privatus_Content_V1_ChatContent: Sendable {
   /// The sender's display name, at most 64 bytes: shown for message requests.
   public var senderName: String = String()
 
+  /// The sender's number for this message in the conversation: 1, 2, 3, … per sender; the
+  /// receiver shows one sender's messages in this order (docs/PROTOCOL.md, "Order and gaps").
+  /// 0: not numbered (a sender from before numbering), shown as it arrives.
+  public var number: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -54,7 +59,7 @@ fileprivate nonisolated let _protobuf_package = "privatus.content.v1"
 
 nonisolated extension Privatus_Content_V1_ChatContent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ChatContent"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{1}text\0\u{3}sent_at_ms\0\u{3}sender_name\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{1}text\0\u{3}sent_at_ms\0\u{3}sender_name\0\u{1}number\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -66,6 +71,7 @@ nonisolated extension Privatus_Content_V1_ChatContent: SwiftProtobuf.Message, Sw
       case 2: try { try decoder.decodeSingularStringField(value: &self.text) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.sentAtMs) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.senderName) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.number) }()
       default: break
       }
     }
@@ -84,6 +90,9 @@ nonisolated extension Privatus_Content_V1_ChatContent: SwiftProtobuf.Message, Sw
     if !self.senderName.isEmpty {
       try visitor.visitSingularStringField(value: self.senderName, fieldNumber: 4)
     }
+    if self.number != 0 {
+      try visitor.visitSingularUInt64Field(value: self.number, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -92,6 +101,7 @@ nonisolated extension Privatus_Content_V1_ChatContent: SwiftProtobuf.Message, Sw
     if lhs.text != rhs.text {return false}
     if lhs.sentAtMs != rhs.sentAtMs {return false}
     if lhs.senderName != rhs.senderName {return false}
+    if lhs.number != rhs.number {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -128,6 +128,14 @@ public nonisolated struct Privatus_Wire_V1_Envelope: Sendable {
     set {body = .bundleResponse(newValue)}
   }
 
+  public var resendRequest: Privatus_Wire_V1_ResendRequest {
+    get {
+      if case .resendRequest(let v)? = body {return v}
+      return Privatus_Wire_V1_ResendRequest()
+    }
+    set {body = .resendRequest(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   /// The kind of the message is the field number of the body that is set. A version-1
@@ -149,6 +157,7 @@ public nonisolated struct Privatus_Wire_V1_Envelope: Sendable {
     case hello(Privatus_Wire_V1_Hello)
     case bundleRequest(Privatus_Wire_V1_BundleRequest)
     case bundleResponse(Privatus_Wire_V1_BundleResponse)
+    case resendRequest(Privatus_Wire_V1_ResendRequest)
 
   }
 
@@ -425,6 +434,25 @@ public nonisolated struct Privatus_Wire_V1_BundleResponse: Sendable {
   fileprivate var _bundle: Privatus_Wire_V1_PrekeyBundle? = nil
 }
 
+/// Asks the peer to send again its chat messages numbered `first` through `last` (inclusive,
+/// at most 4,096 numbers; the numbers its messages carry inside their encryption): the receiver
+/// holds back later messages of that sender until the gap is filled or given up
+/// (docs/PROTOCOL.md, "Order and gaps"). The sender resends those still in its outbox and not
+/// failed; it never answers otherwise.
+public nonisolated struct Privatus_Wire_V1_ResendRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var first: UInt64 = 0
+
+  public var last: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 /// A public key signed by an identity for one purpose. The signature covers the fixed-width
 /// fields id (u32 BE) || expires_at (u64 BE) || public_key, tagged with the purpose
 /// (docs/PROTOCOL.md, "Sessions"); a receiver verifies over exactly the bytes it received.
@@ -536,7 +564,7 @@ fileprivate nonisolated let _protobuf_package = "privatus.wire.v1"
 
 nonisolated extension Privatus_Wire_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{1}ping\0\u{1}pong\0\u{3}error_reply\0\u{3}chat_message\0\u{1}receipt\0\u{3}signed_object\0\u{1}hello\0\u{3}bundle_request\0\u{3}bundle_response\0\u{c}\u{10}\u{10}\u{c} \u{10}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{1}ping\0\u{1}pong\0\u{3}error_reply\0\u{3}chat_message\0\u{1}receipt\0\u{3}signed_object\0\u{1}hello\0\u{3}bundle_request\0\u{3}bundle_response\0\u{3}resend_request\0\u{c}\u{10}\u{10}\u{c} \u{10}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -662,6 +690,19 @@ nonisolated extension Privatus_Wire_V1_Envelope: SwiftProtobuf.Message, SwiftPro
           self.body = .bundleResponse(v)
         }
       }()
+      case 11: try {
+        var v: Privatus_Wire_V1_ResendRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .resendRequest(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .resendRequest(v)
+        }
+      }()
       default: break
       }
     }
@@ -711,6 +752,10 @@ nonisolated extension Privatus_Wire_V1_Envelope: SwiftProtobuf.Message, SwiftPro
     case .bundleResponse?: try {
       guard case .bundleResponse(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    }()
+    case .resendRequest?: try {
+      guard case .resendRequest(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
     }()
     case nil: break
     }
@@ -1037,6 +1082,41 @@ nonisolated extension Privatus_Wire_V1_BundleResponse: SwiftProtobuf.Message, Sw
   public static func ==(lhs: Privatus_Wire_V1_BundleResponse, rhs: Privatus_Wire_V1_BundleResponse) -> Bool {
     if lhs.requestID != rhs.requestID {return false}
     if lhs._bundle != rhs._bundle {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Privatus_Wire_V1_ResendRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ResendRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}first\0\u{1}last\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.first) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.last) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.first != 0 {
+      try visitor.visitSingularUInt64Field(value: self.first, fieldNumber: 1)
+    }
+    if self.last != 0 {
+      try visitor.visitSingularUInt64Field(value: self.last, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Privatus_Wire_V1_ResendRequest, rhs: Privatus_Wire_V1_ResendRequest) -> Bool {
+    if lhs.first != rhs.first {return false}
+    if lhs.last != rhs.last {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
