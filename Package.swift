@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "PrivatusStore", targets: ["PrivatusStore"]),
         .library(name: "PrivatusWire", targets: ["PrivatusWire"]),
         .library(name: "PrivatusNet", targets: ["PrivatusNet"]),
+        .library(name: "PrivatusDHT", targets: ["PrivatusDHT"]),
         .library(name: "PrivatusNode", targets: ["PrivatusNode"]),
         .library(name: "PrivatusBench", targets: ["PrivatusBench"]),
     ],
@@ -90,6 +91,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "PrivatusDHT",
+            dependencies: ["PrivatusCore"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "PrivatusNode",
             dependencies: [
                 "PrivatusCore", "PrivatusCrypto", "PrivatusProfile", "PrivatusStore", "PrivatusWire", "PrivatusNet",
@@ -108,6 +114,7 @@ let package = Package(
             name: "PrivatusBench",
             dependencies: [
                 "PrivatusCore",
+                "PrivatusDHT",
                 "PrivatusNode",
                 "PrivatusProfile",
                 "PrivatusCrypto",
@@ -141,6 +148,11 @@ let package = Package(
         .target(
             name: "PrivatusTesting",
             dependencies: ["PrivatusCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PrivatusDHTTests",
+            dependencies: ["PrivatusDHT", "PrivatusCore"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
