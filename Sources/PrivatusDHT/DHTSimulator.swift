@@ -99,6 +99,13 @@ public final class DHTSimulator {
         return gone
     }
 
+    /// The identifier of a random online node other than `node` (the network must have two).
+    public func randomTarget(for node: Int) -> DHTNodeID {
+        var target = randomOnlineNode()
+        while target == node { target = randomOnlineNode() }
+        return nodes[target].peer.id
+    }
+
     /// A random online node (the network must have one).
     public func randomOnlineNode() -> Int {
         for _ in 0..<64 {

@@ -4,7 +4,8 @@
 ///
 /// - At most `alpha` requests are outstanding, counting only those younger than `slowAfter`: a
 ///   slow node is not waited for, the next candidate is asked beside it (its answer still counts
-///   when it comes); a request older than `timeout` has failed.
+///   when it comes); a request older than `timeout` is sent again (`retries` times), then the
+///   node has failed.
 /// - It ends when the `k` closest nodes it knows of (failed ones left out) have all answered, or
 ///   when no candidate is left to ask, or (``markFound()``) when a valid value was found.
 /// - A node first learned from the seeds is at depth 1, one learned from a depth-d answer at
@@ -20,6 +21,9 @@ public struct Lookup: Sendable {
         public var timeout: UInt64 = 2_000
         /// The most candidates kept (closest first).
         public var maximumCandidates = 200
+        /// How many times a request that timed out is sent again before the node counts as
+        /// failed (a datagram or its answer can be lost).
+        public var retries = 2
 
         public init() {}
     }
@@ -35,6 +39,7 @@ public struct Lookup: Sendable {
         var peer: DHTPeer
         var state: State
         var depth: Int
+        var attempts = 0
     }
 
     public let target: DHTNodeID
@@ -102,8 +107,12 @@ public struct Lookup: Sendable {
         for index in candidates.indices {
             guard case .asked(let at) = candidates[index].state else { continue }
             if now >= at + configuration.timeout {
-                candidates[index].state = .failed
-                newlyFailed.append(candidates[index].peer.id)
+                if candidates[index].attempts <= configuration.retries {
+                    candidates[index].state = .waiting  // asked again below
+                } else {
+                    candidates[index].state = .failed
+                    newlyFailed.append(candidates[index].peer.id)
+                }
             } else if now < at + configuration.slowAfter {
                 active += 1
             }
@@ -119,6 +128,7 @@ public struct Lookup: Sendable {
                 continue
             case .waiting:
                 candidates[index].state = .asked(at: now)
+                candidates[index].attempts += 1
                 ask.append(candidates[index].peer)
                 active += 1
                 requests += 1

@@ -7,14 +7,14 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Run a whole-system benchmark suite (needs no profile).",
-        discussion: "Suites available now: crypto, sessions, storage, transport, node."
+        discussion: "Suites available now: crypto, sessions, storage, transport, node, e2e, dht."
     )
 
-    static let suites = ["crypto", "sessions", "storage", "transport", "node", "e2e"]
+    static let suites = ["crypto", "sessions", "storage", "transport", "node", "e2e", "dht"]
     /// The other process of `bench transport`, which that suite starts itself (internal).
     static let transportPeer = "transport-peer"
 
-    @Argument(help: "The suite to run: crypto, sessions, storage, transport or node.")
+    @Argument(help: "The suite to run: crypto, sessions, storage, transport, node, e2e or dht.")
     var suite: String
 
     @Flag(name: .long, help: "Print one JSON object of figures.")
@@ -40,6 +40,18 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "e2e: messages sent at 1,000/s (latency).")
     var e2ePaced = 2_000
+
+    @Option(name: .long, help: "dht: how many simulated nodes.")
+    var nodes = 1_000
+
+    @Option(name: .long, help: "dht: how many lookups are timed (and as many again under churn).")
+    var lookups = 1_000
+
+    @Option(name: .long, help: "dht: the share of simulated messages lost (0 to 0.5).")
+    var loss = 0.0
+
+    @Option(name: .long, help: "dht: the simulator's seed (the same seed gives the same run).")
+    var seed: UInt64 = 1
 
     @Option(name: .long, help: "transport: threads of the event loop group in each process.")
     var eventLoopThreads: Int = 1
@@ -90,6 +102,9 @@ struct BenchCommand: AsyncParsableCommand {
         }
         guard (1...65_536).contains(bulkMib) else { throw ValidationError("--bulk-mib must be 1 to 65,536") }
         guard (1...100_000).contains(idleLinks) else { throw ValidationError("--idle-links must be 1 to 100,000") }
+        guard (2...1_000_000).contains(nodes) else { throw ValidationError("--nodes must be 2 to 1,000,000") }
+        guard (1...10_000_000).contains(lookups) else { throw ValidationError("--lookups must be 1 to 10,000,000") }
+        guard (0...0.5).contains(loss) else { throw ValidationError("--loss must be 0 to 0.5") }
         if let unlockLog2N, (try? ScryptParameters(log2N: unlockLog2N)) == nil {
             throw ValidationError("--unlock-log2-n must be between 10 and 22")
         }
@@ -128,6 +143,13 @@ struct BenchCommand: AsyncParsableCommand {
                 suite.runs = nodeRuns
                 suite.pairs = nodePairs
                 figures = try await suite.run()
+            case "dht":
+                var suite = DHTSuite()
+                suite.nodes = nodes
+                suite.lookups = lookups
+                suite.loss = loss
+                suite.seed = seed
+                figures = suite.run()
             case "e2e":
                 var suite = E2ESuite(
                     executable: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))

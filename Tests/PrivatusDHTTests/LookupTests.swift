@@ -60,6 +60,7 @@ import Testing
         let sorted = network.sorted { target.isCloser($0.id, than: $1.id) }
         var configuration = Lookup.Configuration()
         configuration.k = 5
+        configuration.retries = 0
         var lookup = Lookup(target: target, seeds: sorted, configuration: configuration)
         let first = lookup.next(now: 0)
         #expect(first == Array(sorted.prefix(3)), "alpha = 3, closest first")
@@ -80,6 +81,18 @@ import Testing
         for peer in third { lookup.answered(by: peer.id, closer: []) }
         #expect(lookup.isFinished)
         #expect(lookup.closestAnswered == Array(sorted[3..<8]))
+    }
+
+    @Test mutating func aRequestThatTimesOutIsSentAgainBeforeTheNodeCountsAsFailed() {
+        let network = peers(1)
+        var configuration = Lookup.Configuration()
+        configuration.retries = 2
+        var lookup = Lookup(target: DHTNodeID.random(using: &random), seeds: network, configuration: configuration)
+        #expect(lookup.next(now: 0) == network)
+        #expect(lookup.next(now: 2_000) == network, "first retry")
+        #expect(lookup.next(now: 4_000) == network, "second retry")
+        #expect(lookup.next(now: 6_000).isEmpty && lookup.isFinished)
+        #expect(lookup.takeFailures() == network.map(\.id) && lookup.requests == 3)
     }
 
     @Test mutating func aLookupWithNothingToAskEnds() {

@@ -8,7 +8,7 @@ import Testing
     func lookups(_ count: Int, in simulator: DHTSimulator, paths: Int = 1) -> [DHTSimulator.Outcome] {
         (0..<count).map { _ in
             let origin = simulator.randomOnlineNode()
-            let target = simulator.id(of: simulator.randomOnlineNode())
+            let target = simulator.randomTarget(for: origin)
             return simulator.lookup(from: origin, target: target, paths: paths)
         }
     }
