@@ -92,7 +92,7 @@ let package = Package(
         ),
         .target(
             name: "PrivatusDHT",
-            dependencies: ["PrivatusCore"],
+            dependencies: ["PrivatusCore", "PrivatusCrypto", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -152,7 +152,9 @@ let package = Package(
         ),
         .testTarget(
             name: "PrivatusDHTTests",
-            dependencies: ["PrivatusDHT", "PrivatusCore"],
+            dependencies: [
+                "PrivatusDHT", "PrivatusCore", "PrivatusCrypto", .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
