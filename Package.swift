@@ -92,7 +92,10 @@ let package = Package(
         ),
         .target(
             name: "PrivatusDHT",
-            dependencies: ["PrivatusCore", "PrivatusCrypto", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "PrivatusCore", "PrivatusCrypto", "PrivatusWire", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -153,7 +156,9 @@ let package = Package(
         .testTarget(
             name: "PrivatusDHTTests",
             dependencies: [
-                "PrivatusDHT", "PrivatusCore", "PrivatusCrypto", .product(name: "Crypto", package: "swift-crypto"),
+                "PrivatusDHT", "PrivatusCore", "PrivatusCrypto", "PrivatusWire",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -39,13 +39,21 @@ public struct DHTSuite: Sendable {
         var churned: [DHTSimulator.Outcome] = []
         var churnedDisjoint: [DHTSimulator.Outcome] = []
         let steps = 20
-        for _ in 0..<steps {
-            simulator.churn(nodes / 5 / steps)
-            for _ in 0..<max(1, lookups / steps) {
+        let leaving = nodes / 5
+        for step in 0..<steps {
+            simulator.churn(leaving / steps + (step < leaving % steps ? 1 : 0))
+            for round in 0..<max(1, lookups / steps) {
                 let origin = simulator.randomOnlineNode()
                 let target = simulator.randomTarget(for: origin)
-                churned.append(simulator.lookup(from: origin, target: target))
-                churnedDisjoint.append(simulator.lookup(from: origin, target: target, paths: 3))
+                // Either kind first, in turn: the first one's timeouts clean the origin's table
+                // for the second.
+                if round % 2 == 0 {
+                    churned.append(simulator.lookup(from: origin, target: target))
+                    churnedDisjoint.append(simulator.lookup(from: origin, target: target, paths: 3))
+                } else {
+                    churnedDisjoint.append(simulator.lookup(from: origin, target: target, paths: 3))
+                    churned.append(simulator.lookup(from: origin, target: target))
+                }
             }
         }
 

@@ -27,6 +27,8 @@ public struct SignaturePurpose: Hashable, Sendable, CustomStringConvertible {
     public static let dhtRecord = Self("dht-record")
     /// A presence record.
     public static let presence = Self("presence")
+    /// A DHT datagram, signed by the sending node's DHT key.
+    public static let dhtPacket = Self("dht-packet")
     /// A group's state.
     public static let groupState = Self("group-state")
     /// A group sender key.
@@ -35,7 +37,7 @@ public struct SignaturePurpose: Hashable, Sendable, CustomStringConvertible {
     /// Every purpose defined so far.
     public static let all: [SignaturePurpose] = [
         .identityDH, .signedPrekey, .pqPrekey, .envelopeKey, .noiseStatic, .dhtRecord, .presence,
-        .groupState, .senderKey,
+        .groupState, .senderKey, .dhtPacket,
     ]
 
     /// The fixed prefix of every signed message.

@@ -4,10 +4,15 @@ public struct DHTAddress: Hashable, Sendable, CustomStringConvertible {
     public let ip: [UInt8]
     public let port: UInt16
 
-    /// Refuses anything but 4 or 16 address bytes.
+    /// Refuses anything but 4 or 16 address bytes. An IPv4-mapped IPv6 address
+    /// (`::ffff:a.b.c.d`, what a dual-stack socket reports) is kept as the IPv4 address it is.
     public init?(ip: [UInt8], port: UInt16) {
         guard ip.count == 4 || ip.count == 16 else { return nil }
-        self.ip = ip
+        if ip.count == 16, ip.prefix(10).allSatisfy({ $0 == 0 }), ip[10] == 0xff, ip[11] == 0xff {
+            self.ip = Array(ip.suffix(4))
+        } else {
+            self.ip = ip
+        }
         self.port = port
     }
 

@@ -131,7 +131,7 @@ public final class DHTSimulator {
         var clock = now
         while true {
             for ask in lookup.next(now: clock) {
-                if let reply = request(ask.peer, from: origin, target: target) {
+                if let reply = request(ask.peer, from: origin, target: target, at: clock) {
                     order += 1
                     let arrival = clock + reply.delay
                     let position = replies.firstIndex { ($0.at, $0.order) > (arrival, order) } ?? replies.endIndex
@@ -144,7 +144,7 @@ public final class DHTSimulator {
             if let first = replies.first, deadline.map({ first.at <= $0 }) ?? true {
                 replies.removeFirst()
                 clock = max(clock, first.at)
-                note(nodes[origin].table.heard(from: first.from, now: clock), at: origin)
+                note(nodes[origin].table.heard(from: first.from, now: clock), at: origin, now: clock)
                 lookup.answered(path: first.path, by: first.from.id, closer: first.closer)
             } else if let deadline {
                 clock = max(clock, deadline)
@@ -160,13 +160,17 @@ public final class DHTSimulator {
 
     /// Sends a FIND_NODE for `target` from `origin` to `peer`: nil when the request or its reply
     /// is lost or the node is offline; otherwise the round trip and the nodes it answers with.
-    func request(_ peer: DHTPeer, from origin: Int, target: DHTNodeID) -> (delay: UInt64, closer: [DHTPeer])? {
+    func request(
+        _ peer: DHTPeer, from origin: Int, target: DHTNodeID, at now: UInt64
+    ) -> (
+        delay: UInt64, closer: [DHTPeer]
+    )? {
         messages += 1
         guard let receiver = index[peer.id], nodes[receiver].online, !lost() else { return nil }
         // The receiver answers, and takes the requester in if it answers a ping.
         let requester = nodes[origin].peer
         if !nodes[receiver].table.contains(requester.id), ping(origin) {
-            note(nodes[receiver].table.heard(from: requester, now: now), at: receiver)
+            note(nodes[receiver].table.heard(from: requester, now: now), at: receiver, now: now)
         }
         let closer = nodes[receiver].table.closest(to: target, count: configuration.lookup.k)
         messages += 1
@@ -175,7 +179,7 @@ public final class DHTSimulator {
     }
 
     /// A full bucket asked to ping its least recently seen node: the outcome decides who stays.
-    func note(_ insertion: RoutingTable.Insertion, at node: Int) {
+    func note(_ insertion: RoutingTable.Insertion, at node: Int, now: UInt64) {
         guard case .waiting(let ping?) = insertion else { return }
         if let target = index[ping.id], self.ping(target) {
             nodes[node].table.heard(from: ping, now: now)

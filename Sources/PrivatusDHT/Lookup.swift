@@ -140,13 +140,15 @@ public struct Lookup: Sendable {
         return ask
     }
 
-    /// `id` answered with `closer` (the nodes it knows closest to the target).
+    /// `id` answered with `closer` (the nodes it knows closest to the target; at most `k` are
+    /// taken). An answer from a node that was not asked, or was given up, is ignored.
     public mutating func answered(by id: DHTNodeID, closer: [DHTPeer]) {
-        guard let index = candidates.firstIndex(where: { $0.peer.id == id }) else { return }
-        if case .answered = candidates[index].state { return }
+        guard let index = candidates.firstIndex(where: { $0.peer.id == id }),
+            case .asked = candidates[index].state
+        else { return }
         candidates[index].state = .answered
         let depth = candidates[index].depth
-        learn(closer, depth: depth + 1)
+        learn(Array(closer.prefix(configuration.k)), depth: depth + 1)
         _ = checkFinished()
     }
 

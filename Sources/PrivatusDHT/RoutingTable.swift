@@ -103,7 +103,8 @@ public struct RoutingTable: Sendable {
         bucket.lastActivity = now
         if let position = bucket.entries.firstIndex(where: { $0.peer.id == peer.id }) {
             var entry = bucket.entries.remove(at: position)
-            entry.peer = peer
+            // A new address only if its network still has room beside the others.
+            if entry.peer.address != peer.address, admits(peer, in: bucket.entries) { entry.peer = peer }
             entry.lastSeen = now
             entry.failures = 0
             bucket.entries.append(entry)

@@ -6,8 +6,9 @@ import PrivatusCore
 /// shown) until the missing ones arrive or the gap is given up.
 public struct MessageGap: Sendable, Hashable {
     public var peer: PeerID
-    /// The numbers not received yet before the first held message.
-    public var missing: ClosedRange<UInt64>
+    /// The numbers not received yet before the first held message (nil: none is missing, what
+    /// is held can be shown; not expected).
+    public var missing: ClosedRange<UInt64>?
     /// When the oldest held message was committed, Unix milliseconds.
     public var since: UInt64
     /// How many messages are held.
@@ -29,6 +30,9 @@ extension Store {
 
     /// The most messages held back per conversation; past it the gap is given up.
     public static let maximumHeldMessages = 1_000
+    /// The largest message number accepted (2^62: far beyond any real conversation, and every
+    /// number + 1 stays representable).
+    public static let maximumMessageNumber: UInt64 = 1 << 62
 
     /// Inserts received messages of one peer inside the caller's transaction in the order they are
     /// to be shown: a message numbered right after the last one shown is shown with every held
@@ -43,7 +47,10 @@ extension Store {
         guard prepared.contains(where: { $0.message.number > 0 }) else {
             return IncomingCommit(shown: try insert(prepared, in: db), held: [])
         }
-        let conversation = try conversationRow(for: peer, in: db).pk
+        guard prepared.allSatisfy({ $0.message.number <= Self.maximumMessageNumber }) else {
+            throw StoreError.outOfRange
+        }
+        let (conversation, length) = try conversationRow(for: peer, in: db)
         let shownBefore = try shownThrough(conversation, in: db)
         var through = shownBefore
         var held = Set(
@@ -59,27 +66,37 @@ extension Store {
                 held.remove(number)
             }
         }
+        // An empty conversation (new, or deleted by its user and numbered on by the peer) waits
+        // for nothing older than its first message.
+        var fresh = length == 0 && held.isEmpty && through == 0
         for item in prepared {
             let number = item.message.number
             guard number > 0 else {
                 ordered.append(item)
                 continue
             }
-            if item.message.startsSession, number > through + 1 {
+            if (item.message.startsSession || fresh), number > through + 1 {
                 // A new session's first message: its sender has nothing older still to send.
                 try release(held.filter { $0 < number })
                 through = number - 1
             }
-            if number <= through || held.contains(number) {
-                // After its gap was given up (or a number used twice): shown now, nothing lost.
+            fresh = false
+            if number <= through {
+                // After its gap was given up (or the sender's numbering started again): shown now.
                 ordered.append(item)
             } else if number == through + 1 {
                 ordered.append(item)
+                // A held message with the same number (the sender numbered two messages alike)
+                // follows it.
+                if held.contains(number) { try release([number]) }
                 through = number
                 while held.contains(through + 1) {
                     try release([through + 1])
                     through += 1
                 }
+            } else if held.contains(number) {
+                // A number used twice, after a gap: shown now rather than lost.
+                ordered.append(item)
             } else if held.count >= Self.maximumHeldMessages {
                 // Too much waits behind the gap: given up, everything shown in number order.
                 try release(held.filter { $0 < number })
@@ -139,10 +156,9 @@ extension Store {
             else { return nil }
             let through = UInt64(max(0, row["shown_through"] as Int64))
             let firstHeld = UInt64(max(0, first))
-            guard firstHeld > through + 1 else { return nil }
             return MessageGap(
-                peer: peer, missing: (through + 1)...(firstHeld - 1), since: UInt64(max(0, since)),
-                held: row["held"])
+                peer: peer, missing: firstHeld > through + 1 ? (through + 1)...(firstHeld - 1) : nil,
+                since: UInt64(max(0, since)), held: row["held"])
         }
     }
 

@@ -13,6 +13,7 @@ extension SignedObject {
         (7, .presence),
         (8, .groupState),
         (9, .senderKey),
+        (10, .dhtPacket),
     ]
 
     /// The number of a signature purpose.

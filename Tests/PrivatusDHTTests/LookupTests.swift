@@ -95,6 +95,32 @@ import Testing
         #expect(lookup.takeFailures() == network.map(\.id) && lookup.requests == 3)
     }
 
+    @Test mutating func answersFromNodesNotAskedAreIgnoredAndLongAnswersCut() {
+        let network = peers(60)
+        let target = DHTNodeID.random(using: &random)
+        var configuration = Lookup.Configuration()
+        configuration.k = 4
+        var lookup = Lookup(target: target, seeds: Array(network.prefix(4)), configuration: configuration)
+        let asked = lookup.next(now: 0)
+        // A node never asked claims to answer with nodes very close to the target: ignored.
+        lookup.answered(by: network[50].id, closer: [network[55]])
+        #expect(!lookup.didAnswer(network[50].id))
+        // An asked node names 50 nodes: only k are taken.
+        lookup.answered(by: asked[0].id, closer: Array(network[10..<60]))
+        lookup.answered(by: asked[0].id, closer: [network[5]])  // a second answer: ignored
+        var learned = Set<DHTNodeID>()
+        while !lookup.isFinished {
+            let next = lookup.next(now: 0)
+            if next.isEmpty { break }
+            for peer in next {
+                learned.insert(peer.id)
+                lookup.answered(by: peer.id, closer: [])
+            }
+        }
+        #expect(!learned.contains(network[5].id) && !learned.contains(network[55].id))
+        #expect(learned.isSubset(of: Set((network[0..<4] + network[10..<14]).map(\.id))))
+    }
+
     @Test mutating func aLookupWithNothingToAskEnds() {
         let lookup = Lookup(target: DHTNodeID.random(using: &random), seeds: [])
         #expect(lookup.isFinished && lookup.hops == 0)
@@ -131,8 +157,10 @@ import Testing
 
         var disjoint = DisjointLookup(target: target, seeds: seeds, paths: 3)
         var now: UInt64 = 0
+        var asked: [DHTNodeID] = []
         for _ in 0..<10_000 where !disjoint.isFinished {
             let asks = disjoint.next(now: now)
+            asked += asks.map(\.peer.id)
             for ask in asks {
                 if let closer = answer(ask.peer) {
                     disjoint.answered(path: ask.path, by: ask.peer.id, closer: closer)
@@ -142,8 +170,7 @@ import Testing
         }
         #expect(disjoint.isFinished)
         #expect(disjoint.paths.contains { $0.didAnswer(target) }, "three disjoint paths: found")
-        // No node was asked by two paths.
-        let asked = disjoint.paths.flatMap { path in path.closestAnswered.map(\.id) }
+        // No node was asked by two paths (nor twice by one: every node answered at once).
         #expect(Set(asked).count == asked.count)
     }
 }

@@ -89,6 +89,27 @@ import Testing
         }
     }
 
+    @Test mutating func aKnownNodeCannotMoveIntoAFullNetworkAndMappedAddressesAreIPv4() {
+        var table = RoutingTable(local: local)
+        let net: (UInt8, UInt8, UInt8) = (192, 0, 2)
+        table.heard(from: peer(inBucket: 5, subnet: net, host: 1), now: 0)
+        table.heard(from: peer(inBucket: 5, subnet: net, host: 2), now: 0)
+        let elsewhere = peer(inBucket: 5, subnet: (198, 51, 100), host: 3)
+        table.heard(from: elsewhere, now: 0)
+        // It answers again from the full network: it stays, at its old address.
+        let moved = DHTPeer(id: elsewhere.id, address: DHTAddress(ipv4: 192, 0, 2, 3, port: 4_000))
+        #expect(table.heard(from: moved, now: 1) == .refreshed)
+        #expect(table.entry(elsewhere.id)?.peer.address == elsewhere.address)
+        // From a network with room it moves.
+        let roomy = DHTPeer(id: elsewhere.id, address: DHTAddress(ipv4: 203, 0, 113, 3, port: 4_000))
+        table.heard(from: roomy, now: 2)
+        #expect(table.entry(elsewhere.id)?.peer.address == roomy.address)
+
+        let mapped = DHTAddress(ip: [UInt8](repeating: 0, count: 10) + [0xff, 0xff, 127, 0, 0, 1], port: 9)
+        #expect(mapped == DHTAddress(ipv4: 127, 0, 0, 1, port: 9))
+        #expect(mapped?.isLoopback == true && mapped?.subnet == [127, 0, 0])
+    }
+
     @Test mutating func aNodeThatStopsAnsweringIsDroppedAfterItsFailures() {
         var table = RoutingTable(local: local)
         let quiet = peer(inBucket: 1)

@@ -26,8 +26,8 @@ import Testing
     /// Bob's message numbered `number`, with text "m<number>" (or `text`).
     func fromBob(_ number: UInt64, _ text: String? = nil, startsSession: Bool = false) -> NewMessage {
         NewMessage(
-            peer: bob, direction: .received, state: .delivered, sender: bob, sentAt: 1_000 + number,
-            receivedAt: 2_000 + number, body: text ?? "m\(number)", id: SymmetricKey(size: .bits128).bytes,
+            peer: bob, direction: .received, state: .delivered, sender: bob, sentAt: 1_000 + number % 1_000,
+            receivedAt: 2_000 + number % 1_000, body: text ?? "m\(number)", id: SymmetricKey(size: .bits128).bytes,
             number: number, startsSession: startsSession)
     }
 
@@ -96,6 +96,34 @@ import Testing
         // A sender whose numbering started again (its conversation was deleted) is shown as it comes.
         _ = try receive([fromBob(1, "again 1"), fromBob(2, "again 2")])
         #expect(try shown() == ["m1", "m4", "m6", "m7", "again 1", "again 2"])
+    }
+
+    @Test func aSendersNumberingThatWentBackOrJumpsTooFarNeverHidesOrCrashes() throws {
+        defer { scratch.remove() }
+        _ = try receive([fromBob(1), fromBob(2), fromBob(3), fromBob(6)])
+        // The sender's numbering went back (a restored backup) and a new session starts at 6,
+        // the number of a held message: both are shown, and what follows is not held.
+        let commit = try receive([fromBob(6, "new 6", startsSession: true), fromBob(7)])
+        #expect(commit.shown.map(\.body) == ["new 6", "m6", "m7"])
+        #expect(try store.gap(with: bob) == nil)
+        // A number past the largest accepted is refused (the node drops such a message).
+        #expect(throws: StoreError.outOfRange) {
+            try receive([fromBob(Store.maximumMessageNumber + 1, startsSession: true)])
+        }
+        #expect(throws: StoreError.outOfRange) { try receive([fromBob(.max)]) }
+        #expect(try shown() == ["m1", "m2", "m3", "new 6", "m6", "m7"])
+    }
+
+    @Test func aDeletedConversationWaitsForNothingOlderThanItsNextMessage() throws {
+        defer { scratch.remove() }
+        _ = try receive([fromBob(1), fromBob(2)])
+        try store.deleteConversation(with: bob)
+        // The user deleted the chat; Bob's next message, numbered on, is shown at once.
+        let commit = try receive([fromBob(3, "after delete")])
+        #expect(commit.shown.map(\.body) == ["after delete"] && commit.held.isEmpty)
+        // A gap after it is a gap again.
+        #expect(try receive([fromBob(5)]).held.count == 1)
+        #expect(try store.gap(with: bob)?.missing == 4...4)
     }
 
     @Test func unnumberedMessagesShowAsTheyArrive() throws {

@@ -41,7 +41,7 @@ import Testing
         return try Store(path: scratch.child("db.sqlite"), databaseKey: Self.fixtureKey).appliedMigrations()
     }
 
-    @Test(arguments: ["v1", "v2"])
+    @Test(arguments: ["v1", "v2", "v3"])
     func anOlderFixtureOpensMigratesAndReadsBack(_ version: String) throws {
         let scratch = try TemporaryDirectory("privatus-migration")
         defer { scratch.remove() }

@@ -220,7 +220,8 @@ extension Messenger {
                 }
                 guard let content = try? ChatContent(serializedBytes: plaintext), content.version == 1,
                     !content.text.isEmpty, content.text.utf8.count <= ChatContent.maximumTextBytes,
-                    content.senderName.utf8.count <= ChatContent.maximumNameBytes
+                    content.senderName.utf8.count <= ChatContent.maximumNameBytes,
+                    content.number <= Store.maximumMessageNumber
                 else {
                     counters.refused.increment()
                     continue
@@ -301,15 +302,18 @@ extension Messenger {
                     continue
                 }
                 let open = now >= gap.since ? now - gap.since : 0
-                if open >= gapRelease {
+                let sinceRequest = now - min(now, lastResendRequest[peer] ?? 0)
+                if open >= gapRelease || gap.missing == nil {
                     publishReceived(try store.releaseHeld(with: peer), from: peer)
                     gapsOpen.remove(peer)
                     lastResendRequest[peer] = nil
                     counters.gapsGivenUp.increment()
-                } else if open >= gapResend, now - (lastResendRequest[peer] ?? 0) >= gapResend {
+                } else if open >= gapResend, sinceRequest >= gapResend, let missing = gap.missing,
+                    try store.contact(peer)?.state != .blocked
+                {
                     lastResendRequest[peer] = now
-                    let last = min(gap.missing.upperBound, gap.missing.lowerBound + ResendRequest.maximumSpan - 1)
-                    let request = ResendRequest(first: gap.missing.lowerBound, last: last)
+                    let last = min(missing.upperBound, missing.lowerBound + ResendRequest.maximumSpan - 1)
+                    let request = ResendRequest(first: missing.lowerBound, last: last)
                     counters.resendRequests.increment()
                     guard let links else { continue }
                     Task {
