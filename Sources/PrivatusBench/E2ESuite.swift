@@ -18,13 +18,19 @@ import Glibc
 ///   time over that phase per message (`/proc/<pid>/task/*/schedstat`).
 /// - `latency_p50_ms` / `latency_p99_ms`: `paced` messages whose send requests start at `rate`
 ///   per second (without waiting for earlier answers), from that start to the delivery;
-///   `paced_sent_per_s` is the rate the node accepted them at.
+///   `paced_sent_per_s` is the rate the node accepted them at. Where that time goes:
+///   `latency_answered_*` to the send request's answer (the sender's commit), `latency_received_*`
+///   to the receiver's `message` event (its commit), each from the same start.
+///
+/// The API clients keep their HTTP/1.1 connections open between requests (as a browser does);
+/// with `keepAlive` false each request opens a connection of its own (as the CLI does).
 public struct E2ESuite: Sendable {
     public let executable: String
     public var messages = 2_000
     public var concurrency = 16
     public var paced = 2_000
     public var rate = 1_000
+    public var keepAlive = true
     public static let messageBytes = 100
 
     public init(executable: String) {
@@ -35,9 +41,16 @@ public struct E2ESuite: Sendable {
     final class Deliveries: Sendable {
         private let delivered = Mutex<[String: ContinuousClock.Instant]>([:])
 
+        /// - Parameter kind: the event `type` and `state` counted (`state`/`delivered` for the
+        ///   sender, `message`/`delivered` for the receiver).
+        let kind: (type: String, state: String)
+        init(_ type: String = "state", _ state: String = "delivered") { kind = (type, state) }
+
         func record(_ line: String) {
-            guard let event = try? JSONDecoder().decode(NodeEvent.self, from: Data(line.utf8)),
-                event.type == "state", event.state == "delivered", let id = event.id
+            // Most lines are other states: skipped before decoding.
+            guard line.contains(kind.state),
+                let event = try? JSONDecoder().decode(NodeEvent.self, from: Data(line.utf8)),
+                event.type == kind.type, event.state == kind.state, let id = event.id
             else { return }
             let now = ContinuousClock.now
             delivered.withLock { $0[id] = $0[id] ?? now }
@@ -64,6 +77,7 @@ public struct E2ESuite: Sendable {
         try await bob.addContact(aliceInvite, name: "alice")
 
         let deliveries = Deliveries()
+        let receptions = Deliveries("message", "delivered")
         let watching = Mutex(false)
         let watcher = Task {
             try await alice.client.stream("/api/v1/events") { line in
@@ -72,11 +86,27 @@ public struct E2ESuite: Sendable {
             }
         }
         defer { watcher.cancel() }
-        for _ in 0..<3_000 where !watching.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
+        let receiverWatching = Mutex(false)
+        let receiverWatcher = Task {
+            try await bob.client.stream("/api/v1/events") { line in
+                if line.contains("\"watching\"") { receiverWatching.withLock { $0 = true } }
+                receptions.record(line)
+            }
+        }
+        defer { receiverWatcher.cancel() }
+        for _ in 0..<3_000 where !watching.withLock({ $0 }) || !receiverWatching.withLock({ $0 }) {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let api = keepAlive ? alice.client.keepingConnectionsAlive() : alice.client
+        @Sendable func send(_ text: String) async throws -> String {
+            try await api.call(
+                "POST", "/api/v1/messages", body: SendRequest(peer: "bob", text: text), as: SendResult.self
+            ).id
+        }
 
         // Warm-up: the session starts (bundle, PQXDH) and both sides have written once.
         let text = String(repeating: "x", count: Self.messageBytes)
-        let warm = try await alice.send(text, to: "bob")
+        let warm = try await send(text)
         try await waitFor(deliveries, count: 1, timeout: .seconds(30))
         _ = warm
 
@@ -88,7 +118,7 @@ public struct E2ESuite: Sendable {
             for worker in 0..<concurrency {
                 let share = messages / concurrency + (worker < messages % concurrency ? 1 : 0)
                 group.addTask {
-                    for _ in 0..<share { _ = try await alice.send(text, to: "bob") }
+                    for _ in 0..<share { _ = try await send(text) }
                 }
             }
             try await group.waitForAll()
@@ -103,8 +133,9 @@ public struct E2ESuite: Sendable {
         // most 256 in flight).
         let pacedStart = ContinuousClock.now
         let interval = Duration.seconds(1) / rate
-        let sendTimes = try await withThrowingTaskGroup(of: (id: String, at: ContinuousClock.Instant).self) { group in
-            var results: [(id: String, at: ContinuousClock.Instant)] = []
+        typealias Sent = (id: String, at: ContinuousClock.Instant, answered: ContinuousClock.Instant)
+        let sendTimes = try await withThrowingTaskGroup(of: Sent.self) { group in
+            var results: [Sent] = []
             var inFlight = 0
             for index in 0..<paced {
                 let due = pacedStart + interval * index
@@ -115,7 +146,8 @@ public struct E2ESuite: Sendable {
                 }
                 group.addTask {
                     let at = ContinuousClock.now
-                    return (try await alice.send(text, to: "bob"), at)
+                    let id = try await send(text)
+                    return (id, at, ContinuousClock.now)
                 }
                 inFlight += 1
             }
@@ -126,6 +158,8 @@ public struct E2ESuite: Sendable {
         try await waitFor(deliveries, count: 1 + messages + paced, timeout: .seconds(600))
         let latencies = sendTimes.compactMap { sent in deliveries.time(of: sent.id).map { ($0 - sent.at).milliseconds }
         }
+        let answered = sendTimes.map { ($0.answered - $0.at).milliseconds }
+        let received = sendTimes.compactMap { sent in receptions.time(of: sent.id).map { ($0 - sent.at).milliseconds } }
         let achievedRate = Double(paced) / sendsTook.seconds
 
         return [
@@ -140,6 +174,11 @@ public struct E2ESuite: Sendable {
             "paced_sent_per_s": achievedRate,
             "latency_p50_ms": StorageSuite.percentile(latencies, 0.5),
             "latency_p99_ms": StorageSuite.percentile(latencies, 0.99),
+            "latency_answered_p50_ms": StorageSuite.percentile(answered, 0.5),
+            "latency_answered_p99_ms": StorageSuite.percentile(answered, 0.99),
+            "latency_received_p50_ms": StorageSuite.percentile(received, 0.5),
+            "latency_received_p99_ms": StorageSuite.percentile(received, 0.99),
+            "keep_alive": keepAlive ? 1 : 0,
         ]
     }
 

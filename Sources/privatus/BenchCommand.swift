@@ -41,6 +41,12 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "e2e: messages sent at 1,000/s (latency).")
     var e2ePaced = 2_000
 
+    @Option(name: .long, help: "e2e: the rate (messages/s) the latency phase sends at.")
+    var e2eRate = 1_000
+
+    @Flag(name: .long, help: "e2e: one connection per API request (as the CLI does), not kept alive.")
+    var e2eFreshConnections = false
+
     @Option(name: .long, help: "transport: threads of the event loop group in each process.")
     var eventLoopThreads: Int = 1
 
@@ -133,6 +139,8 @@ struct BenchCommand: AsyncParsableCommand {
                     executable: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
                 suite.messages = e2eMessages
                 suite.paced = e2ePaced
+                suite.rate = e2eRate
+                suite.keepAlive = !e2eFreshConnections
                 figures = try await suite.run()
             default:
                 let parameters = try unlockLog2N.map { try ScryptParameters(log2N: $0) } ?? .floor
