@@ -174,21 +174,26 @@ extension Messenger {
             let everything = deliverEverything.remove(peer) != nil
             // Everything waiting: all but failed messages, whose entries are never due.
             let horizon = everything ? UInt64(Store.neverDue - 1) : Self.unixMilliseconds()
-            let due = try store.outbox(for: peer, dueBy: horizon, limit: 1_000)
+            // Messages handed to the link whose attempt is not recorded yet are still due in the
+            // store: not sent twice (unless a new link takes everything).
+            let unrecorded = everything ? [:] : unrecordedAttempts[peer] ?? [:]
+            let due = try store.outbox(for: peer, dueBy: horizon, limit: 1_000).filter {
+                unrecorded[$0.messageID] == nil
+            }
             guard !due.isEmpty else { return }
             guard let link = await link(to: peer) else {
                 try store.deferOutbox(for: peer, until: Self.unixMilliseconds() + firstRetryInterval)
                 return
             }
             let generation = sessionGenerations[peer, default: 0]
-            // Attempts are recorded together once the pass ends (one commit, not one per
-            // message); a receipt that comes first is applied first, and the state events still
-            // walk queued → sent → delivered.
+            // Attempts are noted once the pass ends and recorded later, only for messages whose
+            // receipt has not come by then (``noteAttempts(_:peer:)``); a receipt that comes first
+            // is applied first, and the state events still walk queued → sent → delivered.
             var attempts: [(messageID: [UInt8], nextTry: UInt64)] = []
             defer {
                 // After a restart the entries were emptied and made due: a new pass sends them,
                 // in order; recording these attempts would put them off behind later messages.
-                if sessionGenerations[peer, default: 0] == generation { recordAttempts(attempts, peer: peer) }
+                if sessionGenerations[peer, default: 0] == generation { noteAttempts(attempts, peer: peer) }
             }
             // Ready messages go to the link in runs (one hand-over per run, not per message).
             var run: [OutboxItem] = []
@@ -235,6 +240,55 @@ extension Messenger {
         }
     }
 
+    /// Notes messages just handed to `peer`'s link. Their attempts are recorded (`sent`, next
+    /// try put off) ``attemptRecordDelay`` later, together, for those whose receipt has not come
+    /// by then: a message delivered within that time needs no write for its attempt. Until
+    /// recorded, they are left out of delivery passes (they are on their way) except one that
+    /// sends everything on a new link. An attempt not yet recorded when the node stops is made
+    /// again after a restart (the receiver recognises the resend), as after a crash.
+    func noteAttempts(_ attempts: [(messageID: [UInt8], nextTry: UInt64)], peer: PeerID) {
+        guard !attempts.isEmpty else { return }
+        let recordAt = ContinuousClock.now + Self.attemptRecordDelay
+        for attempt in attempts {
+            unrecordedAttempts[peer, default: [:]][attempt.messageID] = UnrecordedAttempt(
+                nextTry: attempt.nextTry, recordAt: recordAt)
+        }
+        scheduleAttemptRecording()
+    }
+
+    /// How long an attempt waits for its receipt before it is recorded.
+    static let attemptRecordDelay = Duration.milliseconds(250)
+
+    func scheduleAttemptRecording() {
+        guard !attemptRecordingScheduled else { return }
+        attemptRecordingScheduled = true
+        Task {
+            try? await Task.sleep(for: Self.attemptRecordDelay)
+            self.recordDueAttempts()
+        }
+    }
+
+    /// Records the attempts whose time has come (one transaction per peer), and schedules the
+    /// rest.
+    func recordDueAttempts() {
+        attemptRecordingScheduled = false
+        let now = ContinuousClock.now
+        for (peer, waiting) in unrecordedAttempts {
+            let due = waiting.filter { $0.value.recordAt <= now }
+            guard !due.isEmpty else { continue }
+            let remaining = waiting.filter { $0.value.recordAt > now }
+            unrecordedAttempts[peer] = remaining.isEmpty ? nil : remaining
+            recordAttempts(due.map { ($0.key, $0.value.nextTry) }, peer: peer)
+        }
+        if !unrecordedAttempts.isEmpty { scheduleAttemptRecording() }
+    }
+
+    /// Forgets `peer`'s attempts not yet recorded (its sessions restarted, or its outbox was
+    /// failed: the entries were changed under them).
+    func forgetAttempts(to peer: PeerID) {
+        unrecordedAttempts[peer] = nil
+    }
+
     func recordAttempts(_ attempts: [(messageID: [UInt8], nextTry: UInt64)], peer: PeerID) {
         do {
             for id in try store.recordAttempts(attempts, peer: peer) {
@@ -256,6 +310,7 @@ extension Messenger {
         lastRestart[peer] = now
         try store.restartSessions(with: peer, now: now)
         sessionGenerations[peer, default: 0] += 1
+        forgetAttempts(to: peer)
         counters.restarts.increment()
         scheduleDelivery(to: peer)
     }
