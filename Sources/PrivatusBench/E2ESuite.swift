@@ -15,7 +15,8 @@ import Glibc
 ///
 /// - `msgs_per_s`: `messages` sent as fast as `concurrency` API clients can, over the time from
 ///   the first send to the last delivery; `cpu_us_per_msg_sender` / `_receiver`: each node's CPU
-///   time over that phase per message (`/proc/<pid>/task/*/schedstat`).
+///   time over that phase per message (`/proc/<pid>/task/*/schedstat`), and the bench's own
+///   (`cpu_us_per_msg_client`: its API clients and event readers share the machine's cores).
 /// - `latency_p50_ms` / `latency_p99_ms`: `paced` messages whose send requests start at `rate`
 ///   per second (without waiting for earlier answers), from that start to the delivery;
 ///   `paced_sent_per_s` is the rate the node accepted them at. Where that time goes:
@@ -113,6 +114,7 @@ public struct E2ESuite: Sendable {
         // Throughput.
         let senderBefore = ProcessResources.schedulerStats(of: alice.process.pid)
         let receiverBefore = ProcessResources.schedulerStats(of: bob.process.pid)
+        let clientBefore = ProcessResources.schedulerStats(of: getpid())
         let started = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             for worker in 0..<concurrency {
@@ -127,6 +129,7 @@ public struct E2ESuite: Sendable {
         let elapsed = (deliveries.last ?? .now) - started
         let senderCost = ProcessResources.schedulerStats(of: alice.process.pid) - senderBefore
         let receiverCost = ProcessResources.schedulerStats(of: bob.process.pid) - receiverBefore
+        let clientCost = ProcessResources.schedulerStats(of: getpid()) - clientBefore
 
         // Latency at a fixed rate.
         // Each send starts on time whether or not the previous request has been answered (at
@@ -169,6 +172,7 @@ public struct E2ESuite: Sendable {
             "msgs_per_s": Double(messages) / elapsed.seconds,
             "cpu_us_per_msg_sender": Double(senderCost.cpuNanoseconds) / 1_000 / Double(messages),
             "cpu_us_per_msg_receiver": Double(receiverCost.cpuNanoseconds) / 1_000 / Double(messages),
+            "cpu_us_per_msg_client": Double(clientCost.cpuNanoseconds) / 1_000 / Double(messages),
             "paced_messages": Double(paced),
             "paced_rate_per_s": Double(rate),
             "paced_sent_per_s": achievedRate,

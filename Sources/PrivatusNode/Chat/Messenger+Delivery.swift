@@ -176,10 +176,9 @@ extension Messenger {
             let horizon = everything ? UInt64(Store.neverDue - 1) : Self.unixMilliseconds()
             // Messages handed to the link whose attempt is not recorded yet are still due in the
             // store: not sent twice (unless a new link takes everything).
-            let unrecorded = everything ? [:] : unrecordedAttempts[peer] ?? [:]
-            let due = try store.outbox(for: peer, dueBy: horizon, limit: 1_000).filter {
-                unrecorded[$0.messageID] == nil
-            }
+            let unrecorded: Set<[UInt8]> = everything ? [] : Set((unrecordedAttempts[peer] ?? [:]).keys)
+            let due = try store.outbox(
+                for: peer, dueBy: horizon, limit: 1_000 + unrecorded.count, skipping: unrecorded)
             guard !due.isEmpty else { return }
             guard let link = await link(to: peer) else {
                 try store.deferOutbox(for: peer, until: Self.unixMilliseconds() + firstRetryInterval)
