@@ -109,8 +109,9 @@ extension Messenger {
             }
             Task {
                 guard let link = await links.link(to: contact.peerID) else { return }
+                // Behind the delivered receipts queued before them.
                 for batch in batches {
-                    try? await link.send(.receipt(Receipt(messageIDs: batch, state: .read)), on: .chat)
+                    _ = try? link.enqueue(.receipt(Receipt(messageIDs: batch, state: .read)), on: .chat)
                 }
             }
         }
@@ -180,10 +181,20 @@ extension Messenger {
             let due = try store.outbox(
                 for: peer, dueBy: horizon, limit: 1_000 + unrecorded.count, skipping: unrecorded)
             guard !due.isEmpty else { return }
-            guard let link = await link(to: peer) else {
+            // The link last used, while open: no hop to the connection manager (and no wait for
+            // this actor's turn again) per pass.
+            let found: Link?
+            if let open = openLinks[peer], open.isActive {
+                found = open
+            } else {
+                found = await link(to: peer)
+            }
+            guard let link = found else {
+                openLinks[peer] = nil
                 try store.deferOutbox(for: peer, until: Self.unixMilliseconds() + firstRetryInterval)
                 return
             }
+            openLinks[peer] = link
             let generation = sessionGenerations[peer, default: 0]
             // Attempts are noted once the pass ends and recorded later, only for messages whose
             // receipt has not come by then (``noteAttempts(_:peer:)``); a receipt that comes first
@@ -194,7 +205,9 @@ extension Messenger {
                 // in order; recording these attempts would put them off behind later messages.
                 if sessionGenerations[peer, default: 0] == generation { noteAttempts(attempts, peer: peer) }
             }
-            // Ready messages go to the link in runs (one hand-over per run, not per message).
+            // Ready messages go to the link in runs (one hand-over per run, not per message),
+            // queued in order without waiting (the link's own task hands them over), unless the
+            // link holds too much already.
             var run: [OutboxItem] = []
             var bytes: [[UInt8]] = []
             var index = due.startIndex
@@ -205,7 +218,7 @@ extension Messenger {
                     // Sessions restarted meanwhile: what was read before is stale (a new
                     // delivery follows).
                     guard sessionGenerations[peer, default: 0] == generation else { return }
-                    try await link.send(bytes.map { LinkMessage(stream: .chat, bytes: $0) })
+                    let room = try link.enqueue(bytes.map { LinkMessage(stream: .chat, bytes: $0) })
                     counters.attempts.increment(by: run.count)
                     let sentAt = Self.unixMilliseconds()
                     for sent in run {
@@ -214,6 +227,7 @@ extension Messenger {
                     }
                     run.removeAll()
                     bytes.removeAll()
+                    if !room { await link.waitForRoom() }
                 }
                 guard let item else { break }
                 index += 1
@@ -426,6 +440,7 @@ extension Messenger {
     /// time), tell a contact where this node listens, and send what waits for the peer.
     public func linkEstablished(_ link: Link) async {
         let peer = link.peer
+        openLinks[peer.peerID] = link
         var isContact = false
         do {
             if var contact = try store.contact(peer.peerID) {

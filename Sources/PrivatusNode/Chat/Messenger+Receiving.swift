@@ -317,8 +317,10 @@ extension Messenger {
         reply(.receipt(Receipt(messageIDs: ids, state: .delivered)), on: .chat, over: link)
     }
 
+    /// Queues `body` on the link without waiting, in order behind what this node queued
+    /// before (receipts after the messages they follow); dropped if the link is gone.
     func reply(_ body: Envelope.Body, on stream: StreamID, over link: Link?) {
         guard let link else { return }
-        Task { try? await link.send(body, on: stream) }
+        _ = try? link.enqueue(body, on: stream)
     }
 }

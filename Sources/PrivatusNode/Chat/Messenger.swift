@@ -46,6 +46,8 @@ public actor Messenger {
     /// just came up.
     var deliverEverything: Set<PeerID> = []
     var dialling: Set<PeerID> = []
+    /// The link each peer's messages last went over (used while it stays open).
+    var openLinks: [PeerID: Link] = [:]
     /// The addresses the last hello of each linked peer named, for a peer that becomes a
     /// contact or request after its hello (at most ``maximumRememberedHellos`` peers).
     var helloAddresses: [PeerID: [String]] = [:]
