@@ -136,6 +136,9 @@ public final class Link: Sendable {
         return try enqueue([LinkMessage(stream: stream, bytes: bytes)])
     }
 
+    /// Whether ``enqueue(_:)-([LinkMessage])`` holds less than ``outletBytes``.
+    public var hasRoom: Bool { outlet.withLock { $0.bytes < Self.outletBytes } }
+
     /// Waits until the messages queued with ``enqueue(_:)-([LinkMessage])`` are under
     /// ``outletBytes`` (or the link failed).
     public func waitForRoom() async {

@@ -157,8 +157,42 @@ extension Messenger {
             redeliver.insert(peer)
             return
         }
+        // Over an open link with room, the pass runs now, in this turn of the actor, unless it
+        // would have to suspend: no wait for another turn behind other work.
+        if !deliverEverything.contains(peer), let link = openLinks[peer], link.isActive, link.hasRoom,
+            deliverReady(to: peer, over: link)
+        {
+            return
+        }
         delivering.insert(peer)
         Task { await self.deliver(to: peer) }
+    }
+
+    /// A delivery pass that does not suspend: sends `peer`'s due entries over `link` when all of
+    /// them are ready (encrypted) and few. Returns false, having sent nothing, when the pass must
+    /// run as ``deliver(to:)`` (an entry waits for a session, there are many, or reading failed).
+    func deliverReady(to peer: PeerID, over link: Link) -> Bool {
+        do {
+            guard try store.contact(peer)?.state == .contact else { return true }
+            let unrecorded = Set((unrecordedAttempts[peer] ?? [:]).keys)
+            let due = try store.outbox(
+                for: peer, dueBy: Self.unixMilliseconds(), limit: 256 + unrecorded.count, skipping: unrecorded)
+            guard !due.isEmpty else { return true }
+            guard due.count < 256, !due.contains(where: \.ciphertext.isEmpty) else { return false }
+            try link.enqueue(due.map { LinkMessage(stream: .chat, bytes: $0.ciphertext) })
+            counters.attempts.increment(by: due.count)
+            let sentAt = Self.unixMilliseconds()
+            noteAttempts(
+                due.map { sent in
+                    (
+                        sent.messageID,
+                        sentAt + min(firstRetryInterval << min(UInt64(sent.attempts), 16), maximumRetryInterval)
+                    )
+                }, peer: peer)
+            return true
+        } catch {
+            return false
+        }
     }
 
     /// Sends `peer`'s due outbox entries in order over its link (dialling it if needed), stopping
