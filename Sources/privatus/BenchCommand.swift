@@ -47,6 +47,13 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "e2e: one connection per API request (as the CLI does), not kept alive.")
     var e2eFreshConnections = false
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "e2e: run the nodes from this privatus executable (another build), driven by this bench.",
+            visibility: .hidden))
+    var e2eNode: String?
+
     @Option(name: .long, help: "transport: threads of the event loop group in each process.")
     var eventLoopThreads: Int = 1
 
@@ -136,7 +143,7 @@ struct BenchCommand: AsyncParsableCommand {
                 figures = try await suite.run()
             case "e2e":
                 var suite = E2ESuite(
-                    executable: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+                    executable: try e2eNode ?? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
                 suite.messages = e2eMessages
                 suite.paced = e2ePaced
                 suite.rate = e2eRate
