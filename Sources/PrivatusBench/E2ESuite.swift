@@ -15,16 +15,23 @@ import Glibc
 ///
 /// - `msgs_per_s`: `messages` sent as fast as `concurrency` API clients can, over the time from
 ///   the first send to the last delivery; `cpu_us_per_msg_sender` / `_receiver`: each node's CPU
-///   time over that phase per message (`/proc/<pid>/task/*/schedstat`).
+///   time over that phase per message (`/proc/<pid>/task/*/schedstat`), and the bench's own
+///   (`cpu_us_per_msg_client`: its API clients and event readers share the machine's cores).
 /// - `latency_p50_ms` / `latency_p99_ms`: `paced` messages whose send requests start at `rate`
 ///   per second (without waiting for earlier answers), from that start to the delivery;
-///   `paced_sent_per_s` is the rate the node accepted them at.
+///   `paced_sent_per_s` is the rate the node accepted them at. Where that time goes:
+///   `latency_answered_*` to the send request's answer (the sender's commit), `latency_received_*`
+///   to the receiver's `message` event (its commit), each from the same start.
+///
+/// The API clients keep their HTTP/1.1 connections open between requests (as a browser does);
+/// with `keepAlive` false each request opens a connection of its own (as the CLI does).
 public struct E2ESuite: Sendable {
     public let executable: String
     public var messages = 2_000
     public var concurrency = 16
     public var paced = 2_000
     public var rate = 1_000
+    public var keepAlive = true
     public static let messageBytes = 100
 
     public init(executable: String) {
@@ -35,12 +42,35 @@ public struct E2ESuite: Sendable {
     final class Deliveries: Sendable {
         private let delivered = Mutex<[String: ContinuousClock.Instant]>([:])
 
+        /// - Parameter kind: the event `type` and `state` counted (`state`/`delivered` for the
+        ///   sender, `message`/`delivered` for the receiver).
+        let kind: (type: String, state: String)
+        init(_ type: String = "state", _ state: String = "delivered") { kind = (type, state) }
+
         func record(_ line: String) {
-            guard let event = try? JSONDecoder().decode(NodeEvent.self, from: Data(line.utf8)),
-                event.type == "state", event.state == "delivered", let id = event.id
-            else { return }
+            // The node writes its events with sorted keys ("id" first, "type" last): the id is
+            // read from the bytes, without a JSON decoder (the bench shares the nodes' cores).
+            var line = line
+            let id: String? = line.withUTF8 { bytes in
+                let suffix = Array(#""type":"\#(kind.type)"}"#.utf8)
+                guard bytes.count >= suffix.count, bytes.suffix(suffix.count).elementsEqual(suffix),
+                    Self.range(of: Array(#""state":"\#(kind.state)""#.utf8), in: bytes) != nil,
+                    let start = Self.range(of: Array(#""id":""#.utf8), in: bytes)?.upperBound,
+                    let end = bytes[start...].firstIndex(of: UInt8(ascii: "\""))
+                else { return nil }
+                return String(decoding: bytes[start..<end], as: UTF8.self)
+            }
+            guard let id else { return }
             let now = ContinuousClock.now
             delivered.withLock { $0[id] = $0[id] ?? now }
+        }
+
+        static func range(of needle: [UInt8], in bytes: UnsafeBufferPointer<UInt8>) -> Range<Int>? {
+            guard needle.count <= bytes.count else { return nil }
+            for start in 0...(bytes.count - needle.count) where bytes[start] == needle[0] {
+                if bytes[start..<start + needle.count].elementsEqual(needle) { return start..<start + needle.count }
+            }
+            return nil
         }
 
         var count: Int { delivered.withLock { $0.count } }
@@ -64,31 +94,49 @@ public struct E2ESuite: Sendable {
         try await bob.addContact(aliceInvite, name: "alice")
 
         let deliveries = Deliveries()
+        let receptions = Deliveries("message", "delivered")
         let watching = Mutex(false)
         let watcher = Task {
             try await alice.client.stream("/api/v1/events") { line in
-                if line.contains("\"watching\"") { watching.withLock { $0 = true } }
+                if line.hasSuffix(#""type":"watching"}"#) { watching.withLock { $0 = true } }
                 deliveries.record(line)
             }
         }
         defer { watcher.cancel() }
-        for _ in 0..<3_000 where !watching.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
+        let receiverWatching = Mutex(false)
+        let receiverWatcher = Task {
+            try await bob.client.stream("/api/v1/events") { line in
+                if line.hasSuffix(#""type":"watching"}"#) { receiverWatching.withLock { $0 = true } }
+                receptions.record(line)
+            }
+        }
+        defer { receiverWatcher.cancel() }
+        for _ in 0..<3_000 where !watching.withLock({ $0 }) || !receiverWatching.withLock({ $0 }) {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let api = keepAlive ? alice.client.keepingConnectionsAlive() : alice.client
+        @Sendable func send(_ text: String) async throws -> String {
+            try await api.call(
+                "POST", "/api/v1/messages", body: SendRequest(peer: "bob", text: text), as: SendResult.self
+            ).id
+        }
 
         // Warm-up: the session starts (bundle, PQXDH) and both sides have written once.
         let text = String(repeating: "x", count: Self.messageBytes)
-        let warm = try await alice.send(text, to: "bob")
+        let warm = try await send(text)
         try await waitFor(deliveries, count: 1, timeout: .seconds(30))
         _ = warm
 
         // Throughput.
         let senderBefore = ProcessResources.schedulerStats(of: alice.process.pid)
         let receiverBefore = ProcessResources.schedulerStats(of: bob.process.pid)
+        let clientBefore = ProcessResources.schedulerStats(of: getpid())
         let started = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             for worker in 0..<concurrency {
                 let share = messages / concurrency + (worker < messages % concurrency ? 1 : 0)
                 group.addTask {
-                    for _ in 0..<share { _ = try await alice.send(text, to: "bob") }
+                    for _ in 0..<share { _ = try await send(text) }
                 }
             }
             try await group.waitForAll()
@@ -97,14 +145,16 @@ public struct E2ESuite: Sendable {
         let elapsed = (deliveries.last ?? .now) - started
         let senderCost = ProcessResources.schedulerStats(of: alice.process.pid) - senderBefore
         let receiverCost = ProcessResources.schedulerStats(of: bob.process.pid) - receiverBefore
+        let clientCost = ProcessResources.schedulerStats(of: getpid()) - clientBefore
 
         // Latency at a fixed rate.
         // Each send starts on time whether or not the previous request has been answered (at
         // most 256 in flight).
         let pacedStart = ContinuousClock.now
         let interval = Duration.seconds(1) / rate
-        let sendTimes = try await withThrowingTaskGroup(of: (id: String, at: ContinuousClock.Instant).self) { group in
-            var results: [(id: String, at: ContinuousClock.Instant)] = []
+        typealias Sent = (id: String, at: ContinuousClock.Instant, answered: ContinuousClock.Instant)
+        let sendTimes = try await withThrowingTaskGroup(of: Sent.self) { group in
+            var results: [Sent] = []
             var inFlight = 0
             for index in 0..<paced {
                 let due = pacedStart + interval * index
@@ -115,7 +165,8 @@ public struct E2ESuite: Sendable {
                 }
                 group.addTask {
                     let at = ContinuousClock.now
-                    return (try await alice.send(text, to: "bob"), at)
+                    let id = try await send(text)
+                    return (id, at, ContinuousClock.now)
                 }
                 inFlight += 1
             }
@@ -126,6 +177,8 @@ public struct E2ESuite: Sendable {
         try await waitFor(deliveries, count: 1 + messages + paced, timeout: .seconds(600))
         let latencies = sendTimes.compactMap { sent in deliveries.time(of: sent.id).map { ($0 - sent.at).milliseconds }
         }
+        let answered = sendTimes.map { ($0.answered - $0.at).milliseconds }
+        let received = sendTimes.compactMap { sent in receptions.time(of: sent.id).map { ($0 - sent.at).milliseconds } }
         let achievedRate = Double(paced) / sendsTook.seconds
 
         return [
@@ -135,11 +188,17 @@ public struct E2ESuite: Sendable {
             "msgs_per_s": Double(messages) / elapsed.seconds,
             "cpu_us_per_msg_sender": Double(senderCost.cpuNanoseconds) / 1_000 / Double(messages),
             "cpu_us_per_msg_receiver": Double(receiverCost.cpuNanoseconds) / 1_000 / Double(messages),
+            "cpu_us_per_msg_client": Double(clientCost.cpuNanoseconds) / 1_000 / Double(messages),
             "paced_messages": Double(paced),
             "paced_rate_per_s": Double(rate),
             "paced_sent_per_s": achievedRate,
             "latency_p50_ms": StorageSuite.percentile(latencies, 0.5),
             "latency_p99_ms": StorageSuite.percentile(latencies, 0.99),
+            "latency_answered_p50_ms": StorageSuite.percentile(answered, 0.5),
+            "latency_answered_p99_ms": StorageSuite.percentile(answered, 0.99),
+            "latency_received_p50_ms": StorageSuite.percentile(received, 0.5),
+            "latency_received_p99_ms": StorageSuite.percentile(received, 0.99),
+            "keep_alive": keepAlive ? 1 : 0,
         ]
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import PrivatusProfile
 
@@ -14,6 +15,8 @@ public struct ControlClient: Sendable {
     let token: String
     let host: String
     let port: Int
+    /// Persistent connections, when the client keeps them (``keepingConnectionsAlive()``).
+    let connections: ControlConnections?
 
     /// The client of the node running for `layout`.
     /// - Throws: ``ControlClientError/noNode`` when none runs.
@@ -32,6 +35,22 @@ public struct ControlClient: Sendable {
         self.token = token
         self.host = host
         self.port = port
+        self.connections = nil
+    }
+
+    private init(_ client: ControlClient, connections: ControlConnections) {
+        self.baseURL = client.baseURL
+        self.token = client.token
+        self.host = client.host
+        self.port = client.port
+        self.connections = connections
+    }
+
+    /// The same client, keeping its connections open between requests (HTTP/1.1 keep-alive, as a
+    /// browser does) instead of one connection per request: for a client that makes many.
+    /// Streams (``stream(_:line:)``) still take a connection of their own.
+    public func keepingConnectionsAlive() -> ControlClient {
+        ControlClient(self, connections: ControlConnections(host: host, port: port))
     }
 
     /// `GET path` with the token; the status code and body.
@@ -48,6 +67,14 @@ public struct ControlClient: Sendable {
         _ method: String, _ path: String, json: [UInt8]? = nil, hostHeader: String? = nil, authorized: Bool = true
     ) async throws -> (status: Int, body: [UInt8]) {
         let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        if let connections {
+            var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: path)
+            head.headers.add(name: "Host", value: hostHeader ?? authority)
+            if authorized { head.headers.add(name: "Authorization", value: "Bearer \(token)") }
+            if let json { head.headers.add(name: "Content-Type", value: "application/json") }
+            if json != nil || method != "GET" { head.headers.add(name: "Content-Length", value: "\(json?.count ?? 0)") }
+            return try await connections.exchange(head, body: json ?? [])
+        }
         var request = "\(method) \(path) HTTP/1.1\r\nHost: \(hostHeader ?? authority)\r\nConnection: close\r\n"
         if authorized { request += "Authorization: Bearer \(token)\r\n" }
         if let json {

@@ -28,6 +28,34 @@ struct BlindIndex: Sendable {
 
     /// The distinct whole words of a text, NFKC-normalized and lowercased; no prefixes.
     static func words(of text: String) -> Set<String> {
+        if text.utf8.allSatisfy({ $0 < 0x80 }) { return asciiWords(of: text) }
+        return unicodeWords(of: text)
+    }
+
+    /// ``words(of:)`` for ASCII text, without Foundation's normalization (the identity on ASCII)
+    /// or Unicode property look-ups: its letters and digits are exactly the ASCII scalars that
+    /// are alphabetic or numeric.
+    static func asciiWords(of text: String) -> Set<String> {
+        var words = Set<String>()
+        var current: [UInt8] = []
+        func end() {
+            if !current.isEmpty, current.count <= maximumWordLength {
+                words.insert(String(decoding: current, as: UTF8.self))
+            }
+            current.removeAll(keepingCapacity: true)
+        }
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"): current.append(byte)
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): current.append(byte + 32)
+            default: end()
+            }
+        }
+        end()
+        return words
+    }
+
+    static func unicodeWords(of text: String) -> Set<String> {
         let normalized = text.precomposedStringWithCompatibilityMapping.lowercased()
         var words = Set<String>()
         var current = ""

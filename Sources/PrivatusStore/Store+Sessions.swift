@@ -147,15 +147,24 @@ extension Store {
         try outbox(where: "o.next_try <= ?", arguments: [Int64(clamping: now)], limit: limit)
     }
 
-    /// `peer`'s outbox entries due by `now`, oldest first.
-    public func outbox(for peer: PeerID, dueBy now: UInt64, limit: Int = 100) throws -> [OutboxItem] {
+    /// `peer`'s outbox entries due by `now`, oldest first, but for the messages in `skipping`
+    /// (read, not opened; they count towards `limit`).
+    public func outbox(
+        for peer: PeerID, dueBy now: UInt64, limit: Int = 100, skipping: Set<[UInt8]> = []
+    ) throws -> [OutboxItem] {
         guard let range = try pool.read({ db in try conversationRange(with: peer, in: db) }) else { return [] }
         return try outbox(
             where: "o.next_try <= ? AND m.pk >= ? AND m.pk < ?",
-            arguments: [Int64(clamping: now), range.lowerBound, range.upperBound], limit: limit)
+            arguments: [Int64(clamping: now), range.lowerBound, range.upperBound], limit: limit, peer: peer,
+            skipping: skipping)
     }
 
-    func outbox(where condition: String, arguments: [any DatabaseValueConvertible], limit: Int) throws -> [OutboxItem] {
+    /// - Parameter peer: the peer of every entry, when the condition names one conversation
+    ///   (its details are then not opened once per row).
+    func outbox(
+        where condition: String, arguments: [any DatabaseValueConvertible], limit: Int, peer: PeerID? = nil,
+        skipping: Set<[UInt8]> = []
+    ) throws -> [OutboxItem] {
         let rows = try pool.read { db in
             try Row.fetchAll(
                 db,
@@ -168,10 +177,12 @@ extension Store {
                     """,
                 arguments: StatementArguments(arguments + [limit]))
         }
-        return try rows.map { row in
-            OutboxItem(
-                messageID: Array(row["message_id"] as Data),
-                peer: try conversationPeer(row),
+        return try rows.compactMap { row in
+            let messageID = Array(row["message_id"] as Data)
+            if skipping.contains(messageID) { return nil }
+            return OutboxItem(
+                messageID: messageID,
+                peer: try peer ?? conversationPeer(row),
                 ciphertext: try sealer.open(
                     row["sealed_ciphertext"], table: "outbox", column: "sealed_ciphertext",
                     rowID: Array(row["id"] as Data)),

@@ -53,6 +53,19 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "dht: the simulator's seed (the same seed gives the same run).")
     var seed: UInt64 = 1
 
+    @Option(name: .long, help: "e2e: the rate (messages/s) the latency phase sends at.")
+    var e2eRate = 1_000
+
+    @Flag(name: .long, help: "e2e: one connection per API request (as the CLI does), not kept alive.")
+    var e2eFreshConnections = false
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "e2e: run the nodes from this privatus executable (another build), driven by this bench.",
+            visibility: .hidden))
+    var e2eNode: String?
+
     @Option(name: .long, help: "transport: threads of the event loop group in each process.")
     var eventLoopThreads: Int = 1
 
@@ -152,9 +165,11 @@ struct BenchCommand: AsyncParsableCommand {
                 figures = suite.run()
             case "e2e":
                 var suite = E2ESuite(
-                    executable: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+                    executable: try e2eNode ?? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
                 suite.messages = e2eMessages
                 suite.paced = e2ePaced
+                suite.rate = e2eRate
+                suite.keepAlive = !e2eFreshConnections
                 figures = try await suite.run()
             default:
                 let parameters = try unlockLog2N.map { try ScryptParameters(log2N: $0) } ?? .floor

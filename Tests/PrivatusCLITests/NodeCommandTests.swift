@@ -109,6 +109,36 @@ import Glibc
         _ = try await node.wait(timeout: .seconds(30))
     }
 
+    @Test func aClientKeepingItsConnectionsAliveGetsTheSameAnswers() async throws {
+        defer { scratch.remove() }
+        let node = try await startNode()
+        let client = try ControlClient(layout: layout).keepingConnectionsAlive()
+        let port = try #require(URLComponents(string: client.baseURL)?.port)
+        // Refusals and answers alternate on the same connections.
+        for _ in 0..<3 {
+            #expect(try await client.get("/api/v1/status").status == 200)
+            #expect(try await client.get("/api/v1/status", authorized: false).status == 401)
+            #expect(try await client.get("/api/v1/status", hostHeader: "attacker.example:\(port)").status == 403)
+            #expect(try await client.request("POST", "/api/v1/messages", json: Array("{}".utf8)).status == 400)
+        }
+        let status = try await client.call("GET", "/api/v1/status", as: NodeStatus.self)
+        #expect(status.ui == client.baseURL)
+        // Concurrent requests each get their own connection and their own answer.
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for index in 0..<20 {
+                group.addTask {
+                    try await client.get(index % 2 == 0 ? "/api/v1/contacts" : "/api/v1/nowhere").status
+                }
+            }
+            var statuses: [Int] = []
+            for try await status in group { statuses.append(status) }
+            #expect(statuses.sorted() == Array(repeating: 200, count: 10) + Array(repeating: 404, count: 10))
+        }
+        node.child.send(SIGTERM)
+        let ended = try await node.wait(timeout: .seconds(30))
+        #expect(ended.status == 0, "a node with kept-alive connections still stops cleanly: \(ended.stderr)")
+    }
+
     @Test func aControlAPIOnIPv6LoopbackServesTheClient() async throws {
         defer { scratch.remove() }
         let node = try await startNode(ui: "[::1]:0")

@@ -219,6 +219,55 @@ import Testing
         await dana.manager.shutdown()
     }
 
+    @Test func queuedMessagesArriveInOrderAndTheQueueIsBounded() async throws {
+        var bounded = ConnectionManager.Configuration.fast
+        bounded.link.multiplex.maxQueuedBytes = 2 << 20
+        let alice = TestLinkNode(group: group, configuration: bounded)
+        // Dana reads, slowly: the queue fills and the caller is asked to wait.
+        let received = Inbox()
+        let dana = TestLinkNode(group: group) { peer, message in
+            try? await Task.sleep(for: .milliseconds(1))
+            await received.handler(peer, message)
+        }
+        let address = try await dana.manager.listen(host: "127.0.0.1", port: 0)
+        let link = try await alice.manager.connect(to: dana.peerID, at: address)
+        var askedToWait = false
+        for index in 0..<256 {
+            let message = Envelope.Body.chatMessage(
+                ChatMessage(
+                    messageID: [UInt8](repeating: UInt8(index), count: 16),
+                    sealed: [UInt8](repeating: 1, count: 16 << 10)))
+            if try !link.enqueue(message, on: .chat) {
+                askedToWait = true
+                await link.waitForRoom()
+            }
+        }
+        #expect(askedToWait, "4 MiB through a 1 MiB queue")
+        var order: [UInt8] = []
+        for _ in 0..<256 {
+            if case .chatMessage(let chat) = try await received.next().1.body {
+                order.append(chat.messageID.first ?? 0)
+            }
+        }
+        #expect(order == (0..<256).map { UInt8($0) })
+        #expect(link.isActive)
+        let tooLarge = LinkMessage(stream: .bulk, bytes: [UInt8](repeating: 0, count: (1 << 20) + 1))
+        #expect(throws: LinkError.messageTooLarge) { try link.enqueue([tooLarge]) }
+        link.close()
+        for _ in 0..<100 where link.isActive { try await Task.sleep(for: .milliseconds(10)) }
+        // On a closed link what is queued is dropped, and nobody waits for room forever.
+        for _ in 0..<32 {
+            _ = try link.enqueue(
+                .chatMessage(
+                    ChatMessage(
+                        messageID: [UInt8](repeating: 9, count: 16), sealed: [UInt8](repeating: 1, count: 16 << 10))),
+                on: .chat)
+        }
+        await link.waitForRoom()
+        await alice.manager.shutdown()
+        await dana.manager.shutdown()
+    }
+
     @Test func unknownKindsOtherVersionsAndGarbageMessagesGetErrorRepliesOnAnOpenLink() async throws {
         let alice = TestLinkNode(group: group)
         let bob = TestLinkNode(group: group)

@@ -84,6 +84,103 @@ public final class Link: Sendable {
         }
     }
 
+    // MARK: - Outlet
+
+    /// Messages queued with ``enqueue(_:)-([LinkMessage])`` and not yet handed to the link, in
+    /// order, and whether a task is handing them over.
+    private struct Outlet {
+        var pending: [LinkMessage] = []
+        var bytes = 0
+        var draining = false
+        var waiting: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let outlet = Mutex(Outlet())
+    /// The bytes ``enqueue(_:)-([LinkMessage])`` holds before it asks its caller to wait
+    /// (``waitForRoom()``).
+    public static let outletBytes = 1 << 20
+
+    /// Queues messages to go out in order, after everything queued this way before, without
+    /// waiting: one task per link hands them over as ``send(_:)-([LinkMessage])`` does (through
+    /// the send gate). For a caller that must not suspend (an actor that would otherwise wait
+    /// for its turn again after each hand-over). If the link fails, what is still queued is
+    /// dropped, as a failed ``send(_:)-([LinkMessage])`` would drop it.
+    /// - Returns: whether there is room for more; when false, call ``waitForRoom()`` before
+    ///   queueing more.
+    /// - Throws: ``LinkError/messageTooLarge`` over the link's maximum (nothing is queued).
+    @discardableResult
+    public func enqueue(_ messages: [LinkMessage]) throws -> Bool {
+        guard messages.allSatisfy({ $0.bytes.count <= maxMessageBytes }) else { throw LinkError.messageTooLarge }
+        let total = messages.reduce(0) { $0 + $1.bytes.count }
+        let (start, room) = outlet.withLock { outlet -> (Bool, Bool) in
+            outlet.pending += messages
+            outlet.bytes += total
+            let start = !outlet.draining
+            outlet.draining = true
+            return (start, outlet.bytes < Self.outletBytes)
+        }
+        if start { Task { await self.drainOutlet() } }
+        return room
+    }
+
+    /// Queues a message on `stream` as ``enqueue(_:)-([LinkMessage])`` does.
+    /// - Throws: ``LinkError/messageTooLarge`` over the link's maximum.
+    @discardableResult
+    public func enqueue(_ body: Envelope.Body, on stream: StreamID) throws -> Bool {
+        let bytes: [UInt8]
+        do {
+            bytes = try WireCodec.encode(Envelope(body), maxBytes: maxMessageBytes)
+        } catch {
+            throw LinkError.messageTooLarge
+        }
+        return try enqueue([LinkMessage(stream: stream, bytes: bytes)])
+    }
+
+    /// Whether ``enqueue(_:)-([LinkMessage])`` holds less than ``outletBytes``.
+    public var hasRoom: Bool { outlet.withLock { $0.bytes < Self.outletBytes } }
+
+    /// Waits until the messages queued with ``enqueue(_:)-([LinkMessage])`` are under
+    /// ``outletBytes`` (or the link failed).
+    public func waitForRoom() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = outlet.withLock { outlet -> Bool in
+                guard outlet.bytes >= Self.outletBytes else { return true }
+                outlet.waiting.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+
+    private func drainOutlet() async {
+        while true {
+            let batch = outlet.withLock { outlet -> [LinkMessage] in
+                if outlet.pending.isEmpty { outlet.draining = false }
+                defer { outlet.pending = [] }
+                return outlet.pending
+            }
+            guard !batch.isEmpty else { return }
+            var failed = false
+            do {
+                try await send(batch)
+            } catch {
+                failed = true
+            }
+            let sent = batch.reduce(0) { $0 + $1.bytes.count }
+            let resumed = outlet.withLock { outlet -> [CheckedContinuation<Void, Never>] in
+                outlet.bytes -= sent
+                if failed {
+                    outlet.pending = []
+                    outlet.bytes = 0
+                }
+                guard outlet.bytes < Self.outletBytes else { return [] }
+                defer { outlet.waiting = [] }
+                return outlet.waiting
+            }
+            for continuation in resumed { continuation.resume() }
+        }
+    }
+
     /// Whether the connection is still open.
     public var isActive: Bool { channel.isActive }
 

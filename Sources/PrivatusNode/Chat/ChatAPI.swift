@@ -160,12 +160,7 @@ extension Messenger {
     }
 
     @Sendable static func line(for event: NodeEvent) -> ByteBuffer {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var bytes: [UInt8] = Array(#"{"type":"error"}"#.utf8)
-        if let encoded = try? encoder.encode(event) { bytes = Array(encoded) }
-        bytes.append(UInt8(ascii: "\n"))
-        return ByteBuffer(bytes: bytes)
+        ByteBuffer(bytes: event.jsonLine)
     }
 
     /// Runs `body`, turning the chat layer's typed errors into HTTP errors with their message.

@@ -114,8 +114,9 @@ extension Messenger {
             }
             Task {
                 guard let link = await links.link(to: contact.peerID) else { return }
+                // Behind the delivered receipts queued before them.
                 for batch in batches {
-                    try? await link.send(.receipt(Receipt(messageIDs: batch, state: .read)), on: .chat)
+                    _ = try? link.enqueue(.receipt(Receipt(messageIDs: batch, state: .read)), on: .chat)
                 }
             }
         }
@@ -161,8 +162,42 @@ extension Messenger {
             redeliver.insert(peer)
             return
         }
+        // Over an open link with room, the pass runs now, in this turn of the actor, unless it
+        // would have to suspend: no wait for another turn behind other work.
+        if !deliverEverything.contains(peer), let link = openLinks[peer], link.isActive, link.hasRoom,
+            deliverReady(to: peer, over: link)
+        {
+            return
+        }
         delivering.insert(peer)
         Task { await self.deliver(to: peer) }
+    }
+
+    /// A delivery pass that does not suspend: sends `peer`'s due entries over `link` when all of
+    /// them are ready (encrypted) and few. Returns false, having sent nothing, when the pass must
+    /// run as ``deliver(to:)`` (an entry waits for a session, there are many, or reading failed).
+    func deliverReady(to peer: PeerID, over link: Link) -> Bool {
+        do {
+            guard try store.contact(peer)?.state == .contact else { return true }
+            let unrecorded = Set((unrecordedAttempts[peer] ?? [:]).keys)
+            let due = try store.outbox(
+                for: peer, dueBy: Self.unixMilliseconds(), limit: 256 + unrecorded.count, skipping: unrecorded)
+            guard !due.isEmpty else { return true }
+            guard due.count < 256, !due.contains(where: \.ciphertext.isEmpty) else { return false }
+            try link.enqueue(due.map { LinkMessage(stream: .chat, bytes: $0.ciphertext) })
+            counters.attempts.increment(by: due.count)
+            let sentAt = Self.unixMilliseconds()
+            noteAttempts(
+                due.map { sent in
+                    (
+                        sent.messageID,
+                        sentAt + min(firstRetryInterval << min(UInt64(sent.attempts), 16), maximumRetryInterval)
+                    )
+                }, peer: peer)
+            return true
+        } catch {
+            return false
+        }
     }
 
     /// Sends `peer`'s due outbox entries in order over its link (dialling it if needed), stopping
@@ -179,23 +214,39 @@ extension Messenger {
             let everything = deliverEverything.remove(peer) != nil
             // Everything waiting: all but failed messages, whose entries are never due.
             let horizon = everything ? UInt64(Store.neverDue - 1) : Self.unixMilliseconds()
-            let due = try store.outbox(for: peer, dueBy: horizon, limit: 1_000)
+            // Messages handed to the link whose attempt is not recorded yet are still due in the
+            // store: not sent twice (unless a new link takes everything).
+            let unrecorded: Set<[UInt8]> = everything ? [] : Set((unrecordedAttempts[peer] ?? [:]).keys)
+            let due = try store.outbox(
+                for: peer, dueBy: horizon, limit: 1_000 + unrecorded.count, skipping: unrecorded)
             guard !due.isEmpty else { return }
-            guard let link = await link(to: peer) else {
+            // The link last used, while open: no hop to the connection manager (and no wait for
+            // this actor's turn again) per pass.
+            let found: Link?
+            if let open = openLinks[peer], open.isActive {
+                found = open
+            } else {
+                found = await link(to: peer)
+            }
+            guard let link = found else {
+                openLinks[peer] = nil
                 try store.deferOutbox(for: peer, until: Self.unixMilliseconds() + firstRetryInterval)
                 return
             }
+            openLinks[peer] = link
             let generation = sessionGenerations[peer, default: 0]
-            // Attempts are recorded together once the pass ends (one commit, not one per
-            // message); a receipt that comes first is applied first, and the state events still
-            // walk queued → sent → delivered.
+            // Attempts are noted once the pass ends and recorded later, only for messages whose
+            // receipt has not come by then (``noteAttempts(_:peer:)``); a receipt that comes first
+            // is applied first, and the state events still walk queued → sent → delivered.
             var attempts: [(messageID: [UInt8], nextTry: UInt64)] = []
             defer {
                 // After a restart the entries were emptied and made due: a new pass sends them,
                 // in order; recording these attempts would put them off behind later messages.
-                if sessionGenerations[peer, default: 0] == generation { recordAttempts(attempts, peer: peer) }
+                if sessionGenerations[peer, default: 0] == generation { noteAttempts(attempts, peer: peer) }
             }
-            // Ready messages go to the link in runs (one hand-over per run, not per message).
+            // Ready messages go to the link in runs (one hand-over per run, not per message),
+            // queued in order without waiting (the link's own task hands them over), unless the
+            // link holds too much already.
             var run: [OutboxItem] = []
             var bytes: [[UInt8]] = []
             var index = due.startIndex
@@ -206,7 +257,7 @@ extension Messenger {
                     // Sessions restarted meanwhile: what was read before is stale (a new
                     // delivery follows).
                     guard sessionGenerations[peer, default: 0] == generation else { return }
-                    try await link.send(bytes.map { LinkMessage(stream: .chat, bytes: $0) })
+                    let room = try link.enqueue(bytes.map { LinkMessage(stream: .chat, bytes: $0) })
                     counters.attempts.increment(by: run.count)
                     let sentAt = Self.unixMilliseconds()
                     for sent in run {
@@ -215,6 +266,7 @@ extension Messenger {
                     }
                     run.removeAll()
                     bytes.removeAll()
+                    if !room { await link.waitForRoom() }
                 }
                 guard let item else { break }
                 index += 1
@@ -240,6 +292,55 @@ extension Messenger {
         }
     }
 
+    /// Notes messages just handed to `peer`'s link. Their attempts are recorded (`sent`, next
+    /// try put off) ``attemptRecordDelay`` later, together, for those whose receipt has not come
+    /// by then: a message delivered within that time needs no write for its attempt. Until
+    /// recorded, they are left out of delivery passes (they are on their way) except one that
+    /// sends everything on a new link. An attempt not yet recorded when the node stops is made
+    /// again after a restart (the receiver recognises the resend), as after a crash.
+    func noteAttempts(_ attempts: [(messageID: [UInt8], nextTry: UInt64)], peer: PeerID) {
+        guard !attempts.isEmpty else { return }
+        let recordAt = ContinuousClock.now + Self.attemptRecordDelay
+        for attempt in attempts {
+            unrecordedAttempts[peer, default: [:]][attempt.messageID] = UnrecordedAttempt(
+                nextTry: attempt.nextTry, recordAt: recordAt)
+        }
+        scheduleAttemptRecording()
+    }
+
+    /// How long an attempt waits for its receipt before it is recorded.
+    static let attemptRecordDelay = Duration.milliseconds(250)
+
+    func scheduleAttemptRecording() {
+        guard !attemptRecordingScheduled else { return }
+        attemptRecordingScheduled = true
+        Task {
+            try? await Task.sleep(for: Self.attemptRecordDelay)
+            self.recordDueAttempts()
+        }
+    }
+
+    /// Records the attempts whose time has come (one transaction per peer), and schedules the
+    /// rest.
+    func recordDueAttempts() {
+        attemptRecordingScheduled = false
+        let now = ContinuousClock.now
+        for (peer, waiting) in unrecordedAttempts {
+            let due = waiting.filter { $0.value.recordAt <= now }
+            guard !due.isEmpty else { continue }
+            let remaining = waiting.filter { $0.value.recordAt > now }
+            unrecordedAttempts[peer] = remaining.isEmpty ? nil : remaining
+            recordAttempts(due.map { ($0.key, $0.value.nextTry) }, peer: peer)
+        }
+        if !unrecordedAttempts.isEmpty { scheduleAttemptRecording() }
+    }
+
+    /// Forgets `peer`'s attempts not yet recorded (its sessions restarted, or its outbox was
+    /// failed: the entries were changed under them).
+    func forgetAttempts(to peer: PeerID) {
+        unrecordedAttempts[peer] = nil
+    }
+
     func recordAttempts(_ attempts: [(messageID: [UInt8], nextTry: UInt64)], peer: PeerID) {
         do {
             for id in try store.recordAttempts(attempts, peer: peer) {
@@ -261,6 +362,7 @@ extension Messenger {
         lastRestart[peer] = now
         try store.restartSessions(with: peer, now: now)
         sessionGenerations[peer, default: 0] += 1
+        forgetAttempts(to: peer)
         counters.restarts.increment()
         scheduleDelivery(to: peer)
     }
@@ -377,6 +479,7 @@ extension Messenger {
     /// time), tell a contact where this node listens, and send what waits for the peer.
     public func linkEstablished(_ link: Link) async {
         let peer = link.peer
+        openLinks[peer.peerID] = link
         var isContact = false
         do {
             if var contact = try store.contact(peer.peerID) {

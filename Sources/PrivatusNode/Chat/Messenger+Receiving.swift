@@ -50,16 +50,28 @@ extension Messenger {
                 }
                 for sender in order {
                     var chats: [(chat: ChatMessage, link: Link?)] = []
+                    // Delivered receipts that follow one another: applied together (one
+                    // transaction), in their place.
+                    var receipts: [Receipt] = []
                     for item in bySender[sender] ?? [] {
                         if case .chatMessage(let chat) = item.body {
+                            applyReceipts(&receipts, from: item.peer)
                             chats.append((chat, item.link))
+                        } else if case .receipt(let receipt) = item.body, receipt.state == .delivered {
+                            receiveChats(chats, from: item.peer)
+                            chats.removeAll()
+                            receipts.append(receipt)
                         } else {
                             receiveChats(chats, from: item.peer)
                             chats.removeAll()
+                            applyReceipts(&receipts, from: item.peer)
                             receiveNow(item.body, from: item.peer, on: item.link)
                         }
                     }
-                    if let peer = bySender[sender]?.first?.peer { receiveChats(chats, from: peer) }
+                    if let peer = bySender[sender]?.first?.peer {
+                        receiveChats(chats, from: peer)
+                        applyReceipts(&receipts, from: peer)
+                    }
                 }
                 await Task.yield()
             }
@@ -100,20 +112,7 @@ extension Messenger {
                 case .undecryptable:
                     try peerCouldNotDecrypt(ids, from: peer.peerID)
                 case .delivered, .read:
-                    let state: MessageState = receipt.state == .read ? .read : .delivered
-                    let changed = try store.applyReceipt(ids, state: state, from: peer.peerID)
-                    counters.receipts.increment(by: changed.count)
-                    for (id, was) in changed {
-                        // State events walk queued → sent → delivered → read without a gap: a
-                        // receipt that beat the record of the attempt still shows `sent` first.
-                        let steps: [MessageState] =
-                            (was == .queued ? [.sent] : []) + (state == .read && was != .delivered ? [.delivered] : [])
-                            + [state]
-                        for step in steps {
-                            events.publish(
-                                NodeEvent(type: "state", id: Hex.encode(id), peerId: peer.peerID.hex, state: step.name))
-                        }
-                    }
+                    try applyReceipt(ids, state: receipt.state == .read ? .read : .delivered, from: peer.peerID)
                 default:
                     break
                 }
@@ -126,6 +125,44 @@ extension Messenger {
             // A peer's bad message is dropped; the node keeps serving (the error names no peer).
             counters.refused.increment()
             logger.debug("inbound message refused", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Applies delivered receipts from one peer together and empties `receipts`.
+    func applyReceipts(_ receipts: inout [Receipt], from peer: LinkPeer) {
+        guard !receipts.isEmpty else { return }
+        defer { receipts.removeAll() }
+        guard receipts.count > 1 else {
+            receiveNow(.receipt(receipts[0]), from: peer, on: nil)
+            return
+        }
+        do {
+            guard try store.contact(peer.peerID)?.state == .contact else { return }
+            try applyReceipt(receipts.flatMap { $0.messageIds.map { Array($0) } }, state: .delivered, from: peer.peerID)
+        } catch {
+            counters.refused.increment()
+            logger.debug("inbound message refused", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Applies a receipt (or several, coalesced) from a contact, in one transaction.
+    func applyReceipt(_ ids: [[UInt8]], state: MessageState, from peer: PeerID) throws {
+        let changed = try store.applyReceipt(ids, state: state, from: peer)
+        if var waiting = unrecordedAttempts[peer] {
+            for id in ids { waiting[id] = nil }
+            unrecordedAttempts[peer] = waiting.isEmpty ? nil : waiting
+        }
+        counters.receipts.increment(by: changed.count)
+        let peerHex = peer.hex
+        for (id, was) in changed {
+            // State events walk queued → sent → delivered → read without a gap: a receipt that
+            // beat the record of the attempt still shows `sent` first.
+            let hex = Hex.encode(id)
+            if was == .queued { events.publish(NodeEvent(type: "state", id: hex, peerId: peerHex, state: "sent")) }
+            if state == .read, was != .delivered {
+                events.publish(NodeEvent(type: "state", id: hex, peerId: peerHex, state: "delivered"))
+            }
+            events.publish(NodeEvent(type: "state", id: hex, peerId: peerHex, state: state.name))
         }
     }
 
@@ -345,8 +382,10 @@ extension Messenger {
         reply(.receipt(Receipt(messageIDs: ids, state: .delivered)), on: .chat, over: link)
     }
 
+    /// Queues `body` on the link without waiting, in order behind what this node queued
+    /// before (receipts after the messages they follow); dropped if the link is gone.
     func reply(_ body: Envelope.Body, on stream: StreamID, over link: Link?) {
         guard let link else { return }
-        Task { try? await link.send(body, on: stream) }
+        _ = try? link.enqueue(body, on: stream)
     }
 }

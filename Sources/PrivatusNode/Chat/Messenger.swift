@@ -57,6 +57,8 @@ public actor Messenger {
     /// just came up.
     var deliverEverything: Set<PeerID> = []
     var dialling: Set<PeerID> = []
+    /// The link each peer's messages last went over (used while it stays open).
+    var openLinks: [PeerID: Link] = [:]
     /// The addresses the last hello of each linked peer named, for a peer that becomes a
     /// contact or request after its hello (at most ``maximumRememberedHellos`` peers).
     var helloAddresses: [PeerID: [String]] = [:]
@@ -66,6 +68,10 @@ public actor Messenger {
     /// When sessions with each peer last restarted (Unix ms): at most one restart per retry
     /// interval, so the peer's answers about the old session do not restart the new one.
     var lastRestart: [PeerID: UInt64] = [:]
+    /// Messages handed to each peer's link whose attempts are not recorded yet, by message id
+    /// (``noteAttempts(_:peer:)``).
+    var unrecordedAttempts: [PeerID: [[UInt8]: UnrecordedAttempt]] = [:]
+    var attemptRecordingScheduled = false
     /// One-time prekeys handed out since start: each goes to one requester.
     var handedOutPrekeys: Set<UInt32> = []
     static let maximumRememberedHellos = 1_024
@@ -211,6 +217,7 @@ public actor Messenger {
     func failOutbox(for peer: PeerID) {
         // A delivery pass in progress stops at its next run.
         sessionGenerations[peer, default: 0] += 1
+        forgetAttempts(to: peer)
         do {
             for id in try store.failOutbox(for: peer) {
                 events.publish(NodeEvent(type: "state", id: Hex.encode(id), peerId: peer.hex, state: "failed"))
@@ -298,6 +305,12 @@ public actor Messenger {
 
     static func unixMilliseconds() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
     static func unixSeconds() -> UInt64 { UInt64(Date().timeIntervalSince1970) }
+}
+
+/// A message handed to a link: when to retry it, and when to record the attempt.
+struct UnrecordedAttempt: Sendable {
+    var nextTry: UInt64
+    var recordAt: ContinuousClock.Instant
 }
 
 /// The chat layer's metrics (no PeerIDs or addresses in labels).
