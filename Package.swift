@@ -104,6 +104,7 @@ let package = Package(
         .target(
             name: "PrivatusNode",
             dependencies: [
+                "PrivatusDHT",
                 "PrivatusCore", "PrivatusCrypto", "PrivatusProfile", "PrivatusStore", "PrivatusWire", "PrivatusNet",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -75,6 +75,10 @@ public actor DHTService {
     var buckets: [[UInt8]: (tokens: Double, at: UInt64)] = [:]
     var pinging: Set<DHTNodeID> = []
     var random = SystemRandomNumberGenerator()
+    /// Nodes in the routing table.
+    public var tableSize: Int { table.count }
+    /// Records kept for others.
+    public var recordCount: Int { records.count }
     /// Datagrams refused (malformed, too large, bad signature, rate limited), for the figures.
     public private(set) var refused = 0
 

@@ -34,6 +34,12 @@ public struct NodeSettings: Sendable {
     /// waited behind it shown) after `gapRelease`.
     public var gapResend = Duration.seconds(2)
     public var gapRelease = Duration.seconds(60)
+    /// Whether the node's bundle record in the DHT carries its addresses (strangers who know
+    /// the PeerID can then reach it).
+    public var discoverable = true
+    /// Exempts loopback addresses from the DHT's subnet caps and rate limits (local networks,
+    /// tests).
+    public var dhtExemptLoopback = false
     /// Nodes to join the network through ("host:port"): the DHT (issue 8) dials them; until it
     /// exists the node only reports them in `status`.
     public var bootstrap: [String] = []
@@ -118,6 +124,18 @@ public final class Node: Service, Sendable {
         let listenAddresses = listening
         let advertised = Self.advertisedAddresses(for: bound)
         await messenger.attach(links, advertising: advertised)
+        // The DHT's UDP endpoint, on the port number of the first listen address. Without it
+        // (the port is taken) the node still chats with contacts it knows.
+        var dht: NodeDHT?
+        if let first = settings.listen.first, let port = bound.first?.port {
+            do {
+                dht = try await NodeDHT.start(
+                    store: store, host: first.host, port: port, exemptLoopback: settings.dhtExemptLoopback,
+                    logger: logger)
+            } catch {
+                logger.warning("DHT endpoint not started", metadata: ["error": "\(error)"])
+            }
+        }
         state.withLock {
             $0 = Running(
                 store: store, links: links, messenger: messenger, listenAddresses: listenAddresses,
@@ -130,6 +148,18 @@ public final class Node: Service, Sendable {
         let uiPort = PortBox(settings.ui.port)
         router.add(middleware: ControlAccess(token: token, port: { uiPort.value }))
         router.get("/api/v1/status") { _, _ in try await self.status() }
+        router.get("/api/v1/dht") { [dht] _, _ in
+            guard let dht else { throw HTTPError(.serviceUnavailable, message: "the DHT endpoint is not running") }
+            return await dht.status()
+        }
+        router.get("/api/v1/dht/lookup/{peer}") { [dht] _, context in
+            guard let dht else { throw HTTPError(.serviceUnavailable, message: "the DHT endpoint is not running") }
+            let text = context.parameters.get("peer")?.removingPercentEncoding ?? ""
+            guard let peer = try? PeerID(parsing: text) else {
+                throw HTTPError(.badRequest, message: "not a PeerID (64 hex digits)")
+            }
+            return await dht.lookup(peer)
+        }
         messenger.addRoutes(to: router)
         router.get("/api/v1/samples") { _, _ in
             MetricSamples(current: self.metrics.sampler.current(), history: self.metrics.sampler.snapshots())
@@ -182,6 +212,13 @@ public final class Node: Service, Sendable {
         let inbox = Task { await messenger.runInbox() }
         let outgoing = Task { await messenger.runOutgoing() }
         let background = Task { await scheduler.run() }
+        let joining = Task { [dht, settings, logger] in
+            guard let dht else { return }
+            let bundle = NodeDHT.bundleRecord(
+                bundle: await messenger.publicBundle(), addresses: advertised, discoverable: settings.discoverable,
+                identity: keys.identity)
+            await dht.join(bootstrap: settings.bootstrap, bundle: bundle, logger: logger)
+        }
         // Contacts learn where this node is now (its hello), and the outbox drains.
         do {
             try await messenger.dialContacts()
@@ -206,6 +243,8 @@ public final class Node: Service, Sendable {
         }
         background.cancel()
         await background.value
+        joining.cancel()
+        await dht?.service.stop()
         messenger.stopOutgoing()
         await outgoing.value
         await links.shutdown()

@@ -66,6 +66,10 @@ public struct ProfileConfig: Codable, Equatable, Sendable {
     /// missing messages again, and before it shows what waited behind the gap anyway.
     public var gapResendSeconds: Int?
     public var gapReleaseSeconds: Int?
+    /// Whether the bundle record in the DHT carries the node's addresses (default true).
+    public var discoverable: Bool?
+    /// Loopback addresses exempt from the DHT's subnet caps and rate limits (default false).
+    public var dhtExemptLoopback: Bool?
     /// Nodes to join the network through ("host:port"), for the DHT.
     public var bootstrap: [String]?
     public static let maximumBootstrapPeers = 16

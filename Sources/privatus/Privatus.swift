@@ -12,7 +12,7 @@ struct Privatus: AsyncParsableCommand {
             ContactsCommand.self, SendCommand.self, RetryCommand.self, MessagesCommand.self, WatchCommand.self,
             DbCommand.self,
             BackupCommand.self,
-            BenchCommand.self, DemoCommand.self,
+            DHTCommand.self, BenchCommand.self, DemoCommand.self,
         ]
     )
 

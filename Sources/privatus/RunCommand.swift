@@ -53,6 +53,8 @@ struct RunCommand: AsyncParsableCommand {
             if let value = config.deliveryDeadlineSeconds { settings.deliveryDeadline = .seconds(value) }
             if let value = config.gapResendSeconds { settings.gapResend = .seconds(value) }
             if let value = config.gapReleaseSeconds { settings.gapRelease = .seconds(value) }
+            if let value = config.discoverable { settings.discoverable = value }
+            if let value = config.dhtExemptLoopback { settings.dhtExemptLoopback = value }
             guard ["127.0.0.1", "::1", "localhost"].contains(settings.ui.host) else {
                 throw CLIFailure(status: 64, message: "--ui must be a loopback address")
             }

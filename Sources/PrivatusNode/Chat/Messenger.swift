@@ -258,6 +258,11 @@ public actor Messenger {
         counters.observe(prekeys)
     }
 
+    /// The prekey bundle to publish (no one-time prekey: those come only over a link).
+    public func publicBundle() -> PrekeyBundle {
+        prekeys.bundle(keys: keys, withOneTimePrekey: false)
+    }
+
     // MARK: - Helpers
 
     func content(_ text: String, sentAt: UInt64, number: UInt64) throws -> [UInt8] {

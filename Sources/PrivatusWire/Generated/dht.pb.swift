@@ -446,6 +446,32 @@ public nonisolated struct Privatus_Dht_V1_DHTError: Sendable {
   public init() {}
 }
 
+/// The value of a bundle record (kind 1): the prekey bundle without a one-time prekey (those
+/// come only from the owner's node, over a link) and, while the user is discoverable, where the
+/// node listens ("ip:port", at most 8).
+public nonisolated struct Privatus_Dht_V1_BundleValue: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var bundle: Privatus_Wire_V1_PrekeyBundle {
+    get {_bundle ?? Privatus_Wire_V1_PrekeyBundle()}
+    set {_bundle = newValue}
+  }
+  /// Returns true if `bundle` has been explicitly set.
+  public var hasBundle: Bool {self._bundle != nil}
+  /// Clears the value of `bundle`. Subsequent reads from it will return its default value.
+  public mutating func clearBundle() {self._bundle = nil}
+
+  public var addresses: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _bundle: Privatus_Wire_V1_PrekeyBundle? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "privatus.dht.v1"
@@ -1101,4 +1127,43 @@ nonisolated extension Privatus_Dht_V1_DHTError: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Privatus_Dht_V1_DHTError.Code: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0CODE_UNSPECIFIED\0\u{1}CODE_MALFORMED\0\u{1}CODE_RATE_LIMITED\0\u{1}CODE_UNSUPPORTED_VERSION\0")
+}
+
+nonisolated extension Privatus_Dht_V1_BundleValue: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BundleValue"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}bundle\0\u{1}addresses\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._bundle) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.addresses) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._bundle {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if !self.addresses.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.addresses, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Privatus_Dht_V1_BundleValue, rhs: Privatus_Dht_V1_BundleValue) -> Bool {
+    if lhs._bundle != rhs._bundle {return false}
+    if lhs.addresses != rhs.addresses {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
 }

@@ -1,0 +1,130 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import NIOPosix
+import PrivatusCore
+import PrivatusCrypto
+import PrivatusDHT
+import PrivatusStore
+import PrivatusWire
+import Synchronization
+
+/// `GET /api/v1/dht`: the node's DHT endpoint.
+public struct DHTStatusView: Codable, Sendable, Equatable, ResponseEncodable {
+    /// The node's DHT ID (random, not the PeerID), 64 hex digits.
+    public var nodeId: String
+    /// The UDP address it answers on.
+    public var address: String
+    /// Nodes in its routing table.
+    public var tableSize: Int
+    /// Records it keeps for others.
+    public var records: Int
+    /// Whether its bundle record was stored by at least one node.
+    public var published: Bool
+}
+
+/// `GET /api/v1/dht/lookup/{peer}`: the bundle record of a PeerID, found through the DHT.
+public struct DHTLookupView: Codable, Sendable, Equatable, ResponseEncodable {
+    public var peerId: String
+    public var found: Bool
+    /// The record's sequence number (0 when not found).
+    public var sequence: UInt64
+    /// Where the node listens, if its user is discoverable.
+    public var addresses: [String]
+    /// Requests sent and the time the lookup took.
+    public var requests: Int
+    public var ms: Double
+}
+
+/// The node's part in the DHT (issue 8): its endpoint, its key (kept in the database, so its ID
+/// survives restarts), bootstrap, and its bundle record published at start.
+final class NodeDHT: Sendable {
+    let service: DHTService
+    let published = Mutex(false)
+
+    init(service: DHTService) {
+        self.service = service
+    }
+
+    /// The node's DHT key: read from the store, or drawn and stored on first use.
+    static func key(in store: Store) throws -> DHTKey {
+        if let seed = try store.setting("dht-key"), let key = DHTKey(seed: seed) { return key }
+        let key = DHTKey()
+        try store.setSetting("dht-key", to: key.seed)
+        return key
+    }
+
+    /// Starts the endpoint on UDP at `host` and the port number of the node's first TCP listen
+    /// address.
+    static func start(
+        store: Store, host: String, port: Int, exemptLoopback: Bool, logger: Logger
+    ) async throws -> NodeDHT {
+        var configuration = DHTService.Configuration()
+        configuration.exemptLoopback = exemptLoopback
+        let service = try await DHTService.start(
+            key: try key(in: store), host: host, port: port, configuration: configuration, logger: logger)
+        return NodeDHT(service: service)
+    }
+
+    /// Joins through `bootstrap` ("host:port"; names resolved on NIO's thread pool), then
+    /// publishes the bundle record.
+    func join(bootstrap: [String], bundle: DHTRecord?, logger: Logger) async {
+        var addresses: [DHTAddress] = []
+        for entry in bootstrap {
+            guard let target = HostPort(parsing: entry) else { continue }
+            let socket: SocketAddress?
+            if let literal = target.socketAddress {
+                socket = literal
+            } else {
+                socket = try? await NIOThreadPool.singleton.runIfActive {
+                    try SocketAddress.makeAddressResolvingHost(target.host, port: target.port)
+                }
+            }
+            if let socket, let address = DHTAddress(socket) { addresses.append(address) }
+        }
+        if !addresses.isEmpty { await service.bootstrap(from: addresses) }
+        if let bundle {
+            let stored = await service.publish(bundle)
+            published.withLock { $0 = stored > 0 }
+            logger.debug("bundle record published", metadata: ["stored": "\(stored)"])
+        }
+    }
+
+    func status() async -> DHTStatusView {
+        DHTStatusView(
+            nodeId: Hex.encode(service.nodeID.bytes), address: service.localAddress.description,
+            tableSize: await service.tableSize, records: await service.recordCount,
+            published: published.withLock { $0 })
+    }
+
+    func lookup(_ peer: PeerID) async -> DHTLookupView {
+        let started = ContinuousClock.now
+        let record = await service.findValue(DHTRecord.bundleKey(of: peer))
+        let elapsed = ContinuousClock.now - started
+        var addresses: [String] = []
+        if let record, let value = try? Privatus_Dht_V1_BundleValue(serializedBytes: record.value) {
+            addresses = Array(value.addresses.prefix(Contact.maximumAddresses))
+        }
+        return DHTLookupView(
+            peerId: peer.hex, found: record != nil, sequence: record?.sequence ?? 0, addresses: addresses,
+            requests: 0, ms: elapsed.milliseconds)
+    }
+
+    /// The node's bundle record: its prekey bundle without a one-time prekey and, when
+    /// `discoverable`, its advertised addresses; signed by the identity, valid a week.
+    static func bundleRecord(
+        bundle: PrekeyBundle, addresses: [String], discoverable: Bool, identity: IdentityKey
+    ) -> DHTRecord? {
+        var value = Privatus_Dht_V1_BundleValue()
+        var wire = bundle.wire
+        wire.clearOneTimePrekey()
+        value.bundle = wire
+        if discoverable { value.addresses = Array(addresses.prefix(Hello.maximumAddresses)) }
+        guard let bytes = try? Array(value.serializedBytes() as [UInt8]) else { return nil }
+        let now = UInt64(Date().timeIntervalSince1970)
+        // The sequence: the signing time, so a restarted node's record is newer.
+        return try? DHTRecord.sign(
+            kind: .bundle, sequence: now, expires: now + 7 * 86_400, value: bytes, with: identity)
+    }
+}
