@@ -17,9 +17,10 @@ public struct LocalNode: Sendable {
     public private(set) var process: ChildProcess
     public private(set) var client: ControlClient
 
-    /// Creates the profile (named `name`) and starts its node.
+    /// Creates the profile (named `name`), adds `config` to its config.json (docs/CONFIG.md),
+    /// and starts its node.
     public static func start(
-        executable: String, profile: String, home: String, name: String? = nil
+        executable: String, profile: String, home: String, name: String? = nil, config: [String: any Sendable] = [:]
     ) throws
         -> LocalNode
     {
@@ -30,6 +31,14 @@ public struct LocalNode: Sendable {
             environment: environment(home: home))
         _ = created.collectOutput(limit: 1 << 16)
         guard created.wait() == 0 else { throw LocalNodeError.failed("init") }
+        if !config.isEmpty {
+            let url = URL(fileURLWithPath: ProfileLayout(directory: profile).configFile)
+            guard var current = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any] else {
+                throw LocalNodeError.failed("reading config.json")
+            }
+            for (key, value) in config { current[key] = value }
+            try JSONSerialization.data(withJSONObject: current).write(to: url)
+        }
         let (process, client) = try run(executable: executable, profile: profile, home: home)
         return LocalNode(profile: profile, executable: executable, home: home, process: process, client: client)
     }
@@ -100,10 +109,14 @@ public struct LocalNodeDirectory: Sendable {
 
     /// Creates the profile `directory` (its user named `name`, by default the directory's
     /// name) and starts its node.
-    public func start(_ directory: String, name: String? = nil) throws -> LocalNode {
+    public func start(
+        _ directory: String, name: String? = nil, config: [String: any Sendable] = [:]
+    ) throws
+        -> LocalNode
+    {
         try LocalNode.start(
             executable: executable, profile: url.appendingPathComponent(directory).path, home: url.path,
-            name: name ?? directory)
+            name: name ?? directory, config: config)
     }
 
     public func remove() { try? FileManager.default.removeItem(at: url) }

@@ -352,9 +352,14 @@ public actor DHTService {
     /// The valid record at `key` with the highest sequence number found over `paths` disjoint
     /// paths (each path stops at the first valid record it gets).
     public func findValue(_ key: DHTNodeID, paths: Int = 3) async -> DHTRecord? {
+        await findValueCounting(key, paths: paths).record
+    }
+
+    /// ``findValue(_:paths:)``, with the number of requests it sent.
+    public func findValueCounting(_ key: DHTNodeID, paths: Int = 3) async -> (record: DHTRecord?, requests: Int) {
         var best: DHTRecord?
         let now = Self.unixSeconds()
-        _ = await run(
+        let lookup = await run(
             DisjointLookup(
                 target: key, seeds: table.closest(to: key, count: configuration.lookup.k), paths: paths,
                 excluding: [nodeID], configuration: configuration.lookup),
@@ -364,7 +369,7 @@ public actor DHTService {
             if record.sequence > best?.sequence ?? 0 || best == nil { best = record }
             return true
         }
-        return best
+        return (best, lookup.requests)
     }
 
     /// Stores `record` at the `k` closest nodes to its key; returns how many took it.

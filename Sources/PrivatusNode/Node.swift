@@ -218,6 +218,14 @@ public final class Node: Service, Sendable {
                 bundle: await messenger.publicBundle(), addresses: advertised, discoverable: settings.discoverable,
                 identity: keys.identity)
             await dht.join(bootstrap: settings.bootstrap, bundle: bundle, logger: logger)
+            // Until stored (the first node of a network has no one to store it at), then daily.
+            await scheduler.every(.seconds(5), name: "dht publish", priority: .low) { [settings, logger] in
+                guard await dht.needsPublishing() else { return }
+                let bundle = NodeDHT.bundleRecord(
+                    bundle: await messenger.publicBundle(), addresses: advertised,
+                    discoverable: settings.discoverable, identity: keys.identity)
+                if let bundle { await dht.publish(bundle, logger: logger) }
+            }
         }
         // Contacts learn where this node is now (its hello), and the outbox drains.
         do {

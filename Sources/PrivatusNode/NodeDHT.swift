@@ -42,6 +42,12 @@ public struct DHTLookupView: Codable, Sendable, Equatable, ResponseEncodable {
 final class NodeDHT: Sendable {
     let service: DHTService
     let published = Mutex(false)
+    /// When the bundle record was last stored by at least one node (Unix s; 0: never).
+    let publishedAt = Mutex<UInt64>(0)
+    /// The routing table's size when the record was last stored.
+    let tableAtPublishing = Mutex(0)
+    /// How often the bundle record is stored again (it lives 7 days).
+    static let republishInterval: UInt64 = 86_400
 
     init(service: DHTService) {
         self.service = service
@@ -84,11 +90,29 @@ final class NodeDHT: Sendable {
             if let socket, let address = DHTAddress(socket) { addresses.append(address) }
         }
         if !addresses.isEmpty { await service.bootstrap(from: addresses) }
-        if let bundle {
-            let stored = await service.publish(bundle)
-            published.withLock { $0 = stored > 0 }
-            logger.debug("bundle record published", metadata: ["stored": "\(stored)"])
+        if let bundle { await publish(bundle, logger: logger) }
+    }
+
+    func publish(_ bundle: DHTRecord, logger: Logger) async {
+        let tableSize = await service.tableSize
+        let stored = await service.publish(bundle)
+        if stored > 0 {
+            published.withLock { $0 = true }
+            publishedAt.withLock { $0 = UInt64(Date().timeIntervalSince1970) }
+            tableAtPublishing.withLock { $0 = tableSize }
         }
+        logger.debug("bundle record published", metadata: ["stored": "\(stored)"])
+    }
+
+    /// Whether the bundle record should be published (again) now: never stored yet (the table
+    /// may have been empty at start: the first node of a network), stored a day ago, or stored
+    /// when the routing table held less than half of what it holds now (the nodes closest to the
+    /// record's key then may not be the closest now: a young network).
+    func needsPublishing() async -> Bool {
+        let last = publishedAt.withLock { $0 }
+        if last == 0 || UInt64(Date().timeIntervalSince1970) >= last + Self.republishInterval { return true }
+        let then = tableAtPublishing.withLock { $0 }
+        return await service.tableSize >= 2 * max(then, 1)
     }
 
     func status() async -> DHTStatusView {
@@ -100,7 +124,7 @@ final class NodeDHT: Sendable {
 
     func lookup(_ peer: PeerID) async -> DHTLookupView {
         let started = ContinuousClock.now
-        let record = await service.findValue(DHTRecord.bundleKey(of: peer))
+        let (record, requests) = await service.findValueCounting(DHTRecord.bundleKey(of: peer))
         let elapsed = ContinuousClock.now - started
         var addresses: [String] = []
         if let record, let value = try? Privatus_Dht_V1_BundleValue(serializedBytes: record.value) {
@@ -108,7 +132,7 @@ final class NodeDHT: Sendable {
         }
         return DHTLookupView(
             peerId: peer.hex, found: record != nil, sequence: record?.sequence ?? 0, addresses: addresses,
-            requests: 0, ms: elapsed.milliseconds)
+            requests: requests, ms: elapsed.milliseconds)
     }
 
     /// The node's bundle record: its prekey bundle without a one-time prekey and, when

@@ -53,6 +53,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "dht: the simulator's seed (the same seed gives the same run).")
     var seed: UInt64 = 1
 
+    @Option(name: .long, help: "dht: start this many real nodes on loopback instead of simulating.")
+    var processes: Int?
+
     @Option(name: .long, help: "e2e: the rate (messages/s) the latency phase sends at.")
     var e2eRate = 1_000
 
@@ -118,6 +121,9 @@ struct BenchCommand: AsyncParsableCommand {
         guard (2...1_000_000).contains(nodes) else { throw ValidationError("--nodes must be 2 to 1,000,000") }
         guard (1...10_000_000).contains(lookups) else { throw ValidationError("--lookups must be 1 to 10,000,000") }
         guard (0...0.5).contains(loss) else { throw ValidationError("--loss must be 0 to 0.5") }
+        if let processes, !(2...200).contains(processes) {
+            throw ValidationError("--processes must be 2 to 200")
+        }
         if let unlockLog2N, (try? ScryptParameters(log2N: unlockLog2N)) == nil {
             throw ValidationError("--unlock-log2-n must be between 10 and 22")
         }
@@ -162,7 +168,13 @@ struct BenchCommand: AsyncParsableCommand {
                 suite.lookups = lookups
                 suite.loss = loss
                 suite.seed = seed
-                figures = suite.run()
+                if let processes {
+                    figures = try await suite.runProcesses(
+                        executable: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"),
+                        processes: processes)
+                } else {
+                    figures = suite.run()
+                }
             case "e2e":
                 var suite = E2ESuite(
                     executable: try e2eNode ?? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
