@@ -119,7 +119,12 @@ public actor DHTService {
         let service = DHTService(
             key: key, channel: channel, localAddress: local, configuration: configuration, logger: logger)
         inbox.receiver.withLockedValue {
-            $0 = { bytes, source in Task { await service.handle(bytes, from: source) } }
+            $0 = { bytes, source in
+                Task {
+                    await service.handle(bytes, from: source)
+                    inbox.done()
+                }
+            }
         }
         return service
     }
@@ -459,15 +464,28 @@ public actor DHTService {
 /// actor).
 final class DatagramInbox: ChannelInboundHandler, Sendable {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    /// The most datagrams waiting for the service at once; past it they are dropped (their
+    /// senders retry), so a flood cannot pile up work in memory.
+    static let maximumWaiting = 1_024
     /// Set once the service exists; datagrams before that are dropped (their senders retry).
     let receiver = NIOLockedValueBox<(@Sendable ([UInt8], DHTAddress) -> Void)?>(nil)
+    let waiting = NIOLockedValueBox(0)
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
         guard let source = DHTAddress(envelope.remoteAddress), let deliver = receiver.withLockedValue({ $0 })
         else { return }
+        let admitted = waiting.withLockedValue { count in
+            guard count < Self.maximumWaiting else { return false }
+            count += 1
+            return true
+        }
+        guard admitted else { return }
         deliver(Array(envelope.data.readableBytesView), source)
     }
+
+    /// A datagram handed over has been handled.
+    func done() { waiting.withLockedValue { $0 -= 1 } }
 }
 
 extension DHTAddress {
