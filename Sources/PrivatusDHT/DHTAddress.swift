@@ -29,6 +29,12 @@ public struct DHTAddress: Hashable, Sendable, CustomStringConvertible {
         isIPv4 ? ip[0] == 127 : ip == [UInt8](repeating: 0, count: 15) + [1]
     }
 
+    /// Whether datagrams may be sent to it: not unspecified, broadcast, multicast or reserved.
+    public var isUnicast: Bool {
+        if isIPv4 { return ip[0] != 0 && ip[0] < 224 && port != 0 }
+        return ip != [UInt8](repeating: 0, count: 16) && ip[0] != 0xff && port != 0
+    }
+
     /// The network a routing-table bucket counts entries per: the /24 of an IPv4 address, the /48
     /// of an IPv6 one (one operator rarely gets more, so many IDs from one network are one
     /// operator's).

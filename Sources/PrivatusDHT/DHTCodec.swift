@@ -216,13 +216,15 @@ public enum DHTCodec {
             if value.recordBody.isEmpty && value.recordSignature.isEmpty {
                 record = nil
             } else {
-                record = try? DHTRecord(body: Array(value.recordBody), signature: Array(value.recordSignature))
+                record = try? DHTRecord(
+                    unverifiedBody: Array(value.recordBody), signature: Array(value.recordSignature))
                 guard record != nil else { throw .malformed }
             }
             message = .value(record, closer: try peers(value.closer))
         case .store(let store):
             guard
-                let record = try? DHTRecord(body: Array(store.recordBody), signature: Array(store.recordSignature))
+                let record = try? DHTRecord(
+                    unverifiedBody: Array(store.recordBody), signature: Array(store.recordSignature))
             else { throw .malformed }
             message = .store(record)
         case .stored(let reply):
@@ -283,7 +285,9 @@ public enum DHTCodec {
         var peers: [DHTPeer] = []
         for info in infos {
             guard info.hasAddress else { throw .malformed }
-            peers.append(DHTPeer(id: try id(info.id), address: try address(info.address)))
+            let address = try address(info.address)
+            guard address.isUnicast else { throw .malformed }
+            peers.append(DHTPeer(id: try id(info.id), address: address))
         }
         return peers
     }

@@ -120,18 +120,21 @@ public struct DHTRecord: Sendable, Hashable {
     /// Parses and checks a received record: its layout, its signature for its kind's purpose, and
     /// that its key is the one bound to its publisher. Time and sequence are the store's checks.
     public init(body: [UInt8], signature: [UInt8]) throws(DHTRecordError) {
+        try self.init(unverifiedBody: body, signature: signature)
+        try verify()
+    }
+
+    /// Parses a received record's layout only (no signature checked, no hash computed): what a
+    /// node does before it knows the datagram's source is worth a signature check. Call
+    /// ``verify()`` before trusting it.
+    public init(unverifiedBody body: [UInt8], signature: [UInt8]) throws(DHTRecordError) {
         guard body.count + signature.count <= Self.maximumBytes else { throw .tooLarge }
         var reader = ByteReader(body)
         guard reader.readUInt8() == 1, let kindByte = reader.readUInt8(), let kind = DHTRecordKind(rawValue: kindByte),
             let keyBytes = reader.read(32), let key = DHTNodeID(bytes: keyBytes), let sequence = reader.readUInt64(),
             let expires = reader.readUInt64(), let publisher = reader.read(32), let length = reader.readUInt16(),
-            let value = reader.read(Int(length)), reader.remaining == 0
+            let value = reader.read(Int(length)), reader.remaining == 0, signature.count == 64
         else { throw .malformed }
-        guard signature.count == 64,
-            let publicKey = try? Curve25519.Signing.PublicKey(rawRepresentation: publisher),
-            publicKey.isValidSignature(signature, for: kind.purpose.signedMessage(over: body))
-        else { throw .badSignature }
-        guard key == Self.key(kind: kind, publisher: publisher) else { throw .wrongKey }
         self.kind = kind
         self.key = key
         self.sequence = sequence
@@ -140,6 +143,15 @@ public struct DHTRecord: Sendable, Hashable {
         self.value = value
         self.body = body
         self.signature = signature
+    }
+
+    /// Checks the signature over the exact body for the kind's purpose and the key's binding to
+    /// the publisher.
+    public func verify() throws(DHTRecordError) {
+        guard let publicKey = try? Curve25519.Signing.PublicKey(rawRepresentation: publisher),
+            publicKey.isValidSignature(signature, for: kind.purpose.signedMessage(over: body))
+        else { throw .badSignature }
+        guard key == Self.key(kind: kind, publisher: publisher) else { throw .wrongKey }
     }
 }
 

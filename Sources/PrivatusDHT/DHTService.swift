@@ -74,6 +74,7 @@ public actor DHTService {
     var pending: [UInt64: Pending] = [:]
     var buckets: [[UInt8]: (tokens: Double, at: UInt64)] = [:]
     var pinging: Set<DHTNodeID> = []
+    var pingsBySource: [[UInt8]: Int] = [:]
     var random = SystemRandomNumberGenerator()
     /// Nodes in the routing table.
     public var tableSize: Int { table.count }
@@ -104,7 +105,6 @@ public actor DHTService {
     ) async throws -> DHTService {
         let inbox = DatagramInbox()
         let channel = try await DatagramBootstrap(group: group)
-            .channelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             // One byte more than the largest datagram: a larger one arrives cut, and is refused.
             .channelOption(
                 ChannelOptions.recvAllocator,
@@ -118,6 +118,7 @@ public actor DHTService {
         }
         let service = DHTService(
             key: key, channel: channel, localAddress: local, configuration: configuration, logger: logger)
+        channel.closeFuture.whenComplete { _ in logger.debug("DHT socket closed") }
         inbox.receiver.withLockedValue {
             $0 = { bytes, source in
                 Task {
@@ -167,7 +168,10 @@ public actor DHTService {
             refused += 1
             return
         }
-        cookies.rotateIfDue(now: now)
+        if cookies.rotateIfDue(now: now) {
+            records.expire(now: Self.unixSeconds())
+            if theirCookies.count > configuration.maximumTrackedSources { theirCookies.removeAll() }
+        }
         let packet = received.packet
         guard !packet.cookie.isEmpty, cookies.accepts(packet.cookie, from: source) else {
             // Not verified yet: the cookie to echo, no larger than the request, unsigned.
@@ -217,10 +221,16 @@ public actor DHTService {
         if !table.contains(sender) { verify(peer) }
     }
 
-    /// Pings `peer` in the background and adds it to the table if it answers.
-    func verify(_ peer: DHTPeer) {
-        guard peer.id != nodeID, !pinging.contains(peer.id), pinging.count < 64 else { return }
+    /// Pings `peer` in the background and adds it to the table if it answers. A newcomer's ping
+    /// waits for room (64 at once, 4 per source IP); a full bucket's ping of its oldest node
+    /// (`bucket`) always goes, or the bucket would never decide.
+    func verify(_ peer: DHTPeer, bucket: Bool = false) {
+        guard peer.id != nodeID, !pinging.contains(peer.id) else { return }
+        if !bucket {
+            guard pinging.count < 64, pingsBySource[peer.address.ip, default: 0] < 4 else { return }
+        }
         pinging.insert(peer.id)
+        pingsBySource[peer.address.ip, default: 0] += 1
         Task {
             let answered = try? await self.request(.ping, to: peer.address, expecting: peer.id)
             self.verified(peer, answered: answered != nil)
@@ -229,28 +239,40 @@ public actor DHTService {
 
     func verified(_ peer: DHTPeer, answered: Bool) {
         pinging.remove(peer.id)
+        pingsBySource[peer.address.ip, default: 1] -= 1
+        if pingsBySource[peer.address.ip] == 0 { pingsBySource[peer.address.ip] = nil }
         if answered { heard(peer) } else { table.failed(peer.id, now: now()) }
     }
 
     /// `peer` answered one of our requests: into the table, pinging a full bucket's oldest node
     /// when the table asks.
     func heard(_ peer: DHTPeer) {
-        if case .waiting(let oldest?) = table.heard(from: peer, now: now()) { verify(oldest) }
+        if case .waiting(let oldest?) = table.heard(from: peer, now: now()) { verify(oldest, bucket: true) }
     }
 
     /// Takes a token from `source`'s bucket.
     func allow(_ source: DHTAddress, now: UInt64) -> Bool {
         if configuration.exemptLoopback && source.isLoopback { return true }
-        if buckets.count >= configuration.maximumTrackedSources, buckets[source.ip] == nil { buckets.removeAll() }
-        var bucket = buckets[source.ip] ?? (configuration.burst, now)
+        // An IPv6 source counts by its /64 (one host gets a whole /64).
+        let key = source.isIPv4 ? source.ip : Array(source.ip.prefix(8))
+        if buckets.count >= configuration.maximumTrackedSources, buckets[key] == nil {
+            // Forget the sources that have regained a full bucket (idle), never the busy ones.
+            let idle = buckets.filter {
+                $0.value.tokens + Double(now - min(now, $0.value.at)) / 1_000 * configuration.requestsPerSecond
+                    >= configuration.burst
+            }.map(\.key)
+            for stale in idle { buckets[stale] = nil }
+            if buckets.count >= configuration.maximumTrackedSources { return false }
+        }
+        var bucket = buckets[key] ?? (configuration.burst, now)
         let regained = Double(now - min(now, bucket.at)) / 1_000 * configuration.requestsPerSecond
         bucket = (min(configuration.burst, bucket.tokens + regained), now)
         guard bucket.tokens >= 1 else {
-            buckets[source.ip] = bucket
+            buckets[key] = bucket
             return false
         }
         bucket.tokens -= 1
-        buckets[source.ip] = bucket
+        buckets[key] = bucket
         return true
     }
 
@@ -312,9 +334,17 @@ public actor DHTService {
             self.expire(id)
         }
         defer { timer.cancel() }
-        return try await withCheckedThrowingContinuation { continuation in
-            pending[id] = Pending(address: address, expected: expecting, continuation: continuation)
-            transmit(bytes, to: address)
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                guard !Task.isCancelled else {
+                    continuation.resume(throwing: CancellationError())
+                    return
+                }
+                pending[id] = Pending(address: address, expected: expecting, continuation: continuation)
+                transmit(bytes, to: address)
+            }
+        } onCancel: {
+            Task { await self.expire(id) }
         }
     }
 
@@ -322,8 +352,21 @@ public actor DHTService {
         pending.removeValue(forKey: id)?.continuation.resume(throwing: RequestError.timedOut)
     }
 
+    /// Sends a datagram, only to a unicast address of the socket's family (an IPv4 address
+    /// mapped into IPv6 on an IPv6 socket): any other send error would close the socket.
     nonisolated func transmit(_ bytes: [UInt8], to address: DHTAddress) {
-        guard let socket = address.socketAddress else { return }
+        guard address.isUnicast else { return }
+        let socket: SocketAddress?
+        if localAddress.isIPv4 {
+            guard address.isIPv4 else { return }
+            socket = address.socketAddress
+        } else if address.isIPv4 {
+            socket = try? SocketAddress(
+                ipAddress: "::ffff:" + address.ip.map(String.init).joined(separator: "."), port: Int(address.port))
+        } else {
+            socket = address.socketAddress
+        }
+        guard let socket else { return }
         let buffer = channel.allocator.buffer(bytes: bytes)
         channel.writeAndFlush(AddressedEnvelope(remoteAddress: socket, data: buffer), promise: nil)
     }
@@ -340,6 +383,15 @@ public actor DHTService {
             for await peer in group { if let peer { heard(peer) } }
         }
         _ = await findNode(nodeID)
+    }
+
+    /// Refreshes up to `limit` buckets idle for the refresh interval, each by a lookup of a random
+    /// ID in its range (the scheduler calls it).
+    public func refresh(limit: Int = 3) async {
+        for index in table.bucketsDueForRefresh(now: now()).prefix(limit) {
+            table.refreshed(index, now: now())
+            _ = await findNode(nodeID.random(sharingPrefix: index, using: &random))
+        }
     }
 
     /// The nodes closest to `target`, found by an iterative lookup.
@@ -362,15 +414,17 @@ public actor DHTService {
 
     /// ``findValue(_:paths:)``, with the number of requests it sent.
     public func findValueCounting(_ key: DHTNodeID, paths: Int = 3) async -> (record: DHTRecord?, requests: Int) {
-        var best: DHTRecord?
         let now = Self.unixSeconds()
+        var best: DHTRecord? = records.get(key, now: now)
         let lookup = await run(
             DisjointLookup(
                 target: key, seeds: table.closest(to: key, count: configuration.lookup.k), paths: paths,
                 excluding: [nodeID], configuration: configuration.lookup),
             asking: .findValue(key: key)
         ) { _, message in
-            guard case .value(let record?, _) = message, record.key == key, record.expires > now else { return false }
+            guard case .value(let record?, _) = message, record.key == key, record.expires > now,
+                (try? record.verify()) != nil
+            else { return false }
             if record.sequence > best?.sequence ?? 0 || best == nil { best = record }
             return true
         }
@@ -483,6 +537,9 @@ final class DatagramInbox: ChannelInboundHandler, Sendable {
         guard admitted else { return }
         deliver(Array(envelope.data.readableBytesView), source)
     }
+
+    /// A socket error (an ICMP-reported failure of an earlier send) is not the channel's end.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {}
 
     /// A datagram handed over has been handled.
     func done() { waiting.withLockedValue { $0 -= 1 } }

@@ -35,6 +35,7 @@ public struct RecordStore: Sendable {
     /// Keeps `record`, stored by `source` at `now`, replacing an older one at its key.
     public mutating func put(_ record: DHTRecord, from source: DHTAddress, now: UInt64) throws(DHTRecordError) {
         guard record.expires > now else { throw .expired }
+        try record.verify()
         guard record.expires - now <= record.kind.maximumLifetime else { throw .lifetimeTooLong }
         let subnet = source.subnet
         let existing = records[record.key]

@@ -220,12 +220,13 @@ public final class Node: Service, Sendable {
             await dht.join(bootstrap: settings.bootstrap, bundle: bundle, logger: logger)
             // Until stored (the first node of a network has no one to store it at), then daily.
             await scheduler.every(.seconds(5), name: "dht publish", priority: .low) { [settings, logger] in
-                guard await dht.needsPublishing() else { return }
                 let bundle = NodeDHT.bundleRecord(
                     bundle: await messenger.publicBundle(), addresses: advertised,
                     discoverable: settings.discoverable, identity: keys.identity)
-                if let bundle { await dht.publish(bundle, logger: logger) }
+                guard let bundle, await dht.needsPublishing(bundle) else { return }
+                await dht.publish(bundle, logger: logger)
             }
+            await scheduler.every(.seconds(60), name: "dht upkeep", priority: .low) { await dht.maintain() }
         }
         // Contacts learn where this node is now (its hello), and the outbox drains.
         do {
@@ -252,6 +253,7 @@ public final class Node: Service, Sendable {
         background.cancel()
         await background.value
         joining.cancel()
+        await joining.value
         await dht?.service.stop()
         messenger.stopOutgoing()
         await outgoing.value

@@ -44,8 +44,11 @@ final class NodeDHT: Sendable {
     let published = Mutex(false)
     /// When the bundle record was last stored by at least one node (Unix s; 0: never).
     let publishedAt = Mutex<UInt64>(0)
-    /// The routing table's size when the record was last stored.
+    /// The routing table's size when the record was last stored, and the value stored.
     let tableAtPublishing = Mutex(0)
+    let publishedValue = Mutex<[UInt8]>([])
+    /// The bootstrap addresses, resolved at start (tried again while the table is empty).
+    let bootstrapAddresses = Mutex<[DHTAddress]>([])
     /// How often the bundle record is stored again (it lives 7 days).
     static let republishInterval: UInt64 = 86_400
 
@@ -89,6 +92,7 @@ final class NodeDHT: Sendable {
             }
             if let socket, let address = DHTAddress(socket) { addresses.append(address) }
         }
+        bootstrapAddresses.withLock { $0 = addresses }
         if !addresses.isEmpty { await service.bootstrap(from: addresses) }
         if let bundle { await publish(bundle, logger: logger) }
     }
@@ -100,19 +104,33 @@ final class NodeDHT: Sendable {
             published.withLock { $0 = true }
             publishedAt.withLock { $0 = UInt64(Date().timeIntervalSince1970) }
             tableAtPublishing.withLock { $0 = tableSize }
+            publishedValue.withLock { $0 = bundle.value }
         }
         logger.debug("bundle record published", metadata: ["stored": "\(stored)"])
     }
 
-    /// Whether the bundle record should be published (again) now: never stored yet (the table
+    /// Whether `bundle` should be published (again) now: it differs from the one stored, or it
+    /// was never stored yet (the table
     /// may have been empty at start: the first node of a network), stored a day ago, or stored
     /// when the routing table held less than half of what it holds now (the nodes closest to the
     /// record's key then may not be the closest now: a young network).
-    func needsPublishing() async -> Bool {
+    func needsPublishing(_ bundle: DHTRecord) async -> Bool {
+        // The bundle changed (a signed prekey rotated): the old record would refuse sessions.
+        if publishedValue.withLock({ $0 }) != bundle.value { return true }
         let last = publishedAt.withLock { $0 }
         if last == 0 || UInt64(Date().timeIntervalSince1970) >= last + Self.republishInterval { return true }
         let then = tableAtPublishing.withLock { $0 }
         return await service.tableSize >= 2 * max(then, 1)
+    }
+
+    /// Periodic upkeep: joins again while the table is empty (the bootstrap nodes were away),
+    /// refreshes idle buckets.
+    func maintain() async {
+        if await service.tableSize == 0 {
+            let addresses = bootstrapAddresses.withLock { $0 }
+            if !addresses.isEmpty { await service.bootstrap(from: addresses) }
+        }
+        await service.refresh()
     }
 
     func status() async -> DHTStatusView {

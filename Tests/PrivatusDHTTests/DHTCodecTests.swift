@@ -58,6 +58,35 @@ import Testing
         #expect(unsigned.senderKey == nil && unsigned.verifiedSender() == nil)
     }
 
+    /// A record's signature is not checked while the datagram is parsed (its source may be
+    /// forged); the store checks it before keeping the record.
+    @Test func aRecordIsParsedUncheckedAndCheckedByTheStore() throws {
+        let record = try DHTRecord.sign(
+            kind: .bundle, sequence: 1, expires: 1_900_000_000, value: [5], with: IdentityKey())
+        var forged = record.signature
+        forged[0] ^= 1
+        let wire = Privatus_Dht_V1_Packet.with {
+            $0.store = .with {
+                $0.recordBody = Data(record.body)
+                $0.recordSignature = Data(forged)
+            }
+        }
+        var datagram = Privatus_Dht_V1_Datagram()
+        datagram.version = 1
+        datagram.packet = try wire.serializedData()
+        let received = try DHTCodec.decode(try datagram.serializedBytes() as [UInt8])
+        guard case .store(let parsed) = received.packet.message else {
+            Issue.record("expected a store request")
+            return
+        }
+        #expect(throws: DHTRecordError.badSignature) { try parsed.verify() }
+        var store = RecordStore()
+        #expect(throws: DHTRecordError.badSignature) {
+            try store.put(parsed, from: DHTAddress(ipv4: 192, 0, 2, 1, port: 1), now: 1_800_000_000)
+        }
+        #expect(store.count == 0)
+    }
+
     @Test func anUnsignedRequestIsPaddedSoItsCookieReplyIsNoLarger() throws {
         for message in [DHTMessage.ping, .findNode(target: key.nodeID)] {
             let request = try DHTCodec.encode(DHTPacket(requestID: .max, message: message), signedBy: nil)
@@ -116,7 +145,20 @@ import Testing
             }
         }
         let badRecord = Privatus_Dht_V1_Packet.with { $0.store = .with { $0.recordBody = Data([1, 1]) } }
-        for packet in [shortTarget, noBody, badCookie, tooManyNodes, portZero, badAddress, badRecord] {
+        let broadcast = Privatus_Dht_V1_Packet.with { packet in
+            packet.nodes = .with {
+                $0.nodes = [
+                    .with {
+                        $0.id = Data(repeating: 1, count: 32)
+                        $0.address = .with {
+                            $0.ip = Data([255, 255, 255, 255])
+                            $0.port = 9
+                        }
+                    }
+                ]
+            }
+        }
+        for packet in [shortTarget, noBody, badCookie, tooManyNodes, portZero, badAddress, badRecord, broadcast] {
             #expect(throws: DHTWireError.malformed) { try decode(packet) }
         }
         // A key without a signature, or a signature of the wrong length.

@@ -59,6 +59,20 @@ import Testing
         #expect(await services[11].findValue(DHTRecord.bundleKey(of: IdentityKey().publicKey.peerID)) == nil)
     }
 
+    @Test func inATwoNodeNetworkTheNodeHoldingARecordFindsItInItsOwnStore() async throws {
+        let services = try await Self.network(2)
+        let identity = IdentityKey()
+        let record = try DHTRecord.sign(
+            kind: .bundle, sequence: 1, expires: UInt64(Date.now.timeIntervalSince1970) + 3_600, value: [9],
+            with: identity)
+        // Published by the first, stored by the second only (a node never stores at itself).
+        #expect(await services[0].publish(record) == 1)
+        #expect(await services[1].recordCount == 1)
+        #expect(await services[1].findValue(record.key) == record)
+        #expect(await services[0].findValue(record.key) == record)
+        for service in services { await service.stop() }
+    }
+
     /// A client that speaks raw UDP to a node, as an attacker with a forged source would.
     final class RawSocket: ChannelInboundHandler, @unchecked Sendable {
         typealias InboundIn = AddressedEnvelope<ByteBuffer>
