@@ -40,8 +40,8 @@ public struct NodeSettings: Sendable {
     /// Exempts loopback addresses from the DHT's subnet caps and rate limits (local networks,
     /// tests).
     public var dhtExemptLoopback = false
-    /// Nodes to join the network through ("host:port"): the DHT (issue 8) dials them; until it
-    /// exists the node only reports them in `status`.
+    /// Nodes to join the network through ("host:port"): the DHT endpoint pings them at start
+    /// (and again while its routing table is empty); `status` shows them.
     public var bootstrap: [String] = []
 
     public init(listen: [(host: String, port: Int)], ui: (host: String, port: Int)) {
