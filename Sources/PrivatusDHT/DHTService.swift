@@ -419,7 +419,7 @@ public actor DHTService {
         let lookup = await run(
             DisjointLookup(
                 target: key, seeds: table.closest(to: key, count: configuration.lookup.k), paths: paths,
-                excluding: [nodeID], configuration: configuration.lookup),
+                excluding: [nodeID], configuration: DisjointLookup.perPath(configuration.lookup, paths: paths)),
             asking: .findValue(key: key)
         ) { _, message in
             guard case .value(let record?, _) = message, record.key == key, record.expires > now,

@@ -124,7 +124,7 @@ public final class DHTSimulator {
         let seeds = nodes[origin].table.closest(to: target, count: configuration.lookup.k)
         var lookup = DisjointLookup(
             target: target, seeds: seeds, paths: paths, excluding: [nodes[origin].peer.id],
-            configuration: configuration.lookup)
+            configuration: DisjointLookup.perPath(configuration.lookup, paths: paths))
         // Replies in flight: (arrival, order, path, responder, closer nodes).
         var replies: [(at: UInt64, order: Int, path: Int, from: DHTPeer, closer: [DHTPeer])] = []
         var order = 0

@@ -20,6 +20,15 @@ public struct DisjointLookup: Sendable {
         }
     }
 
+    /// The configuration of each of `paths` disjoint paths: the α requests in flight are shared
+    /// among the paths (at least one each), so a lookup over disjoint paths sends no more at once
+    /// than a lookup over one.
+    public static func perPath(_ configuration: Lookup.Configuration, paths: Int) -> Lookup.Configuration {
+        var shared = configuration
+        shared.alpha = max(1, configuration.alpha / max(1, paths))
+        return shared
+    }
+
     public var isFinished: Bool { paths.allSatisfy(\.isFinished) }
 
     /// Requests sent over all paths.
