@@ -65,6 +65,10 @@ import Testing
         let record = try DHTRecord.sign(
             kind: .bundle, sequence: 1, expires: UInt64(Date.now.timeIntervalSince1970) + 3_600, value: [9],
             with: identity)
+        // The first takes the second into its table once it has answered the first's ping (sent
+        // when the second's first verified request came in).
+        for _ in 0..<500 where await services[0].tableSize == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(await services[0].tableSize == 1)
         // Published by the first, stored by the second only (a node never stores at itself).
         #expect(await services[0].publish(record) == 1)
         #expect(await services[1].recordCount == 1)
