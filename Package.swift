@@ -161,7 +161,7 @@ let package = Package(
         .testTarget(
             name: "PrivatusDHTTests",
             dependencies: [
-                "PrivatusDHT", "PrivatusCore", "PrivatusCrypto", "PrivatusWire",
+                "PrivatusDHT", "PrivatusCore", "PrivatusCrypto", "PrivatusWire", "PrivatusTesting",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
@@ -232,7 +232,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PrivatusBenchTests",
-            dependencies: ["PrivatusBench", "PrivatusWire"],
+            dependencies: ["PrivatusBench", "PrivatusWire", "PrivatusTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,13 +1,17 @@
+import PrivatusTesting
 import Testing
 
 @testable import PrivatusBench
 
 @Suite struct DHTSuiteTests {
-    @Test func aSmallSimulatedNetworkReportsEveryFigure() {
-        var suite = DHTSuite()
-        suite.nodes = 200
-        suite.lookups = 100
-        let figures = suite.run()
+    /// Seconds of CPU in a debug build: on a thread of its own, off the shared pool.
+    @Test func aSmallSimulatedNetworkReportsEveryFigure() async {
+        let (figures, again) = await onOwnThread {
+            var suite = DHTSuite()
+            suite.nodes = 200
+            suite.lookups = 100
+            return (suite.run(), suite.run())
+        }
         #expect(figures["success_rate"] == 1)
         #expect((figures["hops_p50"] ?? 0) >= 1)
         #expect((figures["churn_success_rate"] ?? 0) >= 0.95)
@@ -16,7 +20,6 @@ import Testing
         }
         // The same seed gives the same figures, but for wall-clock time.
         let wallClock: Set<String> = ["lookups_per_s", "build_s"]
-        let again = suite.run()
         #expect(again.filter { !wallClock.contains($0.key) } == figures.filter { !wallClock.contains($0.key) })
     }
 }

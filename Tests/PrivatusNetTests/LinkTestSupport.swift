@@ -14,8 +14,10 @@ import Testing
 
 /// Waits for `body`, or fails after `seconds` (a guard against hangs, not a timing assertion).
 /// The wait ends at the deadline even when `body` is stuck in something that ignores
-/// cancellation (a future's `get()`).
-func within<T: Sendable>(_ seconds: Double = 10, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+/// cancellation (a future's `get()`). The default leaves room for a loaded machine: the whole
+/// test process shares two pool threads, and CPU-bound tests of other suites can hold both for
+/// seconds (a 10 s guard fired in CI while the DHT simulator tests ran on the pool).
+func within<T: Sendable>(_ seconds: Double = 30, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
     let once = Once<T>()
     return try await withCheckedThrowingContinuation { continuation in
         once.set(continuation)
@@ -71,7 +73,7 @@ actor Inbox {
         return await withCheckedContinuation { waiters.append($0) }
     }
 
-    /// The next message (fails after 10 s).
+    /// The next message (fails after 30 s).
     nonisolated func next() async throws -> (LinkPeer, InboundMessage) {
         try await within { await self.wait() }
     }
@@ -160,7 +162,7 @@ final class RawConnection: Sendable {
         try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
     }
 
-    /// Waits until the other side closes the connection (fails after 10 s).
+    /// Waits until the other side closes the connection (fails after 30 s).
     func waitUntilClosed() async throws {
         let channel = self.channel
         try await within { try await channel.closeFuture.get() }
