@@ -78,6 +78,12 @@ public actor DHTService {
     var random = SystemRandomNumberGenerator()
     /// Nodes in the routing table.
     public var tableSize: Int { table.count }
+
+    /// Where the `count` nodes heard from most recently answer: what a node keeps to rejoin
+    /// without a bootstrap node after a restart.
+    public func recentlySeenAddresses(_ count: Int) -> [DHTAddress] {
+        table.mostRecentlySeen(count).map(\.address)
+    }
     /// Records kept for others.
     public var recordCount: Int { records.count }
     /// Datagrams refused (malformed, too large, bad signature, rate limited), for the figures.

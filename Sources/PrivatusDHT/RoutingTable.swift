@@ -77,6 +77,11 @@ public struct RoutingTable: Sendable {
     /// Every node in the table, bucket by bucket.
     public var peers: [DHTPeer] { buckets.flatMap { $0.entries.map(\.peer) } }
 
+    /// The `count` nodes heard from most recently, most recent first.
+    public func mostRecentlySeen(_ count: Int) -> [DHTPeer] {
+        buckets.flatMap(\.entries).sorted { $0.lastSeen > $1.lastSeen }.prefix(count).map(\.peer)
+    }
+
     public func contains(_ id: DHTNodeID) -> Bool {
         guard let index = bucketIndex(of: id) else { return false }
         return buckets[index].entries.contains { $0.peer.id == id }

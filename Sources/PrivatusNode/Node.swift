@@ -136,6 +136,9 @@ public final class Node: Service, Sendable {
                 logger.warning("DHT endpoint not started", metadata: ["error": "\(error)"])
             }
         }
+        if let dht {
+            await messenger.attachAddressFinder { peer in await dht.addresses(of: peer) }
+        }
         state.withLock {
             $0 = Running(
                 store: store, links: links, messenger: messenger, listenAddresses: listenAddresses,
@@ -217,7 +220,10 @@ public final class Node: Service, Sendable {
             let bundle = NodeDHT.bundleRecord(
                 bundle: await messenger.publicBundle(), addresses: advertised, discoverable: settings.discoverable,
                 identity: keys.identity)
-            await dht.join(bootstrap: settings.bootstrap, bundle: bundle, logger: logger)
+            // The configured nodes, then those seen last time (so a restarted node rejoins
+            // without a bootstrap node).
+            await dht.join(
+                bootstrap: settings.bootstrap + NodeDHT.savedPeers(in: store), bundle: bundle, logger: logger)
             // Until stored (the first node of a network has no one to store it at), then daily.
             await scheduler.every(.seconds(5), name: "dht publish", priority: .low) { [settings, logger] in
                 let bundle = NodeDHT.bundleRecord(
@@ -226,7 +232,10 @@ public final class Node: Service, Sendable {
                 guard let bundle, await dht.needsPublishing(bundle) else { return }
                 await dht.publish(bundle, logger: logger)
             }
-            await scheduler.every(.seconds(60), name: "dht upkeep", priority: .low) { await dht.maintain() }
+            await scheduler.every(.seconds(60), name: "dht upkeep", priority: .low) {
+                await dht.maintain()
+                try await dht.savePeers(in: store)
+            }
         }
         // Contacts learn where this node is now (its hello), and the outbox drains.
         do {
@@ -254,7 +263,14 @@ public final class Node: Service, Sendable {
         await background.value
         joining.cancel()
         await joining.value
-        await dht?.service.stop()
+        if let dht {
+            do {
+                try await dht.savePeers(in: store)
+            } catch {
+                logger.warning("could not save the DHT's known nodes", metadata: ["error": "\(error)"])
+            }
+            await dht.service.stop()
+        }
         messenger.stopOutgoing()
         await outgoing.value
         await links.shutdown()

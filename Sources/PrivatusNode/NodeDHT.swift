@@ -51,6 +51,9 @@ final class NodeDHT: Sendable {
     let bootstrapAddresses = Mutex<[DHTAddress]>([])
     /// How often the bundle record is stored again (it lives 7 days).
     static let republishInterval: UInt64 = 86_400
+    /// How many recently seen nodes are kept in the database to rejoin through after a restart.
+    static let savedPeerCount = 16
+    static let savedPeersSetting = "dht-peers"
 
     init(service: DHTService) {
         self.service = service
@@ -76,6 +79,23 @@ final class NodeDHT: Sendable {
         return NodeDHT(service: service)
     }
 
+    /// Keeps the nodes heard from most recently in `store`, to rejoin through them after a
+    /// restart (last known good peers); nothing is written while the table is empty, so a node
+    /// that lost its network keeps the list it had.
+    func savePeers(in store: Store) async throws {
+        let addresses = await service.recentlySeenAddresses(Self.savedPeerCount)
+        guard !addresses.isEmpty else { return }
+        try store.setSetting(
+            Self.savedPeersSetting, to: Array(addresses.map(\.description).joined(separator: "\n").utf8))
+    }
+
+    /// The nodes saved by ``savePeers(in:)`` ("host:port"; at most ``savedPeerCount`` are read).
+    static func savedPeers(in store: Store) -> [String] {
+        guard let bytes = try? store.setting(savedPeersSetting), let text = String(validating: bytes, as: UTF8.self)
+        else { return [] }
+        return text.split(separator: "\n").prefix(savedPeerCount).map(String.init)
+    }
+
     /// Joins through `bootstrap` ("host:port"; names resolved on NIO's thread pool), then
     /// publishes the bundle record.
     func join(bootstrap: [String], bundle: DHTRecord?, logger: Logger) async {
@@ -90,7 +110,7 @@ final class NodeDHT: Sendable {
                     try SocketAddress.makeAddressResolvingHost(target.host, port: target.port)
                 }
             }
-            if let socket, let address = DHTAddress(socket) { addresses.append(address) }
+            if let socket, let address = DHTAddress(socket), !addresses.contains(address) { addresses.append(address) }
         }
         bootstrapAddresses.withLock { $0 = addresses }
         if !addresses.isEmpty { await service.bootstrap(from: addresses) }
@@ -151,6 +171,15 @@ final class NodeDHT: Sendable {
         return DHTLookupView(
             peerId: peer.hex, found: record != nil, sequence: record?.sequence ?? 0, addresses: addresses,
             requests: requests, ms: elapsed.milliseconds)
+    }
+
+    /// The addresses `peer`'s bundle record names (empty when not found, or when its user is not
+    /// discoverable).
+    func addresses(of peer: PeerID) async -> [String] {
+        guard let record = await service.findValue(DHTRecord.bundleKey(of: peer)),
+            let value = try? Privatus_Dht_V1_BundleValue(serializedBytes: record.value)
+        else { return [] }
+        return Array(value.addresses.prefix(Contact.maximumAddresses))
     }
 
     /// The node's bundle record: its prekey bundle without a one-time prekey and, when

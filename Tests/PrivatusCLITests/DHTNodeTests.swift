@@ -14,22 +14,39 @@ import Testing
         scratch = try TemporaryDirectory("privatus-dht")
     }
 
-    @Test func nodesJoinThroughABootstrapNodeAndFindABundleByPeerIDAlone() async throws {
+    /// Twenty nodes on loopback: Carol reaches Dave knowing only his PeerID; a node restarted
+    /// without a bootstrap node rejoins through the nodes it saw last; records outlive their
+    /// publisher's node.
+    @Test func twentyNodesLetCarolReachDaveByPeerIDAloneAndARestartedNodeRejoinsWithoutABootstrapNode()
+        async throws
+    {
         defer { scratch.remove() }
         let bob = try await ChatTests.User("bob", in: scratch, cli: cli)
         try bob.configure(["dhtExemptLoopback": true])
         try await bob.start()
         let bobStatus = try await bob.status()
         let entry = try #require(bobStatus.listenAddresses.first)
-        var others: [ChatTests.User] = []
-        for name in ["carol", "dave", "erin", "frank"] {
+        func joined(_ name: String) async throws -> ChatTests.User {
             let user = try await ChatTests.User(name, in: scratch, cli: cli)
             try user.configure(["dhtExemptLoopback": true, "bootstrap": [entry]])
             try await user.start()
-            others.append(user)
+            return user
         }
+        let named = ["carol", "dave", "erin", "frank"]
+        var others: [ChatTests.User] = []
+        for name in named { others.append(try await joined(name)) }
         let carol = others[0]
         let dave = others[1]
+        let erin = others[2]
+        // Fifteen more, started a few at a time: twenty nodes with Bob.
+        for batch in stride(from: 0, to: 15, by: 5) {
+            try await withThrowingTaskGroup(of: ChatTests.User.self) { group in
+                for index in batch..<batch + 5 { group.addTask { try await joined("node\(index)") } }
+                for try await user in group { others.append(user) }
+            }
+        }
+        #expect(others.count + 1 == 20)
+
         // Dave's record is published once he has joined.
         for _ in 0..<200 {
             let status: DHTStatusView = try await dave.json(["dht", "status"])
@@ -39,6 +56,7 @@ import Testing
         let daveStatus: DHTStatusView = try await dave.json(["dht", "status"])
         #expect(daveStatus.published && daveStatus.tableSize >= 1)
         let davePeer = try await dave.status().peerId
+        let carolPeer = try await carol.status().peerId
         #expect(daveStatus.nodeId.count == 64 && daveStatus.nodeId != davePeer, "a random ID, not the PeerID")
 
         // Carol knows only Dave's PeerID: the DHT gives her his bundle record and addresses.
@@ -53,10 +71,41 @@ import Testing
         let malformed = try await carol.run(["dht", "lookup", "not-a-peer"])
         #expect(malformed.status != 0)
 
-        // The records are kept by the network: Dave stops, Erin still finds his record.
+        // She adds him by PeerID alone and writes: the node finds where he is through the DHT,
+        // and Dave sees her message as a request.
+        let added: ContactView = try await carol.json(["contacts", "add", davePeer, "--name", "dave"])
+        #expect(added.peerId == davePeer && added.addresses.isEmpty)
+        _ = try await carol.json(["send", "dave", "found you by your PeerID"], as: SendResult.self)
+        let carolView = try await carol.messages(with: "dave") { $0.last?.state == "delivered" }
+        #expect(carolView.map(\.state) == ["delivered"])
+        let daveView = try await dave.messages(with: carolPeer) { !$0.isEmpty }
+        #expect(daveView.map(\.text) == ["found you by your PeerID"])
+        let requests: [ContactView] = try await dave.json(["contacts", "requests"])
+        #expect(requests.map(\.peerId) == [carolPeer])
+
+        // Erin restarts without a bootstrap node while Bob, the only one she was told of, is
+        // away: she rejoins through the nodes she saw last and still finds Dave's record.
+        try await erin.stop()
+        try await bob.stop()
+        try erin.configure(["bootstrap": [String]()])
+        try await erin.start()
+        var rejoined = false
+        for _ in 0..<100 {
+            let status: DHTStatusView = try await erin.json(["dht", "status"])
+            if status.tableSize > 0 {
+                rejoined = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(rejoined, "a table filled from the saved nodes")
+        let afterRestart: DHTLookupView = try await erin.json(["dht", "lookup", davePeer])
+        #expect(afterRestart.found && afterRestart.addresses.contains(daveAddress))
+
+        // The records are kept by the network: Dave stops, Frank still finds his record.
         try await dave.stop()
-        let afterStop: DHTLookupView = try await others[2].json(["dht", "lookup", davePeer])
+        let afterStop: DHTLookupView = try await others[3].json(["dht", "lookup", davePeer])
         #expect(afterStop.found)
-        for user in [bob, carol, others[2], others[3]] { try await user.stop() }
+        for user in others where user !== dave { try await user.stop() }
     }
 }

@@ -430,13 +430,27 @@ extension Messenger {
 
     // MARK: - Links
 
-    /// The open link to `peer`, or a new one dialled at its known addresses (in order). A host
-    /// name (from an invite) is resolved on NIO's blocking-work pool, never on this actor.
+    /// The open link to `peer`, or a new one dialled at its known addresses (in order), then at
+    /// the addresses the DHT gives for it (``attachAddressFinder(_:)``; at most one lookup per
+    /// peer per ``addressLookupInterval``). A host name (from an invite) is resolved on NIO's
+    /// blocking-work pool, never on this actor. An address from anywhere is only a hint: the
+    /// handshake proves the PeerID.
     func link(to peer: PeerID) async -> Link? {
         guard let links else { return nil }
         if let open = await links.link(to: peer) { return open }
         guard let contact = try? store.contact(peer), contact.state == .contact else { return nil }
-        for address in contact.addresses {
+        if let link = await dial(peer, at: contact.addresses, over: links) { return link }
+        guard let findAddresses else { return nil }
+        let now = Self.unixMilliseconds()
+        if let last = lastAddressLookup[peer], now < last + Self.addressLookupInterval { return nil }
+        lastAddressLookup[peer] = now
+        if lastAddressLookup.count > Self.maximumRememberedLookups { lastAddressLookup = [peer: now] }
+        let found = await findAddresses(peer).filter { !contact.addresses.contains($0) }
+        return await dial(peer, at: Array(found.prefix(Contact.maximumAddresses)), over: links)
+    }
+
+    func dial(_ peer: PeerID, at addresses: [String], over links: ConnectionManager) async -> Link? {
+        for address in addresses {
             guard let target = HostPort(parsing: address) else { continue }
             do {
                 let socket: SocketAddress

@@ -57,6 +57,13 @@ public actor Messenger {
     /// just came up.
     var deliverEverything: Set<PeerID> = []
     var dialling: Set<PeerID> = []
+    /// Finds a peer's addresses in the DHT (``attachAddressFinder(_:)``), and when each peer was
+    /// last looked up (Unix ms).
+    var findAddresses: (@Sendable (PeerID) async -> [String])?
+    var lastAddressLookup: [PeerID: UInt64] = [:]
+    /// The least time between two DHT lookups of one peer's addresses (ms).
+    static let addressLookupInterval: UInt64 = 30_000
+    static let maximumRememberedLookups = 4_096
     /// The link each peer's messages last went over (used while it stays open).
     var openLinks: [PeerID: Link] = [:]
     /// The addresses the last hello of each linked peer named, for a peer that becomes a
@@ -122,6 +129,12 @@ public actor Messenger {
     public func attach(_ links: ConnectionManager, advertising addresses: [String]) {
         self.links = links
         self.advertised = Array(addresses.prefix(Hello.maximumAddresses))
+    }
+
+    /// Where to look for a contact none of whose known addresses answers (the DHT): a contact
+    /// added by PeerID alone, or one that moved.
+    public func attachAddressFinder(_ finder: @escaping @Sendable (PeerID) async -> [String]) {
+        findAddresses = finder
     }
 
     // MARK: - Contacts
