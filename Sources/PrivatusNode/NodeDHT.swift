@@ -22,6 +22,9 @@ public struct DHTStatusView: Codable, Sendable, Equatable, ResponseEncodable {
     public var records: Int
     /// Whether its bundle record was stored by at least one node.
     public var published: Bool
+    /// Whether its presence record of the current epoch, under its current presence secret, was
+    /// stored by at least one node.
+    public var presencePublished: Bool
 }
 
 /// `GET /api/v1/dht/lookup/{peer}`: the bundle record of a PeerID, found through the DHT.
@@ -157,7 +160,9 @@ final class NodeDHT: Sendable {
         DHTStatusView(
             nodeId: Hex.encode(service.nodeID.bytes), address: service.localAddress.description,
             tableSize: await service.tableSize, records: await service.recordCount,
-            published: published.withLock { $0 })
+            published: published.withLock { $0 },
+            presencePublished: presencePublished.withLock { $0 }?.epoch
+                == PresenceSecret.epoch(at: UInt64(Date().timeIntervalSince1970)))
     }
 
     func lookup(_ peer: PeerID) async -> DHTLookupView {
@@ -173,13 +178,53 @@ final class NodeDHT: Sendable {
             requests: requests, ms: elapsed.milliseconds)
     }
 
-    /// The addresses `peer`'s bundle record names (empty when not found, or when its user is not
-    /// discoverable).
-    func addresses(of peer: PeerID) async -> [String] {
-        guard let record = await service.findValue(DHTRecord.bundleKey(of: peer)),
+    /// Where `contact` is, from the DHT: its presence record of today or yesterday (with the
+    /// secret it gave in its hello), then its bundle record's addresses (a discoverable user's);
+    /// nil while this node's table is empty (not joined: nothing was looked up).
+    func addresses(of contact: Contact) async -> [String]? {
+        guard await service.tableSize > 0 else { return nil }
+        var found: [String] = []
+        if let secret = PresenceSecret(bytes: contact.presenceSecret) {
+            let today = PresenceSecret.epoch(at: UInt64(Date().timeIntervalSince1970))
+            for epoch in [today, today - 1] {
+                guard let record = await service.findValue(secret.recordKey(epoch: epoch)),
+                    let bytes = secret.open(record, epoch: epoch),
+                    let value = try? Privatus_Dht_V1_PresenceValue(serializedBytes: bytes)
+                else { continue }
+                found = Array(value.addresses.prefix(Contact.maximumAddresses))
+                break
+            }
+        }
+        if let record = await service.findValue(DHTRecord.bundleKey(of: contact.peerID)),
             let value = try? Privatus_Dht_V1_BundleValue(serializedBytes: record.value)
-        else { return [] }
-        return Array(value.addresses.prefix(Contact.maximumAddresses))
+        {
+            for address in value.addresses.prefix(Contact.maximumAddresses) where !found.contains(address) {
+                found.append(address)
+            }
+        }
+        return found
+    }
+
+    /// The presence secret and epoch of the presence record last stored.
+    let presencePublished = Mutex<(secret: [UInt8], epoch: UInt64)?>(nil)
+
+    /// Publishes the presence record of the current epoch (where the node listens, sealed under
+    /// `secret`) unless it was stored already under this secret.
+    func publishPresence(
+        secret: PresenceSecret, addresses: [String], noiseStatic: [UInt8], logger: Logger
+    ) async {
+        let now = UInt64(Date().timeIntervalSince1970)
+        let epoch = PresenceSecret.epoch(at: now)
+        if let last = presencePublished.withLock({ $0 }), last.secret == secret.bytes, last.epoch == epoch { return }
+        var value = Privatus_Dht_V1_PresenceValue()
+        value.addresses = Array(addresses.prefix(Hello.maximumAddresses))
+        value.noiseStatic = Data(noiseStatic)
+        guard let bytes = try? Array(value.serializedBytes() as [UInt8]),
+            let record = try? secret.record(value: bytes, epoch: epoch, sequence: Self.unixMilliseconds())
+        else { return }
+        let stored = await service.publish(record)
+        if stored > 0 { presencePublished.withLock { $0 = (secret.bytes, epoch) } }
+        logger.debug("presence record published", metadata: ["stored": "\(stored)"])
     }
 
     /// The node's bundle record: its prekey bundle without a one-time prekey and, when
@@ -194,8 +239,12 @@ final class NodeDHT: Sendable {
         if discoverable { value.addresses = Array(addresses.prefix(Hello.maximumAddresses)) }
         guard let bytes = try? Array(value.serializedBytes() as [UInt8]) else { return nil }
         let now = UInt64(Date().timeIntervalSince1970)
-        // The sequence: the signing time, so a restarted node's record is newer.
+        // The sequence: the signing time in ms, so a node restarted within the same second
+        // still publishes a newer record.
         return try? DHTRecord.sign(
-            kind: .bundle, sequence: now, expires: now + 7 * 86_400, value: bytes, with: identity)
+            kind: .bundle, sequence: unixMilliseconds(), expires: now + 7 * 86_400, value: bytes, with: identity)
     }
+
+    static func unixMilliseconds() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1_000) }
+
 }

@@ -24,11 +24,16 @@ public struct Contact: Sendable, Hashable {
     public var addresses: [String]
     /// When a link with the contact last authenticated, Unix milliseconds.
     public var lastSeen: UInt64?
+    /// The secret the contact gave this node to find its presence records (32 bytes; empty
+    /// until its first hello carrying one).
+    public var presenceSecret: [UInt8]
+    public static let presenceSecretBytes = 32
 
     public init(
         peerID: PeerID, identityKey: [UInt8], name: String, state: ContactState, verified: Bool = false,
-        addresses: [String] = [], lastSeen: UInt64? = nil
+        addresses: [String] = [], lastSeen: UInt64? = nil, presenceSecret: [UInt8] = []
     ) {
+        self.presenceSecret = presenceSecret
         self.peerID = peerID
         self.identityKey = identityKey
         self.name = name

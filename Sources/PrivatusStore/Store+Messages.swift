@@ -82,6 +82,9 @@ extension Store {
             profile.append(UInt8(address.count))
             profile += address
         }
+        let secret = contact.presenceSecret.count == Contact.presenceSecretBytes ? contact.presenceSecret : []
+        profile.append(UInt8(secret.count))
+        profile += secret
         return (
             try sealer.seal(
                 contact.peerID.bytes + contact.identityKey, table: "contacts", column: "sealed_identity", rowID: id),
@@ -139,10 +142,18 @@ extension Store {
             else { throw StoreError.damagedRow(table: "contacts") }
             addresses.append(address)
         }
+        // Then, since presence records, the contact's presence secret (absent in older rows).
+        var presenceSecret: [UInt8] = []
+        if reader.remaining > 0 {
+            guard let length = reader.readUInt8(), length == 0 || Int(length) == Contact.presenceSecretBytes,
+                let bytes = reader.read(Int(length))
+            else { throw StoreError.damagedRow(table: "contacts") }
+            presenceSecret = bytes
+        }
         guard reader.remaining == 0 else { throw StoreError.damagedRow(table: "contacts") }
         return Contact(
             peerID: peer, identityKey: key, name: name, state: state, verified: row["verified"],
-            addresses: addresses, lastSeen: lastSeen == 0 ? nil : lastSeen)
+            addresses: addresses, lastSeen: lastSeen == 0 ? nil : lastSeen, presenceSecret: presenceSecret)
     }
 
     // MARK: - Messages

@@ -13,7 +13,8 @@ struct DHTStatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status", abstract: "Show the DHT endpoint: node ID, address, table size, records kept.")
     @OptionGroup var global: GlobalOptions
-    @Flag(name: .long, help: "Print {nodeId, address, tableSize, records, published}.") var json = false
+    @Flag(name: .long, help: "Print {nodeId, address, tableSize, records, published, presencePublished}.") var json =
+        false
 
     func run() async throws {
         _ = global.bootstrapLogging()
@@ -27,6 +28,7 @@ struct DHTStatusCommand: AsyncParsableCommand {
                 print("table:      \(view.tableSize) nodes")
                 print("records:    \(view.records)")
                 print("published:  \(view.published ? "yes" : "not yet")")
+                print("presence:   \(view.presencePublished ? "published" : "not yet")")
             }
         }
     }

@@ -108,4 +108,69 @@ import Testing
         #expect(afterStop.found)
         for user in others where user !== dave { try await user.stop() }
     }
+
+    /// Bob is not discoverable (his bundle record names no address) and moves to a new port
+    /// while Alice is away; she finds him again through his presence record, which only she, his
+    /// contact, can find and read.
+    @Test func bobChangesPortAndAliceFindsHimThroughHisPresenceRecord() async throws {
+        defer { scratch.remove() }
+        let seed = try await ChatTests.User("seed", in: scratch, cli: cli)
+        try seed.configure(["dhtExemptLoopback": true])
+        try await seed.start()
+        let entry = try #require(try await seed.status().listenAddresses.first)
+        func joined(_ name: String, _ settings: [String: Any] = [:]) async throws -> ChatTests.User {
+            let user = try await ChatTests.User(name, in: scratch, cli: cli)
+            try user.configure(settings.merging(["dhtExemptLoopback": true, "bootstrap": [entry]]) { $1 })
+            try await user.start()
+            return user
+        }
+        var helpers: [ChatTests.User] = [seed]
+        for index in 0..<4 { helpers.append(try await joined("helper\(index)")) }
+        let alice = try await joined("alice")
+        let bob = try await joined("bob", ["discoverable": false])
+        let bobStatus = try await bob.status()
+        let aliceID = try await alice.status().peerId
+
+        // They become contacts: Alice adds Bob's invite and writes, Bob accepts (his hello, with
+        // his presence secret, goes to her then) and answers.
+        _ = try await alice.json(
+            ["contacts", "add", try #require(bobStatus.invite), "--name", "bob"], as: ContactView.self)
+        _ = try await alice.json(["send", "bob", "before the move"], as: SendResult.self)
+        _ = try await bob.messages(with: aliceID) { !$0.isEmpty }
+        _ = try await bob.json(["contacts", "accept", aliceID], as: ContactView.self)
+        _ = try await bob.json(["send", aliceID, "see you"], as: SendResult.self)
+        let before = try await alice.messages(with: "bob") { $0.count == 2 }
+        #expect(before.map(\.text) == ["before the move", "see you"])
+
+        // Alice stops; Bob restarts on a new port and publishes his presence there.
+        try await alice.stop()
+        try await bob.stop()
+        try await bob.start()
+        let moved = try #require(try await bob.status().listenAddresses.first)
+        #expect(moved != bobStatus.listenAddresses.first)
+        // Lookups wait out the nodes that left (Alice, Bob's old address) before they end.
+        for _ in 0..<600 {
+            let status: DHTStatusView = try await bob.json(["dht", "status"])
+            if status.presencePublished { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let status: DHTStatusView = try await bob.json(["dht", "status"])
+        #expect(status.presencePublished)
+
+        // Alice comes back: Bob's old address is dead and his bundle record names none, but his
+        // presence record does.
+        try await alice.start()
+        let bundle: DHTLookupView = try await alice.json(["dht", "lookup", bobStatus.peerId])
+        #expect(bundle.found && bundle.addresses.isEmpty, "not discoverable: no address in the bundle record")
+        _ = try await alice.json(["send", "bob", "after the move"], as: SendResult.self)
+        let after = try await alice.messages(with: "bob") { $0.last?.state == "delivered" }
+        #expect(after.map(\.text) == ["before the move", "see you", "after the move"])
+        #expect(after.last?.state == "delivered")
+        let bobView = try await bob.messages(with: aliceID) { $0.count == 3 }
+        #expect(bobView.map(\.text) == ["before the move", "see you", "after the move"])
+        let contacts: [ContactView] = try await alice.json(["contacts", "list"])
+        #expect(contacts.first?.addresses.first == moved, "his new address, from his hello")
+
+        for user in helpers + [alice, bob] { try await user.stop() }
+    }
 }

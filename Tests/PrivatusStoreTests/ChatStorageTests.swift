@@ -29,6 +29,7 @@ import Testing
         contact.addresses = ["[::1]:4001", "127.0.0.1:4000"]
         contact.lastSeen = 1_800_000_000_123
         contact.verified = true
+        contact.presenceSecret = [UInt8](repeating: 0x5a, count: Contact.presenceSecretBytes)
         try store.saveContact(contact)
         #expect(try store.contact(key.peerID) == contact, "updated in place, read back whole")
         #expect(try store.contacts().count == 1)

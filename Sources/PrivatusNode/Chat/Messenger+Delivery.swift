@@ -445,8 +445,13 @@ extension Messenger {
         if let last = lastAddressLookup[peer], now < last + Self.addressLookupInterval { return nil }
         lastAddressLookup[peer] = now
         if lastAddressLookup.count > Self.maximumRememberedLookups { lastAddressLookup = [peer: now] }
-        let found = await findAddresses(peer).filter { !contact.addresses.contains($0) }
-        return await dial(peer, at: Array(found.prefix(Contact.maximumAddresses)), over: links)
+        // Not counted as a lookup while the DHT has not joined yet (nil).
+        guard let found = await findAddresses(contact) else {
+            lastAddressLookup[peer] = nil
+            return nil
+        }
+        let new = found.filter { !contact.addresses.contains($0) }
+        return await dial(peer, at: Array(new.prefix(Contact.maximumAddresses)), over: links)
     }
 
     func dial(_ peer: PeerID, at addresses: [String], over links: ConnectionManager) async -> Link? {
@@ -514,7 +519,12 @@ extension Messenger {
     /// Tells a contact where this node listens. Only contacts hear it: a stranger who reaches
     /// this node learns no more of its addresses (which can include LAN ones) than it dialled.
     func sendHello(over link: Link) {
-        let hello = Hello(listenAddresses: advertised)
+        var hello = Hello(listenAddresses: advertised)
+        do {
+            hello.presenceSecret = Data(try presenceSecret().bytes)
+        } catch {
+            logger.debug("presence secret not read", metadata: ["error": "\(error)"])
+        }
         Task { try? await link.send(.hello(hello), on: .control) }
     }
 

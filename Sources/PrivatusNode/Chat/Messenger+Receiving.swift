@@ -169,14 +169,19 @@ extension Messenger {
     func receiveHello(_ hello: Hello, from peer: LinkPeer) throws {
         // IP literals only: a peer's hello never makes this node resolve a name.
         let addresses = hello.listenAddresses.filter { HostPort(parsing: $0)?.socketAddress != nil }
-        guard !addresses.isEmpty else { return }
-        if helloAddresses.count >= Self.maximumRememberedHellos, helloAddresses[peer.peerID] == nil {
-            helloAddresses.removeAll()
+        let secret = hello.presenceSecret.count == Contact.presenceSecretBytes ? Array(hello.presenceSecret) : []
+        guard !addresses.isEmpty || !secret.isEmpty else { return }
+        if !addresses.isEmpty {
+            if helloAddresses.count >= Self.maximumRememberedHellos, helloAddresses[peer.peerID] == nil {
+                helloAddresses.removeAll()
+            }
+            helloAddresses[peer.peerID] = addresses
         }
-        helloAddresses[peer.peerID] = addresses
         guard var contact = try store.contact(peer.peerID), contact.state != .blocked else { return }
-        contact.addresses = Self.merge(addresses, into: contact.addresses)
-        try store.saveContact(contact)
+        let before = contact
+        if !addresses.isEmpty { contact.addresses = Self.merge(addresses, into: contact.addresses) }
+        if !secret.isEmpty { contact.presenceSecret = secret }
+        if contact != before { try store.saveContact(contact) }
     }
 
     /// Decrypts a batch of one sender's chat messages in order and commits them in one

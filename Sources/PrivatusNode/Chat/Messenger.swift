@@ -6,6 +6,7 @@ import NIOCore
 import NIOPosix
 import PrivatusCore
 import PrivatusCrypto
+import PrivatusDHT
 import PrivatusNet
 import PrivatusStore
 import PrivatusWire
@@ -59,7 +60,9 @@ public actor Messenger {
     var dialling: Set<PeerID> = []
     /// Finds a peer's addresses in the DHT (``attachAddressFinder(_:)``), and when each peer was
     /// last looked up (Unix ms).
-    var findAddresses: (@Sendable (PeerID) async -> [String])?
+    var findAddresses: (@Sendable (Contact) async -> [String]?)?
+    var ownPresenceSecret: PresenceSecret?
+    static let presenceSecretSetting = "presence-secret"
     var lastAddressLookup: [PeerID: UInt64] = [:]
     /// The least time between two DHT lookups of one peer's addresses (ms).
     static let addressLookupInterval: UInt64 = 30_000
@@ -133,8 +136,35 @@ public actor Messenger {
 
     /// Where to look for a contact none of whose known addresses answers (the DHT): a contact
     /// added by PeerID alone, or one that moved.
-    public func attachAddressFinder(_ finder: @escaping @Sendable (PeerID) async -> [String]) {
+    public func attachAddressFinder(_ finder: @escaping @Sendable (Contact) async -> [String]?) {
         findAddresses = finder
+    }
+
+    /// This node's presence secret (docs/PROTOCOL.md, "Presence"): drawn and kept as the setting
+    /// `presence-secret` on first use, given to contacts in every hello.
+    public func presenceSecret() throws -> PresenceSecret {
+        if let ownPresenceSecret { return ownPresenceSecret }
+        let secret: PresenceSecret
+        if let bytes = try store.setting(Self.presenceSecretSetting), let stored = PresenceSecret(bytes: bytes) {
+            secret = stored
+        } else {
+            secret = PresenceSecret()
+            try store.setSetting(Self.presenceSecretSetting, to: secret.bytes)
+        }
+        ownPresenceSecret = secret
+        return secret
+    }
+
+    /// A new presence secret, after a contact was removed: the removed contact cannot follow
+    /// the node past the records already published; the contacts linked now hear it at once,
+    /// the others in their next hello.
+    func renewPresenceSecret() throws {
+        let secret = PresenceSecret()
+        try store.setSetting(Self.presenceSecretSetting, to: secret.bytes)
+        ownPresenceSecret = secret
+        for (peer, link) in openLinks where link.isActive {
+            if (try? store.contact(peer))?.state == .contact { sendHello(over: link) }
+        }
     }
 
     // MARK: - Contacts
@@ -223,6 +253,7 @@ public actor Messenger {
         let contact = try resolve(reference)
         failOutbox(for: contact.peerID)
         try store.removeContact(contact.peerID)
+        if contact.state == .contact { try renewPresenceSecret() }
         return contact
     }
 

@@ -472,6 +472,22 @@ public nonisolated struct Privatus_Dht_V1_BundleValue: Sendable {
   fileprivate var _bundle: Privatus_Wire_V1_PrekeyBundle? = nil
 }
 
+/// What a presence record (kind 2) seals for contacts: where the node listens now ("ip:port", at
+/// most 8) and its Noise static public key (32 bytes).
+public nonisolated struct Privatus_Dht_V1_PresenceValue: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var addresses: [String] = []
+
+  public var noiseStatic: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "privatus.dht.v1"
@@ -1163,6 +1179,41 @@ nonisolated extension Privatus_Dht_V1_BundleValue: SwiftProtobuf.Message, SwiftP
   public static func ==(lhs: Privatus_Dht_V1_BundleValue, rhs: Privatus_Dht_V1_BundleValue) -> Bool {
     if lhs._bundle != rhs._bundle {return false}
     if lhs.addresses != rhs.addresses {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Privatus_Dht_V1_PresenceValue: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PresenceValue"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}addresses\0\u{3}noise_static\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.addresses) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.noiseStatic) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.addresses.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.addresses, fieldNumber: 1)
+    }
+    if !self.noiseStatic.isEmpty {
+      try visitor.visitSingularBytesField(value: self.noiseStatic, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Privatus_Dht_V1_PresenceValue, rhs: Privatus_Dht_V1_PresenceValue) -> Bool {
+    if lhs.addresses != rhs.addresses {return false}
+    if lhs.noiseStatic != rhs.noiseStatic {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -391,6 +391,10 @@ public nonisolated struct Privatus_Wire_V1_Hello: Sendable {
   /// "ip:port" (IPv6 addresses in brackets; no host names), at most 8 of at most 64 bytes each.
   public var listenAddresses: [String] = []
 
+  /// The sender's presence secret (32 bytes; docs/PROTOCOL.md, "Presence"): with it a contact
+  /// finds and opens the sender's presence records. Empty from a sender without one.
+  public var presenceSecret: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -990,7 +994,7 @@ nonisolated extension Privatus_Wire_V1_SignedObject: SwiftProtobuf.Message, Swif
 
 nonisolated extension Privatus_Wire_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Hello"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}listen_addresses\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}listen_addresses\0\u{3}presence_secret\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -999,6 +1003,7 @@ nonisolated extension Privatus_Wire_V1_Hello: SwiftProtobuf.Message, SwiftProtob
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedStringField(value: &self.listenAddresses) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.presenceSecret) }()
       default: break
       }
     }
@@ -1008,11 +1013,15 @@ nonisolated extension Privatus_Wire_V1_Hello: SwiftProtobuf.Message, SwiftProtob
     if !self.listenAddresses.isEmpty {
       try visitor.visitRepeatedStringField(value: self.listenAddresses, fieldNumber: 1)
     }
+    if !self.presenceSecret.isEmpty {
+      try visitor.visitSingularBytesField(value: self.presenceSecret, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Privatus_Wire_V1_Hello, rhs: Privatus_Wire_V1_Hello) -> Bool {
     if lhs.listenAddresses != rhs.listenAddresses {return false}
+    if lhs.presenceSecret != rhs.presenceSecret {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
