@@ -418,23 +418,40 @@ public actor DHTService {
         await findValueCounting(key, paths: paths).record
     }
 
-    /// ``findValue(_:paths:)``, with the number of requests it sent.
-    public func findValueCounting(_ key: DHTNodeID, paths: Int = 3) async -> (record: DHTRecord?, requests: Int) {
+    /// ``findValue(_:paths:)``, with the number of requests it sent and the sequential rounds
+    /// it took: those of the first path that brought the record kept, or of the longest path
+    /// when none did (0 when this node held it and no path returned it).
+    public func findValueCounting(
+        _ key: DHTNodeID, paths: Int = 3
+    ) async -> (record: DHTRecord?, requests: Int, hops: Int) {
         let now = Self.unixSeconds()
         var best: DHTRecord? = records.get(key, now: now)
+        var bestPath: Int?
         let lookup = await run(
             DisjointLookup(
                 target: key, seeds: table.closest(to: key, count: configuration.lookup.k), paths: paths,
                 excluding: [nodeID], configuration: DisjointLookup.perPath(configuration.lookup, paths: paths)),
             asking: .findValue(key: key)
-        ) { _, message in
+        ) { path, message in
             guard case .value(let record?, _) = message, record.key == key, record.expires > now,
                 (try? record.verify()) != nil
             else { return false }
-            if record.sequence > best?.sequence ?? 0 || best == nil { best = record }
+            if let kept = best, record.sequence <= kept.sequence {
+                // The same record as the one held here: its path still counts for the rounds.
+                if record.sequence == kept.sequence, bestPath == nil { bestPath = path }
+            } else {
+                best = record
+                bestPath = path
+            }
             return true
         }
-        return (best, lookup.requests)
+        let hops: Int
+        if let bestPath {
+            hops = lookup.paths[bestPath].hops
+        } else {
+            hops = best == nil ? lookup.paths.map(\.hops).max() ?? 0 : 0
+        }
+        return (best, lookup.requests, hops)
     }
 
     /// Stores `record` at the `k` closest nodes to its key; returns how many took it.

@@ -35,8 +35,10 @@ public struct DHTLookupView: Codable, Sendable, Equatable, ResponseEncodable {
     public var sequence: UInt64
     /// Where the node listens, if its user is discoverable.
     public var addresses: [String]
-    /// Requests sent and the time the lookup took.
+    /// Requests sent, sequential rounds of requests (of the path that brought the record), and
+    /// the time the lookup took.
     public var requests: Int
+    public var hops: Int
     public var ms: Double
 }
 
@@ -167,7 +169,7 @@ final class NodeDHT: Sendable {
 
     func lookup(_ peer: PeerID) async -> DHTLookupView {
         let started = ContinuousClock.now
-        let (record, requests) = await service.findValueCounting(DHTRecord.bundleKey(of: peer))
+        let (record, requests, hops) = await service.findValueCounting(DHTRecord.bundleKey(of: peer))
         let elapsed = ContinuousClock.now - started
         var addresses: [String] = []
         if let record, let value = try? Privatus_Dht_V1_BundleValue(serializedBytes: record.value) {
@@ -175,7 +177,7 @@ final class NodeDHT: Sendable {
         }
         return DHTLookupView(
             peerId: peer.hex, found: record != nil, sequence: record?.sequence ?? 0, addresses: addresses,
-            requests: requests, ms: elapsed.milliseconds)
+            requests: requests, hops: hops, ms: elapsed.milliseconds)
     }
 
     /// Where `contact` is, from the DHT: its presence record of today or yesterday (with the

@@ -39,7 +39,7 @@ struct DHTLookupCommand: AsyncParsableCommand {
         commandName: "lookup", abstract: "Find a PeerID's bundle record through the DHT (exit 1 when not found).")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The PeerID (64 hex digits).") var peer: String
-    @Flag(name: .long, help: "Print {peerId, found, sequence, addresses, requests, ms}.") var json = false
+    @Flag(name: .long, help: "Print {peerId, found, sequence, addresses, requests, hops, ms}.") var json = false
 
     func run() async throws {
         _ = global.bootstrapLogging()
@@ -49,10 +49,12 @@ struct DHTLookupCommand: AsyncParsableCommand {
             if json {
                 try Terminal.printJSON(view)
             } else if view.found {
-                print("found \(view.peerId) (record \(view.sequence)) in \(String(format: "%.1f", view.ms)) ms")
+                print(
+                    "found \(view.peerId) (record \(view.sequence)) in \(view.hops) hops, "
+                        + "\(view.requests) requests, \(String(format: "%.1f", view.ms)) ms")
                 for address in view.addresses { print("  \(Terminal.printable(address))") }
             } else {
-                print("not found (\(String(format: "%.1f", view.ms)) ms)")
+                print("not found (\(view.hops) hops, \(view.requests) requests, \(String(format: "%.1f", view.ms)) ms)")
             }
             if !view.found { throw CLIFailure(status: 1, message: "no bundle record found for that PeerID") }
         }

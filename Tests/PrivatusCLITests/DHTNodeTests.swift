@@ -62,6 +62,7 @@ import Testing
         // Carol knows only Dave's PeerID: the DHT gives her his bundle record and addresses.
         let found: DHTLookupView = try await carol.json(["dht", "lookup", davePeer])
         #expect(found.found && found.peerId == davePeer)
+        #expect(found.hops >= 1 && found.requests >= found.hops, "at least one round of requests")
         let daveAddress = try #require(try await dave.status().listenAddresses.first)
         #expect(found.addresses.contains(daveAddress))
         // A PeerID nobody published: not found, exit 1; a malformed one: refused.
