@@ -125,14 +125,13 @@ public actor DHTService {
         let service = DHTService(
             key: key, channel: channel, localAddress: local, configuration: configuration, logger: logger)
         channel.closeFuture.whenComplete { _ in logger.debug("DHT socket closed") }
-        inbox.receiver.withLockedValue {
-            $0 = { bytes, source in
-                Task {
-                    await service.handle(bytes, from: source)
-                    inbox.done()
-                }
+        let receiver = DatagramInbox.Receiver { bytes, source in
+            Task {
+                await service.handle(bytes, from: source)
+                inbox.done()
             }
         }
+        inbox.receiver.withLockedValue { $0 = receiver }
         return service
     }
 
@@ -545,12 +544,20 @@ final class DatagramInbox: ChannelInboundHandler, Sendable {
     /// senders retry), so a flood cannot pile up work in memory.
     static let maximumWaiting = 1_024
     /// Set once the service exists; datagrams before that are dropped (their senders retry).
-    let receiver = NIOLockedValueBox<(@Sendable ([UInt8], DHTAddress) -> Void)?>(nil)
+    /// The closure sits in a struct: a bare closure in the generic box was re-wrapped in two
+    /// reabstraction thunks by every `withLockedValue { $0 }` (the inout write-back), so each
+    /// datagram ran through a chain as long as the datagrams before it — CPU growing with uptime
+    /// and, in the end, a stack overflow.
+    let receiver = NIOLockedValueBox<Receiver?>(nil)
     let waiting = NIOLockedValueBox(0)
+
+    struct Receiver: Sendable {
+        let deliver: @Sendable ([UInt8], DHTAddress) -> Void
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
-        guard let source = DHTAddress(envelope.remoteAddress), let deliver = receiver.withLockedValue({ $0 })
+        guard let source = DHTAddress(envelope.remoteAddress), let receiver = receiver.withLockedValue({ $0 })
         else { return }
         let admitted = waiting.withLockedValue { count in
             guard count < Self.maximumWaiting else { return false }
@@ -558,7 +565,7 @@ final class DatagramInbox: ChannelInboundHandler, Sendable {
             return true
         }
         guard admitted else { return }
-        deliver(Array(envelope.data.readableBytesView), source)
+        receiver.deliver(Array(envelope.data.readableBytesView), source)
     }
 
     /// A socket error (an ICMP-reported failure of an earlier send) is not the channel's end.
