@@ -227,7 +227,10 @@ let package = Package(
         ),
         .testTarget(
             name: "PrivatusNodeTests",
-            dependencies: ["PrivatusNode"],
+            dependencies: [
+                "PrivatusNode", "PrivatusStore", "PrivatusCrypto", "PrivatusDHT", "PrivatusCore", "PrivatusTesting",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

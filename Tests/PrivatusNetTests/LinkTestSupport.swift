@@ -115,10 +115,13 @@ struct TestLinkNode {
 
 extension ConnectionManager.Configuration {
     /// Short timeouts so that tests of failures finish quickly.
+    /// Shorter timeouts than a node's, yet long enough for a loaded machine: with 500 ms, links
+    /// in tests about order and back-pressure were dropped as stalled while node processes of
+    /// other suites held both cores. Tests of the timeouts themselves set theirs.
     static var fast: Self {
         var configuration = Self()
-        configuration.link.handshakeTimeout = .milliseconds(500)
-        configuration.link.multiplex.stallTimeout = .milliseconds(500)
+        configuration.link.handshakeTimeout = .seconds(5)
+        configuration.link.multiplex.stallTimeout = .seconds(5)
         return configuration
     }
 }

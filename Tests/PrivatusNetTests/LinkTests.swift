@@ -74,7 +74,9 @@ import Testing
     }
 
     @Test func garbageTruncatedAndEmptyFramesCloseOnlyTheirConnection() async throws {
-        let bob = TestLinkNode(group: group)
+        var impatient = ConnectionManager.Configuration.fast
+        impatient.link.handshakeTimeout = .seconds(1)
+        let bob = TestLinkNode(group: group, configuration: impatient)
         let carol = TestLinkNode(group: group)
         let address = try await bob.manager.listen(host: "127.0.0.1", port: 0)
 
@@ -169,6 +171,7 @@ import Testing
     @Test func aPeerThatDoesNotReadIsDroppedWithItsQueueBounded() async throws {
         var bounded = ConnectionManager.Configuration.fast
         bounded.link.multiplex.maxQueuedBytes = 2 << 20
+        bounded.link.multiplex.stallTimeout = .milliseconds(500)
         let bob = TestLinkNode(group: group, configuration: bounded)
         // Sam's handler never returns: Sam stops reading, and TCP fills up towards Bob.
         let sam = TestLinkNode(group: group) { _, _ in

@@ -155,7 +155,7 @@ public actor Messenger {
         return secret
     }
 
-    /// A new presence secret, after a contact was removed: the removed contact cannot follow
+    /// A new presence secret, after a contact was removed or blocked: that peer cannot follow
     /// the node past the records already published; the contacts linked now hear it at once,
     /// the others in their next hello.
     func renewPresenceSecret() throws {
@@ -244,7 +244,11 @@ public actor Messenger {
         contact.state = state
         try store.saveContact(contact)
         if state == .contact, !wasContact { greetIfLinked(contact.peerID) }
-        if state == .blocked { failOutbox(for: contact.peerID) }
+        if state == .blocked {
+            failOutbox(for: contact.peerID)
+            // A blocked contact, like a removed one, must not follow the node any further.
+            if wasContact { try renewPresenceSecret() }
+        }
         return contact
     }
 

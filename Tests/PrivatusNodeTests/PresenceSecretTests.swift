@@ -1,0 +1,47 @@
+import Logging
+import PrivatusCore
+import PrivatusCrypto
+import PrivatusDHT
+import PrivatusStore
+import PrivatusTesting
+import Testing
+
+@testable import PrivatusNode
+
+/// The node's presence secret: kept across restarts, renewed when a contact leaves.
+@Suite struct PresenceSecretTests {
+    let scratch: TemporaryDirectory
+    let keys = IdentityKeys()
+
+    init() throws {
+        scratch = try TemporaryDirectory("privatus-presence")
+    }
+
+    func messenger() throws -> Messenger {
+        let store = try Store(path: scratch.child("privatus.sqlite"), databaseKey: keys.databaseKey)
+        return try Messenger(store: store, keys: keys, name: "alice", logger: Logger(label: "test"))
+    }
+
+    @Test func theSecretSurvivesARestartAndIsRenewedWhenAContactIsRemovedOrBlocked() async throws {
+        defer { scratch.remove() }
+        let first = try await messenger().presenceSecret()
+        let again = try await messenger().presenceSecret()
+        #expect(again == first, "read back from the database, not drawn again")
+
+        let messenger = try messenger()
+        let bob = IdentityKey().publicKey.peerID
+        let carol = IdentityKey().publicKey.peerID
+        _ = try await messenger.addContact(Invite(peerID: bob, addresses: []), name: "bob")
+        _ = try await messenger.addContact(Invite(peerID: carol, addresses: []), name: "carol")
+        // Adding contacts changes nothing; removing one draws a new secret, which is kept.
+        #expect(try await messenger.presenceSecret() == first)
+        _ = try await messenger.remove("bob")
+        let afterRemoval = try await messenger.presenceSecret()
+        #expect(afterRemoval != first)
+        #expect(try await self.messenger().presenceSecret() == afterRemoval)
+        // Blocking a contact draws another.
+        _ = try await messenger.setState(.blocked, of: "carol")
+        let afterBlocking = try await messenger.presenceSecret()
+        #expect(afterBlocking != afterRemoval && afterBlocking != first)
+    }
+}
