@@ -228,7 +228,7 @@ let package = Package(
         .testTarget(
             name: "PrivatusNodeTests",
             dependencies: [
-                "PrivatusNode", "PrivatusStore", "PrivatusCrypto", "PrivatusDHT", "PrivatusCore", "PrivatusTesting",
+                "PrivatusNode", "PrivatusStore", "PrivatusCrypto", "PrivatusDHT", "PrivatusCore", "PrivatusTesting", "PrivatusWire",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

@@ -29,6 +29,9 @@ public struct SignaturePurpose: Hashable, Sendable, CustomStringConvertible {
     public static let presence = Self("presence")
     /// A DHT datagram, signed by the sending node's DHT key.
     public static let dhtPacket = Self("dht-packet")
+    /// What a presence record says (inside its sealed value), signed by the user's identity so
+    /// that contacts follow only addresses the user gave.
+    public static let presenceValue = Self("presence-value")
     /// A group's state.
     public static let groupState = Self("group-state")
     /// A group sender key.
@@ -37,7 +40,7 @@ public struct SignaturePurpose: Hashable, Sendable, CustomStringConvertible {
     /// Every purpose defined so far.
     public static let all: [SignaturePurpose] = [
         .identityDH, .signedPrekey, .pqPrekey, .envelopeKey, .noiseStatic, .dhtRecord, .presence,
-        .groupState, .senderKey, .dhtPacket,
+        .groupState, .senderKey, .dhtPacket, .presenceValue,
     ]
 
     /// The fixed prefix of every signed message.

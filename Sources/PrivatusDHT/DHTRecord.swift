@@ -166,6 +166,8 @@ public enum DHTRecordError: Error, Sendable, Hashable, CustomStringConvertible {
     case expired
     /// It claims to live longer than its kind may.
     case lifetimeTooLong
+    /// Its sequence number (signing time) is further ahead than clocks differ.
+    case fromTheFuture
     /// The store holds the same or a newer sequence number for the key.
     case notNewer
     /// The publisher, or the network it was stored from, has used its share of the store.
@@ -182,6 +184,7 @@ public enum DHTRecordError: Error, Sendable, Hashable, CustomStringConvertible {
         case .expired: "record expired"
         case .lifetimeTooLong: "record lifetime too long"
         case .notNewer: "record not newer than the stored one"
+        case .fromTheFuture: "record sequence ahead of the clock"
         case .overQuota: "record over quota"
         case .full: "record store full"
         }

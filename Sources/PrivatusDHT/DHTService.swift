@@ -413,18 +413,24 @@ public actor DHTService {
 
     /// The valid record at `key` with the highest sequence number found over `paths` disjoint
     /// paths (each path stops at the first valid record it gets).
-    public func findValue(_ key: DHTNodeID, paths: Int = 3) async -> DHTRecord? {
-        await findValueCounting(key, paths: paths).record
+    public func findValue(
+        _ key: DHTNodeID, paths: Int = 3, accepting accept: (DHTRecord) -> Bool = { _ in true }
+    ) async -> DHTRecord? {
+        await findValueCounting(key, paths: paths, accepting: accept).record
     }
 
     /// ``findValue(_:paths:)``, with the number of requests it sent and the sequential rounds
     /// it took: those of the first path that brought the record kept, or of the longest path
     /// when none did (0 when this node held it and no path returned it).
+    ///
+    /// `accept` is the caller's own check of a valid record (a presence record's contents): a
+    /// record it refuses is ignored as if it were invalid, so a newer record that only looks
+    /// right cannot hide an older one that is.
     public func findValueCounting(
-        _ key: DHTNodeID, paths: Int = 3
+        _ key: DHTNodeID, paths: Int = 3, accepting accept: (DHTRecord) -> Bool = { _ in true }
     ) async -> (record: DHTRecord?, requests: Int, hops: Int) {
         let now = Self.unixSeconds()
-        var best: DHTRecord? = records.get(key, now: now)
+        var best: DHTRecord? = records.get(key, now: now).flatMap { accept($0) ? $0 : nil }
         var bestPath: Int?
         let lookup = await run(
             DisjointLookup(
@@ -435,7 +441,9 @@ public actor DHTService {
             guard case .value(let record?, _) = message, record.key == key, record.expires > now else { return false }
             // The very bytes of the record already kept (held here, or from another path) were
             // checked then; anything else is checked now.
-            guard record == best || (try? record.verify()) != nil else { return false }
+            guard
+                record == best || ((try? record.verify()) != nil && Self.plausible(record, now: now) && accept(record))
+            else { return false }
             if let kept = best, record.sequence <= kept.sequence {
                 // The same record as the one held here: its path still counts for the rounds.
                 if record.sequence == kept.sequence, bestPath == nil { bestPath = path }
@@ -452,6 +460,12 @@ public actor DHTService {
             hops = best == nil ? lookup.paths.map(\.hops).max() ?? 0 : 0
         }
         return (best, lookup.requests, hops)
+    }
+
+    /// Whether a valid record's sequence number (its signing time, Unix ms) is no further ahead
+    /// of this node's clock than a store accepts.
+    static func plausible(_ record: DHTRecord, now: UInt64) -> Bool {
+        record.sequence <= (now + RecordStore.maximumClockAhead) * 1_000
     }
 
     /// Stores `record` at the `k` closest nodes to its key; returns how many took it.

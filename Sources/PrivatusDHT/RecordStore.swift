@@ -2,8 +2,8 @@
 /// dimension, dropped when they expire. Pure: the time (Unix seconds) is passed in.
 ///
 /// A record is refused (``DHTRecordError``) when it does not parse or verify (``DHTRecord``), has
-/// expired, claims to live longer than its kind may, is not newer than the stored record at its
-/// key, or would take its publisher past `perPublisher` records or the network it was stored
+/// expired, claims to live longer than its kind may, has a sequence number (its signing time,
+/// Unix ms) more than 10 minutes ahead, is not newer than the stored record at its key, or would take its publisher past `perPublisher` records or the network it was stored
 /// from (an IPv4 /24 or IPv6 /48) past `perSubnet`, or the store past `capacity`.
 public struct RecordStore: Sendable {
     public struct Configuration: Sendable {
@@ -32,11 +32,17 @@ public struct RecordStore: Sendable {
 
     public var count: Int { records.count }
 
+    /// How far ahead of this node's clock a record's sequence (signing time) may be (seconds).
+    public static let maximumClockAhead: UInt64 = 600
+
     /// Keeps `record`, stored by `source` at `now`, replacing an older one at its key.
     public mutating func put(_ record: DHTRecord, from source: DHTAddress, now: UInt64) throws(DHTRecordError) {
         guard record.expires > now else { throw .expired }
         try record.verify()
         guard record.expires - now <= record.kind.maximumLifetime else { throw .lifetimeTooLong }
+        // A sequence number is the signing time in Unix ms: one far ahead would make every real
+        // record after it "not newer" (a contact holding a presence secret could do that).
+        guard record.sequence <= (now + Self.maximumClockAhead) * 1_000 else { throw .fromTheFuture }
         let subnet = source.subnet
         let existing = records[record.key]
         if let existing {

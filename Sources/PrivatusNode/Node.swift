@@ -227,7 +227,8 @@ public final class Node: Service, Sendable {
             if let secret = try? await messenger.presenceSecret() {
                 await dht.publishPresence(
                     secret: secret, addresses: advertised,
-                    noiseStatic: Array(keys.noiseStatic.publicKey.rawRepresentation), logger: logger)
+                    noiseStatic: Array(keys.noiseStatic.publicKey.rawRepresentation), identity: keys.identity,
+                    logger: logger)
             }
             // Until stored (the first node of a network has no one to store it at), then daily.
             await scheduler.every(.seconds(5), name: "dht publish", priority: .low) { [settings, logger] in
@@ -238,7 +239,8 @@ public final class Node: Service, Sendable {
                 // Presence: once per epoch, and again under a renewed secret.
                 await dht.publishPresence(
                     secret: try await messenger.presenceSecret(), addresses: advertised,
-                    noiseStatic: Array(keys.noiseStatic.publicKey.rawRepresentation), logger: logger)
+                    noiseStatic: Array(keys.noiseStatic.publicKey.rawRepresentation), identity: keys.identity,
+                    logger: logger)
             }
             await scheduler.every(.seconds(60), name: "dht upkeep", priority: .low) {
                 await dht.maintain()

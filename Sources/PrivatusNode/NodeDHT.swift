@@ -22,8 +22,8 @@ public struct DHTStatusView: Codable, Sendable, Equatable, ResponseEncodable {
     public var records: Int
     /// Whether its bundle record was stored by at least one node.
     public var published: Bool
-    /// Whether its presence record of the current epoch, under its current presence secret, was
-    /// stored by at least one node.
+    /// Whether its presence record of the current epoch was stored by at least one node (under
+    /// the secret it last published with: after a renewal, until the next publish ≤ 5 s later).
     public var presencePublished: Bool
 }
 
@@ -163,8 +163,7 @@ final class NodeDHT: Sendable {
             nodeId: Hex.encode(service.nodeID.bytes), address: service.localAddress.description,
             tableSize: await service.tableSize, records: await service.recordCount,
             published: published.withLock { $0 },
-            presencePublished: presencePublished.withLock { $0 }?.epoch
-                == PresenceSecret.epoch(at: UInt64(Date().timeIntervalSince1970)))
+            presencePublished: presencePublished.withLock { $0 }?.epoch == PresenceSecret.epoch(at: Self.unixSeconds()))
     }
 
     func lookup(_ peer: PeerID) async -> DHTLookupView {
@@ -180,54 +179,91 @@ final class NodeDHT: Sendable {
             requests: requests, hops: hops, ms: elapsed.milliseconds)
     }
 
-    /// Where `contact` is, from the DHT: its presence record of today or yesterday (with the
-    /// secret it gave in its hello), then its bundle record's addresses (a discoverable user's);
-    /// nil while this node's table is empty (not joined: nothing was looked up).
+    /// Where `contact` is, from the DHT: the addresses of its presence record of today or
+    /// yesterday (read with the secret it gave in its hello, signed by its identity), then
+    /// those of its bundle record (a discoverable user's), at most 8 of each and IP literals
+    /// only (an address from the DHT never makes this node resolve a name); nil while this
+    /// node's table is empty (not joined: nothing was looked up).
     func addresses(of contact: Contact) async -> [String]? {
         guard await service.tableSize > 0 else { return nil }
         var found: [String] = []
-        if let secret = PresenceSecret(bytes: contact.presenceSecret) {
-            let today = PresenceSecret.epoch(at: UInt64(Date().timeIntervalSince1970))
-            for epoch in [today, today - 1] {
-                guard let record = await service.findValue(secret.recordKey(epoch: epoch)),
-                    let bytes = secret.open(record, epoch: epoch),
-                    let value = try? Privatus_Dht_V1_PresenceValue(serializedBytes: bytes)
+        if let secret = PresenceSecret(bytes: contact.presenceSecret),
+            let identity = try? IdentityPublicKey(rawRepresentation: contact.identityKey),
+            identity.peerID == contact.peerID
+        {
+            let today = PresenceSecret.epoch(at: Self.unixSeconds())
+            for epoch in today > 0 ? [today, today - 1] : [today] {
+                let accept = { (record: DHTRecord) in
+                    Self.presence(in: record, secret: secret, epoch: epoch, identity: identity) != nil
+                }
+                guard let record = await service.findValue(secret.recordKey(epoch: epoch), accepting: accept),
+                    let value = Self.presence(in: record, secret: secret, epoch: epoch, identity: identity)
                 else { continue }
-                found = Array(value.addresses.prefix(Contact.maximumAddresses))
+                found = Self.literals(value.addresses)
                 break
             }
         }
         if let record = await service.findValue(DHTRecord.bundleKey(of: contact.peerID)),
             let value = try? Privatus_Dht_V1_BundleValue(serializedBytes: record.value)
         {
-            for address in value.addresses.prefix(Contact.maximumAddresses) where !found.contains(address) {
-                found.append(address)
-            }
+            found += Self.literals(value.addresses).filter { !found.contains($0) }
         }
         return found
     }
 
-    /// The presence secret and epoch of the presence record last stored.
-    let presencePublished = Mutex<(secret: [UInt8], epoch: UInt64)?>(nil)
+    /// At most ``Contact/maximumAddresses`` of `addresses` that are IP literals with a port.
+    static func literals(_ addresses: [String]) -> [String] {
+        Array(addresses.filter { HostPort(parsing: $0)?.socketAddress != nil }.prefix(Contact.maximumAddresses))
+    }
 
-    /// Publishes the presence record of the current epoch (where the node listens, sealed under
-    /// `secret`) unless it was stored already under this secret.
+    /// What `record` says, if it is `secret`'s record of `epoch` and what it says is signed by
+    /// `identity` for that record's key.
+    static func presence(
+        in record: DHTRecord, secret: PresenceSecret, epoch: UInt64, identity: IdentityPublicKey
+    ) -> Privatus_Dht_V1_PresenceValue? {
+        guard let sealed = secret.open(record, epoch: epoch),
+            let signed = try? Privatus_Dht_V1_SignedPresence(serializedBytes: sealed),
+            identity.isValidSignature(
+                signed.identitySignature, over: record.key.bytes + Array(signed.body), purpose: .presenceValue)
+        else { return nil }
+        return try? Privatus_Dht_V1_PresenceValue(serializedBytes: signed.body)
+    }
+
+    /// The presence secret and epoch of the presence record last stored, and the routing
+    /// table's size then.
+    let presencePublished = Mutex<(secret: [UInt8], epoch: UInt64, table: Int)?>(nil)
+
+    /// Publishes the presence record of the current epoch (where the node listens, signed by
+    /// the identity, sealed under `secret`) unless it was stored already under this secret
+    /// since the routing table last doubled (the closest nodes to its key change while a
+    /// network is young).
     func publishPresence(
-        secret: PresenceSecret, addresses: [String], noiseStatic: [UInt8], logger: Logger
+        secret: PresenceSecret, addresses: [String], noiseStatic: [UInt8], identity: IdentityKey, logger: Logger
     ) async {
-        let now = UInt64(Date().timeIntervalSince1970)
-        let epoch = PresenceSecret.epoch(at: now)
-        if let last = presencePublished.withLock({ $0 }), last.secret == secret.bytes, last.epoch == epoch { return }
+        let epoch = PresenceSecret.epoch(at: Self.unixSeconds())
+        let tableSize = await service.tableSize
+        if let last = presencePublished.withLock({ $0 }), last.secret == secret.bytes, last.epoch == epoch,
+            tableSize < 2 * max(last.table, 1)
+        {
+            return
+        }
         var value = Privatus_Dht_V1_PresenceValue()
         value.addresses = Array(addresses.prefix(Hello.maximumAddresses))
         value.noiseStatic = Data(noiseStatic)
-        guard let bytes = try? Array(value.serializedBytes() as [UInt8]),
-            let record = try? secret.record(value: bytes, epoch: epoch, sequence: Self.unixMilliseconds())
+        let key = secret.recordKey(epoch: epoch)
+        guard let body = try? Array(value.serializedBytes() as [UInt8]) else { return }
+        var signed = Privatus_Dht_V1_SignedPresence()
+        signed.body = Data(body)
+        signed.identitySignature = identity.signature(over: key.bytes + body, purpose: .presenceValue)
+        guard let sealed = try? Array(signed.serializedBytes() as [UInt8]),
+            let record = try? secret.record(value: sealed, epoch: epoch, sequence: Self.unixMilliseconds())
         else { return }
         let stored = await service.publish(record)
-        if stored > 0 { presencePublished.withLock { $0 = (secret.bytes, epoch) } }
+        if stored > 0 { presencePublished.withLock { $0 = (secret.bytes, epoch, tableSize) } }
         logger.debug("presence record published", metadata: ["stored": "\(stored)"])
     }
+
+    static func unixSeconds() -> UInt64 { UInt64(max(0, Date().timeIntervalSince1970)) }
 
     /// The node's bundle record: its prekey bundle without a one-time prekey and, when
     /// `discoverable`, its advertised addresses; signed by the identity, valid a week.
@@ -247,6 +283,6 @@ final class NodeDHT: Sendable {
             kind: .bundle, sequence: unixMilliseconds(), expires: now + 7 * 86_400, value: bytes, with: identity)
     }
 
-    static func unixMilliseconds() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1_000) }
+    static func unixMilliseconds() -> UInt64 { UInt64(max(0, Date().timeIntervalSince1970 * 1_000)) }
 
 }

@@ -14,6 +14,7 @@ extension SignedObject {
         (8, .groupState),
         (9, .senderKey),
         (10, .dhtPacket),
+        (11, .presenceValue),
     ]
 
     /// The number of a signature purpose.

@@ -69,6 +69,16 @@ import Testing
         let newer = try bundle(sequence: 6, value: [9])
         try store.put(newer, from: DHTAddress(ipv4: 203, 0, 113, 1, port: 1), now: now)
         #expect(store.get(newer.key, now: now)?.value == [9] && store.count == 1)
+        // A sequence (signing time, ms) far ahead of the clock would lock out every later record.
+        let ahead = (now + RecordStore.maximumClockAhead) * 1_000
+        #expect(throws: DHTRecordError.fromTheFuture) {
+            try store.put(try bundle(sequence: ahead + 1, value: [7]), from: source, now: now)
+        }
+        #expect(throws: DHTRecordError.fromTheFuture) {
+            try store.put(try bundle(sequence: .max, value: [7]), from: source, now: now)
+        }
+        try store.put(try bundle(sequence: ahead, value: [8]), from: source, now: now)
+        #expect(store.get(newer.key, now: now)?.value == [8])
     }
 
     @Test func quotasPerPublisherPerNetworkAndInAllHold() throws {

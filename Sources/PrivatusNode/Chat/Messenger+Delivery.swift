@@ -450,8 +450,9 @@ extension Messenger {
             lastAddressLookup[peer] = nil
             return nil
         }
+        // Presence addresses, then the bundle record's (at most 8 of each).
         let new = found.filter { !contact.addresses.contains($0) }
-        return await dial(peer, at: Array(new.prefix(Contact.maximumAddresses)), over: links)
+        return await dial(peer, at: Array(new.prefix(2 * Contact.maximumAddresses)), over: links)
     }
 
     func dial(_ peer: PeerID, at addresses: [String], over links: ConnectionManager) async -> Link? {
@@ -521,7 +522,11 @@ extension Messenger {
     func sendHello(over link: Link) {
         var hello = Hello(listenAddresses: advertised)
         do {
-            hello.presenceSecret = Data(try presenceSecret().bytes)
+            // Checked now, not when the hello was decided on: a peer blocked in between (the
+            // block renewed the secret) must not get the new one.
+            if try store.contact(link.peer.peerID)?.state == .contact {
+                hello.presenceSecret = Data(try presenceSecret().bytes)
+            }
         } catch {
             logger.debug("presence secret not read", metadata: ["error": "\(error)"])
         }

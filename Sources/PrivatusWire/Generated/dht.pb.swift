@@ -473,7 +473,8 @@ public nonisolated struct Privatus_Dht_V1_BundleValue: Sendable {
 }
 
 /// What a presence record (kind 2) seals for contacts: where the node listens now ("ip:port", at
-/// most 8) and its Noise static public key (32 bytes).
+/// most 8) and its Noise static public key (32 bytes; for a handshake that knows the responder's
+/// key in advance, later).
 public nonisolated struct Privatus_Dht_V1_PresenceValue: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -482,6 +483,24 @@ public nonisolated struct Privatus_Dht_V1_PresenceValue: Sendable {
   public var addresses: [String] = []
 
   public var noiseStatic: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The sealed value of a presence record: a PresenceValue signed by the user's identity (purpose
+/// presence-value) over `record key (32) || body`, so that a contact, who holds the same secret
+/// as the others, cannot make them follow addresses of its choosing.
+public nonisolated struct Privatus_Dht_V1_SignedPresence: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// A PresenceValue, exactly as signed.
+  public var body: Data = Data()
+
+  public var identitySignature: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1214,6 +1233,41 @@ nonisolated extension Privatus_Dht_V1_PresenceValue: SwiftProtobuf.Message, Swif
   public static func ==(lhs: Privatus_Dht_V1_PresenceValue, rhs: Privatus_Dht_V1_PresenceValue) -> Bool {
     if lhs.addresses != rhs.addresses {return false}
     if lhs.noiseStatic != rhs.noiseStatic {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Privatus_Dht_V1_SignedPresence: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SignedPresence"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}body\0\u{3}identity_signature\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.body) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.identitySignature) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.body.isEmpty {
+      try visitor.visitSingularBytesField(value: self.body, fieldNumber: 1)
+    }
+    if !self.identitySignature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.identitySignature, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Privatus_Dht_V1_SignedPresence, rhs: Privatus_Dht_V1_SignedPresence) -> Bool {
+    if lhs.body != rhs.body {return false}
+    if lhs.identitySignature != rhs.identitySignature {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
