@@ -229,6 +229,7 @@ let package = Package(
             name: "PrivatusNodeTests",
             dependencies: [
                 "PrivatusNode", "PrivatusStore", "PrivatusCrypto", "PrivatusDHT", "PrivatusCore", "PrivatusTesting", "PrivatusWire",
+                "PrivatusNet",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

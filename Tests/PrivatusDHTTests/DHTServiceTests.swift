@@ -57,6 +57,15 @@ import Testing
         #expect(await services[5].publish(newer) >= 10)
         #expect(await services[11].findValue(record.key)?.sequence == 2)
         #expect(await services[11].findValue(DHTRecord.bundleKey(of: IdentityKey().publicKey.peerID)) == nil)
+        // The caller's own check decides too: a record it refuses is not found.
+        #expect(await services[11].findValue(record.key, accepting: { $0.sequence == 2 })?.sequence == 2)
+        #expect(await services[11].findValue(record.key, accepting: { _ in false }) == nil)
+        // A sequence number (signing time, ms) far ahead of the clock is stored nowhere.
+        let future = try DHTRecord.sign(
+            kind: .bundle, sequence: .max, expires: UInt64(Date.now.timeIntervalSince1970) + 3_600, value: [5],
+            with: identity)
+        #expect(await services[5].publish(future) == 0)
+        #expect(await services[11].findValue(record.key)?.sequence == 2)
     }
 
     @Test func inATwoNodeNetworkTheNodeHoldingARecordFindsItInItsOwnStore() async throws {

@@ -1,11 +1,14 @@
+import Foundation
 import Logging
 import PrivatusCore
 import PrivatusCrypto
 import PrivatusDHT
 import PrivatusStore
 import PrivatusTesting
+import PrivatusWire
 import Testing
 
+@testable import PrivatusNet
 @testable import PrivatusNode
 
 /// The node's presence secret: kept across restarts, renewed when a contact leaves.
@@ -43,5 +46,29 @@ import Testing
         _ = try await messenger.setState(.blocked, of: "carol")
         let afterBlocking = try await messenger.presenceSecret()
         #expect(afterBlocking != afterRemoval && afterBlocking != first)
+    }
+
+    @Test func aHelloKeepsAContactsSecretButNotAWrongLengthOneNorABlockedPeersNext() async throws {
+        defer { scratch.remove() }
+        let messenger = try messenger()
+        let bobKey = IdentityKey()
+        let bob = LinkPeer(peerID: bobKey.publicKey.peerID, identity: bobKey.publicKey, handshakeHash: Data())
+        _ = try await messenger.addContact(Invite(peerID: bob.peerID, addresses: []), name: "bob")
+        var hello = Hello(listenAddresses: ["198.51.100.7:4000"])
+        hello.presenceSecret = Data(repeating: 7, count: 31)
+        try await messenger.receiveHello(hello, from: bob)
+        #expect(try await messenger.store.contact(bob.peerID)?.presenceSecret == [], "31 bytes: not a secret")
+        #expect(try await messenger.store.contact(bob.peerID)?.addresses == ["198.51.100.7:4000"])
+        hello.presenceSecret = Data(repeating: 7, count: 32)
+        try await messenger.receiveHello(hello, from: bob)
+        #expect(try await messenger.store.contact(bob.peerID)?.presenceSecret == [UInt8](repeating: 7, count: 32))
+        // Once blocked, what the peer says is not kept.
+        _ = try await messenger.setState(.blocked, of: "bob")
+        hello.presenceSecret = Data(repeating: 8, count: 32)
+        hello.listenAddresses = ["203.0.113.9:4000"]
+        try await messenger.receiveHello(hello, from: bob)
+        let blocked = try await messenger.store.contact(bob.peerID)
+        #expect(blocked?.presenceSecret == [UInt8](repeating: 7, count: 32))
+        #expect(blocked?.addresses == ["198.51.100.7:4000"])
     }
 }
