@@ -387,6 +387,7 @@ public actor DHTService {
             }
             for await peer in group { if let peer { heard(peer) } }
         }
+        guard !Task.isCancelled else { return }
         _ = await findNode(nodeID)
     }
 
@@ -471,7 +472,9 @@ public actor DHTService {
     /// Stores `record` at the `k` closest nodes to its key; returns how many took it.
     @discardableResult
     public func publish(_ record: DHTRecord) async -> Int {
+        guard !Task.isCancelled else { return 0 }
         let closest = await findNode(record.key).closest
+        guard !Task.isCancelled else { return 0 }
         return await withTaskGroup(of: Bool.self) { group in
             for peer in closest {
                 group.addTask {
@@ -504,7 +507,9 @@ public actor DHTService {
         return await withTaskGroup(of: LookupEvent.self) { group in
             var ticking = false
             var outstanding = 0
-            while true {
+            // A cancelled lookup (the node stopping) ends at once: its requests would fail
+            // without ever being answered, and it would otherwise wait out every timeout.
+            while !Task.isCancelled {
                 let now = now()
                 for ask in lookup.next(now: now) {
                     outstanding += 1

@@ -68,6 +68,23 @@ import Testing
         #expect(await services[11].findValue(record.key)?.sequence == 2)
     }
 
+    /// A node stopping cancels its lookups: one waiting on a node that left ends at once, without
+    /// waiting out its timeouts or sending the retries (it did both, and a node took 18 s to stop
+    /// in the middle of joining).
+    @Test func aCancelledLookupEndsWithoutRetryingTheNodesThatDoNotAnswer() async throws {
+        let services = try await Self.network(2)
+        for _ in 0..<500 where await services[0].tableSize == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(await services[0].tableSize == 1)
+        // The second node leaves without a word; the first still has it in its table.
+        await services[1].stop()
+        let lookup = Task { await services[0].findNode(DHTNodeID.random()) }
+        lookup.cancel()
+        let result = await lookup.value
+        #expect(result.closest.isEmpty)
+        #expect(result.requests <= 1, "no retries after the cancel (\(result.requests) requests)")
+        await services[0].stop()
+    }
+
     @Test func inATwoNodeNetworkTheNodeHoldingARecordFindsItInItsOwnStore() async throws {
         let services = try await Self.network(2)
         let identity = IdentityKey()
