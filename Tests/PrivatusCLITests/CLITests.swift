@@ -300,7 +300,8 @@ import Testing
         for key in [
             "aes_gcm_1k_mb_s", "aes_gcm_1m_mb_s", "aes_gcm_siv_1k_mb_s", "chachapoly_1m_mb_s", "x25519_per_s",
             "ed25519_sign_per_s", "ed25519_verify_per_s", "hmac_sha256_64_per_s", "hkdf_per_s",
-            "mlkem768_encap_per_s", "keystore_unlock_ms",
+            "mlkem768_encap_per_s", "keystore_unlock_ms", "file_chunk_seal_256k_mb_s", "file_chunk_seal_1m_mb_s",
+            "file_chunk_open_256k_mb_s", "file_chunk_open_1m_mb_s",
         ] {
             let value = try #require(figures[key] as? Double, "\(key) missing")
             #expect(value > 0, "\(key)")
