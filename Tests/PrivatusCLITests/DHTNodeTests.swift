@@ -137,7 +137,9 @@ import Testing
         _ = try await alice.json(
             ["contacts", "add", try #require(bobStatus.invite), "--name", "bob"], as: ContactView.self)
         _ = try await alice.json(["send", "bob", "before the move"], as: SendResult.self)
-        _ = try await bob.messages(with: aliceID) { !$0.isEmpty }
+        // Delivered first: until her message arrives, Bob does not know her at all.
+        let sent = try await alice.messages(with: "bob") { $0.last?.state == "delivered" }
+        #expect(sent.map(\.state) == ["delivered"])
         _ = try await bob.json(["contacts", "accept", aliceID], as: ContactView.self)
         _ = try await bob.json(["send", aliceID, "see you"], as: SendResult.self)
         let before = try await alice.messages(with: "bob") { $0.count == 2 }
