@@ -163,6 +163,12 @@ import Testing
         // Alice comes back: Bob's old address is dead and his bundle record names none, but his
         // presence record does.
         try await alice.start()
+        // Her node joins in the background: looked up once its table has nodes.
+        for _ in 0..<200 {
+            let status: DHTStatusView = try await alice.json(["dht", "status"])
+            if status.tableSize > 0 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
         let bundle: DHTLookupView = try await alice.json(["dht", "lookup", bobStatus.peerId])
         #expect(bundle.found && bundle.addresses.isEmpty, "not discoverable: no address in the bundle record")
         _ = try await alice.json(["send", "bob", "after the move"], as: SendResult.self)
