@@ -224,23 +224,21 @@ public final class Node: Service, Sendable {
             // without a bootstrap node).
             await dht.join(
                 bootstrap: settings.bootstrap + NodeDHT.savedPeers(in: store), bundle: bundle, logger: logger)
-            if let secret = try? await messenger.presenceSecret() {
+            // Presence: once per epoch, and again under a renewed secret.
+            let publishPresence: @Sendable () async throws -> Void = {
                 await dht.publishPresence(
-                    secret: secret, addresses: advertised,
+                    secret: try await messenger.presenceSecret(), addresses: advertised,
                     noiseStatic: Array(keys.noiseStatic.publicKey.rawRepresentation), identity: keys.identity,
                     logger: logger)
             }
+            try? await publishPresence()
             // Until stored (the first node of a network has no one to store it at), then daily.
             await scheduler.every(.seconds(5), name: "dht publish", priority: .low) { [settings, logger] in
                 let bundle = NodeDHT.bundleRecord(
                     bundle: await messenger.publicBundle(), addresses: advertised,
                     discoverable: settings.discoverable, identity: keys.identity)
                 if let bundle, await dht.needsPublishing(bundle) { await dht.publish(bundle, logger: logger) }
-                // Presence: once per epoch, and again under a renewed secret.
-                await dht.publishPresence(
-                    secret: try await messenger.presenceSecret(), addresses: advertised,
-                    noiseStatic: Array(keys.noiseStatic.publicKey.rawRepresentation), identity: keys.identity,
-                    logger: logger)
+                try await publishPresence()
             }
             await scheduler.every(.seconds(60), name: "dht upkeep", priority: .low) {
                 await dht.maintain()
