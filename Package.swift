@@ -231,6 +231,7 @@ let package = Package(
                 "PrivatusNode", "PrivatusStore", "PrivatusCrypto", "PrivatusDHT", "PrivatusCore", "PrivatusTesting", "PrivatusWire",
                 "PrivatusNet",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -43,6 +43,15 @@ public struct NodeSettings: Sendable {
     /// Nodes to join the network through ("host:port"): the DHT endpoint pings them at start
     /// (and again while its routing table is empty); `status` shows them.
     public var bootstrap: [String] = []
+    /// Received files: the folder they go to (nil: `<profile>/downloads`), the largest accepted,
+    /// and the size up to which verified contacts' offers are accepted without asking.
+    public var downloads: String?
+    public var fileMaximumBytes: UInt64 = 64 << 30
+    public var fileAutoAcceptBytes: UInt64 = 0
+    /// The most bytes per second of files sent to one peer (nil: no limit).
+    public var fileBandwidth: UInt64?
+    /// The free-space probe of received files (tests inject one; nil: statvfs).
+    public var freeSpace: (@Sendable (String) -> UInt64?)?
 
     public init(listen: [(host: String, port: Int)], ui: (host: String, port: Int)) {
         self.listen = listen
@@ -99,15 +108,29 @@ public final class Node: Service, Sendable {
             retry: (UInt64(settings.retryInitial.milliseconds), UInt64(settings.retryMaximum.milliseconds)),
             readReceipts: settings.readReceipts, deliveryDeadline: UInt64(settings.deliveryDeadline.milliseconds),
             gaps: (UInt64(settings.gapResend.milliseconds), UInt64(settings.gapRelease.milliseconds)), logger: logger)
+        var fileSettings = FileTransfers.Settings(
+            downloads: settings.downloads ?? layout.downloadsDirectory, partials: layout.transfersDirectory)
+        fileSettings.maximumBytes = settings.fileMaximumBytes
+        fileSettings.autoAcceptBytes = settings.fileAutoAcceptBytes
+        fileSettings.bandwidth = settings.fileBandwidth
+        if let freeSpace = settings.freeSpace { fileSettings.freeSpace = freeSpace }
+        let files = FileTransfers(store: store, messenger: messenger, settings: fileSettings, logger: logger)
+        await files.start()
+        await messenger.attachFiles(files)
         let linkBox = LinkManagerBox()
         let links = ConnectionManager(
             local: LinkIdentity(identity: keys.identity, noiseStatic: keys.noiseStatic),
             group: MultiThreadedEventLoopGroup.singleton, configuration: settings.connections, logger: logger,
             established: { link in await messenger.linkEstablished(link) }
         ) { peer, message in
-            // Pings and unknown kinds are answered by the link itself; the rest is chat's.
+            // Pings and unknown kinds are answered by the link itself; file chunks and requests
+            // are the transfers'; the rest is chat's.
             let link = await linkBox.manager?.link(to: peer.peerID)
-            await messenger.receive(message, from: peer, on: link)
+            switch message.body {
+            case .fileChunk(let chunk): await files.receiveChunk(chunk, from: peer.peerID, on: link)
+            case .fileWant(let want): await files.receiveWant(want, from: peer.peerID, on: link)
+            default: await messenger.receive(message, from: peer, on: link)
+            }
         }
         linkBox.manager = links
         var listening: [String] = []
@@ -164,6 +187,7 @@ public final class Node: Service, Sendable {
             return await dht.lookup(peer)
         }
         messenger.addRoutes(to: router)
+        files.addRoutes(to: router)
         router.get("/api/v1/samples") { _, _ in
             MetricSamples(current: self.metrics.sampler.current(), history: self.metrics.sampler.snapshots())
         }
@@ -209,6 +233,7 @@ public final class Node: Service, Sendable {
         // Chat: retries of what the outbox holds, prekey rotation and refill.
         await scheduler.every(.seconds(5), name: "outbox", priority: .high) { await messenger.deliverDue() }
         await scheduler.every(.seconds(1), name: "gaps", priority: .high) { await messenger.checkGaps() }
+        await scheduler.every(.seconds(1), name: "file transfers", priority: .high) { await files.tick() }
         await scheduler.every(.seconds(3600), name: "prekeys", priority: .low) { try await messenger.maintainPrekeys() }
         // From here on nothing throws before the service runs: the tasks below are always
         // stopped at the end. (Chat messages that arrived earlier wait in the inbox.)
@@ -285,6 +310,7 @@ public final class Node: Service, Sendable {
         // Links are closed: what they delivered is committed, then the inbox stops.
         messenger.stopInbox()
         await inbox.value
+        await files.stop()
         try? FileManager.default.removeItem(atPath: NodeFile.path(in: layout))
         if let failure { throw failure }
     }

@@ -8,6 +8,8 @@
 ///   lock                0600  flock(2) target
 ///   privatus.sqlite     0600  the sealed database (and its -wal, -shm), created by `init`
 ///   logs/privatus.log   0600  written only after the keystore is unlocked
+///   transfers/          0700  partial files of incoming transfers (`<id>.part`, 0600)
+///   downloads/          0700  finished, verified received files (the default folder)
 /// ```
 public struct ProfileLayout: Sendable, Hashable {
     /// The profile directory.
@@ -37,6 +39,10 @@ public struct ProfileLayout: Sendable, Hashable {
     /// The SQLite database (with its `-wal` and `-shm` companions).
     public var databaseFile: String { directory + "/privatus.sqlite" }
     public var logsDirectory: String { directory + "/logs" }
+    /// Partial files of incoming transfers.
+    public var transfersDirectory: String { directory + "/transfers" }
+    /// Where received files go by default.
+    public var downloadsDirectory: String { directory + "/downloads" }
 
     /// Whether `name` may stand in a directory before `init`: a file an interrupted `init` leaves
     /// behind (everything but the keystore, which is written last), or a temporary file of an

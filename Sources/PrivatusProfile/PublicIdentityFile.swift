@@ -73,6 +73,14 @@ public struct ProfileConfig: Codable, Equatable, Sendable {
     /// Nodes to join the network through ("host:port"), for the DHT.
     public var bootstrap: [String]?
     public static let maximumBootstrapPeers = 16
+    /// Received files: the folder they go to (absolute; default `<profile>/downloads`), the
+    /// largest file accepted (default 64 GiB), and the size up to which verified contacts'
+    /// offers are accepted without asking (default 0: always ask).
+    public var downloadsDirectory: String?
+    public var fileMaximumBytes: UInt64?
+    public var fileAutoAcceptBytes: UInt64?
+    /// The most bytes per second of files sent to one peer (absent: no limit).
+    public var fileBandwidthBytesPerSecond: UInt64?
 
     public init(version: Int, listenPort: Int, uiPort: Int) {
         self.version = version
@@ -84,7 +92,7 @@ public struct ProfileConfig: Codable, Equatable, Sendable {
     public var isValid: Bool {
         func within<T: Comparable>(_ value: T?, _ range: ClosedRange<T>) -> Bool { value.map(range.contains) ?? true }
         return (1...65_535).contains(listenPort) && (1...65_535).contains(uiPort)
-            && within(maxConnections, 1...100_000) && within(maxMessageBytes, 256 * 1024...64 << 20)
+            && within(maxConnections, 1...100_000) && within(maxMessageBytes, 512 * 1024...64 << 20)
             && within(connectionBurst, 1...10_000) && within(connectionsPerSecond, 0.01...10_000)
             && within(retryInitialSeconds, 1...86_400) && within(retryMaximumSeconds, 1...7 * 86_400)
             && (retryInitialSeconds ?? 30) <= (retryMaximumSeconds ?? 900)
@@ -93,6 +101,9 @@ public struct ProfileConfig: Codable, Equatable, Sendable {
             && (gapResendSeconds ?? 2) <= (gapReleaseSeconds ?? 60)
             && (bootstrap ?? []).count <= Self.maximumBootstrapPeers
             && (bootstrap ?? []).allSatisfy { $0.utf8.count <= 64 && $0.contains(":") }
+            && (downloadsDirectory.map { $0.hasPrefix("/") && $0.utf8.count <= 4096 } ?? true)
+            && within(fileMaximumBytes, 0...(1 << 40)) && within(fileAutoAcceptBytes, 0...(1 << 40))
+            && within(fileBandwidthBytesPerSecond, 4096...(1 << 40))
     }
 
     /// Ports drawn at random from 20000–32767, below Linux's ephemeral range so they do not

@@ -95,6 +95,9 @@ public struct NewMessage: Sendable, Hashable {
     /// A received message that started a new session: its sender has nothing older to send, so
     /// numbers before this one are not waited for.
     public var startsSession: Bool
+    /// What the message carries besides its text (a file offer or update, encoded by the
+    /// messaging layer; at most 4 KiB), sealed with it.
+    public var attachment: [UInt8]? = nil
 
     public init(
         peer: PeerID, direction: MessageDirection, state: MessageState, sender: PeerID, sentAt: UInt64,
@@ -130,4 +133,6 @@ public struct StoredMessage: Sendable, Hashable {
     public var body: String
     public var replyTo: [UInt8]?
     public var expiresAt: UInt64?
+    /// See ``NewMessage/attachment``.
+    public var attachment: [UInt8]? = nil
 }

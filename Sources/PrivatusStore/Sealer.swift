@@ -43,6 +43,8 @@ public enum StoreError: Error, Hashable, Sendable, CustomStringConvertible {
     /// A value is outside what the store accepts (a chunk index past the end, a chunk size or
     /// hash of the wrong size).
     case outOfRange
+    /// A record with this id exists already.
+    case duplicate
 
     public var description: String {
         switch self {
@@ -51,6 +53,7 @@ public enum StoreError: Error, Hashable, Sendable, CustomStringConvertible {
         case .notFound: "no such contact, conversation or transfer"
         case .tooLarge: "the value is too large to store"
         case .outOfRange: "a value is outside the range the store accepts"
+        case .duplicate: "a record with this id exists already"
         }
     }
 }

@@ -179,7 +179,10 @@ extension Store {
     }
 
     func prepare(_ messages: [NewMessage], searchable: Bool) throws -> [PreparedMessage] {
-        for message in messages where message.body.utf8.count > Self.maximumBodyBytes { throw StoreError.tooLarge }
+        for message in messages
+        where message.body.utf8.count > Self.maximumBodyBytes || (message.attachment?.count ?? 0) > 4096 {
+            throw StoreError.tooLarge
+        }
         return try messages.map { message in
             let id = message.id ?? Self.newRowID()
             guard id.count == 16 else { throw StoreError.outOfRange }
@@ -419,7 +422,8 @@ extension Store {
     }
 
     /// `version u8 (1) ‖ sender (32) ‖ sentAt u64 ‖ receivedAt u64 (0: none) ‖ expiresAt u64 (0: none)
-    /// ‖ reply flag u8 ‖ [reply-to id (16)] ‖ body length u32 ‖ body (UTF-8)`
+    /// ‖ reply flag u8 ‖ [reply-to id (16)] ‖ body length u32 ‖ body (UTF-8) ‖ [attachment length u32
+    /// ‖ attachment]` (the attachment only when there is one).
     static func encodeContent(_ message: NewMessage) -> [UInt8] {
         var out: [UInt8] = [1]
         out.reserveCapacity(64 + message.body.utf8.count)
@@ -433,6 +437,10 @@ extension Store {
         }
         out.appendBigEndian(UInt32(message.body.utf8.count))
         out += message.body.utf8
+        if let attachment = message.attachment {
+            out.appendBigEndian(UInt32(attachment.count))
+            out += attachment
+        }
         return out
     }
 
@@ -446,19 +454,26 @@ extension Store {
         else { throw StoreError.damagedRow(table: "messages") }
         let replyTo = flag == 1 ? reader.read(16) : nil
         guard flag == 0 || replyTo != nil, let length = reader.readUInt32(), let body = reader.read(Int(length)),
-            reader.remaining == 0, let text = String(validating: body, as: UTF8.self),
+            let text = String(validating: body, as: UTF8.self),
             let senderID = try? PeerID(bytes: sender)
         else { throw StoreError.damagedRow(table: "messages") }
+        var attachment: [UInt8]?
+        if reader.remaining > 0 {
+            guard let length = reader.readUInt32(), let bytes = reader.read(Int(length)), reader.remaining == 0 else {
+                throw StoreError.damagedRow(table: "messages")
+            }
+            attachment = bytes
+        }
         return StoredMessage(
             id: id, sequence: sequence, direction: direction, state: state, sender: senderID, sentAt: sentAt,
             receivedAt: receivedAt == 0 ? nil : receivedAt, body: text, replyTo: replyTo,
-            expiresAt: expiresAt == 0 ? nil : expiresAt)
+            expiresAt: expiresAt == 0 ? nil : expiresAt, attachment: attachment)
     }
 
     static func stored(_ message: NewMessage, id: [UInt8], sequence: Int64) -> StoredMessage {
         StoredMessage(
             id: id, sequence: sequence, direction: message.direction, state: message.state, sender: message.sender,
             sentAt: message.sentAt, receivedAt: message.receivedAt, body: message.body, replyTo: message.replyTo,
-            expiresAt: message.expiresAt)
+            expiresAt: message.expiresAt, attachment: message.attachment)
     }
 }

@@ -26,6 +26,8 @@ public typealias BundleRequest = Privatus_Wire_V1_BundleRequest
 public typealias BundleResponse = Privatus_Wire_V1_BundleResponse
 /// A request to send a run of numbered chat messages again (a gap in their order).
 public typealias ResendRequest = Privatus_Wire_V1_ResendRequest
+public typealias FileWant = Privatus_Wire_V1_FileWant
+public typealias FileChunk = Privatus_Wire_V1_FileChunk
 /// A prekey bundle as it travels.
 public typealias WirePrekeyBundle = Privatus_Wire_V1_PrekeyBundle
 /// A signed public key as it travels.
@@ -34,6 +36,8 @@ public typealias WireSignedKey = Privatus_Wire_V1_SignedKey
 public typealias WireOneTimeKey = Privatus_Wire_V1_OneTimeKey
 /// The plaintext inside a chat message's end-to-end encryption.
 public typealias ChatContent = Privatus_Content_V1_ChatContent
+public typealias FileOffer = Privatus_Content_V1_FileOffer
+public typealias FileUpdate = Privatus_Content_V1_FileUpdate
 
 extension Envelope {
     /// The message an envelope carries.
@@ -49,7 +53,7 @@ extension Envelope {
 
 extension Envelope.Body {
     /// The kinds this node knows: the field numbers of `Envelope`'s `body`.
-    public static let knownKinds: Set<UInt32> = [2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+    public static let knownKinds: Set<UInt32> = [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 32, 33]
 
     /// The kind of the message: its field number in `Envelope`, as ``ErrorReply`` names it.
     public var kind: UInt32 {
@@ -64,8 +68,24 @@ extension Envelope.Body {
         case .bundleRequest: 9
         case .bundleResponse: 10
         case .resendRequest: 11
+        case .fileWant: 32
+        case .fileChunk: 33
         }
     }
+}
+
+extension FileWant {
+    /// The most chunk indexes one request may name.
+    public static let maximumChunks = 64
+    /// A transfer id's length.
+    public static let transferIDBytes = 16
+}
+
+extension FileChunk {
+    /// The largest sealed chunk a link message may carry: a 256 KiB chunk and the AEAD's nonce
+    /// and tag (the chunk size this implementation sends; larger ones need a larger link
+    /// maximum).
+    public static let maximumSealedBytes = (256 << 10) + 28
 }
 
 extension ResendRequest {

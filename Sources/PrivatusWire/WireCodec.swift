@@ -131,6 +131,14 @@ public enum WireCodec {
             guard request.first >= 1, request.last >= request.first,
                 request.last - request.first < ResendRequest.maximumSpan
             else { throw .invalidField }
+        case .fileWant(let want):
+            guard want.transferID.count == FileWant.transferIDBytes, !want.chunks.isEmpty,
+                want.chunks.count <= FileWant.maximumChunks
+            else { throw .invalidField }
+        case .fileChunk(let chunk):
+            guard chunk.transferID.count == FileWant.transferIDBytes,
+                chunk.sealed.count <= FileChunk.maximumSealedBytes
+            else { throw .invalidField }
         case .ping, .pong, .errorReply, .signedObject, .bundleRequest, .bundleResponse:
             break
         }

@@ -243,6 +243,11 @@ struct WatchCommand: AsyncParsableCommand {
         case "message": return "message from \(peer): \(Terminal.printable(event.text ?? ""))"
         case "state": return "message \(event.id ?? "?") to \(peer): \(event.state ?? "?")"
         case "request": return "message request from \(Terminal.printable(event.name ?? "?")) (\(peer))"
+        case "file":
+            let done = event.bytes.map { "\($0)" } ?? "?"
+            let size = event.size.map { "\($0)" } ?? "?"
+            return "file \(event.id ?? "?") \(Terminal.printable(event.name ?? "?")) with \(peer): "
+                + "\(event.state ?? "?") \(done)/\(size) bytes"
         default: return event.type
         }
     }

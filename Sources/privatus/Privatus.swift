@@ -10,6 +10,7 @@ struct Privatus: AsyncParsableCommand {
         subcommands: [
             InitCommand.self, IdCommand.self, PasswdCommand.self, RunCommand.self, StatusCommand.self,
             ContactsCommand.self, SendCommand.self, RetryCommand.self, MessagesCommand.self, WatchCommand.self,
+            FilesCommand.self,
             DbCommand.self,
             BackupCommand.self,
             DHTCommand.self, BenchCommand.self, DemoCommand.self,

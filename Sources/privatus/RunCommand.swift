@@ -55,6 +55,10 @@ struct RunCommand: AsyncParsableCommand {
             if let value = config.gapReleaseSeconds { settings.gapRelease = .seconds(value) }
             if let value = config.discoverable { settings.discoverable = value }
             if let value = config.dhtExemptLoopback { settings.dhtExemptLoopback = value }
+            settings.downloads = config.downloadsDirectory
+            if let value = config.fileMaximumBytes { settings.fileMaximumBytes = value }
+            if let value = config.fileAutoAcceptBytes { settings.fileAutoAcceptBytes = value }
+            settings.fileBandwidth = config.fileBandwidthBytesPerSecond
             guard ["127.0.0.1", "::1", "localhost"].contains(settings.ui.host) else {
                 throw CLIFailure(status: 64, message: "--ui must be a loopback address")
             }

@@ -45,6 +45,21 @@ import Testing
                 })),
         Case("resend request", .resendRequest(ResendRequest(first: 2, last: 4_097))),
         Case(
+            "file want",
+            .fileWant(
+                .with {
+                    $0.transferID = Data(repeating: 5, count: 16)
+                    $0.chunks = Array(0..<UInt32(FileWant.maximumChunks))
+                })),
+        Case(
+            "file chunk, largest",
+            .fileChunk(
+                .with {
+                    $0.transferID = Data(repeating: 5, count: 16)
+                    $0.index = 1 << 20 - 1
+                    $0.sealed = Data(repeating: 0xAB, count: FileChunk.maximumSealedBytes)
+                })),
+        Case(
             "signed object",
             .signedObject(SignedObject(body: [0, 1, 2], signature: Array(repeating: 3, count: 64), purpose: .presence))),
     ]
@@ -67,10 +82,12 @@ import Testing
         let body = test.body
         let bytes = try WireCodec.encode(Envelope(body))
         #expect(Envelope.Body.knownKinds.contains(body.kind))
-        // version = 1 (tag 0x08, value 1), then the body: one length-delimited field.
+        // version = 1 (tag 0x08, value 1), then the body: one length-delimited field, its tag
+        // a varint of one byte (kinds 2–15) or two (16–2047).
         #expect(Array(bytes.prefix(2)) == [0x08, 0x01])
-        #expect(UInt32(bytes[2] >> 3) == body.kind)
-        #expect(bytes[2] & 0x07 == 2)
+        let tag = bytes[2] < 0x80 ? UInt32(bytes[2]) : UInt32(bytes[2] & 0x7F) | UInt32(bytes[3]) << 7
+        #expect(tag >> 3 == body.kind)
+        #expect(tag & 0x07 == 2)
     }
 
     @Test func everyKnownKindIsCovered() {
@@ -145,6 +162,27 @@ import Testing
             let resend = Envelope(.resendRequest(ResendRequest(first: first, last: last)))
             #expect(throws: WireError.invalidField, "\(first)...\(last)") { try WireCodec.encode(resend) }
         }
+        for want in [
+            FileWant.with {
+                $0.transferID = Data(repeating: 1, count: 15); $0.chunks = [0]
+            },
+            FileWant.with { $0.transferID = Data(repeating: 1, count: 16) },
+            FileWant.with {
+                $0.transferID = Data(repeating: 1, count: 16)
+                $0.chunks = Array(0...UInt32(FileWant.maximumChunks))
+            },
+        ] {
+            #expect(throws: WireError.invalidField) { try WireCodec.encode(Envelope(.fileWant(want))) }
+        }
+        for chunk in [
+            FileChunk.with { $0.transferID = Data(repeating: 1, count: 17) },
+            FileChunk.with {
+                $0.transferID = Data(repeating: 1, count: 16)
+                $0.sealed = Data(repeating: 0, count: FileChunk.maximumSealedBytes + 1)
+            },
+        ] {
+            #expect(throws: WireError.invalidField) { try WireCodec.encode(Envelope(.fileChunk(chunk))) }
+        }
         let big = Envelope(
             .chatMessage(ChatMessage(messageID: Self.messageID, sealed: Array(repeating: 0, count: 1_000))))
         #expect(throws: WireError.messageTooLarge) { try WireCodec.encode(big, maxBytes: 1_000) }
@@ -163,8 +201,9 @@ import Testing
         #expect(throws: WireError.malformedEnvelope) { try WireCodec.decode([0x00, 0x01]) }
         for kind in Envelope.Body.knownKinds.sorted() {
             // A known kind as a varint: the parser keeps it as an unknown field; it is not unknown.
-            let tag = UInt8(kind << 3)
-            #expect(throws: WireError.malformedEnvelope) { try WireCodec.decode(Self.rawEnvelope([tag, 0x01])) }
+            let tag = kind << 3
+            let varint = tag < 0x80 ? [UInt8(tag)] : [UInt8(tag & 0x7F) | 0x80, UInt8(tag >> 7)]
+            #expect(throws: WireError.malformedEnvelope) { try WireCodec.decode(Self.rawEnvelope(varint + [0x01])) }
         }
 
         var chat = Privatus_Wire_V1_ChatMessage()

@@ -21,6 +21,12 @@ extension Messenger {
         try await outgoing.submit(text, to: reference)
     }
 
+    /// Queues a file offer or update to a contact as a chat message (committed, retried and
+    /// acknowledged like text); the conversation shows `text`.
+    func sendFile(_ file: FileMessage, describedAs text: String, to peer: PeerID) async throws -> StoredMessage {
+        try await outgoing.submit(text, file: file, to: peer.hex)
+    }
+
     /// Encrypts and commits queued send requests, batch after batch, until the node stops.
     public func runOutgoing() async {
         for await _ in outgoing.arrivals {
@@ -56,14 +62,15 @@ extension Messenger {
                 let peer = contact.peerID
                 let id = SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) }
                 let number = try numbers[peer] ?? nextNumbers[peer] ?? store.lastSentNumber(to: peer) + 1
-                let message = NewMessage(
+                var message = NewMessage(
                     peer: peer, direction: .sent, state: .queued, sender: keys.identity.publicKey.peerID, sentAt: now,
                     body: request.text, id: id, number: number)
+                message.attachment = request.file?.encoded
                 let current = try sessions[peer] ?? store.sessions(with: peer)
                 var wire: [UInt8] = []  // empty: waits for a session (the bundle is fetched when delivering)
                 if current.sessions.contains(where: \.canSend) {
                     let (advanced, ratchet) = try current.encrypting(
-                        try content(request.text, sentAt: now, number: number))
+                        try content(request.text, file: request.file, sentAt: now, number: number))
                     wire = try Self.chatEnvelope(id: id, sealed: ratchet.encoded, sessionStart: false)
                     sessions[peer] = advanced
                 } else {
@@ -378,7 +385,9 @@ extension Messenger {
             sessions = try store.sessions(with: item.peer)
         }
         guard let stored = try store.message(id: item.messageID)?.message else { return nil }
-        let plaintext = try content(stored.body, sentAt: stored.sentAt, number: item.number)
+        let plaintext = try content(
+            stored.body, file: stored.attachment.flatMap(FileMessage.init(encoded:)), sentAt: stored.sentAt,
+            number: item.number)
         let wire: [UInt8]
         if sessions.sessions.contains(where: \.canSend) {
             let (advanced, ratchet) = try sessions.encrypting(plaintext)
@@ -514,6 +523,7 @@ extension Messenger {
         if isContact {
             sendHello(over: link)
             scheduleDelivery(to: peer.peerID, everything: true)
+            if let files { Task { await files.linkUp(peer.peerID) } }
         }
     }
 

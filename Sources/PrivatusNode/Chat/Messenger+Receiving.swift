@@ -118,8 +118,8 @@ extension Messenger {
                 }
             case .resendRequest(let request):
                 try receiveResendRequest(request, from: peer.peerID)
-            case .ping, .pong, .errorReply, .signedObject:
-                break
+            case .ping, .pong, .errorReply, .signedObject, .fileWant, .fileChunk:
+                break  // file messages go to the node's FileTransfers
             }
         } catch {
             // A peer's bad message is dropped; the node keeps serving (the error names no peer).
@@ -217,6 +217,7 @@ extension Messenger {
             var undecryptable: [[UInt8]] = []
             var seen = Set<[UInt8]>()
             var resends: [[UInt8]] = []
+            var fileChanges: [[UInt8]] = []
             for item in items {
                 let chat = item.chat
                 let id = Array(chat.messageID)
@@ -261,10 +262,29 @@ extension Messenger {
                     continue
                 }
                 guard let content = try? ChatContent(serializedBytes: plaintext), content.version == 1,
-                    !content.text.isEmpty, content.text.utf8.count <= ChatContent.maximumTextBytes,
+                    content.text.utf8.count <= ChatContent.maximumTextBytes,
                     content.senderName.utf8.count <= ChatContent.maximumNameBytes,
                     content.number <= Store.maximumMessageNumber
                 else {
+                    counters.refused.increment()
+                    continue
+                }
+                // Text, or a file offer or update (then no text): anything else is refused.
+                let file = FileMessage(content)
+                var body = content.text
+                if let file {
+                    let wellFormed: Bool
+                    switch file {
+                    case .offer(let offer): wellFormed = offer.isWellFormed
+                    case .update(let update): wellFormed = update.isWellFormed
+                    }
+                    guard content.text.isEmpty, wellFormed, let files else {
+                        counters.refused.increment()
+                        continue
+                    }
+                    body = files.applyReceived(file, from: peer.peerID, isContact: existing?.state == .contact)
+                    fileChanges.append(file.transferID)
+                } else if content.text.isEmpty {
                     counters.refused.increment()
                     continue
                 }
@@ -277,7 +297,7 @@ extension Messenger {
                 messages.append(
                     NewMessage(
                         peer: peer.peerID, direction: .received, state: .delivered, sender: peer.peerID,
-                        sentAt: content.sentAtMs, receivedAt: Self.unixMilliseconds(), body: content.text, id: id,
+                        sentAt: content.sentAtMs, receivedAt: Self.unixMilliseconds(), body: body, id: id,
                         number: content.number, startsSession: chat.sessionStart))
                 acknowledged.append(id)
                 seen.insert(id)
@@ -300,6 +320,7 @@ extension Messenger {
                         events.publish(NodeEvent(type: "request", peerId: peer.peerID.hex, name: contact.name))
                     }
                     publishReceived(shown, from: peer.peerID)
+                    if let files, !fileChanges.isEmpty { Task { await files.received(fileChanges) } }
                     if let updatedPrekeys {
                         prekeys = updatedPrekeys
                         counters.observe(prekeys)

@@ -67,6 +67,8 @@ public actor Messenger {
     /// The least time between two DHT lookups of one peer's addresses (ms).
     static let addressLookupInterval: UInt64 = 30_000
     static let maximumRememberedLookups = 4_096
+    /// The node's file transfers (``attachFiles(_:)``).
+    var files: FileTransfers?
     /// The link each peer's messages last went over (used while it stays open).
     var openLinks: [PeerID: Link] = [:]
     /// The addresses the last hello of each linked peer named, for a peer that becomes a
@@ -132,6 +134,12 @@ public actor Messenger {
     public func attach(_ links: ConnectionManager, advertising addresses: [String]) {
         self.links = links
         self.advertised = Array(addresses.prefix(Hello.maximumAddresses))
+    }
+
+    /// Connects the messenger to the node's file transfers (offers and updates arrive as chat
+    /// messages).
+    public func attachFiles(_ files: FileTransfers) {
+        self.files = files
     }
 
     /// Where to look for a contact none of whose known addresses answers (the DHT): a contact
@@ -313,10 +321,14 @@ public actor Messenger {
 
     // MARK: - Helpers
 
-    func content(_ text: String, sentAt: UInt64, number: UInt64) throws -> [UInt8] {
+    func content(_ text: String, file: FileMessage? = nil, sentAt: UInt64, number: UInt64) throws -> [UInt8] {
         try ChatContent.with {
             $0.version = 1
-            $0.text = text
+            switch file {
+            case .offer(let offer): $0.fileOffer = offer
+            case .update(let update): $0.fileUpdate = update
+            case nil: $0.text = text
+            }
             $0.sentAtMs = sentAt
             $0.number = number
             $0.senderName = String(decoding: Array(name.utf8.prefix(ChatContent.maximumNameBytes)), as: UTF8.self)

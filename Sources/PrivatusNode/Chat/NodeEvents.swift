@@ -4,7 +4,8 @@ import Synchronization
 /// Something `watch` shows (docs/API.md, "Events"): one JSON object per line, with a `type`.
 public struct NodeEvent: Codable, Sendable, Equatable {
     /// `message` (received), `state` (one of the user's messages changed state), `request` (a
-    /// stranger's first message).
+    /// stranger's first message), `file` (a transfer's progress or state: `id` is the
+    /// transfer's, `name` the file's, `state` the transfer's, `bytes` of `size` done).
     public var type: String
     /// The message's id (`message`, `state`).
     public var id: String?
@@ -21,11 +22,16 @@ public struct NodeEvent: Codable, Sendable, Equatable {
     public var name: String?
     /// Set when `text` was cut to ``NodeEvents/maximumTextBytes``.
     public var textTruncated: Bool?
+    /// A file transfer's bytes so far and its size (`file`).
+    public var bytes: UInt64?
+    public var size: UInt64?
 
     public init(
         type: String, id: String? = nil, peerId: String? = nil, from: String? = nil, text: String? = nil,
-        sentAt: UInt64? = nil, state: String? = nil, name: String? = nil
+        sentAt: UInt64? = nil, state: String? = nil, name: String? = nil, bytes: UInt64? = nil, size: UInt64? = nil
     ) {
+        self.bytes = bytes
+        self.size = size
         self.type = type
         self.id = id
         self.peerId = peerId
@@ -58,14 +64,18 @@ extension NodeEvent {
             key(name)
             Self.appendJSONString(value, to: &out)
         }
+        func number(_ name: StaticString, _ value: UInt64?) {
+            guard let value else { return }
+            key(name)
+            out.append(contentsOf: String(value).utf8)
+        }
+        number("bytes", bytes)
         string("from", from)
         string("id", id)
         string("name", name)
         string("peerId", peerId)
-        if let sentAt {
-            key("sentAt")
-            out.append(contentsOf: String(sentAt).utf8)
-        }
+        number("sentAt", sentAt)
+        number("size", size)
         string("state", state)
         string("text", text)
         if let textTruncated {

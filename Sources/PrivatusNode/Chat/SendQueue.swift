@@ -6,7 +6,10 @@ import Synchronization
 /// being committed). Each request's caller waits for its own result.
 final class SendQueue: Sendable {
     struct Request: Sendable {
+        /// What the conversation shows (a file message's description).
         let text: String
+        /// A file offer or update: sent instead of the text.
+        var file: FileMessage? = nil
         let reference: String
         let answer: CheckedContinuation<StoredMessage, any Error>
     }
@@ -26,12 +29,12 @@ final class SendQueue: Sendable {
     /// Queues a request and waits for its result.
     /// - Throws: ``ChatError/stopping`` once the node stops, ``ChatError/busy`` past
     ///   ``capacity`` waiting requests.
-    func submit(_ text: String, to reference: String) async throws -> StoredMessage {
+    func submit(_ text: String, file: FileMessage? = nil, to reference: String) async throws -> StoredMessage {
         try await withCheckedThrowingContinuation { continuation in
             let refusal = pending.withLock { pending -> ChatError? in
                 guard let waiting = pending else { return .stopping }
                 guard waiting.count < Self.capacity else { return .busy }
-                pending?.append(Request(text: text, reference: reference, answer: continuation))
+                pending?.append(Request(text: text, file: file, reference: reference, answer: continuation))
                 return nil
             }
             if let refusal {

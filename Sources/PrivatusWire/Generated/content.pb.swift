@@ -13,6 +13,11 @@
 /// These messages only ever exist as plaintext inside a sealed Double Ratchet message; they never
 /// travel or rest in the clear. Same rules as envelope.proto: never renumber or reuse a field.
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import SwiftProtobuf
 
 // If the compiler emits an error on this type, it is because this file
@@ -48,7 +53,138 @@ public nonisolated struct Privatus_Content_V1_ChatContent: Sendable {
   /// 0: not numbered (a sender from before numbering), shown as it arrives.
   public var number: UInt64 = 0
 
+  /// A file offered to the receiver, or news about one (docs/PROTOCOL.md, "Files"). A message
+  /// with either has no text: the receiver describes it in the conversation itself.
+  public var fileOffer: Privatus_Content_V1_FileOffer {
+    get {_fileOffer ?? Privatus_Content_V1_FileOffer()}
+    set {_fileOffer = newValue}
+  }
+  /// Returns true if `fileOffer` has been explicitly set.
+  public var hasFileOffer: Bool {self._fileOffer != nil}
+  /// Clears the value of `fileOffer`. Subsequent reads from it will return its default value.
+  public mutating func clearFileOffer() {self._fileOffer = nil}
+
+  public var fileUpdate: Privatus_Content_V1_FileUpdate {
+    get {_fileUpdate ?? Privatus_Content_V1_FileUpdate()}
+    set {_fileUpdate = newValue}
+  }
+  /// Returns true if `fileUpdate` has been explicitly set.
+  public var hasFileUpdate: Bool {self._fileUpdate != nil}
+  /// Clears the value of `fileUpdate`. Subsequent reads from it will return its default value.
+  public mutating func clearFileUpdate() {self._fileUpdate = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _fileOffer: Privatus_Content_V1_FileOffer? = nil
+  fileprivate var _fileUpdate: Privatus_Content_V1_FileUpdate? = nil
+}
+
+/// A file the sender offers. Nothing of it is sent before the receiver accepts (by asking for
+/// its chunks).
+public nonisolated struct Privatus_Content_V1_FileOffer: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// 16 random bytes naming the transfer.
+  public var transferID: Data = Data()
+
+  /// The file's name as the sender has it, at most 1 KiB (the receiver makes it safe).
+  public var name: String = String()
+
+  public var size: UInt64 = 0
+
+  /// The media type, e.g. "image/png", at most 128 bytes.
+  public var mediaType: String = String()
+
+  /// The SHA-256 of the whole file: the receiver checks it before the file is shown.
+  public var sha256: Data = Data()
+
+  /// A fresh 256-bit key sealing this transfer's chunks.
+  public var key: Data = Data()
+
+  /// The size of every chunk but the last.
+  public var chunkSize: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A transfer changed state at one end.
+public nonisolated struct Privatus_Content_V1_FileUpdate: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var transferID: Data = Data()
+
+  public var kind: Privatus_Content_V1_FileUpdate.Kind = .unspecified
+
+  /// Why it failed or was refused, at most 256 bytes.
+  public var reason: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum Kind: SwiftProtobuf.Enum, Swift.CaseIterable {
+    public typealias RawValue = Int
+    case unspecified // = 0
+
+    /// The receiver accepted (it asks for chunks next).
+    case accepted // = 1
+    case rejected // = 2
+
+    /// Either end gave up the transfer.
+    case cancelled // = 3
+
+    /// The receiver has the whole file and its SHA-256 matched.
+    case complete // = 4
+
+    /// The transfer failed; `reason` says why.
+    case failed // = 5
+    case UNRECOGNIZED(Int)
+
+    public init() {
+      self = .unspecified
+    }
+
+    public init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .unspecified
+      case 1: self = .accepted
+      case 2: self = .rejected
+      case 3: self = .cancelled
+      case 4: self = .complete
+      case 5: self = .failed
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    public var rawValue: Int {
+      switch self {
+      case .unspecified: return 0
+      case .accepted: return 1
+      case .rejected: return 2
+      case .cancelled: return 3
+      case .complete: return 4
+      case .failed: return 5
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    public static let allCases: [Privatus_Content_V1_FileUpdate.Kind] = [
+      .unspecified,
+      .accepted,
+      .rejected,
+      .cancelled,
+      .complete,
+      .failed,
+    ]
+
+  }
 
   public init() {}
 }
@@ -59,7 +195,7 @@ fileprivate nonisolated let _protobuf_package = "privatus.content.v1"
 
 nonisolated extension Privatus_Content_V1_ChatContent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ChatContent"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{1}text\0\u{3}sent_at_ms\0\u{3}sender_name\0\u{1}number\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{1}text\0\u{3}sent_at_ms\0\u{3}sender_name\0\u{1}number\0\u{3}file_offer\0\u{3}file_update\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -72,12 +208,18 @@ nonisolated extension Privatus_Content_V1_ChatContent: SwiftProtobuf.Message, Sw
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.sentAtMs) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.senderName) }()
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.number) }()
+      case 6: try { try decoder.decodeSingularMessageField(value: &self._fileOffer) }()
+      case 7: try { try decoder.decodeSingularMessageField(value: &self._fileUpdate) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if self.version != 0 {
       try visitor.visitSingularUInt32Field(value: self.version, fieldNumber: 1)
     }
@@ -93,6 +235,12 @@ nonisolated extension Privatus_Content_V1_ChatContent: SwiftProtobuf.Message, Sw
     if self.number != 0 {
       try visitor.visitSingularUInt64Field(value: self.number, fieldNumber: 5)
     }
+    try { if let v = self._fileOffer {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    } }()
+    try { if let v = self._fileUpdate {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -102,7 +250,113 @@ nonisolated extension Privatus_Content_V1_ChatContent: SwiftProtobuf.Message, Sw
     if lhs.sentAtMs != rhs.sentAtMs {return false}
     if lhs.senderName != rhs.senderName {return false}
     if lhs.number != rhs.number {return false}
+    if lhs._fileOffer != rhs._fileOffer {return false}
+    if lhs._fileUpdate != rhs._fileUpdate {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
+}
+
+nonisolated extension Privatus_Content_V1_FileOffer: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FileOffer"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}transfer_id\0\u{1}name\0\u{1}size\0\u{3}media_type\0\u{1}sha256\0\u{1}key\0\u{3}chunk_size\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.transferID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.size) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.mediaType) }()
+      case 5: try { try decoder.decodeSingularBytesField(value: &self.sha256) }()
+      case 6: try { try decoder.decodeSingularBytesField(value: &self.key) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.chunkSize) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.transferID.isEmpty {
+      try visitor.visitSingularBytesField(value: self.transferID, fieldNumber: 1)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 2)
+    }
+    if self.size != 0 {
+      try visitor.visitSingularUInt64Field(value: self.size, fieldNumber: 3)
+    }
+    if !self.mediaType.isEmpty {
+      try visitor.visitSingularStringField(value: self.mediaType, fieldNumber: 4)
+    }
+    if !self.sha256.isEmpty {
+      try visitor.visitSingularBytesField(value: self.sha256, fieldNumber: 5)
+    }
+    if !self.key.isEmpty {
+      try visitor.visitSingularBytesField(value: self.key, fieldNumber: 6)
+    }
+    if self.chunkSize != 0 {
+      try visitor.visitSingularUInt32Field(value: self.chunkSize, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Privatus_Content_V1_FileOffer, rhs: Privatus_Content_V1_FileOffer) -> Bool {
+    if lhs.transferID != rhs.transferID {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.size != rhs.size {return false}
+    if lhs.mediaType != rhs.mediaType {return false}
+    if lhs.sha256 != rhs.sha256 {return false}
+    if lhs.key != rhs.key {return false}
+    if lhs.chunkSize != rhs.chunkSize {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Privatus_Content_V1_FileUpdate: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FileUpdate"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}transfer_id\0\u{1}kind\0\u{1}reason\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.transferID) }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.kind) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.transferID.isEmpty {
+      try visitor.visitSingularBytesField(value: self.transferID, fieldNumber: 1)
+    }
+    if self.kind != .unspecified {
+      try visitor.visitSingularEnumField(value: self.kind, fieldNumber: 2)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Privatus_Content_V1_FileUpdate, rhs: Privatus_Content_V1_FileUpdate) -> Bool {
+    if lhs.transferID != rhs.transferID {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Privatus_Content_V1_FileUpdate.Kind: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0KIND_UNSPECIFIED\0\u{1}KIND_ACCEPTED\0\u{1}KIND_REJECTED\0\u{1}KIND_CANCELLED\0\u{1}KIND_COMPLETE\0\u{1}KIND_FAILED\0")
 }

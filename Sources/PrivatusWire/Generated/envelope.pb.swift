@@ -52,7 +52,7 @@ public nonisolated struct Privatus_Wire_V1_Envelope: Sendable {
   /// Field numbers:
   ///   2-15   link control and chat (one-byte tags; the most frequent kinds go here)
   ///   16-31  DHT (reserved below until the DHT's messages land)
-  ///   32-47  file transfer (reserved below until file transfer lands)
+  ///   32-47  file transfer (32, 33: FileWant, FileChunk; the rest reserved below)
   ///   48-    later kinds
   public var body: Privatus_Wire_V1_Envelope.OneOf_Body? = nil
 
@@ -136,6 +136,22 @@ public nonisolated struct Privatus_Wire_V1_Envelope: Sendable {
     set {body = .resendRequest(newValue)}
   }
 
+  public var fileWant: Privatus_Wire_V1_FileWant {
+    get {
+      if case .fileWant(let v)? = body {return v}
+      return Privatus_Wire_V1_FileWant()
+    }
+    set {body = .fileWant(newValue)}
+  }
+
+  public var fileChunk: Privatus_Wire_V1_FileChunk {
+    get {
+      if case .fileChunk(let v)? = body {return v}
+      return Privatus_Wire_V1_FileChunk()
+    }
+    set {body = .fileChunk(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   /// The kind of the message is the field number of the body that is set. A version-1
@@ -145,7 +161,7 @@ public nonisolated struct Privatus_Wire_V1_Envelope: Sendable {
   /// Field numbers:
   ///   2-15   link control and chat (one-byte tags; the most frequent kinds go here)
   ///   16-31  DHT (reserved below until the DHT's messages land)
-  ///   32-47  file transfer (reserved below until file transfer lands)
+  ///   32-47  file transfer (32, 33: FileWant, FileChunk; the rest reserved below)
   ///   48-    later kinds
   public nonisolated enum OneOf_Body: Equatable, Sendable {
     case ping(Privatus_Wire_V1_Ping)
@@ -158,6 +174,8 @@ public nonisolated struct Privatus_Wire_V1_Envelope: Sendable {
     case bundleRequest(Privatus_Wire_V1_BundleRequest)
     case bundleResponse(Privatus_Wire_V1_BundleResponse)
     case resendRequest(Privatus_Wire_V1_ResendRequest)
+    case fileWant(Privatus_Wire_V1_FileWant)
+    case fileChunk(Privatus_Wire_V1_FileChunk)
 
   }
 
@@ -457,6 +475,42 @@ public nonisolated struct Privatus_Wire_V1_ResendRequest: Sendable {
   public init() {}
 }
 
+/// The receiver of a file asks its sender for chunks (docs/PROTOCOL.md, "Files"), on the bulk
+/// stream of a link both identities authenticated. Only the receiver named in the offer knows
+/// the transfer id (it travelled inside the end-to-end session), and the sender serves only the
+/// peer it offered the file to. At most 64 indexes per request.
+public nonisolated struct Privatus_Wire_V1_FileWant: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var transferID: Data = Data()
+
+  public var chunks: [UInt32] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One chunk of a file, sealed end to end with the transfer's key (FileChunkCipher): the link
+/// sees only the transfer id, the index and the sealed bytes.
+public nonisolated struct Privatus_Wire_V1_FileChunk: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var transferID: Data = Data()
+
+  public var index: UInt32 = 0
+
+  public var sealed: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 /// A public key signed by an identity for one purpose. The signature covers the fixed-width
 /// fields id (u32 BE) || expires_at (u64 BE) || public_key, tagged with the purpose
 /// (docs/PROTOCOL.md, "Sessions"); a receiver verifies over exactly the bytes it received.
@@ -568,7 +622,7 @@ fileprivate nonisolated let _protobuf_package = "privatus.wire.v1"
 
 nonisolated extension Privatus_Wire_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{1}ping\0\u{1}pong\0\u{3}error_reply\0\u{3}chat_message\0\u{1}receipt\0\u{3}signed_object\0\u{1}hello\0\u{3}bundle_request\0\u{3}bundle_response\0\u{3}resend_request\0\u{c}\u{10}\u{10}\u{c} \u{10}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{1}ping\0\u{1}pong\0\u{3}error_reply\0\u{3}chat_message\0\u{1}receipt\0\u{3}signed_object\0\u{1}hello\0\u{3}bundle_request\0\u{3}bundle_response\0\u{3}resend_request\0\u{4}\u{15}file_want\0\u{3}file_chunk\0\u{c}\u{10}\u{10}\u{c}\"\u{e}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -707,6 +761,32 @@ nonisolated extension Privatus_Wire_V1_Envelope: SwiftProtobuf.Message, SwiftPro
           self.body = .resendRequest(v)
         }
       }()
+      case 32: try {
+        var v: Privatus_Wire_V1_FileWant?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .fileWant(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .fileWant(v)
+        }
+      }()
+      case 33: try {
+        var v: Privatus_Wire_V1_FileChunk?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .fileChunk(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .fileChunk(v)
+        }
+      }()
       default: break
       }
     }
@@ -760,6 +840,14 @@ nonisolated extension Privatus_Wire_V1_Envelope: SwiftProtobuf.Message, SwiftPro
     case .resendRequest?: try {
       guard case .resendRequest(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    }()
+    case .fileWant?: try {
+      guard case .fileWant(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 32)
+    }()
+    case .fileChunk?: try {
+      guard case .fileChunk(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 33)
     }()
     case nil: break
     }
@@ -1126,6 +1214,81 @@ nonisolated extension Privatus_Wire_V1_ResendRequest: SwiftProtobuf.Message, Swi
   public static func ==(lhs: Privatus_Wire_V1_ResendRequest, rhs: Privatus_Wire_V1_ResendRequest) -> Bool {
     if lhs.first != rhs.first {return false}
     if lhs.last != rhs.last {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Privatus_Wire_V1_FileWant: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FileWant"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}transfer_id\0\u{1}chunks\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.transferID) }()
+      case 2: try { try decoder.decodeRepeatedUInt32Field(value: &self.chunks) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.transferID.isEmpty {
+      try visitor.visitSingularBytesField(value: self.transferID, fieldNumber: 1)
+    }
+    if !self.chunks.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.chunks, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Privatus_Wire_V1_FileWant, rhs: Privatus_Wire_V1_FileWant) -> Bool {
+    if lhs.transferID != rhs.transferID {return false}
+    if lhs.chunks != rhs.chunks {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Privatus_Wire_V1_FileChunk: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FileChunk"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}transfer_id\0\u{1}index\0\u{1}sealed\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.transferID) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.index) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.sealed) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.transferID.isEmpty {
+      try visitor.visitSingularBytesField(value: self.transferID, fieldNumber: 1)
+    }
+    if self.index != 0 {
+      try visitor.visitSingularUInt32Field(value: self.index, fieldNumber: 2)
+    }
+    if !self.sealed.isEmpty {
+      try visitor.visitSingularBytesField(value: self.sealed, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Privatus_Wire_V1_FileChunk, rhs: Privatus_Wire_V1_FileChunk) -> Bool {
+    if lhs.transferID != rhs.transferID {return false}
+    if lhs.index != rhs.index {return false}
+    if lhs.sealed != rhs.sealed {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

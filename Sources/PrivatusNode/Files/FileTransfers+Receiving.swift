@@ -1,0 +1,262 @@
+import Crypto
+import Foundation
+import PrivatusCore
+import PrivatusCrypto
+import PrivatusNet
+import PrivatusProfile
+import PrivatusStore
+import PrivatusWire
+
+/// An incoming transfer in progress: its partial file, what is asked for, what is written but
+/// not yet recorded, and the running hash of the chunks that arrived in order.
+final class Receiving {
+    var transfer: FileTransfer
+    let cipher: FileChunkCipher?
+    let descriptor: Int32
+    /// Chunks asked for that have not arrived.
+    var outstanding: Set<Int> = []
+    /// Where the search for chunks to ask for goes on.
+    var cursor = 0
+    /// Chunks written to the partial file whose bits are not in the store yet.
+    var unmarked: [Int] = []
+    var hasher = SHA256()
+    /// The chunks before this one are in `hasher`.
+    var hashedUpTo = 0
+    var refused = 0
+    var lastArrival = ContinuousClock.now
+    var lastEvent = ContinuousClock.now
+
+    /// Opens (or, `fresh`, creates anew) the partial file of `transfer`.
+    init(_ transfer: FileTransfer, partial: String, fresh: Bool) throws {
+        self.transfer = transfer
+        cipher =
+            transfer.chunkCount > 0
+            ? try FileChunkCipher(key: transfer.key, transferID: transfer.id, chunkCount: UInt32(transfer.chunkCount))
+            : nil
+        let flags = O_RDWR | O_CLOEXEC | O_NOFOLLOW | (fresh ? O_CREAT | O_TRUNC : 0)
+        descriptor = open(partial, flags, 0o600)
+        guard descriptor >= 0 else { throw FileTransferError.unreadable }
+    }
+
+    func close() { _ = Glibc.close(descriptor) }
+
+    var isDone: Bool { transfer.chunksDone == transfer.chunkCount }
+}
+
+extension FileTransfers {
+    /// Asks the sender for the next chunks, up to ``window`` outstanding.
+    func ask(_ transfer: Receiving, over given: Link?) async {
+        guard transfer.transfer.state == .transferring, receiving[transfer.transfer.id] === transfer else { return }
+        let count = transfer.transfer.chunkCount
+        var wanted: [UInt32] = []
+        let room = min(Self.window - transfer.outstanding.count, FileWant.maximumChunks)
+        var wrapped = false
+        while wanted.count < room {
+            if transfer.cursor >= count {
+                // Chunks asked for earlier and refused are missing behind the cursor: once more
+                // from the start.
+                guard !wrapped else { break }
+                wrapped = true
+                transfer.cursor = 0
+                continue
+            }
+            let index = transfer.cursor
+            transfer.cursor += 1
+            if !transfer.transfer.hasChunk(index), !transfer.outstanding.contains(index) {
+                wanted.append(UInt32(index))
+            }
+        }
+        guard !wanted.isEmpty else { return }
+        transfer.outstanding.formUnion(wanted.map(Int.init))
+        var link = given
+        if link == nil || link?.isActive != true { link = await messenger.link(to: transfer.transfer.peer) }
+        guard let link else {
+            transfer.outstanding.subtract(wanted.map(Int.init))
+            return
+        }
+        let want = FileWant.with {
+            $0.transferID = Data(transfer.transfer.id)
+            $0.chunks = wanted
+        }
+        do {
+            try await link.send(.fileWant(want), on: .bulk)
+        } catch {
+            transfer.outstanding.subtract(wanted.map(Int.init))
+        }
+    }
+
+    /// A chunk from a sender: refused unless it was asked for and opens under the transfer's
+    /// key at its index with the right length; else written, and the next one asked for.
+    func receiveChunk(_ chunk: FileChunk, from peer: PeerID, on link: Link?) async {
+        let id = Array(chunk.transferID)
+        let index = Int(chunk.index)
+        guard let transfer = receiving[id], transfer.transfer.peer == peer,
+            transfer.outstanding.remove(index) != nil, let cipher = transfer.cipher
+        else {
+            counters.chunksRefused.increment()
+            return
+        }
+        transfer.lastArrival = .now
+        let plaintext: [UInt8]
+        do {
+            plaintext = try cipher.open(Array(chunk.sealed), index: chunk.index)
+            guard plaintext.count == transfer.transfer.chunkLength(index) else { throw FileChunkError.malformed }
+        } catch {
+            counters.chunksRefused.increment()
+            transfer.refused += 1
+            logger.debug("file chunk refused", metadata: ["error": "\(error)"])
+            if transfer.refused >= Self.maximumRefusedChunks {
+                fail(transfer.transfer, reason: "chunks from the sender did not verify")
+            } else {
+                await ask(transfer, over: link)
+            }
+            return
+        }
+        guard Self.write(plaintext, to: transfer.descriptor, at: Int(index) * Int(transfer.transfer.chunkSize))
+        else {
+            fail(transfer.transfer, reason: "writing the partial file failed")
+            return
+        }
+        transfer.transfer.chunkBitmap[index / 8] |= 1 << (index % 8)
+        transfer.unmarked.append(index)
+        chunksReceived[id, default: 0] += 1
+        counters.bytesReceived.increment(by: plaintext.count)
+        if index == transfer.hashedUpTo {
+            transfer.hasher.update(data: plaintext)
+            transfer.hashedUpTo += 1
+        }
+        if transfer.isDone {
+            await finish(transfer)
+            return
+        }
+        if transfer.unmarked.count >= Self.flushEvery { flush(transfer) }
+        if ContinuousClock.now - transfer.lastEvent >= .milliseconds(250) {
+            transfer.lastEvent = .now
+            publish(transfer.transfer)
+        }
+        await ask(transfer, over: link)
+    }
+
+    /// Syncs the partial file, then records the chunks written since the last time.
+    func flush(_ transfer: Receiving) {
+        guard !transfer.unmarked.isEmpty else { return }
+        guard fdatasync(transfer.descriptor) == 0 else {
+            logger.warning("syncing a partial file failed", metadata: ["errno": "\(errno)"])
+            return
+        }
+        do {
+            try store.markChunks(transfer.unmarked, of: transfer.transfer.id)
+            transfer.unmarked.removeAll()
+        } catch {
+            logger.warning("recording received chunks failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Every chunk is in: checks the SHA-256, moves the file into its folder under a safe,
+    /// unused name, and tells the sender.
+    func finish(_ transfer: Receiving) async {
+        flush(transfer)
+        var hasher = transfer.hasher
+        let size = transfer.transfer.size
+        var offset = Int(transfer.hashedUpTo) * Int(transfer.transfer.chunkSize)
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while UInt64(offset) < size {
+            let want = Int(min(UInt64(buffer.count), size - UInt64(offset)))
+            let got = buffer.withUnsafeMutableBytes { pread(transfer.descriptor, $0.baseAddress, want, offset) }
+            guard got > 0 else {
+                fail(transfer.transfer, reason: "reading the partial file failed")
+                return
+            }
+            hasher.update(data: buffer[0..<got])
+            offset += Int(got)
+        }
+        guard Array(hasher.finalize()) == transfer.transfer.hash else {
+            fail(transfer.transfer, reason: "the received file does not match its SHA-256")
+            return
+        }
+        let id = transfer.transfer.id
+        let folder = transfer.transfer.path.isEmpty ? settings.downloads : transfer.transfer.path
+        let final: String
+        do {
+            try FileIO.makeDirectory(folder)
+            final = try Self.place(partialPath(id), named: transfer.transfer.name, in: folder)
+        } catch {
+            fail(transfer.transfer, reason: "the file could not be moved into its folder")
+            return
+        }
+        transfer.close()
+        receiving[id] = nil
+        counters.completed.increment()
+        counters.active.record(receiving.count + sending.count)
+        let complete =
+            (try? store.transitionFileTransfer(id, to: .complete, from: [.transferring], path: final))
+            ?? transfer.transfer
+        publish(complete)
+        try? await messenger.sendFile(
+            .update(FileUpdate(id, .complete)), describedAs: "Received the file \(complete.name)",
+            to: complete.peer)
+    }
+
+    /// Links the verified partial file into `folder` under the first free safe form of `name`
+    /// (never replacing a file), removes the partial name, and returns the new path. Across file
+    /// systems the file is copied to a hidden temporary name in `folder` first.
+    static func place(_ partial: String, named name: String, in folder: String) throws -> String {
+        var source = partial
+        var temporary: String?
+        for _ in 0..<64 {
+            let candidate = folder + "/" + DownloadName.safe(name, taken: { FileIO.exists(folder + "/" + $0) })
+            if link(source, candidate) == 0 {
+                unlink(source)
+                if let temporary, temporary != source { unlink(temporary) }
+                if source != partial { unlink(partial) }
+                try? FileIO.syncDirectory(folder)
+                return candidate
+            }
+            switch errno {
+            case EEXIST:
+                continue
+            case EXDEV where temporary == nil:
+                let copy = folder + "/." + UUID().uuidString + ".privatus-partial"
+                try copyFile(partial, to: copy)
+                temporary = copy
+                source = copy
+            default:
+                throw FileTransferError.unreadable
+            }
+        }
+        throw FileTransferError.unreadable
+    }
+
+    static func copyFile(_ from: String, to: String) throws {
+        let input = open(from, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { throw FileTransferError.unreadable }
+        defer { Glibc.close(input) }
+        let output = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard output >= 0 else { throw FileTransferError.unreadable }
+        defer { Glibc.close(output) }
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var offset: Int = 0
+        while true {
+            let got = buffer.withUnsafeMutableBytes { pread(input, $0.baseAddress, $0.count, offset) }
+            guard got >= 0 else { throw FileTransferError.unreadable }
+            if got == 0 { break }
+            guard write(Array(buffer[0..<got]), to: output, at: offset) else { throw FileTransferError.unreadable }
+            offset += Int(got)
+        }
+        guard fsync(output) == 0 else { throw FileTransferError.unreadable }
+    }
+
+    /// Writes all of `bytes` at `offset`.
+    static func write(_ bytes: [UInt8], to descriptor: Int32, at offset: Int) -> Bool {
+        bytes.withUnsafeBytes { buffer in
+            var done = 0
+            while done < buffer.count {
+                let wrote = pwrite(descriptor, buffer.baseAddress! + done, buffer.count - done, offset + Int(done))
+                if wrote < 0, errno == EINTR { continue }
+                guard wrote > 0 else { return false }
+                done += wrote
+            }
+            return true
+        }
+    }
+}
