@@ -133,10 +133,7 @@ import Glibc
         _ = try await bob.json(["files", "accept", offered.id], as: FileView.self)
         let half = try #require(try await transfer(offered.id, of: bob) { $0.chunksDone >= 256 })
         #expect(half.state == "transferring")
-        let node = try #require(bob.node)
-        node.child.send(SIGKILL)
-        _ = try await node.wait(timeout: .seconds(30))
-        bob.node = nil
+        try await kill(bob)
         try await bob.start()
         let done = try #require(try await transfer(offered.id, of: bob) { $0.state != "transferring" })
         #expect(done.state == "complete", "\(done.reason ?? "")")
@@ -149,6 +146,75 @@ import Glibc
         let sent = try #require(try await transfer(offered.id, of: alice, within: 30) { $0.state == "complete" })
         let sentChunks = try #require(sent.chunksSent)
         #expect(sentChunks >= 512 && sentChunks <= 512 + 16 + 64, "sent \(sentChunks) chunks")
+        try await alice.stop()
+        try await bob.stop()
+    }
+
+    @Test func aSenderKilledInTheMiddleResumesAndAChangedFileIsOfferedAgain() async throws {
+        defer { scratch.remove() }
+        let (alice, bob) = try await pair(alice: ["fileBandwidthBytesPerSecond": 16 << 20])
+        let path = try randomFile("report.bin", bytes: 48 << 20)
+        let first = try await offer(path, from: alice, to: bob)
+        _ = try await bob.json(["files", "accept", first.id], as: FileView.self)
+        _ = try #require(try await transfer(first.id, of: bob) { $0.chunksDone >= 32 })
+        // Alice's node dies and comes back with the file unchanged: the transfer goes on.
+        try await kill(alice)
+        try await alice.start()
+        let done = try #require(try await transfer(first.id, of: bob) { $0.state != "transferring" })
+        #expect(done.state == "complete", "\(done.reason ?? "")")
+        #expect(try sha256(try #require(done.path)) == (try sha256(path)))
+
+        // A second offer of the file; Alice's node dies in the middle and the file changes
+        // while it is down: Bob's transfer fails, and the file as it is now is offered again.
+        let second = try await offer(path, from: alice, to: bob)
+        _ = try await bob.json(["files", "accept", second.id], as: FileView.self)
+        _ = try #require(try await transfer(second.id, of: bob) { $0.chunksDone >= 32 })
+        try await kill(alice)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.seek(toOffset: 1 << 20)
+        handle.write(Data(repeating: 0x5A, count: 4096))
+        try handle.close()
+        try await alice.start()
+        let failed = try #require(try await transfer(second.id, of: bob) { $0.state != "transferring" })
+        #expect(failed.state == "failed" && failed.reason == "the file changed: it is offered again")
+        var again: FileView?
+        for _ in 0..<1_500 {
+            again = try await transfers(of: bob).first { ![first.id, second.id].contains($0.id) }
+            if again != nil { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let renewed = try #require(again, "the changed file is offered anew")
+        let newHash = try sha256(path)
+        #expect(renewed.state == "offered" && renewed.sha256 == newHash)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: bob.layout.transfersDirectory).isEmpty)
+        try await alice.stop()
+        try await bob.stop()
+    }
+
+    func kill(_ user: User) async throws {
+        let node = try #require(user.node)
+        node.child.send(SIGKILL)
+        _ = try await node.wait(timeout: .seconds(30))
+        user.node = nil
+    }
+
+    @Test func aTextFileTravelsDeflatedAndArrivesAsItWas() async throws {
+        defer { scratch.remove() }
+        let (alice, bob) = try await pair()
+        let path = scratch.child("notes.txt")
+        var text = ""
+        for line in 0..<100_000 { text += "line \(line): the quick brown fox jumps over the lazy dog\n" }
+        try text.write(toFile: path, atomically: false, encoding: .utf8)
+        let offered = try await offer(path, from: alice, to: bob)
+        #expect(offered.mediaType == "text/plain")
+        _ = try await bob.json(["files", "accept", offered.id], as: FileView.self)
+        let done = try #require(try await transfer(offered.id, of: bob) { $0.state != "transferring" })
+        #expect(done.state == "complete", "\(done.reason ?? "")")
+        #expect(try sha256(try #require(done.path)) == (try sha256(path)))
+        // Every chunk went deflated, and took a fraction of the file's size on the link.
+        #expect(try await alice.metric("privatus_files_chunks_deflated_total") == Double(done.chunks))
+        let onTheLink = try await alice.metric("privatus_files_sealed_bytes_sent_total")
+        #expect(onTheLink > 0 && onTheLink < Double(done.size) / 4, "\(onTheLink) bytes for \(done.size)")
         try await alice.stop()
         try await bob.stop()
     }

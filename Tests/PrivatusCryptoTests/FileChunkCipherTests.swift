@@ -63,7 +63,7 @@ import Testing
     /// follows docs/PROTOCOL.md opens.
     @Test func theSealedLayoutAndAssociatedDataAreAsDocumented() throws {
         let nonce = try AES.GCM.Nonce(data: [UInt8](repeating: 7, count: 12))
-        var associated = Array("privatus-file-chunk-v1".utf8) + [0] + transfer
+        var associated = Array("privatus-file-chunk-v1".utf8) + [0] + transfer  // form 0: as it is
         associated += [0, 0, 0, 2]  // index 2
         associated += [0, 0, 0, 5]  // of 5 chunks
         let box = try AES.GCM.seal([9, 8, 7], using: SymmetricKey(data: key), nonce: nonce, authenticating: associated)
@@ -71,5 +71,18 @@ import Testing
         #expect(Array(sealed.prefix(12)) == [UInt8](repeating: 7, count: 12))
         let cipher = try FileChunkCipher(key: key, transferID: transfer, chunkCount: 5)
         #expect(try cipher.open(sealed, index: 2) == [9, 8, 7])
+        // The form byte: 1 for a deflated chunk.
+        associated[22] = 1
+        let deflated = try AES.GCM.seal([1], using: SymmetricKey(data: key), nonce: nonce, authenticating: associated)
+        #expect(try cipher.open(Array(try #require(deflated.combined)), index: 2, compressed: true) == [1])
+    }
+
+    @Test func aChunkOpensOnlyInTheFormItWasSealedIn() throws {
+        let cipher = try FileChunkCipher(key: key, transferID: transfer, chunkCount: 2)
+        let stored = try cipher.seal([1, 2, 3], index: 0)
+        let deflated = try cipher.seal([1, 2, 3], index: 0, compressed: true)
+        #expect(throws: FileChunkError.refused) { try cipher.open(stored, index: 0, compressed: true) }
+        #expect(throws: FileChunkError.refused) { try cipher.open(deflated, index: 0) }
+        #expect(try cipher.open(deflated, index: 0, compressed: true) == [1, 2, 3])
     }
 }

@@ -1,6 +1,8 @@
+import CompressNIO
 import Crypto
 import Foundation
 import Logging
+import NIOCore
 import PrivatusCore
 import PrivatusCrypto
 import PrivatusStore
@@ -52,18 +54,22 @@ import Testing
         }
     }
 
-    func chunk(_ data: [UInt8], _ index: Int, of offer: FileOffer, tamper: Bool = false) throws -> FileChunk {
+    func chunk(
+        _ data: [UInt8], _ index: Int, of offer: FileOffer, tamper: Bool = false, deflated: [UInt8]? = nil
+    ) throws -> FileChunk {
         let size = Int(offer.chunkSize)
         let count = (data.count + size - 1) / size
         let cipher = try FileChunkCipher(
             key: Array(offer.key), transferID: Array(offer.transferID), chunkCount: UInt32(count))
         var sealed = try cipher.seal(
-            Array(data[index * size..<min(data.count, (index + 1) * size)]), index: UInt32(index))
+            deflated ?? Array(data[index * size..<min(data.count, (index + 1) * size)]), index: UInt32(index),
+            compressed: deflated != nil)
         if tamper { sealed[sealed.count / 2] ^= 1 }
         return FileChunk.with {
             $0.transferID = offer.transferID
             $0.index = UInt32(index)
             $0.sealed = Data(sealed)
+            $0.compressed = deflated != nil
         }
     }
 
@@ -99,6 +105,35 @@ import Testing
         #expect(Array(try Data(contentsOf: URL(fileURLWithPath: landed))) == data)
         let mode = try FileManager.default.attributesOfItem(atPath: landed)[.posixPermissions] as? Int
         #expect(mode == 0o600)
+    }
+
+    @Test func deflatedChunksInflateToTheirLengthAndNoFurther() async throws {
+        defer { scratch.remove() }
+        let (files, _, loop) = try await files()
+        defer { loop.cancel() }
+        let text = Array(String(repeating: "the quick brown fox jumps over the lazy dog\n", count: 8_000).utf8)
+        let offer = offer(text, name: "notes.txt")
+        let id = Array(offer.transferID)
+        _ = files.applyReceived(.offer(offer), from: bob, isContact: true)
+        _ = try await files.accept(id)
+        let size = Int(FileTransfers.chunkSize)
+        let first = try #require(ChunkCompression.compress(Array(text[0..<size])))
+        #expect(first.count < size / 10, "text deflates well")
+        #expect(ChunkCompression.compress((0..<4096).map { _ in UInt8.random(in: 0...255) }) == nil, "noise does not")
+        // A deflated chunk that inflates past its length (a bomb: 16 MiB of zeros) is refused.
+        var bomb = ByteBuffer(bytes: [UInt8](repeating: 0, count: 16 << 20))
+        let bombBytes = Array(try bomb.compress(with: ChunkCompression.algorithm).readableBytesView)
+        await files.expect(id, chunks: [0, 1])
+        await files.receiveChunk(try chunk(text, 0, of: offer, deflated: bombBytes), from: bob, on: nil)
+        var now = try #require(try await files.list().first)
+        #expect(now.chunksDone == 0)
+        await files.expect(id, chunks: [0, 1])
+        await files.receiveChunk(try chunk(text, 0, of: offer, deflated: first), from: bob, on: nil)
+        let second = try #require(ChunkCompression.compress(Array(text[size...])))
+        await files.receiveChunk(try chunk(text, 1, of: offer, deflated: second), from: bob, on: nil)
+        now = try #require(try await files.list().first)
+        #expect(now.state == "complete", "\(now.reason ?? "")")
+        #expect(Array(try Data(contentsOf: URL(fileURLWithPath: try #require(now.path)))) == text)
     }
 
     @Test func aFileNotMatchingItsHashFailsAndLeavesNothingInTheDownloads() async throws {

@@ -6,7 +6,8 @@ import Foundation
 /// Each transfer has a fresh 256-bit key, drawn by the sender and given to the receiver inside
 /// the end-to-end session with the offer. A chunk is sealed with AES-256-GCM under that key and a
 /// random 96-bit nonce, its associated data binding it to its place:
-/// `"privatus-file-chunk-v1" ‖ 0x00 ‖ transfer id (16) ‖ index u32 ‖ chunk count u32` (big-endian).
+/// `"privatus-file-chunk-v1" ‖ form u8 ‖ transfer id (16) ‖ index u32 ‖ chunk count u32`
+/// (big-endian), the form 0 for the chunk as it is, 1 for the chunk deflated.
 /// So a chunk moved to another index or another transfer, a chunk of a file of another length,
 /// or any changed byte is refused. Sealed form: `nonce (12) ‖ ciphertext ‖ tag (16)`.
 /// Random nonces: a chunk sent again after a resume is sealed again, and a transfer has at most
@@ -42,13 +43,19 @@ public struct FileChunkCipher: Sendable {
         SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
     }
 
-    /// Seals chunk `index`.
+    /// Seals chunk `index` (`compressed`: the bytes are the chunk deflated).
     /// - Throws: ``FileChunkError/badIndex`` past the last chunk, ``FileChunkError/tooLarge``
     ///   for a chunk over ``maximumChunkBytes``.
-    public func seal(_ chunk: some DataProtocol, index: UInt32) throws(FileChunkError) -> [UInt8] {
+    public func seal(
+        _ chunk: some DataProtocol, index: UInt32, compressed: Bool = false
+    ) throws(FileChunkError)
+        -> [UInt8]
+    {
         guard index < chunkCount else { throw .badIndex }
         guard chunk.count <= Self.maximumChunkBytes else { throw .tooLarge }
-        guard let box = try? AES.GCM.seal(chunk, using: key, authenticating: associatedData(index)),
+        guard
+            let box = try? AES.GCM.seal(
+                chunk, using: key, authenticating: associatedData(index, compressed: compressed)),
             let combined = box.combined
         else { throw .sealFailed }
         return Array(combined)
@@ -58,20 +65,23 @@ public struct FileChunkCipher: Sendable {
     /// - Throws: ``FileChunkError/badIndex``, ``FileChunkError/tooLarge`` (more than a chunk and
     ///   its overhead), ``FileChunkError/malformed`` (shorter than the overhead), and
     ///   ``FileChunkError/refused`` when the tag does not verify (changed, moved or foreign).
-    public func open(_ sealed: [UInt8], index: UInt32) throws(FileChunkError) -> [UInt8] {
+    public func open(_ sealed: [UInt8], index: UInt32, compressed: Bool = false) throws(FileChunkError) -> [UInt8] {
         guard index < chunkCount else { throw .badIndex }
         guard sealed.count <= Self.maximumChunkBytes + Self.overheadBytes else { throw .tooLarge }
         guard sealed.count >= Self.overheadBytes, let box = try? AES.GCM.SealedBox(combined: sealed) else {
             throw .malformed
         }
-        guard let plaintext = try? AES.GCM.open(box, using: key, authenticating: associatedData(index)) else {
+        guard
+            let plaintext = try? AES.GCM.open(
+                box, using: key, authenticating: associatedData(index, compressed: compressed))
+        else {
             throw .refused
         }
         return Array(plaintext)
     }
 
-    func associatedData(_ index: UInt32) -> [UInt8] {
-        var data = Array("privatus-file-chunk-v1".utf8) + [0] + transferID
+    func associatedData(_ index: UInt32, compressed: Bool) -> [UInt8] {
+        var data = Array("privatus-file-chunk-v1".utf8) + [compressed ? 1 : 0] + transferID
         withUnsafeBytes(of: index.bigEndian) { data += $0 }
         withUnsafeBytes(of: chunkCount.bigEndian) { data += $0 }
         return data

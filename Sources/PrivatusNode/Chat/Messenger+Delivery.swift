@@ -444,6 +444,11 @@ extension Messenger {
     /// peer per ``addressLookupInterval``). A host name (from an invite) is resolved on NIO's
     /// blocking-work pool, never on this actor. An address from anywhere is only a hint: the
     /// handshake proves the PeerID.
+    /// The open link to `peer`, if any (never dials).
+    func openLink(to peer: PeerID) async -> Link? {
+        await links?.link(to: peer)
+    }
+
     func link(to peer: PeerID) async -> Link? {
         guard let links else { return nil }
         if let open = await links.link(to: peer) { return open }

@@ -25,6 +25,8 @@ final class Receiving {
     var refused = 0
     var lastArrival = ContinuousClock.now
     var lastEvent = ContinuousClock.now
+    /// When the sender may be dialled again.
+    var nextDial = ContinuousClock.now
 
     /// Opens (or, `fresh`, creates anew) the partial file of `transfer`.
     init(_ transfer: FileTransfer, partial: String, fresh: Bool) throws {
@@ -69,7 +71,13 @@ extension FileTransfers {
         guard !wanted.isEmpty else { return }
         transfer.outstanding.formUnion(wanted.map(Int.init))
         var link = given
-        if link == nil || link?.isActive != true { link = await messenger.link(to: transfer.transfer.peer) }
+        if link == nil || link?.isActive != true { link = await messenger.openLink(to: transfer.transfer.peer) }
+        // No link: dial the sender, at most every ``dialInterval`` (a contact offline for hours
+        // is not dialled every second; its node dials this one when it comes back).
+        if link == nil, ContinuousClock.now >= transfer.nextDial {
+            transfer.nextDial = .now + Self.dialInterval
+            link = await messenger.link(to: transfer.transfer.peer)
+        }
         guard let link else {
             transfer.outstanding.subtract(wanted.map(Int.init))
             return
@@ -99,8 +107,10 @@ extension FileTransfers {
         transfer.lastArrival = .now
         let plaintext: [UInt8]
         do {
-            plaintext = try cipher.open(Array(chunk.sealed), index: chunk.index)
-            guard plaintext.count == transfer.transfer.chunkLength(index) else { throw FileChunkError.malformed }
+            let length = transfer.transfer.chunkLength(index)
+            let opened = try cipher.open(Array(chunk.sealed), index: chunk.index, compressed: chunk.compressed)
+            plaintext = chunk.compressed ? try ChunkCompression.decompress(opened, length: length) : opened
+            guard plaintext.count == length else { throw FileChunkError.malformed }
         } catch {
             counters.chunksRefused.increment()
             transfer.refused += 1
@@ -121,6 +131,7 @@ extension FileTransfers {
         transfer.unmarked.append(index)
         chunksReceived[id, default: 0] += 1
         counters.bytesReceived.increment(by: plaintext.count)
+        bytesSinceTick += plaintext.count
         if index == transfer.hashedUpTo {
             transfer.hasher.update(data: plaintext)
             transfer.hashedUpTo += 1

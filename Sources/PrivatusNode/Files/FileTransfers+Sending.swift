@@ -49,10 +49,13 @@ final class Sending {
     var queue: [Int] = []
     var head = 0
     var queued = Set<Int>()
+    /// Whether chunks are offered deflated (text-like media types).
+    let compressible: Bool
 
     init(_ transfer: FileTransfer) throws {
         guard transfer.chunkCount > 0 else { throw FileTransferError.unknownTransfer }
         self.transfer = transfer
+        compressible = ChunkCompression.isCompressible(transfer.mediaType)
         cipher = try FileChunkCipher(
             key: transfer.key, transferID: transfer.id, chunkCount: UInt32(transfer.chunkCount))
         descriptor = open(transfer.path, O_RDONLY | O_CLOEXEC)
@@ -120,11 +123,19 @@ extension FileTransfers {
         }
         if checked[id] != stamp {
             // Another run hashed it, or it changed since: hashed again before anything is sent.
-            guard let (now, digest) = try? await Self.hashFile(at: transfer.path) else {
+            let check =
+                checking[id]
+                ?? Task { [path = transfer.path] in try? await Self.hashFile(at: path) }
+            checking[id] = check
+            let result = await check.value
+            checking[id] = nil
+            guard let (now, digest) = result else {
                 fail(transfer, reason: "the sender can no longer read the file")
                 return nil
             }
-            if let open = sending[id] { return open }  // another request opened it meanwhile
+            // Another request that waited for the same check may have opened or failed it.
+            if let open = sending[id] { return open }
+            guard let current = try? store.fileTransferIfAny(id), !current.state.isFinal else { return nil }
             guard digest == transfer.hash, now.size == transfer.size else {
                 await fileChanged(transfer)
                 return nil
@@ -184,7 +195,11 @@ extension FileTransfers {
                 }
                 return done
             }
-            guard got == length, let sealed = try? transfer.cipher.seal(plaintext, index: UInt32(index)) else {
+            let deflated = transfer.compressible ? ChunkCompression.compress(plaintext) : nil
+            guard got == length,
+                let sealed = try? transfer.cipher.seal(
+                    deflated ?? plaintext, index: UInt32(index), compressed: deflated != nil)
+            else {
                 fail(transfer.transfer, reason: "the sender can no longer read the file")
                 continue
             }
@@ -192,6 +207,7 @@ extension FileTransfers {
                 $0.transferID = Data(transfer.transfer.id)
                 $0.index = UInt32(index)
                 $0.sealed = Data(sealed)
+                $0.compressed = deflated != nil
             }
             if let rate = settings.bandwidth {
                 var bucket =
@@ -205,6 +221,9 @@ extension FileTransfers {
                 try await link.send(.fileChunk(chunk), on: .bulk)
                 chunksSent[transfer.transfer.id, default: 0] += 1
                 counters.bytesSent.increment(by: length)
+                bytesSinceTick += length
+                counters.sealedBytesSent.increment(by: sealed.count)
+                if deflated != nil { counters.chunksDeflated.increment() }
             } catch {
                 servingLinks[peer] = nil
             }

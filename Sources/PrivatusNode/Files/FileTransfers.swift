@@ -81,6 +81,8 @@ public actor FileTransfers {
     static let maximumQueuedChunks = 4 * FileWant.maximumChunks
     /// A transfer whose asked-for chunks have not arrived for this long asks again.
     static let stallTimeout = Duration.seconds(10)
+    /// The least time between two dials of a sender a transfer waits for.
+    static let dialInterval = Duration.seconds(10)
 
     nonisolated let store: Store
     public nonisolated let settings: Settings
@@ -99,10 +101,14 @@ public actor FileTransfers {
     /// `files list`).
     var chunksSent: [[UInt8]: Int] = [:]
     var chunksReceived: [[UInt8]: Int] = [:]
+    /// File bytes moved since the last tick (for the rate gauge).
+    var bytesSinceTick = 0
     /// The bandwidth limit's bucket per peer.
     var buckets: [PeerID: TokenBucket] = [:]
-    /// Files whose SHA-256 was checked in this run, with what `stat` said then.
+    /// Files whose SHA-256 was checked in this run, with what `stat` said then, and the checks
+    /// in progress (requests that arrive meanwhile wait for the same one).
     var checked: [[UInt8]: FileStamp] = [:]
+    var checking: [[UInt8]: Task<(FileStamp, [UInt8])?, Never>] = [:]
 
     public init(store: Store, messenger: Messenger, settings: Settings, logger: Logger) {
         self.store = store
@@ -354,6 +360,8 @@ public actor FileTransfers {
     /// coming (the link dropped) or nothing is asked for.
     public func tick() async {
         let now = ContinuousClock.now
+        counters.rate.record(bytesSinceTick)
+        bytesSinceTick = 0
         for transfer in Array(receiving.values) {
             if !transfer.unmarked.isEmpty { flush(transfer) }
             if transfer.outstanding.isEmpty || now - transfer.lastArrival > Self.stallTimeout {
@@ -467,9 +475,14 @@ struct TokenBucket: Sendable {
 /// The file metrics (no peers or names in labels).
 struct FileCounters: Sendable {
     let bytesSent = Counter(label: "privatus_files_bytes_sent_total")
+    /// What the chunks sent took on the link (sealed, deflated where that helped).
+    let sealedBytesSent = Counter(label: "privatus_files_sealed_bytes_sent_total")
+    let chunksDeflated = Counter(label: "privatus_files_chunks_deflated_total")
     let bytesReceived = Counter(label: "privatus_files_bytes_received_total")
     let chunksRefused = Counter(label: "privatus_files_chunks_refused_total")
     let failed = Counter(label: "privatus_files_failed_total")
     let completed = Counter(label: "privatus_files_completed_total")
     let active = Gauge(label: "privatus_files_active")
+    /// File bytes sent and received in the last second (set by ``FileTransfers/tick()``).
+    let rate = Gauge(label: "privatus_files_bytes_per_second")
 }

@@ -506,6 +506,12 @@ public nonisolated struct Privatus_Wire_V1_FileChunk: Sendable {
 
   public var sealed: Data = Data()
 
+  /// The sealed bytes are the chunk deflated (raw zlib): only for files the sender deems
+  /// compressible, and only when that shrank the chunk. Bound by the chunk's AEAD (its
+  /// associated data), so it cannot be flipped; the receiver inflates to at most the chunk's
+  /// length.
+  public var compressed: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1256,7 +1262,7 @@ nonisolated extension Privatus_Wire_V1_FileWant: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Privatus_Wire_V1_FileChunk: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".FileChunk"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}transfer_id\0\u{1}index\0\u{1}sealed\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}transfer_id\0\u{1}index\0\u{1}sealed\0\u{1}compressed\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1267,6 +1273,7 @@ nonisolated extension Privatus_Wire_V1_FileChunk: SwiftProtobuf.Message, SwiftPr
       case 1: try { try decoder.decodeSingularBytesField(value: &self.transferID) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.index) }()
       case 3: try { try decoder.decodeSingularBytesField(value: &self.sealed) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.compressed) }()
       default: break
       }
     }
@@ -1282,6 +1289,9 @@ nonisolated extension Privatus_Wire_V1_FileChunk: SwiftProtobuf.Message, SwiftPr
     if !self.sealed.isEmpty {
       try visitor.visitSingularBytesField(value: self.sealed, fieldNumber: 3)
     }
+    if self.compressed != false {
+      try visitor.visitSingularBoolField(value: self.compressed, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1289,6 +1299,7 @@ nonisolated extension Privatus_Wire_V1_FileChunk: SwiftProtobuf.Message, SwiftPr
     if lhs.transferID != rhs.transferID {return false}
     if lhs.index != rhs.index {return false}
     if lhs.sealed != rhs.sealed {return false}
+    if lhs.compressed != rhs.compressed {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
