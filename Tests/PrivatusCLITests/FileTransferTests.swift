@@ -205,6 +205,9 @@ import Glibc
         var text = ""
         for line in 0..<100_000 { text += "line \(line): the quick brown fox jumps over the lazy dog\n" }
         try text.write(toFile: path, atomically: false, encoding: .utf8)
+        let watcher = try cli.start(
+            ["--profile", bob.profile, "watch", "--json"], environment: ["PRIVATUS_PASSWORD": "x"])
+        #expect(try watcher.child.readLine(timeout: .seconds(30)) == #"{"type":"watching"}"#)
         let offered = try await offer(path, from: alice, to: bob)
         #expect(offered.mediaType == "text/plain")
         _ = try await bob.json(["files", "accept", offered.id], as: FileView.self)
@@ -217,6 +220,16 @@ import Glibc
         #expect(onTheLink > 0 && onTheLink < Double(done.size) / 4, "\(onTheLink) bytes for \(done.size)")
         try await alice.stop()
         try await bob.stop()
+        // Bob's watch showed the transfer from the offer to the end, in order.
+        let output = try await watcher.wait(timeout: .seconds(30)).stdout
+        let events = try output.split(separator: "\n").map {
+            try JSONDecoder().decode(NodeEvent.self, from: Data($0.utf8))
+        }
+        let states = events.filter { $0.type == "file" && $0.id == offered.id }.map(\.state)
+        #expect(states.first == "offered" && states.last == "complete", "\(output)")
+        #expect(states.filter { $0 != "transferring" } == ["offered", "complete"], "\(output)")
+        let last = events.last { $0.type == "file" && $0.id == offered.id }
+        #expect(last?.bytes == done.size && last?.size == done.size && last?.name == "notes.txt")
     }
 
     @Test func aHostileNameLandsInsideTheDownloadsFolder() async throws {

@@ -27,6 +27,8 @@ final class Receiving {
     var lastEvent = ContinuousClock.now
     /// When the sender may be dialled again.
     var nextDial = ContinuousClock.now
+    /// The link the last request went over.
+    var askedOver: Link?
 
     /// Opens (or, `fresh`, creates anew) the partial file of `transfer`.
     init(_ transfer: FileTransfer, partial: String, fresh: Bool) throws {
@@ -87,6 +89,7 @@ extension FileTransfers {
             $0.chunks = wanted
         }
         do {
+            transfer.askedOver = link
             try await link.send(.fileWant(want), on: .bulk)
         } catch {
             transfer.outstanding.subtract(wanted.map(Int.init))

@@ -350,6 +350,9 @@ public actor FileTransfers {
     /// A link to `peer` came up: incoming transfers from it ask again for what is missing.
     func linkUp(_ peer: PeerID) async {
         for transfer in receiving.values where transfer.transfer.peer == peer {
+            // Chunks asked for over a link that is still up are still coming (both nodes can
+            // dial each other: a second link is not a reason to ask twice).
+            if !transfer.outstanding.isEmpty, transfer.askedOver?.isActive == true { continue }
             transfer.outstanding.removeAll()
             transfer.cursor = 0
             await ask(transfer, over: nil)
