@@ -102,7 +102,7 @@ public struct ProfileConfig: Codable, Equatable, Sendable {
             && (bootstrap ?? []).count <= Self.maximumBootstrapPeers
             && (bootstrap ?? []).allSatisfy { $0.utf8.count <= 64 && $0.contains(":") }
             && (downloadsDirectory.map { $0.hasPrefix("/") && $0.utf8.count <= 4096 } ?? true)
-            && within(fileMaximumBytes, 0...(1 << 40)) && within(fileAutoAcceptBytes, 0...(1 << 40))
+            && within(fileMaximumBytes, 0...(1 << 38)) && within(fileAutoAcceptBytes, 0...(1 << 40))
             && within(fileBandwidthBytesPerSecond, 4096...(1 << 40))
     }
 

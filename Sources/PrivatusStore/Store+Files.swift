@@ -10,7 +10,7 @@ public enum FileTransferState: Int, Sendable, Hashable, CaseIterable {
     case complete = 3
     case failed = 4
     case cancelled = 5
-    /// The receiver declined the offer (or this node refused it: too large, no room).
+    /// The receiver declined the offer (or this node refused it: larger than its maximum).
     case rejected = 6
 
     /// The name `files list` shows.

@@ -232,6 +232,43 @@ import Glibc
         #expect(last?.bytes == done.size && last?.size == done.size && last?.name == "notes.txt")
     }
 
+    @Test func aDeclinedOfferACancelledTransferAndAnotherFolder() async throws {
+        defer { scratch.remove() }
+        let (alice, bob) = try await pair(alice: ["fileBandwidthBytesPerSecond": 8 << 20])
+        // Declined: Alice sees it.
+        let declined = try await offer(try randomFile("a.bin", bytes: 1_000), from: alice, to: bob)
+        let rejected: FileView = try await bob.json(["files", "reject", declined.id])
+        #expect(rejected.state == "rejected")
+        #expect(try await transfer(declined.id, of: alice, within: 30) { $0.state == "rejected" }?.state == "rejected")
+
+        // Cancelled by the sender in the middle: Bob stops and keeps nothing.
+        let cancelled = try await offer(try randomFile("b.bin", bytes: 64 << 20), from: alice, to: bob)
+        _ = try await bob.json(["files", "accept", cancelled.id], as: FileView.self)
+        _ = try #require(try await transfer(cancelled.id, of: bob) { $0.chunksDone >= 8 })
+        let gone: FileView = try await alice.json(["files", "cancel", cancelled.id])
+        #expect(gone.state == "cancelled")
+        let seen = try await transfer(cancelled.id, of: bob, within: 30) { $0.state != "transferring" }
+        #expect(seen?.state == "cancelled")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: bob.layout.transfersDirectory).isEmpty)
+        let again = try await bob.run(["files", "cancel", cancelled.id])
+        #expect(again.status == 1 && again.stderr.contains("already over"), "\(again.stderr)")
+
+        // Accepted into a folder of the user's: the file lands there, the folder's mode is kept.
+        let folder = scratch.child("shared")
+        try FileManager.default.createDirectory(
+            atPath: folder, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o755])
+        let path = try randomFile("c.bin", bytes: 300_000)
+        let elsewhere = try await offer(path, from: alice, to: bob)
+        _ = try await bob.json(["files", "accept", elsewhere.id, "--to", folder], as: FileView.self)
+        let done = try #require(try await transfer(elsewhere.id, of: bob) { $0.state != "transferring" })
+        #expect(done.state == "complete" && done.path == folder + "/c.bin", "\(done.reason ?? "")")
+        #expect(try sha256(folder + "/c.bin") == (try sha256(path)))
+        let mode = try FileManager.default.attributesOfItem(atPath: folder)[.posixPermissions] as? Int
+        #expect(mode == 0o755)
+        try await alice.stop()
+        try await bob.stop()
+    }
+
     @Test func aHostileNameLandsInsideTheDownloadsFolder() async throws {
         defer { scratch.remove() }
         let (alice, bob) = try await pair()

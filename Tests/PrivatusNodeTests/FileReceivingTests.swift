@@ -41,6 +41,16 @@ import Testing
         return (files, messenger, loop)
     }
 
+    /// The first transfer once it is no longer `transferring` (finishing runs in a task of its
+    /// own; at most ≈ 10 s).
+    func settled(_ files: FileTransfers) async throws -> FileView {
+        for _ in 0..<1_000 {
+            if let first = try await files.list().first, first.state != "transferring" { return first }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return try #require(try await files.list().first)
+    }
+
     /// An offer of `data` with a fresh key.
     func offer(_ data: [UInt8], name: String = "photo.png") -> FileOffer {
         FileOffer.with {
@@ -98,7 +108,7 @@ import Testing
         // The intact chunks complete it.
         await files.expect(id, chunks: [0, 1, 2])
         for index in 0..<3 { await files.receiveChunk(try chunk(data, index, of: offer), from: bob, on: nil) }
-        now = try #require(try await files.list().first)
+        now = try await settled(files)
         #expect(now.state == "complete", "\(now.reason ?? "")")
         let landed = try #require(now.path)
         #expect(landed == scratch.child("downloads") + "/photo.png")
@@ -124,6 +134,7 @@ import Testing
         var bomb = ByteBuffer(bytes: [UInt8](repeating: 0, count: 16 << 20))
         let bombBytes = Array(try bomb.compress(with: ChunkCompression.algorithm).readableBytesView)
         await files.expect(id, chunks: [0, 1])
+        #expect(throws: FileChunkError.malformed) { try ChunkCompression.decompress(bombBytes, length: size) }
         await files.receiveChunk(try chunk(text, 0, of: offer, deflated: bombBytes), from: bob, on: nil)
         var now = try #require(try await files.list().first)
         #expect(now.chunksDone == 0)
@@ -131,7 +142,7 @@ import Testing
         await files.receiveChunk(try chunk(text, 0, of: offer, deflated: first), from: bob, on: nil)
         let second = try #require(ChunkCompression.compress(Array(text[size...])))
         await files.receiveChunk(try chunk(text, 1, of: offer, deflated: second), from: bob, on: nil)
-        now = try #require(try await files.list().first)
+        now = try await settled(files)
         #expect(now.state == "complete", "\(now.reason ?? "")")
         #expect(Array(try Data(contentsOf: URL(fileURLWithPath: try #require(now.path)))) == text)
     }
@@ -149,7 +160,7 @@ import Testing
         _ = try await files.accept(id)
         await files.expect(id, chunks: [0, 1])
         for index in 0..<2 { await files.receiveChunk(try chunk(data, index, of: offer), from: bob, on: nil) }
-        let now = try #require(try await files.list().first)
+        let now = try await settled(files)
         #expect(now.state == "failed" && now.reason == "the received file does not match its SHA-256")
         #expect((try? FileManager.default.contentsOfDirectory(atPath: scratch.child("downloads"))) ?? [] == [])
         #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.child("transfers")) == [])
@@ -181,6 +192,35 @@ import Testing
             .offer(offer([1, 2, 3])), from: IdentityKey().publicKey.peerID, isContact: false)
         #expect(text == "File: photo.png (3 bytes) (not downloaded: the sender is not a contact)")
         #expect(try await files.list().count == 1)
+    }
+}
+
+extension FileReceivingTests {
+    @Test func offeredNamesAreMadeSafeByTheReceiver() async throws {
+        defer { scratch.remove() }
+        let (files, _, loop) = try await files()
+        defer { loop.cancel() }
+        for (offered, kept) in [
+            ("../../.bashrc", "bashrc"), ("a\\..\\b.txt", "b.txt"), ("/etc/passwd", "passwd"), ("..", "file"),
+            ("x\u{202E}gpj.exe", "xgpj.exe"),
+        ] {
+            let text = files.applyReceived(.offer(offer([1], name: offered)), from: bob, isContact: true)
+            #expect(text == "File: \(kept) (1 bytes)")
+        }
+        #expect(try await files.list().map(\.name) == ["bashrc", "b.txt", "passwd", "file", "xgpj.exe"])
+    }
+
+    @Test func nothingIsAcceptedWithoutAskingWhenTheAutomaticLimitIsZero() async throws {
+        defer { scratch.remove() }
+        let (files, messenger, loop) = try await files()
+        defer { loop.cancel() }
+        var contact = try #require(try await messenger.store.contact(bob))
+        contact.verified = true
+        try await messenger.store.saveContact(contact)
+        let empty = offer([])
+        _ = files.applyReceived(.offer(empty), from: bob, isContact: true)
+        await files.received([Array(empty.transferID)])
+        #expect(try await files.list().first?.state == "offered", "an empty file from a verified contact waits too")
     }
 }
 

@@ -439,16 +439,16 @@ extension Messenger {
 
     // MARK: - Links
 
-    /// The open link to `peer`, or a new one dialled at its known addresses (in order), then at
-    /// the addresses the DHT gives for it (``attachAddressFinder(_:)``; at most one lookup per
-    /// peer per ``addressLookupInterval``). A host name (from an invite) is resolved on NIO's
-    /// blocking-work pool, never on this actor. An address from anywhere is only a hint: the
-    /// handshake proves the PeerID.
     /// The open link to `peer`, if any (never dials).
     func openLink(to peer: PeerID) async -> Link? {
         await links?.link(to: peer)
     }
 
+    /// The open link to `peer`, or a new one dialled at its known addresses (in order), then at
+    /// the addresses the DHT gives for it (``attachAddressFinder(_:)``; at most one lookup per
+    /// peer per ``addressLookupInterval``). A host name (from an invite) is resolved on NIO's
+    /// blocking-work pool, never on this actor. An address from anywhere is only a hint: the
+    /// handshake proves the PeerID.
     func link(to peer: PeerID) async -> Link? {
         guard let links else { return nil }
         if let open = await links.link(to: peer) { return open }

@@ -29,6 +29,8 @@ final class Receiving {
     var nextDial = ContinuousClock.now
     /// The link the last request went over.
     var askedOver: Link?
+    /// Set once every chunk is in: the file is being checked and placed.
+    var finishing = false
 
     /// Opens (or, `fresh`, creates anew) the partial file of `transfer`.
     init(_ transfer: FileTransfer, partial: String, fresh: Bool) throws {
@@ -50,7 +52,9 @@ final class Receiving {
 extension FileTransfers {
     /// Asks the sender for the next chunks, up to ``window`` outstanding.
     func ask(_ transfer: Receiving, over given: Link?) async {
-        guard transfer.transfer.state == .transferring, receiving[transfer.transfer.id] === transfer else { return }
+        guard transfer.transfer.state == .transferring, receiving[transfer.transfer.id] === transfer,
+            !transfer.finishing
+        else { return }
         let count = transfer.transfer.chunkCount
         var wanted: [UInt32] = []
         let room = min(Self.window - transfer.outstanding.count, FileWant.maximumChunks)
@@ -88,9 +92,11 @@ extension FileTransfers {
             $0.transferID = Data(transfer.transfer.id)
             $0.chunks = wanted
         }
+        // Queued without waiting: this runs inside the link's inbound loop, which must not wait
+        // for its own link's send queue (two nodes sending each other files would stall).
         do {
             transfer.askedOver = link
-            try await link.send(.fileWant(want), on: .bulk)
+            _ = try link.enqueue(.fileWant(want), on: .bulk)
         } catch {
             transfer.outstanding.subtract(wanted.map(Int.init))
         }
@@ -102,7 +108,7 @@ extension FileTransfers {
         let id = Array(chunk.transferID)
         let index = Int(chunk.index)
         guard let transfer = receiving[id], transfer.transfer.peer == peer,
-            transfer.outstanding.remove(index) != nil, let cipher = transfer.cipher
+            transfer.outstanding.remove(index) != nil, let cipher = transfer.cipher, isContact(peer)
         else {
             counters.chunksRefused.increment()
             return
@@ -140,10 +146,11 @@ extension FileTransfers {
             transfer.hashedUpTo += 1
         }
         if transfer.isDone {
-            await finish(transfer)
+            // Checked and placed off this link's inbound loop.
+            Task { await self.finish(transfer) }
             return
         }
-        if transfer.unmarked.count >= Self.flushEvery { flush(transfer) }
+        if transfer.unmarked.count >= Self.flushEvery, !flush(transfer) { return }
         if ContinuousClock.now - transfer.lastEvent >= .milliseconds(250) {
             transfer.lastEvent = .now
             publish(transfer.transfer)
@@ -151,53 +158,57 @@ extension FileTransfers {
         await ask(transfer, over: link)
     }
 
-    /// Syncs the partial file, then records the chunks written since the last time.
-    func flush(_ transfer: Receiving) {
-        guard !transfer.unmarked.isEmpty else { return }
+    /// Syncs the partial file, then records the chunks written since the last time. A failed
+    /// sync fails the transfer (returns false): what the disk did not take is not recorded.
+    @discardableResult
+    func flush(_ transfer: Receiving) -> Bool {
+        guard !transfer.unmarked.isEmpty else { return true }
         guard fdatasync(transfer.descriptor) == 0 else {
-            logger.warning("syncing a partial file failed", metadata: ["errno": "\(errno)"])
-            return
+            fail(transfer.transfer, reason: "writing the partial file failed")
+            return false
         }
         do {
             try store.markChunks(transfer.unmarked, of: transfer.transfer.id)
             transfer.unmarked.removeAll()
         } catch {
-            logger.warning("recording received chunks failed", metadata: ["error": "\(error)"])
+            logger.warning("recording received chunks failed")
+            logger.debug("recording received chunks failed", metadata: ["error": "\(error)"])
         }
+        return true
     }
 
-    /// Every chunk is in: checks the SHA-256, moves the file into its folder under a safe,
-    /// unused name, and tells the sender.
+    /// Every chunk is in: syncs and checks the SHA-256 (the rest of it read back off the actor),
+    /// links the file into its folder under a safe, unused name, and tells the sender.
     func finish(_ transfer: Receiving) async {
-        flush(transfer)
-        var hasher = transfer.hasher
+        let id = transfer.transfer.id
+        guard receiving[id] === transfer, !transfer.finishing else { return }
+        transfer.finishing = true
+        guard flush(transfer) else { return }
+        let hasher = transfer.hasher
+        let descriptor = transfer.descriptor
+        let from = transfer.hashedUpTo * Int(transfer.transfer.chunkSize)
         let size = transfer.transfer.size
-        var offset = Int(transfer.hashedUpTo) * Int(transfer.transfer.chunkSize)
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        while UInt64(offset) < size {
-            let want = Int(min(UInt64(buffer.count), size - UInt64(offset)))
-            let got = buffer.withUnsafeMutableBytes { pread(transfer.descriptor, $0.baseAddress, want, offset) }
-            guard got > 0 else {
-                fail(transfer.transfer, reason: "reading the partial file failed")
-                return
-            }
-            hasher.update(data: buffer[0..<got])
-            offset += Int(got)
-        }
-        guard Array(hasher.finalize()) == transfer.transfer.hash else {
-            fail(transfer.transfer, reason: "the received file does not match its SHA-256")
+        let digest = await Task.detached(priority: .utility) {
+            Self.finishHash(hasher, descriptor: descriptor, from: from, size: size)
+        }.value
+        guard receiving[id] === transfer else { return }  // cancelled meanwhile
+        guard let digest, digest == transfer.transfer.hash else {
+            fail(
+                transfer.transfer,
+                reason: digest == nil
+                    ? "reading the partial file failed" : "the received file does not match its SHA-256")
             return
         }
-        let id = transfer.transfer.id
-        let folder = transfer.transfer.path.isEmpty ? settings.downloads : transfer.transfer.path
+        let folder = Self.folder(of: transfer.transfer, downloads: settings.downloads)
         let final: String
         do {
-            try FileIO.makeDirectory(folder)
-            final = try Self.place(partialPath(id), named: transfer.transfer.name, in: folder)
+            if !FileIO.isDirectory(folder) { try FileIO.makeDirectory(folder) }
+            final = try await place(transfer, in: folder)
         } catch {
             fail(transfer.transfer, reason: "the file could not be moved into its folder")
             return
         }
+        guard receiving[id] === transfer else { return }
         transfer.close()
         receiving[id] = nil
         counters.completed.increment()
@@ -211,18 +222,48 @@ extension FileTransfers {
             to: complete.peer)
     }
 
-    /// Links the verified partial file into `folder` under the first free safe form of `name`
-    /// (never replacing a file), removes the partial name, and returns the new path. Across file
-    /// systems the file is copied to a hidden temporary name in `folder` first.
-    static func place(_ partial: String, named name: String, in folder: String) throws -> String {
+    /// The SHA-256 of the file, `hasher` holding its first `from` bytes and the rest read from
+    /// `descriptor`; nil if reading fails.
+    static func finishHash(_ hasher: SHA256, descriptor: Int32, from: Int, size: UInt64) -> [UInt8]? {
+        var hasher = hasher
+        var offset = from
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while UInt64(offset) < size {
+            let want = Int(min(UInt64(buffer.count), size - UInt64(offset)))
+            let got = buffer.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, want, offset) }
+            if got < 0, errno == EINTR { continue }
+            guard got > 0 else { return nil }
+            hasher.update(data: buffer[0..<got])
+            offset += got
+        }
+        return Array(hasher.finalize())
+    }
+
+    /// The folder a received file goes to: the downloads folder, the one chosen at accept, or
+    /// (a name was already chosen before a crash) the folder of that name.
+    static func folder(of transfer: FileTransfer, downloads: String) -> String {
+        if transfer.path.isEmpty { return downloads }
+        if FileIO.isDirectory(transfer.path) { return transfer.path }
+        return FileIO.parentDirectory(of: transfer.path)
+    }
+
+    /// Links the verified partial file into `folder` under the first free safe form of its name
+    /// (never replacing a file), recording the name before linking (so a node stopped right
+    /// after finds it), removes the partial name, and returns the new path. Across file systems
+    /// the file is first copied (off the actor) to a hidden temporary name in `folder`, removed
+    /// again on every path.
+    func place(_ transfer: Receiving, in folder: String) async throws -> String {
+        let partial = partialPath(transfer.transfer.id)
         var source = partial
         var temporary: String?
+        defer { if let temporary { unlink(temporary) } }
         for _ in 0..<64 {
-            let candidate = folder + "/" + DownloadName.safe(name, taken: { FileIO.exists(folder + "/" + $0) })
+            let name = DownloadName.safe(transfer.transfer.name, taken: { FileIO.exists(folder + "/" + $0) })
+            let candidate = folder + "/" + name
+            _ = try store.transitionFileTransfer(
+                transfer.transfer.id, to: .transferring, from: [.transferring], path: candidate)
             if link(source, candidate) == 0 {
-                unlink(source)
-                if let temporary, temporary != source { unlink(temporary) }
-                if source != partial { unlink(partial) }
+                unlink(partial)
                 try? FileIO.syncDirectory(folder)
                 return candidate
             }
@@ -231,8 +272,8 @@ extension FileTransfers {
                 continue
             case EXDEV where temporary == nil:
                 let copy = folder + "/." + UUID().uuidString + ".privatus-partial"
-                try copyFile(partial, to: copy)
                 temporary = copy
+                try await Task.detached(priority: .utility) { try Self.copyFile(partial, to: copy) }.value
                 source = copy
             default:
                 throw FileTransferError.unreadable
@@ -242,10 +283,10 @@ extension FileTransfers {
     }
 
     static func copyFile(_ from: String, to: String) throws {
-        let input = open(from, O_RDONLY | O_CLOEXEC)
+        let input = Glibc.open(from, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { throw FileTransferError.unreadable }
         defer { Glibc.close(input) }
-        let output = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        let output = Glibc.open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard output >= 0 else { throw FileTransferError.unreadable }
         defer { Glibc.close(output) }
         var buffer = [UInt8](repeating: 0, count: 1 << 20)

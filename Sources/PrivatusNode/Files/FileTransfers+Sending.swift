@@ -31,38 +31,36 @@ struct FileStamp: Sendable, Hashable {
         modified = info.st_mtim
         inode = UInt64(info.st_ino)
     }
-
-    init?(path: String) {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return nil }
-        defer { close(descriptor) }
-        guard let stamp = try? FileStamp(descriptor: descriptor) else { return nil }
-        self = stamp
-    }
 }
 
-/// An outgoing transfer being served: the open file and the chunks the receiver asked for.
+/// An outgoing transfer being served: the file open as it was hashed, and the chunks the
+/// receiver asked for.
 final class Sending {
     var transfer: FileTransfer
     let cipher: FileChunkCipher
     let descriptor: Int32
+    /// What `fstat` said when the file was hashed through `descriptor`.
+    let stamp: FileStamp
     var queue: [Int] = []
     var head = 0
     var queued = Set<Int>()
     /// Whether chunks are offered deflated (text-like media types).
     let compressible: Bool
 
-    init(_ transfer: FileTransfer) throws {
+    init(_ transfer: FileTransfer, descriptor: Int32, stamp: FileStamp) throws {
         guard transfer.chunkCount > 0 else { throw FileTransferError.unknownTransfer }
         self.transfer = transfer
+        self.descriptor = descriptor
+        self.stamp = stamp
         compressible = ChunkCompression.isCompressible(transfer.mediaType)
         cipher = try FileChunkCipher(
             key: transfer.key, transferID: transfer.id, chunkCount: UInt32(transfer.chunkCount))
-        descriptor = open(transfer.path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw FileTransferError.unreadable }
     }
 
     func close() { _ = Glibc.close(descriptor) }
+
+    /// Whether the file is still as it was hashed (an edit in place changes its time or size).
+    var isUnchanged: Bool { (try? FileStamp(descriptor: descriptor)) == stamp }
 
     var hasWork: Bool { head < queue.count }
 
@@ -77,6 +75,17 @@ final class Sending {
         return index
     }
 
+    /// Queues the chunks asked for that are not queued yet, up to the bound.
+    func enqueue(_ chunks: some Sequence<Int>) {
+        for index in chunks
+        where index < transfer.chunkCount && !queued.contains(index)
+            && queue.count - head < FileTransfers.maximumQueuedChunks
+        {
+            queue.append(index)
+            queued.insert(index)
+        }
+    }
+
     func clearQueue() {
         queue.removeAll()
         head = 0
@@ -86,84 +95,164 @@ final class Sending {
 
 extension FileTransfers {
     /// The receiver asks for chunks: queued for sending if the transfer is one this node
-    /// offered to that peer and not over (the first request counts as the acceptance if the
-    /// accept message has not arrived yet). Before the first chunk of a run the file's SHA-256
-    /// is checked again; a changed file fails this transfer and is offered anew under a new key.
-    func receiveWant(_ want: FileWant, from peer: PeerID, on link: Link?) async {
+    /// offered to that contact and not over (the first request counts as the acceptance if the
+    /// accept message has not arrived yet). Never waits for file work: the first request of a
+    /// run opens and hashes the file in the background (requests that come meanwhile are kept),
+    /// so the link's other messages are not held up. A file that changed since it was hashed
+    /// fails this transfer and is offered anew under a new key.
+    func receiveWant(_ want: FileWant, from peer: PeerID, on link: Link?) {
         let id = Array(want.transferID)
-        guard let serving = await sender(for: id, peer: peer) else {
+        let chunks = want.chunks.map(Int.init)
+        if let link { servingLinks[peer] = link }
+        if let open = sending[id] {
+            guard open.transfer.peer == peer, isContact(peer) else {
+                counters.chunksRefused.increment()
+                return
+            }
+            guard open.isUnchanged else {
+                fileChanged(open.transfer)
+                return
+            }
+            open.enqueue(chunks)
+            startServing(peer)
+            return
+        }
+        if checking[id] != nil {
+            if pendingWants[id]?.peer == peer {
+                pendingWants[id]?.chunks.formUnion(chunks.prefix(Self.maximumQueuedChunks))
+            }
+            return
+        }
+        guard isContact(peer), let transfer = try? store.fileTransferIfAny(id), transfer.peer == peer,
+            transfer.direction == .sent
+        else {
             counters.chunksRefused.increment()
             return
         }
-        for index in want.chunks
-        where Int(index) < serving.transfer.chunkCount && !serving.queued.contains(Int(index))
-            && serving.queue.count - serving.head < Self.maximumQueuedChunks
-        {
-            serving.queue.append(Int(index))
-            serving.queued.insert(Int(index))
+        guard !transfer.state.isFinal else {
+            tellFinalState(of: transfer)
+            return
         }
-        if let link { servingLinks[peer] = link }
-        guard !self.serving.contains(peer) else { return }
-        self.serving.insert(peer)
-        Task { await self.serve(peer) }
+        pendingWants[id] = (peer, Set(chunks))
+        checking[id] = Task { await self.open(transfer) }
     }
 
-    /// The open outgoing transfer `id` to `peer`, opened (and its file checked) on first use.
-    func sender(for id: [UInt8], peer: PeerID) async -> Sending? {
-        if let open = sending[id] {
-            guard open.transfer.peer == peer else { return nil }
-            return open
-        }
-        guard let transfer = try? store.fileTransferIfAny(id), transfer.peer == peer, transfer.direction == .sent,
-            transfer.state == .offered || transfer.state == .transferring
-        else { return nil }
-        guard let stamp = FileStamp(path: transfer.path) else {
+    /// Opens an outgoing transfer's file (never through a symbolic link), checks it against the
+    /// offer (hashing it again unless this run hashed it as it is now), then serves what was
+    /// asked for meanwhile.
+    func open(_ transfer: FileTransfer) async {
+        let id = transfer.id
+        defer { checking[id] = nil }
+        let known = checked[id]
+        let opened = await Task.detached(priority: .utility) {
+            try? Self.openChecked(transfer.path, unless: known)
+        }.value
+        let wanted = pendingWants.removeValue(forKey: id)
+        guard let (descriptor, stamp, digest) = opened else {
             fail(transfer, reason: "the sender can no longer read the file")
-            return nil
+            return
         }
-        if checked[id] != stamp {
-            // Another run hashed it, or it changed since: hashed again before anything is sent.
-            let check =
-                checking[id]
-                ?? Task { [path = transfer.path] in try? await Self.hashFile(at: path) }
-            checking[id] = check
-            let result = await check.value
-            checking[id] = nil
-            guard let (now, digest) = result else {
-                fail(transfer, reason: "the sender can no longer read the file")
-                return nil
-            }
-            // Another request that waited for the same check may have opened or failed it.
-            if let open = sending[id] { return open }
-            guard let current = try? store.fileTransferIfAny(id), !current.state.isFinal else { return nil }
-            guard digest == transfer.hash, now.size == transfer.size else {
-                await fileChanged(transfer)
-                return nil
-            }
-            checked[id] = now
+        guard let current = try? store.fileTransferIfAny(id), !current.state.isFinal else {
+            close(descriptor)
+            return
         }
-        guard let open = try? Sending(transfer) else {
-            fail(transfer, reason: "the sender can no longer read the file")
-            return nil
+        guard digest.map({ $0 == transfer.hash }) ?? true, stamp.size == transfer.size else {
+            close(descriptor)
+            fileChanged(current)
+            return
         }
-        if transfer.state == .offered {
-            open.transfer = (try? store.transitionFileTransfer(id, to: .transferring, from: [.offered])) ?? transfer
+        checked[id] = stamp
+        guard let open = try? Sending(current, descriptor: descriptor, stamp: stamp) else {
+            close(descriptor)
+            fail(current, reason: "the sender can no longer read the file")
+            return
+        }
+        if current.state == .offered {
+            open.transfer = (try? store.transitionFileTransfer(id, to: .transferring, from: [.offered])) ?? current
             publish(open.transfer)
         }
         sending[id] = open
         counters.active.record(receiving.count + sending.count)
-        return open
+        open.enqueue((wanted?.chunks ?? []).sorted())
+        startServing(transfer.peer)
+    }
+
+    /// Opens `path` (not through a symbolic link) and hashes it through that descriptor, unless
+    /// `fstat` says it is as `known` (hashed in this run); returns the descriptor, its stamp and
+    /// the hash (nil when not hashed again).
+    static func openChecked(_ path: String, unless known: FileStamp?) throws -> (Int32, FileStamp, [UInt8]?) {
+        let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard descriptor >= 0 else { throw FileTransferError.unreadable }
+        do {
+            let stamp = try FileStamp(descriptor: descriptor)
+            if let known, known == stamp { return (descriptor, stamp, nil) }
+            let digest = try hash(descriptor, size: stamp.size)
+            guard try FileStamp(descriptor: descriptor) == stamp else { throw FileTransferError.unreadable }
+            return (descriptor, stamp, digest)
+        } catch {
+            close(descriptor)
+            throw error
+        }
+    }
+
+    /// The SHA-256 of the `size` bytes of the file open as `descriptor`.
+    static func hash(_ descriptor: Int32, size: UInt64) throws -> [UInt8] {
+        var hasher = SHA256()
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var offset = 0
+        while true {
+            let got = buffer.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, offset) }
+            if got < 0, errno == EINTR { continue }
+            guard got >= 0 else { throw FileTransferError.unreadable }
+            if got == 0 { break }
+            hasher.update(data: buffer[0..<got])
+            offset += got
+        }
+        guard UInt64(offset) == size else { throw FileTransferError.unreadable }
+        return Array(hasher.finalize())
     }
 
     /// The file changed after it was offered: this transfer fails, and the file as it is now
-    /// is offered again under a new id and key.
-    func fileChanged(_ transfer: FileTransfer) async {
-        fail(transfer, reason: "the file changed: it is offered again")
-        do {
-            _ = try await send(path: transfer.path, to: transfer.peer.hex)
-        } catch {
-            logger.info("a changed file could not be offered again", metadata: ["error": "\(error)"])
+    /// is offered again under a new id and key (issue 9: the receiver never mixes versions).
+    func fileChanged(_ transfer: FileTransfer) {
+        guard fail(transfer, reason: "the file changed: it is offered again") else { return }
+        Task {
+            do {
+                _ = try await self.send(path: transfer.path, to: transfer.peer.hex)
+            } catch {
+                self.logger.debug("a changed file could not be offered again", metadata: ["error": "\(error)"])
+            }
         }
+    }
+
+    /// A request for a transfer that is over: the receiver missed how it ended (its update was
+    /// lost); told once per run.
+    func tellFinalState(of transfer: FileTransfer) {
+        guard toldFinal.insert(transfer.id).inserted else { return }
+        let kind: FileUpdate.Kind =
+            switch transfer.state {
+            case .complete: .complete
+            case .rejected: .rejected
+            case .failed: .failed
+            default: .cancelled
+            }
+        let messenger = messenger
+        Task {
+            try? await messenger.sendFile(
+                .update(FileUpdate(transfer.id, kind, reason: transfer.reason)),
+                describedAs: "The file \(transfer.name) is \(transfer.state.name)", to: transfer.peer)
+        }
+    }
+
+    func startServing(_ peer: PeerID) {
+        guard !serving.contains(peer) else { return }
+        serving.insert(peer)
+        Task { await self.serve(peer) }
+    }
+
+    /// Whether `peer` is a contact (blocked peers' file messages are dropped).
+    func isContact(_ peer: PeerID) -> Bool {
+        (try? store.contact(peer))?.state == .contact
     }
 
     /// Sends the chunks asked for by `peer`, one transfer after another in turn, until none is
@@ -230,26 +319,13 @@ extension FileTransfers {
         }
     }
 
-    /// Hashes the regular file at `path` off the actor; returns its stamp and SHA-256.
+    /// Hashes the regular file at `path` (not through a symbolic link) off the actor; returns
+    /// its stamp and SHA-256.
     static func hashFile(at path: String) async throws -> (FileStamp, [UInt8]) {
         try await Task.detached(priority: .utility) {
-            let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-            guard descriptor >= 0 else { throw FileTransferError.unreadable }
-            defer { close(descriptor) }
-            let stamp = try FileStamp(descriptor: descriptor)
-            var hasher = SHA256()
-            var buffer = [UInt8](repeating: 0, count: 1 << 20)
-            var offset: Int = 0
-            while true {
-                let got = buffer.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, offset) }
-                if got < 0, errno == EINTR { continue }
-                guard got >= 0 else { throw FileTransferError.unreadable }
-                if got == 0 { break }
-                hasher.update(data: buffer[0..<got])
-                offset += Int(got)
-            }
-            guard UInt64(offset) == stamp.size else { throw FileTransferError.unreadable }
-            return (stamp, Array(hasher.finalize()))
+            let (descriptor, stamp, digest) = try openChecked(path, unless: nil)
+            close(descriptor)
+            return (stamp, digest ?? [])
         }.value
     }
 }

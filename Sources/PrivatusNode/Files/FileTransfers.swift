@@ -71,6 +71,8 @@ public actor FileTransfers {
 
     /// The size of every chunk but a file's last: 256 KiB (BENCHMARKS.md, "Files").
     public static let chunkSize: UInt32 = 256 << 10
+    /// The largest file a transfer can carry: 2^20 chunks of 256 KiB (256 GiB).
+    public static let largestFile = UInt64(FileChunkLimits.maximumChunks) * UInt64(chunkSize)
     /// Chunks asked for and not yet arrived, per transfer.
     static let window = 16
     /// Chunks written before the partial file is synced and the bitmap recorded.
@@ -108,7 +110,13 @@ public actor FileTransfers {
     /// Files whose SHA-256 was checked in this run, with what `stat` said then, and the checks
     /// in progress (requests that arrive meanwhile wait for the same one).
     var checked: [[UInt8]: FileStamp] = [:]
-    var checking: [[UInt8]: Task<(FileStamp, [UInt8])?, Never>] = [:]
+    var checking: [[UInt8]: Task<Void, Never>] = [:]
+    /// Chunks asked for while the transfer's file is being opened and checked.
+    var pendingWants: [[UInt8]: (peer: PeerID, chunks: Set<Int>)] = [:]
+    /// Transfers whose peer was told how they ended in this run (an answer to a request for
+    /// a transfer that is over), and offers refused here whose sender was told.
+    var toldFinal: Set<[UInt8]> = []
+    var toldRejected: Set<[UInt8]> = []
 
     public init(store: Store, messenger: Messenger, settings: Settings, logger: Logger) {
         self.store = store
@@ -118,28 +126,49 @@ public actor FileTransfers {
         self.logger = logger
     }
 
-    /// Loads the transfers in progress (their partial files reopened) and removes partial files
-    /// no transfer needs any more.
+    /// Loads the transfers in progress (their partial files reopened; one whose every chunk is
+    /// in is finished, one whose file was already placed is marked complete) and removes
+    /// partial files no transfer needs any more.
     public func start() {
         do {
-            try FileIO.makeDirectory(settings.partials)
+            if !FileIO.isDirectory(settings.partials) { try FileIO.makeDirectory(settings.partials) }
             var keep = Set<String>()
             for transfer in try store.allFileTransfers()
             where transfer.direction == .received && transfer.state == .transferring {
-                do {
-                    receiving[transfer.id] = try Receiving(transfer, partial: partialPath(transfer.id), fresh: false)
-                    keep.insert(Self.partialName(transfer.id))
-                } catch {
-                    fail(transfer, reason: "the partial file was lost")
+                guard let receiver = try? Receiving(transfer, partial: partialPath(transfer.id), fresh: false) else {
+                    // Placed just before a crash (the path then names the file) or lost.
+                    Task { await self.recoverPlaced(transfer) }
+                    continue
                 }
+                receiving[transfer.id] = receiver
+                keep.insert(Self.partialName(transfer.id))
+                if receiver.isDone { Task { await self.finish(receiver) } }
             }
             for name in (try? FileIO.entries(of: settings.partials)) ?? [] where !keep.contains(name) {
                 unlink(settings.partials + "/" + name)
             }
             counters.active.record(receiving.count)
         } catch {
-            logger.error("file transfers not loaded", metadata: ["error": "\(error)"])
+            logger.error("file transfers not loaded")
+            logger.debug("file transfers not loaded", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// A transfer in progress without its partial file: complete if the file it names is in
+    /// place with the offered hash (the node stopped between placing it and recording that),
+    /// else failed.
+    func recoverPlaced(_ transfer: FileTransfer) async {
+        if !transfer.path.isEmpty, !FileIO.isDirectory(transfer.path),
+            let (_, digest) = try? await Self.hashFile(at: transfer.path), digest == transfer.hash,
+            let complete = try? store.transitionFileTransfer(transfer.id, to: .complete, from: [.transferring])
+        {
+            publish(complete)
+            try? await messenger.sendFile(
+                .update(FileUpdate(transfer.id, .complete)), describedAs: "Received the file \(transfer.name)",
+                to: transfer.peer)
+            return
+        }
+        fail(transfer, reason: "the partial file was lost")
     }
 
     /// Syncs what was received and closes every file.
@@ -193,7 +222,7 @@ public actor FileTransfers {
             throw transfer.state.isFinal ? FileTransferError.alreadyOver : FileTransferError.notOffered
         }
         if let folder, !FileIO.isDirectory(folder) { throw FileTransferError.noSuchFolder }
-        try FileIO.makeDirectory(settings.partials)
+        if !FileIO.isDirectory(settings.partials) { try FileIO.makeDirectory(settings.partials) }
         for place in Set([settings.partials, folder ?? settings.downloads].filter(FileIO.isDirectory)) {
             let free = settings.freeSpace(place) ?? .max
             guard free >= transfer.size else {
@@ -201,14 +230,16 @@ public actor FileTransfers {
             }
         }
         let receiver = try Receiving(transfer, partial: partialPath(id), fresh: true)
-        guard
-            let accepted = try store.transitionFileTransfer(
-                id, to: .transferring, from: [.offered], path: folder ?? "")
-        else {
-            receiver.close()
-            unlink(partialPath(id))
-            throw FileTransferError.notOffered
+        var accepted: FileTransfer?
+        defer {
+            if accepted == nil {
+                receiver.close()
+                unlink(partialPath(id))
+            }
         }
+        try? FileIO.syncDirectory(settings.partials)
+        accepted = try store.transitionFileTransfer(id, to: .transferring, from: [.offered], path: folder ?? "")
+        guard let accepted else { throw FileTransferError.notOffered }
         receiver.transfer = accepted
         receiving[id] = receiver
         counters.active.record(receiving.count + sending.count)
@@ -216,7 +247,7 @@ public actor FileTransfers {
             .update(FileUpdate(id, .accepted)), describedAs: "Accepted the file \(transfer.name)", to: transfer.peer)
         publish(accepted)
         if accepted.chunkCount == 0 {
-            await finish(receiver)
+            Task { await self.finish(receiver) }
         } else {
             await ask(receiver, over: nil)
         }
@@ -323,7 +354,7 @@ public actor FileTransfers {
             guard let transfer = try? store.fileTransferIfAny(id) else { continue }
             if transfer.state.isFinal {
                 if transfer.direction == .received, transfer.state == .rejected, receiving[id] == nil,
-                    !transfer.reason.isEmpty
+                    !transfer.reason.isEmpty, toldRejected.insert(id).inserted
                 {
                     // Refused here (too large): the sender is told.
                     try? await messenger.sendFile(
@@ -335,13 +366,15 @@ public actor FileTransfers {
                 continue
             }
             publish(transfer)
-            if transfer.direction == .received, transfer.state == .offered, transfer.size <= settings.autoAcceptBytes,
+            if transfer.direction == .received, transfer.state == .offered, settings.autoAcceptBytes > 0,
+                transfer.size <= settings.autoAcceptBytes,
                 (try? store.contact(transfer.peer))?.verified == true
             {
                 do {
                     _ = try await accept(id)
                 } catch {
-                    logger.info("an offered file was not accepted automatically", metadata: ["error": "\(error)"])
+                    logger.info("an offered file was not accepted automatically")
+                    logger.debug("automatic accept refused", metadata: ["error": "\(error)"])
                 }
             }
         }
@@ -366,7 +399,9 @@ public actor FileTransfers {
         counters.rate.record(bytesSinceTick)
         bytesSinceTick = 0
         for transfer in Array(receiving.values) {
-            if !transfer.unmarked.isEmpty { flush(transfer) }
+            // Earlier iterations waited: this one may have ended meanwhile.
+            guard receiving[transfer.transfer.id] === transfer, !transfer.finishing else { continue }
+            if !transfer.unmarked.isEmpty, !flush(transfer) { continue }
             if transfer.outstanding.isEmpty || now - transfer.lastArrival > Self.stallTimeout {
                 transfer.outstanding.removeAll()
                 transfer.cursor = 0
@@ -388,19 +423,23 @@ public actor FileTransfers {
         counters.active.record(receiving.count + sending.count)
     }
 
-    /// Marks a transfer failed, drops it and tells the peer why.
-    func fail(_ transfer: FileTransfer, reason: String) {
-        counters.failed.increment()
+    /// Marks a transfer failed, drops it and tells the peer why; returns false (doing nothing
+    /// more) when it was over already.
+    @discardableResult
+    func fail(_ transfer: FileTransfer, reason: String) -> Bool {
         let live: Set<FileTransferState> = [.offered, .transferring, .paused]
         let failed = try? store.transitionFileTransfer(transfer.id, to: .failed, from: live, reason: reason)
         forget(transfer.id)
-        if let failed { publish(failed) }
+        guard let failed else { return false }
+        counters.failed.increment()
+        publish(failed)
         let messenger = messenger
         Task {
             try? await messenger.sendFile(
                 .update(FileUpdate(transfer.id, .failed, reason: reason)),
                 describedAs: "The file \(transfer.name) failed: \(reason)", to: transfer.peer)
         }
+        return true
     }
 
     func partialPath(_ id: [UInt8]) -> String { settings.partials + "/" + Self.partialName(id) }
