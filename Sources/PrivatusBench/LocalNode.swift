@@ -89,7 +89,16 @@ public struct LocalNode: Sendable {
         _ = process.wait()
     }
 
-    /// Starts the stopped node again on the same profile (new ephemeral ports).
+    /// Ends the node at once with SIGKILL (as a crash or a power cut would: nothing is synced or
+    /// closed by the node) and reaps it. Then ``startAgain()``, never ``stop()``: the process and
+    /// its pipes are gone.
+    public func kill() {
+        process.send(SIGKILL)
+        _ = process.collectOutput(limit: 1 << 16)
+        _ = process.wait()
+    }
+
+    /// Starts the stopped (or killed) node again on the same profile (new ephemeral ports).
     public mutating func startAgain() throws {
         (process, client) = try Self.run(executable: executable, profile: profile, home: home)
     }

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import PrivatusCore
 
 /// The reference of `bench transport`: plain TCP between the same two processes, with the same
 /// NIO structure as a link (`NIOAsyncChannel` on a connection, read and written from a task,
@@ -96,6 +97,44 @@ enum PlainTCP {
                 }
             }
         return connection
+    }
+}
+
+extension PlainTCP {
+    /// One round against a ``Mode/sink`` connection: the round's length, `count` writes of
+    /// `payload`, then the server's one-byte answer once it has read them all. Returns MB/s
+    /// (10^6 bytes).
+    static func sinkRound(
+        count: Int, payload: ByteBuffer, replies: inout NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator,
+        _ outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    ) async throws -> Double {
+        let total = count * payload.readableBytes
+        let start = ContinuousClock.now
+        try await outbound.write(ByteBuffer(integer: UInt64(total)))
+        for _ in 0..<count { try await outbound.write(payload) }
+        guard try await replies.next() != nil else { throw TransportBenchError.connectionClosed }
+        return Double(total) / (ContinuousClock.now - start).seconds / 1_000_000
+    }
+
+    /// `plain_tcp_mb_s` as `bench transport` measures it, alone: `rounds` rounds of `bytes`
+    /// bytes in writes of `writeBytes` to the sink server at `port` on loopback (another
+    /// process); the median round, in MB/s.
+    static func sinkThroughput(
+        group: any EventLoopGroup, port: Int, writeBytes: Int, bytes: Int, rounds: Int
+    ) async throws -> Double {
+        let count = max(1, bytes / writeBytes)
+        let payload = ByteBuffer(repeating: 0x62, count: writeBytes)
+        let connection = try await connect(group: group, host: "127.0.0.1", port: port, mode: .sink)
+        let samples = try await connection.executeThenClose { inbound, outbound in
+            var replies = inbound.makeAsyncIterator()
+            try await outbound.write(ByteBuffer(integer: Mode.sink.rawValue))
+            var samples: [Double] = []
+            for _ in 0..<rounds {
+                samples.append(try await sinkRound(count: count, payload: payload, replies: &replies, outbound))
+            }
+            return samples
+        }
+        return TransportSuite.percentile(samples, 50)
     }
 }
 

@@ -69,6 +69,33 @@ public enum ProcessResources {
         return total
     }
 
+    /// The CPU time of process `pid` (this process when nil) in seconds: user plus system time
+    /// (`utime` + `stime`, the 14th and 15th fields of `/proc/<pid>/stat`, in clock ticks of
+    /// `sysconf(_SC_CLK_TCK)`), threads that ended included; nil where there is no such file.
+    public static func cpuSeconds(of pid: Int32? = nil) -> Double? {
+        let path = pid.map { "/proc/\($0)/stat" } ?? "/proc/self/stat"
+        guard let stat = try? String(contentsOfFile: path, encoding: .utf8), let ticks = cpuTicks(stat: stat) else {
+            return nil
+        }
+        #if canImport(Glibc)
+        let perSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
+        #else
+        let perSecond = 100.0
+        #endif
+        return Double(ticks) / max(perSecond, 1)
+    }
+
+    /// `utime` + `stime` of a `/proc/<pid>/stat` line, in clock ticks. The command name (the
+    /// 2nd field, in parentheses) may hold spaces and parentheses: fields are counted from the
+    /// last `)`.
+    static func cpuTicks(stat: String) -> UInt64? {
+        guard let close = stat.lastIndex(of: ")") else { return nil }
+        // After the name: state (3rd field), ppid, …, utime (14th), stime (15th).
+        let fields = stat[stat.index(after: close)...].split(whereSeparator: { $0 == " " || $0 == "\n" })
+        guard fields.count > 12, let user = UInt64(fields[11]), let system = UInt64(fields[12]) else { return nil }
+        return user + system
+    }
+
     /// Raises this process's soft limit on open files to its hard limit (1,000 links need more
     /// than the usual 1,024 descriptors on each side); returns the soft limit now in force.
     @discardableResult

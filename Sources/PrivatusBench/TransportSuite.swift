@@ -211,7 +211,7 @@ public struct TransportSuite: Sendable {
             try await outbound.write(ByteBuffer(integer: PlainTCP.Mode.sink.rawValue))
             for _ in 0..<options.bulkRounds {
                 var before = peer.schedulerStatsOfBoth
-                var start = ContinuousClock.now
+                let start = ContinuousClock.now
                 for _ in 0..<count { try await link.send(bulk, on: .bulk) }
                 try await link.send(sync, on: .bulk)
                 _ = try await inbox.next()
@@ -220,11 +220,7 @@ public struct TransportSuite: Sendable {
                 securedCost = securedCost + (after - before)
                 before = after
 
-                start = ContinuousClock.now
-                try await outbound.write(ByteBuffer(integer: UInt64(total)))
-                for _ in 0..<count { try await outbound.write(payload) }
-                guard try await replies.next() != nil else { throw TransportBenchError.connectionClosed }
-                plain.append(Double(total) / (ContinuousClock.now - start).seconds / 1_000_000)
+                plain.append(try await PlainTCP.sinkRound(count: count, payload: payload, replies: &replies, outbound))
                 after = peer.schedulerStatsOfBoth
                 plainCost = plainCost + (after - before)
             }
