@@ -44,6 +44,10 @@ public struct FilesSuite: Sendable {
     /// Bytes per plain TCP round (`bench transport`'s default) and rounds (the median is kept).
     public var plainTCPBytes = 256 << 20
     public var plainTCPRounds = 3
+    /// A bandwidth limit for the sender (`fileBandwidthBytesPerSecond`), for tests with a small
+    /// file: paced, the receiver can be killed in the middle of it on a loaded machine. Nil (the
+    /// benchmark): no limit.
+    public var senderBandwidth: Int?
     /// The chunk size of a transfer (docs/PROTOCOL.md, "Files").
     public static let chunkBytes = Int(FileTransfers.chunkSize)
 
@@ -62,7 +66,9 @@ public struct FilesSuite: Sendable {
         defer { scratch.remove() }
         let path = scratch.url.appendingPathComponent("random.bin").path
         try step("writing the \(size)-byte random file") { try Self.writeRandomFile(at: path, bytes: size) }
-        let sender = try step("starting the sending node") { try scratch.start("alice") }
+        let sender = try step("starting the sending node") {
+            try scratch.start("alice", config: senderBandwidth.map { ["fileBandwidthBytesPerSecond": $0] } ?? [:])
+        }
         defer { sender.stop() }
         var receiver = try step("starting the receiving node") { try scratch.start("bob") }
         var receiverRunning = true

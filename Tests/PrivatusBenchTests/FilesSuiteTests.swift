@@ -12,6 +12,8 @@ import Testing
         suite.size = 8 << 20
         suite.ceilingBudget = .milliseconds(50)
         suite.plainTCPBytes = 8 << 20
+        // 2 MiB/s: each transfer takes ≈ 4 s, so the kill lands in the middle even under load.
+        suite.senderBandwidth = 2 << 20
         let figures = try await suite.run()
         for key in [
             "throughput_mb_s", "transfer_s", "aes_gcm_ceiling_mb_s", "plain_tcp_mb_s", "cpu_s_per_gib_sender",

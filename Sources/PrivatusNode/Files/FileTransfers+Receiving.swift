@@ -31,6 +31,12 @@ final class Receiving {
     var askedOver: Link?
     /// Set once every chunk is in: the file is being checked and placed.
     var finishing = false
+    /// A background sync of the partial file is running.
+    var syncing = false
+    /// A page-aligned buffer chunks are written from: the kernel's copy into the page cache
+    /// from an unaligned source (a Swift array's storage) ran several times slower on the
+    /// machines measured (BENCHMARKS.md, "Files").
+    let writeBuffer: UnsafeMutableRawPointer
 
     /// Opens (or, `fresh`, creates anew) the partial file of `transfer`.
     init(_ transfer: FileTransfer, partial: String, fresh: Bool) throws {
@@ -42,9 +48,20 @@ final class Receiving {
         let flags = O_RDWR | O_CLOEXEC | O_NOFOLLOW | (fresh ? O_CREAT | O_TRUNC : 0)
         descriptor = open(partial, flags, 0o600)
         guard descriptor >= 0 else { throw FileTransferError.unreadable }
+        writeBuffer = UnsafeMutableRawPointer.allocate(byteCount: Int(transfer.chunkSize), alignment: 4096)
     }
 
+    deinit { writeBuffer.deallocate() }
+
     func close() { _ = Glibc.close(descriptor) }
+
+    /// Writes a chunk at `offset` through the aligned buffer.
+    func write(_ chunk: [UInt8], at offset: Int) -> Bool {
+        guard chunk.count <= Int(transfer.chunkSize) else { return false }
+        chunk.withUnsafeBytes { writeBuffer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        return FileTransfers.write(
+            UnsafeRawBufferPointer(start: writeBuffer, count: chunk.count), to: descriptor, at: offset)
+    }
 
     var isDone: Bool { transfer.chunksDone == transfer.chunkCount }
 }
@@ -131,8 +148,7 @@ extension FileTransfers {
             }
             return
         }
-        guard Self.write(plaintext, to: transfer.descriptor, at: Int(index) * Int(transfer.transfer.chunkSize))
-        else {
+        guard transfer.write(plaintext, at: Int(index) * Int(transfer.transfer.chunkSize)) else {
             fail(transfer.transfer, reason: "writing the partial file failed")
             return
         }
@@ -150,7 +166,7 @@ extension FileTransfers {
             Task { await self.finish(transfer) }
             return
         }
-        if transfer.unmarked.count >= Self.flushEvery, !flush(transfer) { return }
+        if transfer.unmarked.count >= Self.flushEvery { flushInBackground(transfer) }
         if ContinuousClock.now - transfer.lastEvent >= .milliseconds(250) {
             transfer.lastEvent = .now
             publish(transfer.transfer)
@@ -175,6 +191,36 @@ extension FileTransfers {
             logger.debug("recording received chunks failed", metadata: ["error": "\(error)"])
         }
         return true
+    }
+
+    /// Syncs the partial file off the actor (chunks keep arriving meanwhile), then records the
+    /// chunks written before the sync began. One sync at a time per transfer.
+    func flushInBackground(_ transfer: Receiving) {
+        guard !transfer.syncing, !transfer.unmarked.isEmpty else { return }
+        let batch = transfer.unmarked
+        transfer.unmarked.removeAll()
+        transfer.syncing = true
+        let descriptor = transfer.descriptor
+        Task {
+            let synced = await Task.detached(priority: .userInitiated) { fdatasync(descriptor) == 0 }.value
+            self.recordSynced(batch, of: transfer, synced: synced)
+        }
+    }
+
+    func recordSynced(_ batch: [Int], of transfer: Receiving, synced: Bool) {
+        transfer.syncing = false
+        guard receiving[transfer.transfer.id] === transfer, !transfer.finishing else { return }
+        guard synced else {
+            fail(transfer.transfer, reason: "writing the partial file failed")
+            return
+        }
+        do {
+            try store.markChunks(batch, of: transfer.transfer.id)
+        } catch {
+            transfer.unmarked += batch  // recorded with the next batch
+            logger.warning("recording received chunks failed")
+            logger.debug("recording received chunks failed", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Every chunk is in: syncs and checks the SHA-256 (the rest of it read back off the actor),
@@ -303,15 +349,18 @@ extension FileTransfers {
 
     /// Writes all of `bytes` at `offset`.
     static func write(_ bytes: [UInt8], to descriptor: Int32, at offset: Int) -> Bool {
-        bytes.withUnsafeBytes { buffer in
-            var done = 0
-            while done < buffer.count {
-                let wrote = pwrite(descriptor, buffer.baseAddress! + done, buffer.count - done, offset + Int(done))
-                if wrote < 0, errno == EINTR { continue }
-                guard wrote > 0 else { return false }
-                done += wrote
-            }
-            return true
+        bytes.withUnsafeBytes { write($0, to: descriptor, at: offset) }
+    }
+
+    static func write(_ buffer: UnsafeRawBufferPointer, to descriptor: Int32, at offset: Int) -> Bool {
+        guard buffer.count > 0 else { return true }
+        var done = 0
+        while done < buffer.count {
+            let wrote = pwrite(descriptor, buffer.baseAddress! + done, buffer.count - done, offset + done)
+            if wrote < 0, errno == EINTR { continue }
+            guard wrote > 0 else { return false }
+            done += wrote
         }
+        return true
     }
 }

@@ -272,18 +272,19 @@ extension FileTransfers {
             let transfer = ready[turn % ready.count]
             let index = transfer.next()
             let length = transfer.transfer.chunkLength(index)
-            var plaintext = [UInt8](repeating: 0, count: length)
-            let offset = Int(index) * Int(transfer.transfer.chunkSize)
-            let got = plaintext.withUnsafeMutableBytes { buffer in
+            let offset = index * Int(transfer.transfer.chunkSize)
+            // Read straight into the array's storage (no zero fill first).
+            let plaintext = [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
                 var done = 0
                 while done < length {
-                    let read = pread(transfer.descriptor, buffer.baseAddress! + done, length - done, offset + Int(done))
+                    let read = pread(transfer.descriptor, buffer.baseAddress! + done, length - done, offset + done)
                     if read < 0, errno == EINTR { continue }
                     guard read > 0 else { break }
                     done += read
                 }
-                return done
+                count = done
             }
+            let got = plaintext.count
             let deflated = transfer.compressible ? ChunkCompression.compress(plaintext) : nil
             guard got == length,
                 let sealed = try? transfer.cipher.seal(

@@ -401,7 +401,7 @@ public actor FileTransfers {
         for transfer in Array(receiving.values) {
             // Earlier iterations waited: this one may have ended meanwhile.
             guard receiving[transfer.transfer.id] === transfer, !transfer.finishing else { continue }
-            if !transfer.unmarked.isEmpty, !flush(transfer) { continue }
+            flushInBackground(transfer)
             if transfer.outstanding.isEmpty || now - transfer.lastArrival > Self.stallTimeout {
                 transfer.outstanding.removeAll()
                 transfer.cursor = 0
