@@ -190,9 +190,8 @@ public actor FileTransfers {
         let contact = try await messenger.resolve(reference)
         guard contact.state == .contact else { throw ChatError.notAContact }
         let (stamp, digest) = try await Self.hashFile(at: path)
-        guard stamp.size <= settings.maximumBytes else {
-            throw FileTransferError.tooLarge(maximum: settings.maximumBytes)
-        }
+        // The receiver's own maximum may be lower: it declines such an offer and says so.
+        guard stamp.size <= Self.largestFile else { throw FileTransferError.tooLarge(maximum: Self.largestFile) }
         let name = DownloadName.safe((path as NSString).lastPathComponent)
         let transfer = try store.addFileTransfer(
             peer: contact.peerID, direction: .sent, name: name, size: stamp.size, hash: digest,
