@@ -1,3 +1,5 @@
+import Hummingbird
+
 /// A condition on one metric that raises an alert once it has held for a while (issue 10; the
 /// seed's alerting): `metric` above or below `threshold` for `durationSeconds`; once resolved,
 /// the rule stays quiet for `cooldownSeconds`.
@@ -135,4 +137,32 @@ public struct AlertEngine: Sendable {
             rule: rule.name, metric: rule.metric, state: state, severity: rule.severity, value: value,
             threshold: rule.threshold, at: now)
     }
+}
+
+extension AlertRule {
+    /// The seed's defaults (docs/OPERATIONS.md): process CPU over 80 % of one core, system
+    /// memory in use over 85 % (per `MemAvailable`), the profile's disk over 90 % full, and more
+    /// than 1,000 links; each for a minute (links: 10 s), quiet 5 minutes after resolving. (The
+    /// seed's slow-delivery rule needs a per-second delivery rate that does not exist yet.)
+    public static let defaults: [AlertRule] = [
+        AlertRule(
+            name: "process-cpu", metric: "privatus_process_cpu_percent", comparison: .above, threshold: 80,
+            durationSeconds: 60, severity: .warning, cooldownSeconds: 300),
+        AlertRule(
+            name: "system-memory", metric: "privatus_system_memory_used_percent", comparison: .above, threshold: 85,
+            durationSeconds: 60, severity: .warning, cooldownSeconds: 300),
+        AlertRule(
+            name: "disk-full", metric: "privatus_profile_disk_used_percent", comparison: .above, threshold: 90,
+            durationSeconds: 60, severity: .critical, cooldownSeconds: 300),
+        AlertRule(
+            name: "connections", metric: "privatus_link_connections", comparison: .above, threshold: 1_000,
+            durationSeconds: 10, severity: .warning, cooldownSeconds: 300),
+    ]
+}
+
+/// `GET /api/v1/alerts`: the rules, those firing now, and the recent firings and resolutions.
+struct AlertsView: Codable, Sendable, ResponseEncodable {
+    var rules: [AlertRule]
+    var firing: [String]
+    var history: [AlertEvent]
 }

@@ -50,6 +50,8 @@ public struct NodeSettings: Sendable {
     public var fileAutoAcceptBytes: UInt64 = 0
     /// The most bytes per second of files sent to one peer (nil: no limit).
     public var fileBandwidth: UInt64?
+    /// Alert rules (docs/OPERATIONS.md; config.json `alerts` replaces them).
+    public var alertRules = AlertRule.defaults
     /// The free-space probe of received files (tests inject one; nil: statvfs).
     public var freeSpace: (@Sendable (String) -> UInt64?)?
 
@@ -74,6 +76,8 @@ public final class Node: Service, Sendable {
     /// The node's one background scheduler.
     public let scheduler: Scheduler
     private let state = Mutex<Running?>(nil)
+    /// The alert rules' state and history (evaluated every second).
+    let alerts: Mutex<AlertEngine>
 
     struct Running: Sendable {
         let store: Store
@@ -97,6 +101,7 @@ public final class Node: Service, Sendable {
         self.settings = settings
         self.logger = logger
         self.scheduler = Scheduler(logger: logger)
+        self.alerts = Mutex(AlertEngine(rules: settings.alertRules))
     }
 
     public func run() async throws {
@@ -188,6 +193,9 @@ public final class Node: Service, Sendable {
         }
         messenger.addRoutes(to: router)
         files.addRoutes(to: router)
+        router.get("/api/v1/alerts") { _, _ in
+            self.alerts.withLock { AlertsView(rules: $0.rules, firing: $0.firing, history: $0.history) }
+        }
         router.get("/api/v1/samples") { _, _ in
             MetricSamples(current: self.metrics.sampler.current(), history: self.metrics.sampler.snapshots())
         }
@@ -226,6 +234,27 @@ public final class Node: Service, Sendable {
         let maintenance = StoreMaintenance(store: store)
         await scheduler.every(.seconds(15), name: "store maintenance", priority: .low) {
             try maintenance.tick(at: .now, now: UInt64(Date().timeIntervalSince1970 * 1000))
+        }
+        // The process's own figures and the alert rules on them, every second.
+        let processMetrics = ProcessMetrics()
+        let cpuReading = Mutex<ProcessMetrics.Reading?>(nil)
+        await scheduler.every(.seconds(1), name: "process metrics and alerts", priority: .low) { [logger] in
+            let previous = cpuReading.withLock { $0 }
+            let reading = processMetrics.sample(profile: layout.directory, previous: previous)
+            cpuReading.withLock { $0 = reading }
+            let now = UInt64(Date().timeIntervalSince1970 * 1000)
+            let events = self.alerts.withLock { $0.evaluate(self.metrics.sampler.current(), at: now) }
+            for event in events {
+                logger.notice(
+                    "alert \(event.state.rawValue)",
+                    metadata: ["rule": "\(event.rule)", "metric": "\(event.metric)", "value": "\(event.value ?? .nan)"])
+                let value = event.value.map { "\($0)" } ?? "missing"
+                messenger.events.publish(
+                    NodeEvent(
+                        type: "alert", id: event.rule,
+                        text: "\(event.metric) \(value) (threshold \(event.threshold))", state: event.state.rawValue,
+                        name: event.severity.rawValue))
+            }
         }
         await scheduler.every(.seconds(10), name: "metrics sample", priority: .low) {
             self.metrics.sampler.sample(now: UInt64(Date().timeIntervalSince1970 * 1000))

@@ -59,6 +59,7 @@ struct RunCommand: AsyncParsableCommand {
             if let value = config.fileMaximumBytes { settings.fileMaximumBytes = value }
             if let value = config.fileAutoAcceptBytes { settings.fileAutoAcceptBytes = value }
             settings.fileBandwidth = config.fileBandwidthBytesPerSecond
+            if let rules = try Self.alertRules(in: layout) { settings.alertRules = rules }
             guard ["127.0.0.1", "::1", "localhost"].contains(settings.ui.host) else {
                 throw CLIFailure(status: 64, message: "--ui must be a loopback address")
             }
@@ -134,5 +135,22 @@ struct StatusCommand: AsyncParsableCommand {
                 print("database:        \(facts.dbBytes) bytes")
             }
         }
+    }
+}
+
+extension RunCommand {
+    /// config.json's `alerts` (docs/CONFIG.md), when given: at most 64 valid rules with distinct
+    /// names, else the file is refused (exit 5, like any other value out of range).
+    static func alertRules(in layout: ProfileLayout) throws -> [AlertRule]? {
+        struct Alerts: Decodable { var alerts: [AlertRule]? }
+        let bytes = try FileIO.readFile(layout.configFile, maximumSize: 1 << 20)
+        guard let decoded = try? JSONDecoder().decode(Alerts.self, from: Data(bytes)) else {
+            throw CLIFailure(status: 5, message: "config.json: alerts are malformed")
+        }
+        guard let rules = decoded.alerts else { return nil }
+        guard rules.count <= 64, rules.allSatisfy(\.isValid), Set(rules.map(\.name)).count == rules.count else {
+            throw CLIFailure(status: 5, message: "config.json: an alert rule is out of range")
+        }
+        return rules
     }
 }
