@@ -242,7 +242,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PrivatusBenchTests",
-            dependencies: ["PrivatusBench", "PrivatusWire", "PrivatusTesting"],
+            dependencies: ["PrivatusBench", "PrivatusCore", "PrivatusWire", "PrivatusTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,6 +1,7 @@
 import Crypto
 import NIOCore
 import NIOPosix
+import PrivatusCore
 import PrivatusCrypto
 import PrivatusNet
 import PrivatusWire

@@ -1,5 +1,6 @@
 import Foundation
 import Metrics
+import PrivatusCore
 
 #if canImport(Glibc)
 import Glibc
@@ -27,23 +28,21 @@ struct ProcessMetrics: Sendable {
     func sample(profile: String, previous: Reading?) -> Reading? {
         let now = ContinuousClock.now
         var reading: Reading?
-        if let cpu = Self.cpuSeconds() {
+        if let cpu = ProcessResources.cpuSeconds() {
             reading = Reading(cpuSeconds: cpu, at: now)
             if let previous, now > previous.at {
                 cpuPercent.record(100 * (cpu - previous.cpuSeconds) / (now - previous.at).seconds)
             }
         }
-        if let pages = Self.field(1, of: "/proc/self/statm") {
-            residentBytes.record(pages * Double(sysconf(Int32(_SC_PAGESIZE))))
-        }
+        if let kibibytes = ProcessResources.residentKiB() { residentBytes.record(kibibytes * 1024) }
         if let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") {
             openDescriptors.record(entries.count)
         }
         if let info = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
-            let total = Self.meminfo("MemTotal", in: info), let available = Self.meminfo("MemAvailable", in: info),
-            total > 0
+            let total = ProcessResources.field("MemTotal", of: info),
+            let available = ProcessResources.field("MemAvailable", of: info), total > 0
         {
-            memoryUsedPercent.record(100 * (total - available) / total)
+            memoryUsedPercent.record(100 * Double(total - available) / Double(total))
         }
         var stats = statvfs()
         if statvfs(profile, &stats) == 0, stats.f_blocks > 0 {
@@ -52,31 +51,5 @@ struct ProcessMetrics: Sendable {
             diskUsedPercent.record(100 * (1 - Double(stats.f_bfree) / Double(stats.f_blocks)))
         }
         return reading
-    }
-
-    /// utime + stime of this process, in seconds (`/proc/self/stat` fields 14 and 15).
-    static func cpuSeconds() -> Double? {
-        guard let text = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
-            let end = text.lastIndex(of: ")")
-        else { return nil }
-        // After the command name (which may hold spaces): state is field 3.
-        let fields = text[text.index(after: end)...].split(separator: " ")
-        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-    }
-
-    /// Field `index` (0-based) of a one-line file of numbers.
-    static func field(_ index: Int, of path: String) -> Double? {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
-        let fields = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
-        return fields.count > index ? Double(fields[index]) : nil
-    }
-
-    /// A `/proc/meminfo` value in kB.
-    static func meminfo(_ key: String, in text: String) -> Double? {
-        for line in text.split(separator: "\n") where line.hasPrefix(key + ":") {
-            return line.split(separator: " ").dropFirst().first.flatMap { Double($0) }
-        }
-        return nil
     }
 }

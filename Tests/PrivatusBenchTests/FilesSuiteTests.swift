@@ -1,4 +1,5 @@
 import Foundation
+import PrivatusCore
 import PrivatusTesting
 import Testing
 

@@ -1,3 +1,4 @@
+import PrivatusCore
 import PrivatusWire
 import Testing
 

@@ -63,7 +63,7 @@ extension FileOffer {
             && chunkSize == FileTransfers.chunkSize
             && size <= Store.maximumFileBytes
             && size / UInt64(chunkSize) + (size % UInt64(chunkSize) == 0 ? 0 : 1)
-                <= UInt64(FileChunkLimits.maximumChunks)
+                <= UInt64(Store.maximumChunks)
     }
 }
 
@@ -81,9 +81,4 @@ extension FileUpdate {
         self.kind = kind
         self.reason = String(decoding: Array(reason.utf8.prefix(Self.maximumReasonBytes)), as: UTF8.self)
     }
-}
-
-/// The chunk limits of ``FileChunkCipher`` and the store, in one place for the offer checks.
-enum FileChunkLimits {
-    static let maximumChunks = 1 << 20
 }

@@ -72,7 +72,7 @@ public actor FileTransfers {
     /// The size of every chunk but a file's last: 256 KiB (BENCHMARKS.md, "Files").
     public static let chunkSize: UInt32 = 256 << 10
     /// The largest file a transfer can carry: 2^20 chunks of 256 KiB (256 GiB).
-    public static let largestFile = UInt64(FileChunkLimits.maximumChunks) * UInt64(chunkSize)
+    public static let largestFile = UInt64(Store.maximumChunks) * UInt64(chunkSize)
     /// Chunks asked for and not yet arrived, per transfer.
     static let window = 16
     /// Chunks written before the partial file is synced and the bitmap recorded.

@@ -104,23 +104,17 @@ extension FileTransfers {
         return FileView(current, chunksSent: chunksSent[transfer.id], chunksReceived: chunksReceived[transfer.id])
     }
 
-    /// Runs `body`, turning typed errors into HTTP errors with their message.
+    /// Runs `body`, turning typed errors into HTTP errors with their message (the chat layer's
+    /// as the messenger maps them).
     nonisolated func mapping<T: Sendable>(_ body: () async throws -> T) async throws -> T {
         do {
-            return try await body()
+            return try await messenger.mapping(body)
         } catch let error as FileTransferError {
             switch error {
             case .unknownTransfer: throw HTTPError(.notFound, message: error.description)
             case .notOffered, .alreadyOver: throw HTTPError(.conflict, message: error.description)
             case .notEnoughSpace:
                 throw HTTPError(.init(code: 507, reasonPhrase: "Insufficient Storage"), message: error.description)
-            default: throw HTTPError(.badRequest, message: error.description)
-            }
-        } catch let error as ChatError {
-            switch error {
-            case .unknownPeer: throw HTTPError(.notFound, message: error.description)
-            case .stopping, .busy: throw HTTPError(.serviceUnavailable, message: error.description)
-            case .notAContact, .ambiguousName: throw HTTPError(.conflict, message: error.description)
             default: throw HTTPError(.badRequest, message: error.description)
             }
         }

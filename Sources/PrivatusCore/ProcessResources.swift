@@ -15,7 +15,7 @@ public enum ProcessResources {
     }
 
     /// The `VmRSS` of a `/proc/<pid>/status` text, in KiB.
-    static func residentKiB(status: String) -> Int? {
+    public static func residentKiB(status: String) -> Int? {
         field("VmRSS", of: status)
     }
 
@@ -30,7 +30,7 @@ public enum ProcessResources {
     }
 
     /// The value in kB of the line `name:` of a `/proc` text.
-    static func field(_ name: String, of text: String) -> Int? {
+    public static func field(_ name: String, of text: String) -> Int? {
         guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }) else { return nil }
         let fields = line.dropFirst(name.count + 1).split(whereSeparator: { $0 == " " || $0 == "\t" })
         guard fields.count == 2, fields[1] == "kB" else { return nil }
@@ -43,6 +43,11 @@ public enum ProcessResources {
         public var cpuNanoseconds: UInt64 = 0
         /// How many times a thread was put on a CPU (each wake-up of a sleeping thread is one).
         public var runs: UInt64 = 0
+
+        public init(cpuNanoseconds: UInt64 = 0, runs: UInt64 = 0) {
+            self.cpuNanoseconds = cpuNanoseconds
+            self.runs = runs
+        }
 
         public static func - (lhs: Self, rhs: Self) -> Self {
             Self(cpuNanoseconds: lhs.cpuNanoseconds &- rhs.cpuNanoseconds, runs: lhs.runs &- rhs.runs)
@@ -88,7 +93,7 @@ public enum ProcessResources {
     /// `utime` + `stime` of a `/proc/<pid>/stat` line, in clock ticks. The command name (the
     /// 2nd field, in parentheses) may hold spaces and parentheses: fields are counted from the
     /// last `)`.
-    static func cpuTicks(stat: String) -> UInt64? {
+    public static func cpuTicks(stat: String) -> UInt64? {
         guard let close = stat.lastIndex(of: ")") else { return nil }
         // After the name: state (3rd field), ppid, …, utime (14th), stime (15th).
         let fields = stat[stat.index(after: close)...].split(whereSeparator: { $0 == " " || $0 == "\n" })
