@@ -400,8 +400,23 @@ public actor DHTService {
         }
     }
 
+    /// What a lookup was, for ``observeLookups(_:)``.
+    public enum LookupKind: String, Sendable {
+        case node
+        case value
+    }
+
+    /// Told of each lookup when it ends: its kind, whether a value lookup found a record (node
+    /// lookups: whether any node answered), how long it took and how many requests it sent.
+    public typealias LookupObserver = @Sendable (LookupKind, Bool, Duration, Int) -> Void
+    private var lookupObserver: LookupObserver?
+
+    /// Sets the observer of lookups (the node's metrics).
+    public func observeLookups(_ observer: @escaping LookupObserver) { lookupObserver = observer }
+
     /// The nodes closest to `target`, found by an iterative lookup.
     public func findNode(_ target: DHTNodeID) async -> LookupResult {
+        let start = ContinuousClock.now
         let lookup = await run(
             DisjointLookup(
                 target: target, seeds: table.closest(to: target, count: configuration.lookup.k), paths: 1,
@@ -409,6 +424,7 @@ public actor DHTService {
             asking: .findNode(target: target)
         ) { _, _ in false }
         let path = lookup.paths[0]
+        lookupObserver?(.node, !path.closestAnswered.isEmpty, .now - start, path.requests)
         return LookupResult(closest: path.closestAnswered, hops: path.hops, requests: path.requests)
     }
 
@@ -430,6 +446,7 @@ public actor DHTService {
     public func findValueCounting(
         _ key: DHTNodeID, paths: Int = 3, accepting accept: (DHTRecord) -> Bool = { _ in true }
     ) async -> (record: DHTRecord?, requests: Int, hops: Int) {
+        let start = ContinuousClock.now
         let now = Self.unixSeconds()
         var best: DHTRecord? = records.get(key, now: now).flatMap { accept($0) ? $0 : nil }
         var bestPath: Int?
@@ -460,6 +477,7 @@ public actor DHTService {
         } else {
             hops = best == nil ? lookup.paths.map(\.hops).max() ?? 0 : 0
         }
+        lookupObserver?(.value, best != nil, .now - start, lookup.requests)
         return (best, lookup.requests, hops)
     }
 

@@ -1,12 +1,37 @@
 import Hummingbird
 
 /// A condition on one metric that raises an alert once it has held for a while (issue 10; the
-/// seed's alerting): `metric` above or below `threshold` for `durationSeconds`; once resolved,
-/// the rule stays quiet for `cooldownSeconds`.
+/// seed's alerting): `metric` above or below `threshold` for `durationSeconds` (and, when the
+/// rule has one, while a second condition holds too); once resolved, the rule stays quiet for
+/// `cooldownSeconds`.
 public struct AlertRule: Codable, Sendable, Equatable {
     public enum Comparison: String, Codable, Sendable {
         case above
         case below
+    }
+
+    /// A metric compared with a threshold.
+    public struct Condition: Codable, Sendable, Equatable {
+        public var metric: String
+        public var comparison: Comparison
+        public var threshold: Double
+
+        public init(metric: String, comparison: Comparison, threshold: Double) {
+            self.metric = metric
+            self.comparison = comparison
+            self.threshold = threshold
+        }
+
+        /// Whether the metric's value meets it (a missing metric never does).
+        func holds(in values: [String: Double]) -> Bool {
+            guard let value = values[metric], value.isFinite else { return false }
+            switch comparison {
+            case .above: return value > threshold
+            case .below: return value < threshold
+            }
+        }
+
+        var isValid: Bool { !metric.isEmpty && metric.utf8.count <= 256 && threshold.isFinite }
     }
 
     public enum Severity: String, Codable, Sendable {
@@ -25,11 +50,20 @@ public struct AlertRule: Codable, Sendable, Equatable {
     public var severity: Severity
     /// After an alert resolves, how long the rule cannot fire again.
     public var cooldownSeconds: Double
+    /// A second condition that must hold at the same readings (config.json: `while`), such as
+    /// "messages wait for connected peers" beside "few deliveries per second".
+    public var onlyWhile: Condition?
+
+    enum CodingKeys: String, CodingKey {
+        case name, metric, comparison, threshold, durationSeconds, severity, cooldownSeconds
+        case onlyWhile = "while"
+    }
 
     public init(
         name: String, metric: String, comparison: Comparison, threshold: Double, durationSeconds: Double,
-        severity: Severity, cooldownSeconds: Double
+        severity: Severity, cooldownSeconds: Double, onlyWhile: Condition? = nil
     ) {
+        self.onlyWhile = onlyWhile
         self.name = name
         self.metric = metric
         self.comparison = comparison
@@ -39,13 +73,11 @@ public struct AlertRule: Codable, Sendable, Equatable {
         self.cooldownSeconds = cooldownSeconds
     }
 
-    /// Whether `value` meets the condition (a missing metric never does).
-    func holds(for value: Double?) -> Bool {
-        guard let value, value.isFinite else { return false }
-        switch comparison {
-        case .above: return value > threshold
-        case .below: return value < threshold
-        }
+    /// Whether the readings meet the rule's condition, and its second condition when it has one
+    /// (a missing metric never does).
+    func holds(in values: [String: Double]) -> Bool {
+        Condition(metric: metric, comparison: comparison, threshold: threshold).holds(in: values)
+            && onlyWhile?.holds(in: values) ?? true
     }
 
     /// Whether the numbers are usable: a name and metric, finite threshold, non-negative times.
@@ -53,6 +85,7 @@ public struct AlertRule: Codable, Sendable, Equatable {
         !name.isEmpty && name.utf8.count <= 64 && !metric.isEmpty && metric.utf8.count <= 256 && threshold.isFinite
             && durationSeconds.isFinite && durationSeconds >= 0 && durationSeconds <= 86_400
             && cooldownSeconds.isFinite && cooldownSeconds >= 0 && cooldownSeconds <= 86_400
+            && onlyWhile?.isValid ?? true
     }
 }
 
@@ -109,7 +142,7 @@ public struct AlertEngine: Sendable {
             let rule = rules[index]
             let value = values[rule.metric]
             var state = states[index]
-            if rule.holds(for: value) {
+            if rule.holds(in: values) {
                 let since = state.holdingSince ?? now
                 state.holdingSince = since
                 let held = Double(now >= since ? now - since : 0) / 1_000
@@ -142,8 +175,9 @@ public struct AlertEngine: Sendable {
 extension AlertRule {
     /// The seed's defaults (docs/OPERATIONS.md): process CPU over 80 % of one core, system
     /// memory in use over 85 % (per `MemAvailable`), the profile's disk over 90 % full, and more
-    /// than 1,000 links; each for a minute (links: 10 s), quiet 5 minutes after resolving. (The
-    /// seed's slow-delivery rule needs a per-second delivery rate that does not exist yet.)
+    /// than 1,000 links; each for a minute (links: 10 s), quiet 5 minutes after resolving; and
+    /// fewer than 10 deliveries per second for a minute while messages wait in the outbox for
+    /// peers that have an open link.
     public static let defaults: [AlertRule] = [
         AlertRule(
             name: "process-cpu", metric: "privatus_process_cpu_percent", comparison: .above, threshold: 80,
@@ -157,6 +191,10 @@ extension AlertRule {
         AlertRule(
             name: "connections", metric: "privatus_link_connections", comparison: .above, threshold: 1_000,
             durationSeconds: 10, severity: .warning, cooldownSeconds: 300),
+        AlertRule(
+            name: "slow-delivery", metric: "rate(privatus_chat_delivered_total)", comparison: .below, threshold: 10,
+            durationSeconds: 60, severity: .warning, cooldownSeconds: 300,
+            onlyWhile: Condition(metric: "privatus_chat_outbox_connected", comparison: .above, threshold: 0)),
     ]
 }
 

@@ -77,7 +77,8 @@ public final class Node: Service, Sendable {
     public let scheduler: Scheduler
     private let state = Mutex<Running?>(nil)
     /// The alert rules' state and history (evaluated every second).
-    let alerts: Mutex<AlertEngine>
+    /// The process's figures, the sampler's readings and the alert rules, once a second.
+    let monitor: Monitor
 
     struct Running: Sendable {
         let store: Store
@@ -90,7 +91,7 @@ public final class Node: Service, Sendable {
     }
 
     /// Where the process's metrics are collected (``bootstrapMetrics()``): the registry served at
-    /// `/metrics`, and the in-process sampler served at `/api/v1/samples`.
+    /// `/metrics`, and the in-process sampler served at `/api/v1/metrics`.
     let metrics: NodeMetrics
 
     public init(
@@ -101,12 +102,19 @@ public final class Node: Service, Sendable {
         self.settings = settings
         self.logger = logger
         self.scheduler = Scheduler(logger: logger)
-        self.alerts = Mutex(AlertEngine(rules: settings.alertRules))
+        self.monitor = Monitor(
+            sampler: metrics.sampler, rules: settings.alertRules, directory: profile.layout.directory)
     }
 
     public func run() async throws {
         let layout = profile.layout
-        let store = try Store(path: layout.databaseFile, databaseKey: profile.contents.keys.databaseKey)
+        let writeLatency = Timer(label: "privatus_store_write_seconds")
+        let store = try Store(
+            path: layout.databaseFile, databaseKey: profile.contents.keys.databaseKey,
+            observingWrites: { took in
+                let (seconds, attoseconds) = took.components
+                writeLatency.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+            })
         let keys = profile.contents.keys
         let messenger = try Messenger(
             store: store, keys: keys, name: profile.name,
@@ -193,11 +201,16 @@ public final class Node: Service, Sendable {
         }
         messenger.addRoutes(to: router)
         files.addRoutes(to: router)
-        router.get("/api/v1/alerts") { _, _ in
-            self.alerts.withLock { AlertsView(rules: $0.rules, firing: $0.firing, history: $0.history) }
-        }
-        router.get("/api/v1/samples") { _, _ in
-            MetricSamples(current: self.metrics.sampler.current(), history: self.metrics.sampler.snapshots())
+        router.get("/api/v1/alerts") { _, _ in self.monitor.alerts }
+        router.get("/api/v1/metrics") { request, _ in
+            var since: UInt64?
+            if let text = request.uri.queryParameters.get("since") {
+                guard let value = UInt64(text) else {
+                    throw HTTPError(.badRequest, message: "since: Unix milliseconds")
+                }
+                since = value
+            }
+            return self.metrics.sampler.readings(since: since)
         }
         router.get("/metrics") { _, _ in
             Response(
@@ -235,15 +248,18 @@ public final class Node: Service, Sendable {
         await scheduler.every(.seconds(15), name: "store maintenance", priority: .low) {
             try maintenance.tick(at: .now, now: UInt64(Date().timeIntervalSince1970 * 1000))
         }
-        // The process's own figures and the alert rules on them, every second.
-        let processMetrics = ProcessMetrics()
-        let cpuReading = Mutex<ProcessMetrics.Reading?>(nil)
-        await scheduler.every(.seconds(1), name: "process metrics and alerts", priority: .low) { [logger] in
-            let previous = cpuReading.withLock { $0 }
-            let reading = processMetrics.sample(profile: layout.directory, previous: previous)
-            cpuReading.withLock { $0 = reading }
-            let now = UInt64(Date().timeIntervalSince1970 * 1000)
-            let events = self.alerts.withLock { $0.evaluate(self.metrics.sampler.current(), at: now) }
+        // The process's own figures, the sampler's reading and the alert rules on them, every
+        // second; before them, the messages waiting, and those waiting for peers with an open
+        // link (the slow-delivery rule).
+        let outbox = Gauge(label: "privatus_chat_outbox")
+        let outboxConnected = Gauge(label: "privatus_chat_outbox_connected")
+        await scheduler.every(.seconds(1), name: "monitor", priority: .low) { [logger] in
+            if let waiting = try? store.outboxCounts() {
+                let connected = waiting.isEmpty ? [] : await links.connectedPeers
+                outbox.record(waiting.values.reduce(0, +))
+                outboxConnected.record(waiting.filter { connected.contains($0.key) }.values.reduce(0, +))
+            }
+            let events = self.monitor.tick(now: UInt64(Date().timeIntervalSince1970 * 1000))
             for event in events {
                 logger.notice(
                     "alert \(event.state.rawValue)",
@@ -255,9 +271,6 @@ public final class Node: Service, Sendable {
                         text: "\(event.metric) \(value) (threshold \(event.threshold))", state: event.state.rawValue,
                         name: event.severity.rawValue))
             }
-        }
-        await scheduler.every(.seconds(10), name: "metrics sample", priority: .low) {
-            self.metrics.sampler.sample(now: UInt64(Date().timeIntervalSince1970 * 1000))
         }
         // Chat: retries of what the outbox holds, prekey rotation and refill.
         await scheduler.every(.seconds(5), name: "outbox", priority: .high) { await messenger.deliverDue() }
@@ -420,11 +433,8 @@ public struct NodeMetrics: Sendable {
     public let sampler: MetricsSampler
 }
 
-/// `GET /api/v1/samples`: every metric's current value and the sampled history, oldest first.
-struct MetricSamples: Codable, Sendable, ResponseEncodable {
-    var current: [String: Double]
-    var history: [MetricsSampler.Snapshot]
-}
+/// `GET /api/v1/metrics?since=`: the sampler's readings.
+extension MetricsSampler.Readings: ResponseEncodable {}
 
 /// The connection manager, for the link handler that is created before it.
 final class LinkManagerBox: Sendable {

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import Metrics
 import NIOCore
 import NIOPosix
 import PrivatusCore
@@ -81,6 +82,8 @@ final class NodeDHT: Sendable {
         configuration.exemptLoopback = exemptLoopback
         let service = try await DHTService.start(
             key: try key(in: store), host: host, port: port, configuration: configuration, logger: logger)
+        let metrics = LookupMetrics()
+        await service.observeLookups { kind, found, duration, _ in metrics.record(kind, found: found, duration) }
         return NodeDHT(service: service)
     }
 
@@ -285,4 +288,25 @@ final class NodeDHT: Sendable {
 
     static func unixMilliseconds() -> UInt64 { UInt64(max(0, Date().timeIntervalSince1970 * 1_000)) }
 
+}
+
+/// The DHT's lookups as metrics: how many, by kind (`node`, `value`) and outcome (`found`: a
+/// value lookup brought a record, a node lookup an answer), and how long they took.
+struct LookupMetrics: Sendable {
+    let counters: [String: Counter] = Dictionary(
+        uniqueKeysWithValues: ["node", "value"].flatMap { kind in
+            ["found", "missing"].map { result in
+                (
+                    "\(kind) \(result)",
+                    Counter(label: "privatus_dht_lookups_total", dimensions: [("kind", kind), ("result", result)])
+                )
+            }
+        })
+    let duration = Timer(label: "privatus_dht_lookup_seconds")
+
+    func record(_ kind: DHTService.LookupKind, found: Bool, _ took: Duration) {
+        counters["\(kind.rawValue) \(found ? "found" : "missing")"]?.increment()
+        let (seconds, attoseconds) = took.components
+        duration.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Metrics
 import PrivatusCore
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -14,6 +15,7 @@ struct ProcessMetrics: Sendable {
     let cpuPercent = Gauge(label: "privatus_process_cpu_percent")
     let residentBytes = Gauge(label: "privatus_process_resident_bytes")
     let openDescriptors = Gauge(label: "privatus_process_open_fds")
+    let descriptorLimit = Gauge(label: "privatus_process_max_fds")
     let memoryUsedPercent = Gauge(label: "privatus_system_memory_used_percent")
     let diskUsedPercent = Gauge(label: "privatus_profile_disk_used_percent")
     let diskFreeBytes = Gauge(label: "privatus_profile_disk_free_bytes")
@@ -38,6 +40,10 @@ struct ProcessMetrics: Sendable {
         if let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") {
             openDescriptors.record(entries.count)
         }
+        var limit = rlimit()
+        if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 {
+            descriptorLimit.record(Double(limit.rlim_cur))
+        }
         if let info = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
             let total = ProcessResources.field("MemTotal", of: info),
             let available = ProcessResources.field("MemAvailable", of: info), total > 0
@@ -51,5 +57,38 @@ struct ProcessMetrics: Sendable {
             diskUsedPercent.record(100 * (1 - Double(stats.f_bfree) / Double(stats.f_blocks)))
         }
         return reading
+    }
+}
+
+/// The node's monitoring, once a second (issue 10): reads the process's own figures, takes the
+/// sampler's reading, and evaluates the alert rules on the current values. `privatus bench
+/// monitor` measures exactly this.
+public final class Monitor: Sendable {
+    public let sampler: MetricsSampler
+    let process = ProcessMetrics()
+    /// The folder whose file system's free space is read (the profile).
+    let directory: String
+    private let cpu = Mutex<ProcessMetrics.Reading?>(nil)
+    private let engine: Mutex<AlertEngine>
+
+    public init(sampler: MetricsSampler, rules: [AlertRule], directory: String) {
+        self.sampler = sampler
+        self.directory = directory
+        engine = Mutex(AlertEngine(rules: rules))
+    }
+
+    /// One second's work at `now` (Unix ms); returns the alerts that fired or resolved.
+    public func tick(now: UInt64) -> [AlertEvent] {
+        let previous = cpu.withLock { $0 }
+        let reading = process.sample(profile: directory, previous: previous)
+        cpu.withLock { $0 = reading }
+        sampler.tick(now: now)
+        let values = sampler.current()
+        return engine.withLock { $0.evaluate(values, at: now) }
+    }
+
+    /// `GET /api/v1/alerts`.
+    var alerts: AlertsView {
+        engine.withLock { AlertsView(rules: $0.rules, firing: $0.firing, history: $0.history) }
     }
 }

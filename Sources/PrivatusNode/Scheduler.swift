@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 
 /// The node's one background scheduler (DESIGN.md, "Node runtime"): periodic jobs —
 /// maintenance, republishing, retries, cleanup — started when due, most urgent first, with at
@@ -32,6 +33,9 @@ public actor Scheduler {
     private var jobs: [Job] = []
     private var running: [String: Task<Void, Never>] = [:]
     private let logger: Logger
+    /// Jobs due but not started (all slots busy), and jobs running.
+    private let waitingGauge = Gauge(label: "privatus_scheduler_jobs_waiting")
+    private let runningGauge = Gauge(label: "privatus_scheduler_jobs_running")
 
     public init(maximumConcurrent: Int = 2, logger: Logger = Logger(label: "privatus.scheduler")) {
         precondition(maximumConcurrent > 0, "at least one job at a time")
@@ -72,12 +76,15 @@ public actor Scheduler {
                 self.finished(job.name)
             }
         }
+        waitingGauge.record(due.count - started.count)
+        runningGauge.record(running.count)
         return started
     }
 
     private func finished(_ name: String) {
         running[name] = nil
         if let index = jobs.firstIndex(where: { $0.name == name }) { jobs[index].running = false }
+        runningGauge.record(running.count)
     }
 
     /// Waits until every job started so far has finished (tests; shutdown).

@@ -155,6 +155,24 @@ extension Store {
         }
     }
 
+    /// How many messages wait in the outbox for each peer (`failed` ones not counted).
+    public func outboxCounts() throws -> [PeerID: Int] {
+        let rows = try pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT c.id AS conversation_id, c.sealed_details, w.waiting FROM conversations c
+                    JOIN (SELECT m.pk >> 32 AS conversation_pk, count(*) AS waiting
+                          FROM outbox o JOIN messages m ON m.pk = o.message_pk
+                          WHERE o.next_try < ? GROUP BY conversation_pk) w ON c.pk = w.conversation_pk
+                    """,
+                arguments: [Self.neverDue])
+        }
+        var counts: [PeerID: Int] = [:]
+        for row in rows { counts[try conversationPeer(row), default: 0] += row["waiting"] }
+        return counts
+    }
+
     /// The `next_try` of an entry whose message failed: never due until `retry`.
     public static let neverDue = Int64.max
 

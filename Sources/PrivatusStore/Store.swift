@@ -32,11 +32,18 @@ public final class Store: Sendable {
 
     /// The skipped message keys all stored sessions may hold together.
     public let skippedKeyBudget: Int
+    /// Told how long each write transaction took, from the call to its commit (waiting for the
+    /// writer included): the node's database write latency metric.
+    let writeObserver: (@Sendable (Duration) -> Void)?
 
     /// Opens (creating and migrating if needed) the database at `path` with the keys derived
     /// from `databaseKey`.
-    public init(path: String, databaseKey: SymmetricKey, skippedKeyBudget: Int = Store.defaultSkippedKeyBudget) throws {
+    public init(
+        path: String, databaseKey: SymmetricKey, skippedKeyBudget: Int = Store.defaultSkippedKeyBudget,
+        observingWrites writeObserver: (@Sendable (Duration) -> Void)? = nil
+    ) throws {
         self.skippedKeyBudget = skippedKeyBudget
+        self.writeObserver = writeObserver
         let pool = try Self.makePool(path: path)
         self.checkpointer = try Checkpointer(pool: pool, path: path)
         try Schema.migrator.migrate(pool)
@@ -92,7 +99,12 @@ public final class Store: Sendable {
     /// transaction fails, in-memory state recorded inside it (the skipped-key ledger) is dropped.
     func write<T>(_ body: (Database) throws -> T) throws -> T {
         let result: T
-        defer { lastWriteInstant.withLock { $0 = .now } }
+        let start = ContinuousClock.now
+        defer {
+            let end = ContinuousClock.now
+            lastWriteInstant.withLock { $0 = end }
+            writeObserver?(end - start)
+        }
         do {
             result = try pool.write(body)
         } catch {

@@ -7,14 +7,14 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Run a whole-system benchmark suite (needs no profile).",
-        discussion: "Suites available now: crypto, sessions, storage, transport, node, e2e, dht, files."
+        discussion: "Suites available now: crypto, sessions, storage, transport, node, e2e, dht, files, monitor."
     )
 
-    static let suites = ["crypto", "sessions", "storage", "transport", "node", "e2e", "dht", "files"]
+    static let suites = ["crypto", "sessions", "storage", "transport", "node", "e2e", "dht", "files", "monitor"]
     /// The other process of `bench transport`, which that suite starts itself (internal).
     static let transportPeer = "transport-peer"
 
-    @Argument(help: "The suite to run: crypto, sessions, storage, transport, node, e2e, dht or files.")
+    @Argument(help: "The suite to run: crypto, sessions, storage, transport, node, e2e, dht, files or monitor.")
     var suite: String
 
     @Flag(name: .long, help: "Print one JSON object of figures.")
@@ -72,6 +72,12 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "files: the size of the file sent, in bytes (default 1 GiB).")
     var size: Int = 1 << 30
 
+    @Option(name: .long, help: "monitor: once-a-second monitoring ticks timed.")
+    var ticks = 600
+
+    @Option(name: .long, help: "monitor: seconds a real node is left alone for node_idle_cpu_percent.")
+    var idleSeconds = 20.0
+
     @Option(name: .long, help: "transport: threads of the event loop group in each process.")
     var eventLoopThreads: Int = 1
 
@@ -124,6 +130,8 @@ struct BenchCommand: AsyncParsableCommand {
         guard (2...1_000_000).contains(nodes) else { throw ValidationError("--nodes must be 2 to 1,000,000") }
         guard (1...10_000_000).contains(lookups) else { throw ValidationError("--lookups must be 1 to 10,000,000") }
         guard (0...0.5).contains(loss) else { throw ValidationError("--loss must be 0 to 0.5") }
+        guard (1...100_000).contains(ticks) else { throw ValidationError("--ticks must be 1 to 100,000") }
+        guard (1...3_600).contains(idleSeconds) else { throw ValidationError("--idle-seconds must be 1 to 3,600") }
         guard (1 << 20...64 << 30).contains(size) else { throw ValidationError("--size must be 1 MiB to 64 GiB") }
         if let processes, !(2...200).contains(processes) {
             throw ValidationError("--processes must be 2 to 200")
@@ -186,6 +194,13 @@ struct BenchCommand: AsyncParsableCommand {
                 suite.paced = e2ePaced
                 suite.rate = e2eRate
                 suite.keepAlive = !e2eFreshConnections
+                figures = try await suite.run()
+            case "monitor":
+                var suite = MonitorSuite(
+                    executable: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+                suite.budget = budget
+                suite.ticks = ticks
+                suite.idleSeconds = idleSeconds
                 figures = try await suite.run()
             case "files":
                 var suite = FilesSuite(

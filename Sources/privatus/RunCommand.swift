@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import PrivatusCore
 import PrivatusNode
 import PrivatusProfile
 import ServiceLifecycle
@@ -64,6 +65,11 @@ struct RunCommand: AsyncParsableCommand {
                 throw CLIFailure(status: 64, message: "--ui must be a loopback address")
             }
             let logger = Logger(label: "privatus.node")
+            // Links, the database and transfers each hold descriptors: the soft limit (often
+            // 1,024) goes up to the hard one, as far as an unprivileged process may
+            // (docs/OPERATIONS.md); no system setting is changed.
+            let descriptors = ProcessResources.raiseOpenFileLimit()
+            logger.debug("open file limit", metadata: ["soft": "\(descriptors)"])
             let metrics = Node.bootstrapMetrics()
             let node = Node(profile: profile, settings: settings, metrics: metrics, logger: logger)
             let group = ServiceGroup(

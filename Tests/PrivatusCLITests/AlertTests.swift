@@ -23,7 +23,7 @@ import Glibc
         defer { scratch.remove() }
         let alice = try await ChatTests.User("alice", in: scratch, cli: cli)
         // Anything waiting in the outbox: true once a message waits for a contact who is not there
-        // (the gauge is read every 5 s).
+        // (the gauge is read every second).
         try alice.configure([
             "alerts": [
                 [

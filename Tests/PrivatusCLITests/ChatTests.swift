@@ -76,10 +76,10 @@ import Glibc
 
         /// A metric's current value in the node's in-process sampler.
         func metric(_ name: String) async throws -> Double {
-            let (status, body) = try await ControlClient(layout: layout).get("/api/v1/samples")
+            let (status, body) = try await ControlClient(layout: layout).get("/api/v1/metrics?since=\(UInt64.max)")
             #expect(status == 200)
-            let samples = try #require(try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])
-            return (samples["current"] as? [String: Double])?[name] ?? 0
+            let readings = try JSONDecoder().decode(MetricsSampler.Readings.self, from: Data(body))
+            return readings.metrics[name]?.value ?? 0
         }
 
         /// Polls `messages peer` until `done` holds for the list (at most ≈ 20 s).

@@ -91,12 +91,12 @@ import Glibc
         #expect(String(decoding: metrics.body, as: UTF8.self).contains("privatus_link_connections"))
         #expect(try await client.get("/metrics", authorized: false).status == 401)
         // The in-process sampler holds the same metrics, for the dashboard.
-        let samples = try await client.get("/api/v1/samples")
+        let samples = try await client.get("/api/v1/metrics")
         #expect(samples.status == 200)
-        let sampled = try #require(try JSONSerialization.jsonObject(with: Data(samples.body)) as? [String: Any])
-        let current = try #require(sampled["current"] as? [String: Double])
-        #expect(current["privatus_prekeys_one_time"] == 100, "the node's fresh prekeys, as a gauge")
-        #expect(try await client.get("/api/v1/samples", authorized: false).status == 401)
+        let sampled = try JSONDecoder().decode(MetricsSampler.Readings.self, from: Data(samples.body))
+        let prekeys = sampled.metrics["privatus_prekeys_one_time"]
+        #expect(prekeys?.kind == .gauge && prekeys?.value == 100, "the node's fresh prekeys, as a gauge")
+        #expect(try await client.get("/api/v1/metrics", authorized: false).status == 401)
         // Every endpoint is behind the token, the contacts and chat ones included.
         for (method, path) in [
             ("GET", "/api/v1/contacts"), ("GET", "/api/v1/contacts/requests"), ("POST", "/api/v1/contacts"),

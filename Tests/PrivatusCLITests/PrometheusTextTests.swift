@@ -5,7 +5,8 @@ import PrivatusTesting
 import Testing
 
 /// `/metrics` of real nodes, read by a strict parser of the Prometheus text format (0.0.4):
-/// after two nodes exchange messages, it parses and carries the message counters (issue 10).
+/// after two nodes exchange messages, it parses and carries the message counters (issue 10);
+/// `/api/v1/metrics` carries them too, with their series.
 @Suite(.serialized) struct PrometheusTextTests {
     let cli: CLIProcess
     let scratch: TemporaryDirectory
@@ -168,6 +169,43 @@ import Testing
         let attempts = try await metrics(alice).first { $0.name == "privatus_chat_send_attempts_total" }
         #expect((attempts?.value ?? 0) >= 3)
         #expect(try await metrics(alice).contains { $0.name == "privatus_process_resident_bytes" && $0.value > 0 })
+        let sent = try await metrics(alice).first { $0.name == "privatus_chat_sent_total" }
+        let acknowledged = try await metrics(alice).first { $0.name == "privatus_chat_delivered_total" }
+        #expect(sent?.value == 3 && acknowledged?.value == 3)
+        #expect(try await metrics(alice).contains { $0.name == "privatus_store_write_seconds_count" && $0.value > 0 })
+
+        // The dashboard's readings: the same counters, a series per metric with one entry per
+        // reading, and `since` for what is new.
+        let client = try ControlClient(layout: alice.layout)
+        func readings(_ query: String) async throws -> MetricsSampler.Readings {
+            let (status, body) = try await client.get("/api/v1/metrics\(query)")
+            #expect(status == 200)
+            return try JSONDecoder().decode(MetricsSampler.Readings.self, from: Data(body))
+        }
+        let all = try await readings("")
+        #expect(all.intervalMs == 1_000 && all.capacity == 3_600)
+        #expect(!all.times.isEmpty && all.times == all.times.sorted())
+        #expect(all.metrics.values.allSatisfy { $0.series.count == all.times.count })
+        #expect(all.metrics["privatus_chat_delivered_total"]?.kind == .counter)
+        #expect(all.metrics["privatus_chat_delivered_total"]?.value == 3)
+        #expect((all.metrics["privatus_chat_encrypted_bytes_total"]?.value ?? 0) > 0)
+        #expect(all.metrics["privatus_process_resident_bytes"]?.kind == .gauge)
+        #expect(all.metrics["privatus_store_write_seconds"]?.kind == .timer)
+        let bobs = try JSONDecoder().decode(
+            MetricsSampler.Readings.self,
+            from: Data(try await ControlClient(layout: bob.layout).get("/api/v1/metrics?since=\(UInt64.max)").body))
+        #expect((bobs.metrics["privatus_chat_decrypted_bytes_total"]?.value ?? 0) > 0)
+        #expect(bobs.times.isEmpty, "nothing is newer than the end of time")
+        let last = try #require(all.times.last)
+        var newer = try await readings("?since=\(last)")
+        for _ in 0..<100 where newer.times.isEmpty {
+            try await Task.sleep(for: .milliseconds(100))
+            newer = try await readings("?since=\(last)")
+        }
+        #expect(!newer.times.isEmpty && newer.times.allSatisfy { $0 > last }, "only readings after `since`")
+        #expect(newer.metrics.values.allSatisfy { $0.series.count == newer.times.count })
+        #expect(try await client.get("/api/v1/metrics?since=yesterday").status == 400)
+        #expect(try await client.get("/api/v1/metrics", authorized: false).status == 401)
         try await alice.stop()
         try await bob.stop()
     }

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import PrivatusNode
@@ -84,6 +85,47 @@ import Testing
         #expect(!bad.isValid)
         bad = cpu
         bad.name = ""
+        #expect(!bad.isValid)
+    }
+
+    @Test func aRuleWithASecondConditionFiresOnlyWhileBothHold() {
+        var slow = deliveries
+        slow.durationSeconds = 3
+        slow.onlyWhile = .init(metric: "queued_connected", comparison: .above, threshold: 0)
+        var engine = AlertEngine(rules: [slow])
+        var states: [[AlertEvent.State]] = []
+        // Few deliveries but nothing waiting for a connected peer: quiet. Then messages wait for
+        // 4 s (fires after 3 s), then the queue empties (resolves) though deliveries stay low.
+        let queued: [Double] = [0, 0, 0, 0, 0, 5, 5, 5, 5, 0, 0]
+        for (second, waiting) in queued.enumerated() {
+            states.append(
+                engine.evaluate(
+                    ["deliveries_per_s": 1, "queued_connected": waiting], at: UInt64(second) * 1_000
+                ).map(\.state))
+        }
+        #expect(states == [[], [], [], [], [], [], [], [], [.firing], [.resolved], []])
+        // The second condition's metric missing: never holds.
+        var missing = AlertEngine(rules: [slow])
+        let quiet = (0..<10).flatMap { missing.evaluate(["deliveries_per_s": 0], at: UInt64($0) * 1_000) }
+        #expect(quiet.isEmpty)
+    }
+
+    @Test func theSeedsDefaultsAreValidAndReadFromConfigJSON() throws {
+        let valid = AlertRule.defaults.allSatisfy(\.isValid)
+        let names = Set(AlertRule.defaults.map(\.name))
+        #expect(valid)
+        #expect(names.count == AlertRule.defaults.count)
+        let json = """
+            {"name": "slow", "metric": "rate(privatus_chat_delivered_total)", "comparison": "below",
+             "threshold": 10, "durationSeconds": 60, "severity": "warning", "cooldownSeconds": 300,
+             "while": {"metric": "privatus_chat_outbox_connected", "comparison": "above", "threshold": 0}}
+            """
+        let rule = try JSONDecoder().decode(AlertRule.self, from: Data(json.utf8))
+        var expected = try #require(AlertRule.defaults.first { $0.name == "slow-delivery" })
+        expected.name = "slow"
+        #expect(rule == expected)
+        var bad = rule
+        bad.onlyWhile?.threshold = .nan
         #expect(!bad.isValid)
     }
 }

@@ -3,24 +3,108 @@ import PrivatusNode
 import Testing
 
 @Suite struct MetricsSamplerTests {
-    @Test func metricsAreReadByLabelAndDimensionsAndTheHistoryIsBounded() {
+    @Test func metricsAreReadByLabelAndDimensions() {
         let sampler = MetricsSampler(capacity: 3)
         let bytesIn = Counter(label: "bytes_total", dimensions: [("direction", "in")], factory: sampler)
         let bytesOut = Counter(label: "bytes_total", dimensions: [("direction", "out")], factory: sampler)
         let queued = Gauge(label: "queued", factory: sampler)
+        let share = FloatingPointCounter(label: "share_total", factory: sampler)
+        let links = Meter(label: "links", factory: sampler)
         bytesIn.increment(by: 5)
         bytesIn.increment(by: 2)
         bytesOut.increment()
         queued.record(9)
         queued.record(4)
+        share.increment(by: 0.25)
+        share.increment(by: 0.5)
+        links.increment(by: 3)
+        links.decrement(by: 1)
+        // A second handle of the same metric adds to the same value.
+        Counter(label: "bytes_total", dimensions: [("direction", "in")], factory: sampler).increment(by: 10)
         #expect(
-            sampler.current() == ["bytes_total{direction=in}": 7, "bytes_total{direction=out}": 1, "queued": 4])
-        for at in 1...5 {
-            bytesOut.increment()
-            sampler.sample(now: UInt64(at))
+            sampler.current() == [
+                "bytes_total{direction=in}": 17, "bytes_total{direction=out}": 1, "queued": 4, "share_total": 0.75,
+                "links": 2,
+            ])
+    }
+
+    @Test func countersBecomeRatesPerSecondAndGaugesTheirValue() {
+        let sampler = MetricsSampler(capacity: 10)
+        let sent = Counter(label: "sent_total", factory: sampler)
+        let depth = Gauge(label: "depth", factory: sampler)
+        sent.increment(by: 100)
+        depth.record(7)
+        sampler.tick(now: 10_000)
+        #expect(sampler.current()["rate(sent_total)"] == nil, "no rate before a second reading")
+        sent.increment(by: 30)
+        depth.record(2)
+        sampler.tick(now: 11_000)
+        sent.increment(by: 40)
+        sampler.tick(now: 13_000)  // two seconds later: 20 per second
+        #expect(sampler.current()["rate(sent_total)"] == 20)
+        #expect(sampler.current()["sent_total"] == 170)
+        let readings = sampler.readings(since: nil)
+        #expect(readings.times == [10_000, 11_000, 13_000])
+        #expect(readings.metrics["sent_total"] == .init(kind: .counter, value: 170, series: [nil, 30, 20]))
+        #expect(readings.metrics["depth"] == .init(kind: .gauge, value: 2, series: [7, 2, 2]))
+    }
+
+    @Test func timersReadTheMeanOfEachInterval() {
+        let sampler = MetricsSampler(capacity: 10)
+        let write = Timer(label: "write_seconds", factory: sampler)
+        sampler.tick(now: 1_000)
+        write.recordNanoseconds(1_000_000)
+        write.recordNanoseconds(3_000_000)
+        sampler.tick(now: 2_000)
+        sampler.tick(now: 3_000)  // nothing recorded: no reading
+        write.recordNanoseconds(500_000)
+        sampler.tick(now: 4_000)
+        let timer = sampler.readings(since: nil).metrics["write_seconds"]
+        #expect(timer?.kind == .timer)
+        #expect(timer?.value == 0.0005, "the last duration, in seconds")
+        // Readings are kept as 32-bit floats.
+        #expect(timer?.series == [nil, Double(Float(0.002)), nil, Double(Float(0.0005))])
+    }
+
+    @Test func theRingKeepsTheLastReadingsAndSinceReturnsOnlyNewerOnes() {
+        let sampler = MetricsSampler(capacity: 4)
+        let depth = Gauge(label: "depth", factory: sampler)
+        for second in 1...10 {
+            depth.record(Double(second))
+            sampler.tick(now: UInt64(second) * 1_000)
         }
-        let history = sampler.snapshots()
-        #expect(history.map(\.at) == [3, 4, 5], "the oldest go first")
-        #expect(history.map { $0.values["bytes_total{direction=out}"] } == [4, 5, 6])
+        let all = sampler.readings(since: nil)
+        #expect(all.times == [7_000, 8_000, 9_000, 10_000], "the oldest go first; never more than the capacity")
+        #expect(all.metrics["depth"]?.series == [7, 8, 9, 10])
+        let newer = sampler.readings(since: 8_000)
+        #expect(newer.times == [9_000, 10_000])
+        #expect(newer.metrics["depth"]?.series == [9, 10])
+        #expect(sampler.readings(since: 10_000).times.isEmpty)
+        // A metric made later has no reading before it existed.
+        let late = Gauge(label: "late", factory: sampler)
+        late.record(1)
+        sampler.tick(now: 11_000)
+        #expect(sampler.readings(since: nil).metrics["late"]?.series == [nil, nil, nil, 1])
+    }
+
+    @Test func seriesBeyondTheLimitAreNotKeptAndDestroyedMetricsGo() throws {
+        let sampler = MetricsSampler(capacity: 4, maximumSeries: 2)
+        let gauges = (0..<3).map { Gauge(label: "g\($0)", factory: sampler) }
+        for gauge in gauges { gauge.record(1) }
+        sampler.tick(now: 1_000)
+        let readings = sampler.readings(since: nil)
+        #expect(readings.metrics.count == 3, "every metric has its value")
+        #expect(readings.metrics.values.filter { $0.series == [1] }.count == 2, "two have series")
+        #expect(readings.unsampled.count == 1)
+        #expect(sampler.current().count == 3, "still counted")
+        let kept = try #require(readings.metrics.first { $0.value.series == [1] }?.key)
+        // The handle a gauge of that name has (the same cell), destroyed as swift-metrics would.
+        sampler.destroyRecorder(sampler.makeRecorder(label: kept, dimensions: [], aggregate: false))
+        sampler.tick(now: 2_000)
+        let after = sampler.readings(since: nil)
+        #expect(after.metrics[kept] == nil, "a destroyed metric's series goes")
+        #expect(after.metrics.count == 2)
+        #expect(after.metrics.values.allSatisfy { $0.series.last == 1 }, "the unsampled metric takes the free place")
+        #expect(after.unsampled.isEmpty)
     }
 }

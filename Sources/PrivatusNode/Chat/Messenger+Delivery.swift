@@ -52,6 +52,7 @@ extension Messenger {
         var answers: [CheckedContinuation<StoredMessage, any Error>] = []
         var resolved: [String: Contact] = [:]  // a batch usually names few peers, many times
         var numbers: [PeerID: UInt64] = [:]  // the next number per peer, kept once committed
+        var encrypted = 0
         for request in requests {
             do {
                 guard !request.text.isEmpty else { throw ChatError.emptyMessage }
@@ -69,8 +70,9 @@ extension Messenger {
                 let current = try sessions[peer] ?? store.sessions(with: peer)
                 var wire: [UInt8] = []  // empty: waits for a session (the bundle is fetched when delivering)
                 if current.sessions.contains(where: \.canSend) {
-                    let (advanced, ratchet) = try current.encrypting(
-                        try content(request.text, file: request.file, sentAt: now, number: number))
+                    let plaintext = try content(request.text, file: request.file, sentAt: now, number: number)
+                    let (advanced, ratchet) = try current.encrypting(plaintext)
+                    encrypted += plaintext.count
                     wire = try Self.chatEnvelope(id: id, sealed: ratchet.encoded, sessionStart: false)
                     sessions[peer] = advanced
                 } else {
@@ -87,6 +89,8 @@ extension Messenger {
         do {
             let stored = try store.commitOutgoing(
                 items, sessions: sessions, nextTry: now, deadline: now + deliveryDeadline)
+            counters.sent.increment(by: stored.count)
+            counters.encryptedBytes.increment(by: encrypted)
             for (answer, message) in zip(answers, stored) { answer.resume(returning: message) }
         } catch {
             for answer in answers { answer.resume(throwing: error) }
@@ -149,13 +153,14 @@ extension Messenger {
     /// Tries every peer with messages due in the outbox (the scheduler calls it periodically).
     public func deliverDue() {
         do {
-            for (id, peer) in try store.failOverdue(now: Self.unixMilliseconds()) {
+            let failed = try store.failOverdue(now: Self.unixMilliseconds())
+            counters.failed.increment(by: failed.count)
+            for (id, peer) in failed {
                 events.publish(NodeEvent(type: "state", id: Hex.encode(id), peerId: peer.hex, state: "failed"))
             }
         } catch {
             logger.debug("overdue messages not failed", metadata: ["error": "\(error)"])
         }
-        if let waiting = try? store.outboxCount() { counters.outbox.record(waiting) }
         guard let peers = try? store.peersWithDueOutbox(dueBy: Self.unixMilliseconds()) else { return }
         for peer in peers { scheduleDelivery(to: peer) }
     }
@@ -392,6 +397,7 @@ extension Messenger {
         if sessions.sessions.contains(where: \.canSend) {
             let (advanced, ratchet) = try sessions.encrypting(plaintext)
             sessions = advanced
+            counters.encryptedBytes.increment(by: plaintext.count)
             wire = try Self.chatEnvelope(id: item.messageID, sealed: ratchet.encoded, sessionStart: false)
         } else {
             guard let bundle else { throw ChatError.noSession }

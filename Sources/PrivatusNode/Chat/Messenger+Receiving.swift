@@ -153,6 +153,7 @@ extension Messenger {
             unrecordedAttempts[peer] = waiting.isEmpty ? nil : waiting
         }
         counters.receipts.increment(by: changed.count)
+        counters.delivered.increment(by: changed.filter { $0.was != .delivered }.count)
         let peerHex = peer.hex
         for (id, was) in changed {
             // State events walk queued → sent → delivered → read without a gap: a receipt that
@@ -261,6 +262,7 @@ extension Messenger {
                     undecryptable.append(id)
                     continue
                 }
+                counters.decryptedBytes.increment(by: plaintext.count)
                 guard let content = try? ChatContent(serializedBytes: plaintext), content.version == 1,
                     content.text.utf8.count <= ChatContent.maximumTextBytes,
                     content.senderName.utf8.count <= ChatContent.maximumNameBytes,

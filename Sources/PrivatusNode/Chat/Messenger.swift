@@ -382,14 +382,21 @@ struct UnrecordedAttempt: Sendable {
 struct ChatCounters: Sendable {
     /// Chat messages handed to a link (first sends and retries).
     let attempts = Counter(label: "privatus_chat_send_attempts_total")
+    /// Own messages committed to be sent (text and file messages).
+    let sent = Counter(label: "privatus_chat_sent_total")
+    /// Own messages acknowledged by the recipient's node (delivered, or read at once).
+    let delivered = Counter(label: "privatus_chat_delivered_total")
+    /// Own messages that passed their delivery deadline.
+    let failed = Counter(label: "privatus_chat_failed_total")
+    /// Chat content bytes encrypted and decrypted by the Double Ratchet.
+    let encryptedBytes = Counter(label: "privatus_chat_encrypted_bytes_total")
+    let decryptedBytes = Counter(label: "privatus_chat_decrypted_bytes_total")
     /// Received messages stored (duplicates not counted).
     let received = Counter(label: "privatus_chat_received_total")
     /// Own messages moved to delivered or read by a receipt.
     let receipts = Counter(label: "privatus_chat_receipts_total")
     /// Inbound chat-layer messages dropped (undecryptable, malformed, replayed…).
     let refused = Counter(label: "privatus_chat_refused_total")
-    /// Messages in the outbox.
-    let outbox = Gauge(label: "privatus_chat_outbox")
     /// Sessions with a peer dropped and started again because it could not decrypt.
     let restarts = Counter(label: "privatus_chat_session_restarts_total")
     /// Gaps in a peer's message numbers asked about, and given up.

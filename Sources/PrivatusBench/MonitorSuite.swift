@@ -1,0 +1,162 @@
+import Dispatch
+import Foundation
+import Metrics
+import PrivatusCore
+import PrivatusNode
+import Prometheus
+import Synchronization
+
+/// `privatus bench monitor` (issue 10): what the monitoring itself costs.
+///
+/// - `metric_update_ns`: one counter increment through the node's metrics backend (swift-metrics
+///   bootstrapped with the Prometheus registry and the in-process sampler, as `privatus run`
+///   does), on one thread; beside it each backend alone, a gauge, a timer, two threads
+///   incrementing one counter at once, and the hardware's floor (`atomic_add_ns`: one relaxed
+///   atomic add, the least an update shared between threads can cost).
+/// - `sampler_cpu_percent`: the CPU the node's once-a-second monitoring takes at rest, in percent
+///   of one core: the process's figures from `/proc` and `statvfs`, the sampler's reading of
+///   `metrics` metrics into the hour-long rings, the default alert rules (``Monitor/tick(now:)``),
+///   timed as process CPU over `ticks` ticks.
+/// - `readings_hour_ms` / `readings_since_us`: `GET /api/v1/metrics`'s work (readings and JSON)
+///   for the whole hour, and for the one new reading a dashboard polling with `since` asks for.
+/// - `node_idle_cpu_percent`: a real `privatus run` left alone for `idleSeconds`: everything a
+///   node at rest spends (the monitor included), from `/proc/<pid>/stat`.
+public struct MonitorSuite: Sendable {
+    public let executable: String
+    public var budget = Duration.milliseconds(500)
+    public var ticks = 600
+    public var metrics = 64
+    public var idleSeconds = 20.0
+
+    public init(executable: String) {
+        self.executable = executable
+    }
+
+    public func run() async throws -> [String: Double] {
+        let backends = Node.bootstrapMetrics()
+        var figures = updateCosts(backends)
+        figures.merge(try tickCosts(backends.sampler)) { $1 }
+        figures["node_idle_cpu_percent"] = try await idleNode()
+        return figures
+    }
+
+    /// Nanoseconds per update, timed in batches of 1,000.
+    func nanoseconds(_ update: () -> Void) -> Double {
+        let rate = Measure(budget: budget).perSecond {
+            for _ in 0..<1_000 { update() }
+        }
+        return 1e9 / (rate * 1_000)
+    }
+
+    func updateCosts(_ backends: NodeMetrics) -> [String: Double] {
+        let counter = Metrics.Counter(label: "bench_monitor_updates_total")
+        let gauge = Metrics.Gauge(label: "bench_monitor_depth")
+        let timer = Metrics.Timer(label: "bench_monitor_seconds")
+        let samplerOnly = Metrics.Counter(label: "bench_monitor_sampler_total", factory: backends.sampler)
+        let prometheus = backends.registry.makeCounter(name: "bench_monitor_prometheus_total")
+        let atomic = Atomic<Int>(0)
+        var value = 0.0
+        let figures: [String: Double] = [
+            "metric_update_ns": nanoseconds { counter.increment() },
+            "gauge_update_ns": nanoseconds {
+                value += 1
+                gauge.record(value)
+            },
+            "timer_update_ns": nanoseconds { timer.recordNanoseconds(1_500) },
+            "sampler_update_ns": nanoseconds { samplerOnly.increment() },
+            "prometheus_update_ns": nanoseconds { prometheus.increment() },
+            "atomic_add_ns": nanoseconds { atomic.wrappingAdd(1, ordering: .relaxed) },
+            "metric_update_contended_ns": contended(counter),
+        ]
+        BlackHole.consume(UInt8(truncatingIfNeeded: atomic.load(ordering: .relaxed)))
+        return figures
+    }
+
+    /// Two threads increment one counter at once: nanoseconds per increment on each thread.
+    func contended(_ counter: Metrics.Counter) -> Double {
+        let perThread = 2_000_000
+        let elapsed = Mutex<[Double]>([])
+        DispatchQueue.concurrentPerform(iterations: 2) { _ in
+            let took = ContinuousClock().measure {
+                for _ in 0..<perThread { counter.increment() }
+            }
+            elapsed.withLock { $0.append(took.seconds) }
+        }
+        let slowest = elapsed.withLock { $0.max() ?? 0 }
+        return slowest * 1e9 / Double(perThread)
+    }
+
+    func tickCosts(_ sampler: MetricsSampler) throws -> [String: Double] {
+        // The file system of the temporary folder stands for the profile's (read by statvfs).
+        let monitor = Monitor(
+            sampler: sampler, rules: AlertRule.defaults, directory: FileManager.default.temporaryDirectory.path)
+        // A node's worth of metrics, a third of each kind, all changing every second.
+        let counters = (0..<metrics / 2).map { Metrics.Counter(label: "bench_monitor_c\($0)_total") }
+        let gauges = (0..<metrics / 3).map { Metrics.Gauge(label: "bench_monitor_g\($0)") }
+        let timers = (0..<max(1, metrics - metrics / 2 - metrics / 3)).map {
+            Metrics.Timer(label: "bench_monitor_t\($0)_seconds")
+        }
+        func change(_ second: Int) {
+            for counter in counters { counter.increment(by: second % 7) }
+            for gauge in gauges { gauge.record(Double(second)) }
+            for timer in timers { timer.recordNanoseconds(Int64(1_000 + second)) }
+        }
+        // The rings full (an hour of readings), then the timed ticks, one simulated second apart.
+        var now = UInt64(Date().timeIntervalSince1970 * 1_000) - UInt64(sampler.capacity) * 1_000
+        for second in 0..<sampler.capacity {
+            change(second)
+            _ = monitor.tick(now: now)
+            now += 1_000
+        }
+        guard let before = ProcessResources.cpuSeconds() else { throw NodeBenchError.failed("reading CPU time") }
+        var alerts = 0
+        for second in 0..<ticks {
+            change(second)
+            alerts += monitor.tick(now: now).count
+            now += 1_000
+        }
+        guard let after = ProcessResources.cpuSeconds() else { throw NodeBenchError.failed("reading CPU time") }
+        let perTick = (after - before) / Double(ticks)
+        let encoder = JSONEncoder()
+        var encoded = 0
+        let hour = Measure.medianMilliseconds(runs: 9) {
+            encoded = (try? encoder.encode(sampler.readings(since: nil)))?.count ?? 0
+        }
+        let since = now - 2_000
+        let newest = Measure.medianMilliseconds(runs: 101) {
+            BlackHole.consume(
+                UInt8(truncatingIfNeeded: (try? encoder.encode(sampler.readings(since: since)))?.count ?? 0))
+        }
+        let series = Double(sampler.readings(since: now).metrics.count)
+        return [
+            "sampler_tick_us": perTick * 1e6,
+            "sampler_cpu_percent": perTick * 100,  // one tick per second
+            "sampled_metrics": series,
+            "ring_mb": Double(sampler.capacity) * (series + 1) * 4 / 1e6,
+            "readings_hour_ms": hour,
+            "readings_hour_mb": Double(encoded) / 1e6,
+            "readings_since_us": newest * 1_000,
+            "ticks": Double(ticks),
+            "alerts_during_ticks": Double(alerts),
+        ]
+    }
+
+    /// A real node at rest: its CPU over `idleSeconds`, in percent of one core.
+    func idleNode() async throws -> Double {
+        let scratch = try LocalNodeDirectory(executable: executable, prefix: "privatus-bench-monitor")
+        defer { scratch.remove() }
+        let node = try scratch.start("idle", name: "me")
+        defer { node.stop() }
+        _ = try await node.status()
+        try await Task.sleep(for: .seconds(3))  // past start-up
+        guard let before = ProcessResources.cpuSeconds(of: node.process.pid) else {
+            throw NodeBenchError.failed("reading the node's CPU time")
+        }
+        let started = ContinuousClock.now
+        try await Task.sleep(for: .seconds(idleSeconds))
+        guard let after = ProcessResources.cpuSeconds(of: node.process.pid) else {
+            throw NodeBenchError.failed("reading the node's CPU time")
+        }
+        return (after - before) / (ContinuousClock.now - started).seconds * 100
+    }
+}
