@@ -33,9 +33,13 @@ public struct MonitorSuite: Sendable {
     }
 
     public func run() async throws -> [String: Double] {
-        let backends = Node.bootstrapMetrics()
-        var figures = updateCosts(backends)
-        figures.merge(try tickCosts(backends.sampler)) { $1 }
+        // The node's two backends, as `privatus run` bootstraps them, but passed explicitly: the
+        // process-wide bootstrap is left alone (the suite also runs inside the test process).
+        let backends = NodeMetrics(registry: PrometheusCollectorRegistry(), sampler: MetricsSampler())
+        let factory = MultiplexMetricsHandler(
+            factories: [PrometheusMetricsFactory(registry: backends.registry), backends.sampler])
+        var figures = updateCosts(backends, factory: factory)
+        figures.merge(try tickCosts(backends.sampler, factory: factory)) { $1 }
         figures["node_idle_cpu_percent"] = try await idleNode()
         return figures
     }
@@ -48,10 +52,10 @@ public struct MonitorSuite: Sendable {
         return 1e9 / (rate * 1_000)
     }
 
-    func updateCosts(_ backends: NodeMetrics) -> [String: Double] {
-        let counter = Metrics.Counter(label: "bench_monitor_updates_total")
-        let gauge = Metrics.Gauge(label: "bench_monitor_depth")
-        let timer = Metrics.Timer(label: "bench_monitor_seconds")
+    func updateCosts(_ backends: NodeMetrics, factory: any MetricsFactory) -> [String: Double] {
+        let counter = Metrics.Counter(label: "bench_monitor_updates_total", factory: factory)
+        let gauge = Metrics.Gauge(label: "bench_monitor_depth", factory: factory)
+        let timer = Metrics.Timer(label: "bench_monitor_seconds", factory: factory)
         let samplerOnly = Metrics.Counter(label: "bench_monitor_sampler_total", factory: backends.sampler)
         let prometheus = backends.registry.makeCounter(name: "bench_monitor_prometheus_total")
         let atomic = Atomic<Int>(0)
@@ -86,15 +90,16 @@ public struct MonitorSuite: Sendable {
         return slowest * 1e9 / Double(perThread)
     }
 
-    func tickCosts(_ sampler: MetricsSampler) throws -> [String: Double] {
+    func tickCosts(_ sampler: MetricsSampler, factory: any MetricsFactory) throws -> [String: Double] {
         // The file system of the temporary folder stands for the profile's (read by statvfs).
         let monitor = Monitor(
-            sampler: sampler, rules: AlertRule.defaults, directory: FileManager.default.temporaryDirectory.path)
+            sampler: sampler, rules: AlertRule.defaults, directory: FileManager.default.temporaryDirectory.path,
+            factory: factory)
         // A node's worth of metrics, a third of each kind, all changing every second.
-        let counters = (0..<metrics / 2).map { Metrics.Counter(label: "bench_monitor_c\($0)_total") }
-        let gauges = (0..<metrics / 3).map { Metrics.Gauge(label: "bench_monitor_g\($0)") }
+        let counters = (0..<metrics / 2).map { Metrics.Counter(label: "bench_monitor_c\($0)_total", factory: factory) }
+        let gauges = (0..<metrics / 3).map { Metrics.Gauge(label: "bench_monitor_g\($0)", factory: factory) }
         let timers = (0..<max(1, metrics - metrics / 2 - metrics / 3)).map {
-            Metrics.Timer(label: "bench_monitor_t\($0)_seconds")
+            Metrics.Timer(label: "bench_monitor_t\($0)_seconds", factory: factory)
         }
         func change(_ second: Int) {
             for counter in counters { counter.increment(by: second % 7) }

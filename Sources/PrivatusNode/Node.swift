@@ -431,6 +431,11 @@ extension Node {
 public struct NodeMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     public let sampler: MetricsSampler
+
+    public init(registry: PrometheusCollectorRegistry, sampler: MetricsSampler) {
+        self.registry = registry
+        self.sampler = sampler
+    }
 }
 
 /// `GET /api/v1/metrics?since=`: the sampler's readings.

@@ -1,4 +1,5 @@
 import Foundation
+import CoreMetrics
 import Metrics
 import PrivatusCore
 import Synchronization
@@ -12,13 +13,23 @@ import Glibc
 /// `MemAvailable`) and the free space of the profile's file system. Read from `/proc` and
 /// `statvfs` by the scheduler (never on an event loop), once a second.
 struct ProcessMetrics: Sendable {
-    let cpuPercent = Gauge(label: "privatus_process_cpu_percent")
-    let residentBytes = Gauge(label: "privatus_process_resident_bytes")
-    let openDescriptors = Gauge(label: "privatus_process_open_fds")
-    let descriptorLimit = Gauge(label: "privatus_process_max_fds")
-    let memoryUsedPercent = Gauge(label: "privatus_system_memory_used_percent")
-    let diskUsedPercent = Gauge(label: "privatus_profile_disk_used_percent")
-    let diskFreeBytes = Gauge(label: "privatus_profile_disk_free_bytes")
+    let cpuPercent: Gauge
+    let residentBytes: Gauge
+    let openDescriptors: Gauge
+    let descriptorLimit: Gauge
+    let memoryUsedPercent: Gauge
+    let diskUsedPercent: Gauge
+    let diskFreeBytes: Gauge
+
+    init(factory: any MetricsFactory) {
+        cpuPercent = Gauge(label: "privatus_process_cpu_percent", factory: factory)
+        residentBytes = Gauge(label: "privatus_process_resident_bytes", factory: factory)
+        openDescriptors = Gauge(label: "privatus_process_open_fds", factory: factory)
+        descriptorLimit = Gauge(label: "privatus_process_max_fds", factory: factory)
+        memoryUsedPercent = Gauge(label: "privatus_system_memory_used_percent", factory: factory)
+        diskUsedPercent = Gauge(label: "privatus_profile_disk_used_percent", factory: factory)
+        diskFreeBytes = Gauge(label: "privatus_profile_disk_free_bytes", factory: factory)
+    }
 
     /// CPU seconds of the process and when they were read, for the next percentage.
     struct Reading: Sendable {
@@ -65,14 +76,20 @@ struct ProcessMetrics: Sendable {
 /// monitor` measures exactly this.
 public final class Monitor: Sendable {
     public let sampler: MetricsSampler
-    let process = ProcessMetrics()
+    let process: ProcessMetrics
     /// The folder whose file system's free space is read (the profile).
     let directory: String
     private let cpu = Mutex<ProcessMetrics.Reading?>(nil)
     private let engine: Mutex<AlertEngine>
 
-    public init(sampler: MetricsSampler, rules: [AlertRule], directory: String) {
+    /// - Parameter factory: where the process's figures are recorded (the bootstrapped
+    ///   backends, which include `sampler`).
+    public init(
+        sampler: MetricsSampler, rules: [AlertRule], directory: String,
+        factory: any MetricsFactory = MetricsSystem.factory
+    ) {
         self.sampler = sampler
+        process = ProcessMetrics(factory: factory)
         self.directory = directory
         engine = Mutex(AlertEngine(rules: rules))
     }
