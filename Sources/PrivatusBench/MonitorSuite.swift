@@ -8,9 +8,9 @@ import Synchronization
 
 /// `privatus bench monitor` (issue 10): what the monitoring itself costs.
 ///
-/// - `metric_update_ns`: one counter increment through the node's metrics backend (swift-metrics
-///   bootstrapped with the Prometheus registry and the in-process sampler, as `privatus run`
-///   does), on one thread; beside it each backend alone, a gauge, a timer, two threads
+/// - `metric_update_ns`: one counter increment through the node's two metrics backends (the
+///   Prometheus registry and the in-process sampler behind swift-metrics' multiplexer, as
+///   `privatus run` bootstraps them), on one thread; beside it each backend alone, a gauge, a timer, two threads
 ///   incrementing one counter at once, and the hardware's floor (`atomic_add_ns`: one relaxed
 ///   atomic add, the least an update shared between threads can cost).
 /// - `sampler_cpu_percent`: the CPU the node's once-a-second monitoring takes at rest, in percent

@@ -76,6 +76,10 @@ public final class MetricsSampler: MetricsFactory, Sendable {
                     series.index[key] = series.columns.count
                     series.columns.append(Column(key: key, kind: cell.kind, capacity: capacity))
                 }
+                if series.columns[position!].kind != cell.kind {
+                    // Made again as another kind: its readings so far mean something else.
+                    series.columns[position!] = Column(key: key, kind: cell.kind, capacity: capacity)
+                }
                 if let rate = series.columns[position!].read(cell, into: slot, after: seconds) {
                     series.rates[key] = rate
                 }

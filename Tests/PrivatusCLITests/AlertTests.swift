@@ -24,12 +24,18 @@ import Glibc
         let alice = try await ChatTests.User("alice", in: scratch, cli: cli)
         // Anything waiting in the outbox: true once a message waits for a contact who is not there
         // (the gauge is read every second).
+        // And a counter's rate: any message committed in the last second (fires with the send,
+        // resolves a second or two later).
         try alice.configure([
             "alerts": [
                 [
                     "name": "waiting", "metric": "privatus_chat_outbox", "comparison": "above", "threshold": 0,
                     "durationSeconds": 0, "severity": "critical", "cooldownSeconds": 0,
-                ]
+                ],
+                [
+                    "name": "sending", "metric": "rate(privatus_chat_sent_total)", "comparison": "above",
+                    "threshold": 0, "durationSeconds": 0, "severity": "warning", "cooldownSeconds": 0,
+                ],
             ]
         ])
         try await alice.start()
@@ -45,20 +51,29 @@ import Glibc
         _ = try await alice.json(["send", "nobody", "are you there?"], as: SendResult.self)
         var firing: [String] = []
         var body: [String: Any] = [:]
+        var history: [[String: Any]] = []
+        func seen(_ rule: String, _ state: String) -> Bool {
+            history.contains { $0["rule"] as? String == rule && $0["state"] as? String == state }
+        }
         for _ in 0..<400 {
             let (status, bytes) = try await client.get("/api/v1/alerts")
             #expect(status == 200)
             body = try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
             firing = body["firing"] as? [String] ?? []
-            if !firing.isEmpty { break }
+            history = body["history"] as? [[String: Any]] ?? []
+            if seen("waiting", "firing"), seen("sending", "resolved") { break }
             try await Task.sleep(for: .milliseconds(50))
         }
-        #expect(firing == ["waiting"])
-        let history = try #require(body["history"] as? [[String: Any]])
-        #expect(history.first?["rule"] as? String == "waiting" && history.first?["state"] as? String == "firing")
-        #expect(history.first?["severity"] as? String == "critical")
-        #expect(history.first?["value"] as? Double == 1, "one message waits")
-        #expect((body["rules"] as? [[String: Any]])?.count == 1, "the configured rules replace the defaults")
+        #expect(firing == ["waiting"], "the message still waits; nothing was sent in the last second")
+        let waiting = try #require(history.first { $0["rule"] as? String == "waiting" })
+        #expect(waiting["state"] as? String == "firing" && waiting["severity"] as? String == "critical")
+        #expect(waiting["value"] as? Double == 1, "one message waits")
+        let sending = history.filter { $0["rule"] as? String == "sending" }.compactMap { $0["state"] as? String }
+        #expect(sending == ["firing", "resolved"], "the send's rate fired, and resolved once it fell to 0")
+        #expect((body["rules"] as? [[String: Any]])?.count == 2, "the configured rules replace the defaults")
+        // It waits for a contact who is not connected: not what the slow-delivery rule watches.
+        #expect(try await alice.metric("privatus_chat_outbox") == 1)
+        #expect(try await alice.metric("privatus_chat_outbox_connected") == 0)
         #expect(try await client.get("/api/v1/alerts", authorized: false).status == 401)
         // The process's own figures are sampled too.
         #expect(try await alice.metric("privatus_process_resident_bytes") > Double(1 << 20))
@@ -73,8 +88,10 @@ import Glibc
         let events = try output.split(separator: "\n").map {
             try JSONDecoder().decode(NodeEvent.self, from: Data($0.utf8))
         }
-        let alert = try #require(events.first { $0.type == "alert" }, "\(output)")
-        #expect(alert.id == "waiting" && alert.state == "firing" && alert.name == "critical")
+        let alerts = events.filter { $0.type == "alert" }
+        let alert = try #require(alerts.first { $0.id == "waiting" }, "\(output)")
+        #expect(alert.state == "firing" && alert.name == "critical")
+        #expect(alerts.filter { $0.id == "sending" }.map(\.state) == ["firing", "resolved"])
     }
 
     @Test func anAlertRuleOutOfRangeMakesRunRefuseTheConfig() async throws {

@@ -107,4 +107,15 @@ import Testing
         #expect(after.metrics.values.allSatisfy { $0.series.last == 1 }, "the unsampled metric takes the free place")
         #expect(after.unsampled.isEmpty)
     }
+
+    @Test func aMetricMadeAgainAsAnotherKindStartsAFreshSeries() {
+        let sampler = MetricsSampler(capacity: 4)
+        Counter(label: "x", factory: sampler).increment(by: 5)
+        sampler.tick(now: 1_000)
+        sampler.tick(now: 2_000)
+        Gauge(label: "x", factory: sampler).record(3)
+        sampler.tick(now: 3_000)
+        let x = sampler.readings(since: nil).metrics["x"]
+        #expect(x == .init(kind: .gauge, value: 3, series: [nil, nil, 3]))
+    }
 }
