@@ -210,7 +210,9 @@ public final class Node: Service, Sendable {
                 }
                 since = value
             }
-            return self.metrics.sampler.readings(since: since)
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(bytes: self.metrics.sampler.readingsJSON(since: since))))
         }
         router.get("/metrics") { _, _ in
             Response(
@@ -437,9 +439,6 @@ public struct NodeMetrics: Sendable {
         self.sampler = sampler
     }
 }
-
-/// `GET /api/v1/metrics?since=`: the sampler's readings.
-extension MetricsSampler.Readings: ResponseEncodable {}
 
 /// The connection manager, for the link handler that is created before it.
 final class LinkManagerBox: Sendable {
