@@ -1,8 +1,10 @@
+import Crypto
 import Dispatch
 import Foundation
 import Metrics
 import PrivatusCore
 import PrivatusNode
+import PrivatusStore
 import Prometheus
 import Synchronization
 
@@ -31,6 +33,8 @@ public struct MonitorSuite: Sendable {
     public var ticks = 600
     public var metrics = 64
     public var idleSeconds = 20.0
+    /// Messages waiting in the outbox for `outbox_counts_backlog_us`.
+    public var backlog = 10_000
 
     public init(executable: String) {
         self.executable = executable
@@ -44,6 +48,7 @@ public struct MonitorSuite: Sendable {
             factories: [PrometheusMetricsFactory(registry: backends.registry), backends.sampler])
         var figures = updateCosts(backends, factory: factory)
         figures.merge(try tickCosts(backends.sampler, factory: factory)) { $1 }
+        figures.merge(try outboxCosts()) { $1 }
         figures["node_idle_cpu_percent"] = try await idleNode()
         return figures
     }
@@ -150,6 +155,45 @@ public struct MonitorSuite: Sendable {
             "readings_since_us": newest * 1_000,
             "ticks": Double(ticks),
             "alerts_during_ticks": Double(alerts),
+        ]
+    }
+
+    /// The node's other once-a-second read: the outbox counted per peer (waiting, and due), in
+    /// a real store, empty and then with `backlog` messages waiting for 10 contacts.
+    func outboxCosts() throws -> [String: Double] {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "privatus-bench-monitor-store-\(getpid())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = try Store(
+            path: folder.appendingPathComponent(Store.fileName).path, databaseKey: SymmetricKey(size: .bits256))
+        let me = PeerID(identityPublicKey: Array(repeating: 1, count: 32))
+        let peers = (0..<10).map { PeerID(identityPublicKey: Array(repeating: UInt8(2 + $0), count: 32)) }
+        for (index, peer) in peers.enumerated() {
+            try store.saveContact(Contact(peerID: peer, identityKey: [], name: "p\(index)", state: .contact))
+        }
+        let empty = Measure.medianMilliseconds(runs: 101) {
+            BlackHole.consume(UInt8((try? store.outboxCounts(dueBy: 1))?.count ?? 0))
+        }
+        var number: UInt64 = 0
+        for chunk in stride(from: 0, to: backlog, by: 500) {
+            let items = (chunk..<min(chunk + 500, backlog)).map { index in
+                number += 1
+                return (
+                    message: NewMessage(
+                        peer: peers[index % peers.count], direction: .sent, state: .queued, sender: me, sentAt: 1,
+                        body: "waiting \(index)", number: number),
+                    ciphertext: [UInt8](repeating: 7, count: 100)
+                )
+            }
+            _ = try store.commitOutgoing(items, sessions: [:], nextTry: 1)
+        }
+        let waiting = Measure.medianMilliseconds(runs: 101) {
+            BlackHole.consume(UInt8((try? store.outboxCounts(dueBy: 1))?.count ?? 0))
+        }
+        return [
+            "outbox_counts_empty_us": empty * 1_000, "outbox_counts_backlog_us": waiting * 1_000,
+            "backlog": Double(backlog),
         ]
     }
 

@@ -53,10 +53,14 @@ public final class MetricsSampler: MetricsFactory, Sendable {
     /// Takes the reading of every metric at `now` (Unix ms; the node calls it once a second):
     /// counters become rates since the previous tick, timers the mean of what was recorded since.
     /// The oldest reading goes once ``capacity`` are held.
+    ///
+    /// Readings are kept in time order: a `now` not after the previous reading's (a clock set
+    /// back) is taken as 1 ms after it, so `since` never skips a reading.
     public func tick(now: UInt64) {
         let cells = self.cells.withLock { $0 }
         series.withLock { series in
-            let seconds = series.lastTick.map { now > $0 ? Double(now - $0) / 1_000 : 0 }
+            let now = series.lastTick.map { max(now, $0 + 1) } ?? now
+            let seconds = series.lastTick.map { Double(now - $0) / 1_000 }
             // A destroyed metric's series goes with it.
             if series.columns.contains(where: { cells[$0.key] == nil }) {
                 series.columns.removeAll { cells[$0.key] == nil }
@@ -247,8 +251,8 @@ public final class MetricsSampler: MetricsFactory, Sendable {
 
     /// One metric's value, updated by atomic operations: a counter's integer increments add to
     /// `integer` and its fractional ones to `bits` (a `Double`); a gauge's value is `bits`; a
-    /// timer counts its durations in `integer`, sums them in `nanoseconds`, and keeps the last in
-    /// `bits` (seconds).
+    /// timer counts and sums its durations under a lock (timers are not per-frame metrics) and
+    /// keeps the last in `bits` (seconds).
     final class Cell: CounterHandler, FloatingPointCounterHandler, MeterHandler, RecorderHandler, TimerHandler,
         Sendable
     {
@@ -256,7 +260,9 @@ public final class MetricsSampler: MetricsFactory, Sendable {
         let kind: Kind
         private let integer = Atomic<Int64>(0)
         private let bits = Atomic<UInt64>(0)
-        private let nanoseconds = Atomic<Int64>(0)
+        /// A timer's count and sum, taken together (a reading between the two would see a
+        /// count without its duration).
+        private let durations = Mutex<(count: Int64, nanoseconds: Int64)>((0, 0))
 
         init(key: String, kind: Kind) {
             self.key = key
@@ -269,9 +275,7 @@ public final class MetricsSampler: MetricsFactory, Sendable {
         }
 
         /// A timer's number of durations and their sum.
-        var timerTotals: (count: Int64, nanoseconds: Int64) {
-            (integer.load(ordering: .relaxed), nanoseconds.load(ordering: .relaxed))
-        }
+        var timerTotals: (count: Int64, nanoseconds: Int64) { durations.withLock { $0 } }
 
         private func add(_ delta: Double) {
             var old = bits.load(ordering: .relaxed)
@@ -292,14 +296,17 @@ public final class MetricsSampler: MetricsFactory, Sendable {
         func reset() {
             integer.store(0, ordering: .relaxed)
             store(0)
+            durations.withLock { $0 = (0, 0) }
         }
         func set(_ value: Int64) { store(Double(value)) }
         func set(_ value: Double) { store(value) }
         func record(_ value: Int64) { store(Double(value)) }
         func record(_ value: Double) { store(value) }
         func recordNanoseconds(_ duration: Int64) {
-            integer.wrappingAdd(1, ordering: .relaxed)
-            nanoseconds.wrappingAdd(duration, ordering: .relaxed)
+            durations.withLock {
+                $0.count &+= 1
+                $0.nanoseconds &+= duration
+            }
             store(Double(duration) / 1e9)
         }
     }
@@ -311,6 +318,8 @@ public final class MetricsSampler: MetricsFactory, Sendable {
         var readings: [Float]
         var previousTotal: Double?
         var previousTimer: (count: Int64, nanoseconds: Int64)?
+        /// The cell read last: a metric destroyed and made again counts from 0.
+        var previousCell: ObjectIdentifier?
 
         init(key: String, kind: Kind, capacity: Int) {
             self.key = key
@@ -321,18 +330,28 @@ public final class MetricsSampler: MetricsFactory, Sendable {
         /// Stores the reading of `cell` in `slot`, `seconds` after the previous tick (nil: the
         /// first); returns a counter's rate per second.
         mutating func read(_ cell: Cell, into slot: Int, after seconds: Double?) -> Double? {
+            let identity = ObjectIdentifier(cell)
+            if previousCell != identity, previousCell != nil {
+                previousTotal = previousTotal.map { _ in 0 }
+                previousTimer = previousTimer.map { _ in (0, 0) }
+            }
+            previousCell = identity
             switch kind {
             case .counter:
                 let total = cell.value
                 defer { previousTotal = total }
                 guard let previous = previousTotal, let seconds, seconds > 0 else { return nil }
-                let rate = max(0, total - previous) / seconds
+                // A total that went down was reset: what it holds now came since.
+                let rate = (total >= previous ? total - previous : total) / seconds
                 readings[slot] = Float(rate)
                 return rate
             case .gauge:
                 readings[slot] = Float(cell.value)
             case .timer:
                 let totals = cell.timerTotals
+                if let previous = previousTimer, previous.count > totals.count {
+                    previousTimer = (0, 0)  // reset
+                }
                 if let previous = previousTimer, totals.count > previous.count {
                     let mean =
                         Double(totals.nanoseconds &- previous.nanoseconds) / Double(totals.count - previous.count)

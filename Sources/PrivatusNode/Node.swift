@@ -250,30 +250,6 @@ public final class Node: Service, Sendable {
         await scheduler.every(.seconds(15), name: "store maintenance", priority: .low) {
             try maintenance.tick(at: .now, now: UInt64(Date().timeIntervalSince1970 * 1000))
         }
-        // The process's own figures, the sampler's reading and the alert rules on them, every
-        // second; before them, the messages waiting, and those waiting for peers with an open
-        // link (the slow-delivery rule).
-        let outbox = Gauge(label: "privatus_chat_outbox")
-        let outboxConnected = Gauge(label: "privatus_chat_outbox_connected")
-        await scheduler.every(.seconds(1), name: "monitor", priority: .low) { [logger] in
-            if let waiting = try? store.outboxCounts() {
-                let connected = waiting.isEmpty ? [] : await links.connectedPeers
-                outbox.record(waiting.values.reduce(0, +))
-                outboxConnected.record(waiting.filter { connected.contains($0.key) }.values.reduce(0, +))
-            }
-            let events = self.monitor.tick(now: UInt64(Date().timeIntervalSince1970 * 1000))
-            for event in events {
-                logger.notice(
-                    "alert \(event.state.rawValue)",
-                    metadata: ["rule": "\(event.rule)", "metric": "\(event.metric)", "value": "\(event.value ?? .nan)"])
-                let value = event.value.map { "\($0)" } ?? "missing"
-                messenger.events.publish(
-                    NodeEvent(
-                        type: "alert", id: event.rule,
-                        text: "\(event.metric) \(value) (threshold \(event.threshold))", state: event.state.rawValue,
-                        name: event.severity.rawValue))
-            }
-        }
         // Chat: retries of what the outbox holds, prekey rotation and refill.
         await scheduler.every(.seconds(5), name: "outbox", priority: .high) { await messenger.deliverDue() }
         await scheduler.every(.seconds(1), name: "gaps", priority: .high) { await messenger.checkGaps() }
@@ -284,6 +260,10 @@ public final class Node: Service, Sendable {
         let inbox = Task { await messenger.runInbox() }
         let outgoing = Task { await messenger.runOutgoing() }
         let background = Task { await scheduler.run() }
+        // The process's own figures, the sampler's reading and the alert rules on them, every
+        // second, on a task of its own (the scheduler's two slots can be held by long upkeep
+        // jobs; the series would have holes).
+        let monitoring = Task { await self.runMonitor(store: store, links: links, messenger: messenger) }
         let joining = Task { [dht, settings, logger] in
             guard let dht else { return }
             let bundle = NodeDHT.bundleRecord(
@@ -336,6 +316,8 @@ public final class Node: Service, Sendable {
                 listened
                 ? error : NodeError.listenFailed(address: "\(settings.ui.host):\(settings.ui.port)", flag: "--ui")
         }
+        monitoring.cancel()
+        await monitoring.value
         background.cancel()
         await background.value
         joining.cancel()
@@ -419,6 +401,42 @@ public final class Node: Service, Sendable {
 }
 
 extension Node {
+    /// Once a second until cancelled: the messages waiting (and those due for peers with an
+    /// open link: the slow-delivery rule), then the monitor's tick, its alerts logged and
+    /// published. Reading times come from the monotonic clock anchored at the wall clock once,
+    /// so the series stay in order and evenly spaced when the system clock is set.
+    func runMonitor(store: Store, links: ConnectionManager, messenger: Messenger) async {
+        let outbox = Gauge(label: "privatus_chat_outbox")
+        let outboxConnected = Gauge(label: "privatus_chat_outbox_connected")
+        let startedAt = ContinuousClock.now
+        let startedUnix = UInt64(Date().timeIntervalSince1970 * 1_000)
+        var next = startedAt
+        while !Task.isCancelled {
+            let now = UInt64(Date().timeIntervalSince1970 * 1_000)
+            if let waiting = try? store.outboxCounts(dueBy: now) {
+                let connected = waiting.isEmpty ? [] : await links.connectedPeers
+                outbox.record(waiting.values.reduce(0) { $0 + $1.waiting })
+                outboxConnected.record(
+                    waiting.filter { connected.contains($0.key) }.values.reduce(0) { $0 + $1.due })
+            }
+            let events = monitor.tick(now: startedUnix + UInt64((ContinuousClock.now - startedAt).milliseconds))
+            for event in events {
+                logger.notice(
+                    "alert \(event.state.rawValue)",
+                    metadata: ["rule": "\(event.rule)", "metric": "\(event.metric)", "value": "\(event.value ?? .nan)"])
+                let value = event.value.map { "\($0)" } ?? "missing"
+                messenger.events.publish(
+                    NodeEvent(
+                        type: "alert", id: event.rule,
+                        text: "\(event.metric) \(value) (threshold \(event.threshold))", state: event.state.rawValue,
+                        name: event.severity.rawValue))
+            }
+            next += .seconds(1)
+            if next < .now { next = .now }  // fell behind: no burst of readings to catch up
+            try? await Task.sleep(until: next)
+        }
+    }
+
     /// Bootstraps swift-metrics for the process, once, with a Prometheus registry (which the
     /// node serves at `/metrics`) and the in-process sampler; returns both.
     public static func bootstrapMetrics() -> NodeMetrics {

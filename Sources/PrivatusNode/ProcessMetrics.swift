@@ -73,7 +73,8 @@ struct ProcessMetrics: Sendable {
 
 /// The node's monitoring, once a second (issue 10): reads the process's own figures, takes the
 /// sampler's reading, and evaluates the alert rules on the current values. `privatus bench
-/// monitor` measures exactly this.
+/// monitor` times this (`sampler_cpu_percent`) and, apart, the outbox count the node adds to
+/// each second.
 public final class Monitor: Sendable {
     public let sampler: MetricsSampler
     let process: ProcessMetrics

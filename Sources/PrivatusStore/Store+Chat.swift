@@ -155,21 +155,26 @@ extension Store {
         }
     }
 
-    /// How many messages wait in the outbox for each peer (`failed` ones not counted).
-    public func outboxCounts() throws -> [PeerID: Int] {
+    /// How many messages wait in the outbox for each peer (`failed` ones not counted), and how
+    /// many of them are due by `now` (not yet sent, or past their retry time).
+    public func outboxCounts(dueBy now: UInt64) throws -> [PeerID: (waiting: Int, due: Int)] {
         let rows = try pool.read { db in
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT c.id AS conversation_id, c.sealed_details, w.waiting FROM conversations c
-                    JOIN (SELECT m.pk >> 32 AS conversation_pk, count(*) AS waiting
+                    SELECT c.id AS conversation_id, c.sealed_details, w.waiting, w.due FROM conversations c
+                    JOIN (SELECT m.pk >> 32 AS conversation_pk, count(*) AS waiting, sum(o.next_try <= ?) AS due
                           FROM outbox o JOIN messages m ON m.pk = o.message_pk
                           WHERE o.next_try < ? GROUP BY conversation_pk) w ON c.pk = w.conversation_pk
                     """,
-                arguments: [Self.neverDue])
+                arguments: [Int64(clamping: now), Self.neverDue])
         }
-        var counts: [PeerID: Int] = [:]
-        for row in rows { counts[try conversationPeer(row), default: 0] += row["waiting"] }
+        var counts: [PeerID: (waiting: Int, due: Int)] = [:]
+        for row in rows {
+            let peer = try conversationPeer(row)
+            let (waiting, due): (Int, Int) = (row["waiting"], row["due"])
+            counts[peer] = ((counts[peer]?.waiting ?? 0) + waiting, (counts[peer]?.due ?? 0) + due)
+        }
         return counts
     }
 

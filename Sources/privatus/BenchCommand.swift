@@ -78,6 +78,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "monitor: seconds a real node is left alone for node_idle_cpu_percent.")
     var idleSeconds = 20.0
 
+    @Option(name: .long, help: "monitor: messages waiting in the outbox for outbox_counts_backlog_us.")
+    var backlog = 10_000
+
     @Option(name: .long, help: "transport: threads of the event loop group in each process.")
     var eventLoopThreads: Int = 1
 
@@ -131,6 +134,7 @@ struct BenchCommand: AsyncParsableCommand {
         guard (1...10_000_000).contains(lookups) else { throw ValidationError("--lookups must be 1 to 10,000,000") }
         guard (0...0.5).contains(loss) else { throw ValidationError("--loss must be 0 to 0.5") }
         guard (1...100_000).contains(ticks) else { throw ValidationError("--ticks must be 1 to 100,000") }
+        guard (1...1_000_000).contains(backlog) else { throw ValidationError("--backlog must be 1 to 1,000,000") }
         guard (1...3_600).contains(idleSeconds) else { throw ValidationError("--idle-seconds must be 1 to 3,600") }
         guard (1 << 20...64 << 30).contains(size) else { throw ValidationError("--size must be 1 MiB to 64 GiB") }
         if let processes, !(2...200).contains(processes) {
@@ -201,6 +205,7 @@ struct BenchCommand: AsyncParsableCommand {
                 suite.budget = budget
                 suite.ticks = ticks
                 suite.idleSeconds = idleSeconds
+                suite.backlog = backlog
                 figures = try await suite.run()
             case "files":
                 var suite = FilesSuite(

@@ -79,7 +79,7 @@ import Glibc
             let (status, body) = try await ControlClient(layout: layout).get("/api/v1/metrics?since=\(UInt64.max)")
             #expect(status == 200)
             let readings = try JSONDecoder().decode(MetricsSampler.Readings.self, from: Data(body))
-            return readings.metrics[name]?.value ?? 0
+            return try #require(readings.metrics[name]?.value, "\(name) is not a metric of the node")
         }
 
         /// Polls `messages peer` until `done` holds for the list (at most ≈ 20 s).

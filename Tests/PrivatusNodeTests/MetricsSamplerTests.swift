@@ -136,4 +136,31 @@ extension MetricsSampler {
         let text = String(decoding: sampler.readingsJSON(since: nil), as: UTF8.self)
         #expect(text.contains(#""value":null,"series":[null]"#))
     }
+
+    @Test func aClockSetBackNeitherReordersNorHidesReadings() throws {
+        let sampler = MetricsSampler(capacity: 10)
+        let depth = Gauge(label: "depth", factory: sampler)
+        for (value, now) in [(1, 10_000), (2, 11_000), (3, 12_000), (4, 7_000), (5, 8_000)] as [(Double, UInt64)] {
+            depth.record(value)
+            sampler.tick(now: now)
+        }
+        let all = try sampler.readings(since: nil)
+        #expect(all.times == [10_000, 11_000, 12_000, 12_001, 12_002])
+        #expect(try sampler.readings(since: 12_000).metrics["depth"]?.series == [4, 5])
+    }
+
+    @Test func aResetOrRemadeCounterCountsFromZero() throws {
+        let sampler = MetricsSampler(capacity: 10)
+        let sent = Counter(label: "sent_total", factory: sampler)
+        sent.increment(by: 100)
+        sampler.tick(now: 1_000)
+        sent.reset()
+        sent.increment(by: 7)
+        sampler.tick(now: 2_000)
+        // Destroyed and made again: a new cell, counting 50 since.
+        sampler.destroyCounter(sampler.makeCounter(label: "sent_total", dimensions: []))
+        Counter(label: "sent_total", factory: sampler).increment(by: 50)
+        sampler.tick(now: 3_000)
+        #expect(try sampler.readings(since: nil).metrics["sent_total"]?.series == [nil, 7, 50])
+    }
 }

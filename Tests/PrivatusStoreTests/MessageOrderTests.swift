@@ -151,6 +151,30 @@ import Testing
         #expect(try reopened.latestMessages(with: bob, limit: 2).map(\.body) == ["m\(over)", "m2"])
     }
 
+    @Test func outboxCountsSayWhatWaitsAndWhatIsDuePerPeer() throws {
+        defer { scratch.remove() }
+        let carol = PeerID(identityPublicKey: [3])
+        try store.saveContact(Contact(peerID: carol, identityKey: [], name: "Carol", state: .contact))
+        #expect(try store.outboxCounts(dueBy: 1_000).isEmpty)
+        func message(to peer: PeerID, _ number: UInt64) -> (message: NewMessage, ciphertext: [UInt8]) {
+            (
+                NewMessage(
+                    peer: peer, direction: .sent, state: .queued, sender: me, sentAt: 10, body: "m\(number)",
+                    number: number),
+                [UInt8(number)]
+            )
+        }
+        let toBob = try store.commitOutgoing((1...3).map { message(to: bob, $0) }, sessions: [:], nextTry: 100)
+        _ = try store.commitOutgoing([message(to: carol, 1)], sessions: [:], nextTry: 100)
+        // Two of bob's were sent and wait for their retry time; one is due.
+        _ = try store.recordAttempts(toBob.prefix(2).map { ($0.id, 10_000) }, peer: bob)
+        let counts = try store.outboxCounts(dueBy: 200)
+        #expect(counts.count == 2)
+        #expect(counts[bob]?.waiting == 3 && counts[bob]?.due == 1)
+        #expect(counts[carol]?.waiting == 1 && counts[carol]?.due == 1)
+        #expect(try store.outboxCounts(dueBy: 10_000)[bob]?.due == 3, "at their retry time")
+    }
+
     @Test func sentNumbersAreKeptWithTheOutboxAndAResendRequestMakesOnlyWaitingOnesDue() throws {
         defer { scratch.remove() }
         #expect(try store.lastSentNumber(to: bob) == 0)

@@ -407,6 +407,7 @@ extension Messenger {
                 keys: keys, bundle: bundle, firstPlaintext: plaintext, now: Self.unixSeconds(),
                 ratchetKeys: &ratchetKeys)
             sessions = sessions.adding(session)
+            counters.encryptedBytes.increment(by: plaintext.count)
             wire = try Self.chatEnvelope(id: item.messageID, sealed: first, sessionStart: true)
         }
         do {
