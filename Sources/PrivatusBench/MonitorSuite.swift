@@ -149,7 +149,7 @@ public struct MonitorSuite: Sendable {
             "sampler_tick_us": perTick * 1e6,
             "sampler_cpu_percent": perTick * 100,  // one tick per second
             "sampled_metrics": series,
-            "ring_mb": Double(sampler.capacity) * (series + 1) * 4 / 1e6,
+            "ring_mb": Double(sampler.capacity) * (series * 4 + 8) / 1e6,
             "readings_hour_ms": hour,
             "readings_hour_mb": Double(encoded) / 1e6,
             "readings_since_us": newest * 1_000,

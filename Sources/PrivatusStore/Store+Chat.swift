@@ -158,15 +158,15 @@ extension Store {
     /// How many messages wait in the outbox for each peer (`failed` ones not counted), and how
     /// many of them are due by `now` (not yet sent, or past their retry time).
     public func outboxCounts(dueBy now: UInt64) throws -> [PeerID: (waiting: Int, due: Int)] {
+        // A message's key holds its conversation's in the high 32 bits: no join with messages.
         let rows = try pool.read { db in
             try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT c.id AS conversation_id, c.sealed_details, w.waiting, w.due FROM conversations c
-                    JOIN (SELECT m.pk >> 32 AS conversation_pk, count(*) AS waiting, sum(o.next_try <= ?) AS due
-                          FROM outbox o JOIN messages m ON m.pk = o.message_pk
-                          WHERE o.next_try < ? GROUP BY conversation_pk) w ON c.pk = w.conversation_pk
-                    """,
+                db.cachedStatement(
+                    sql: """
+                        SELECT c.id AS conversation_id, c.sealed_details, w.waiting, w.due FROM conversations c
+                        JOIN (SELECT message_pk >> 32 AS conversation_pk, count(*) AS waiting, sum(next_try <= ?) AS due
+                              FROM outbox WHERE next_try < ? GROUP BY conversation_pk) w ON c.pk = w.conversation_pk
+                        """),
                 arguments: [Int64(clamping: now), Self.neverDue])
         }
         var counts: [PeerID: (waiting: Int, due: Int)] = [:]
