@@ -23,6 +23,8 @@ public struct IncomingCommit: Sendable, Hashable {
     public var held: [[UInt8]]
     /// Whether nothing was written because a message of the batch was already stored.
     public var isResend = false
+    /// Gaps given up because too much waited behind them (``Store/maximumHeldMessages``).
+    public var gapsGivenUp = 0
 }
 
 extension Store {
@@ -60,6 +62,7 @@ extension Store {
             ).map { UInt64(max(0, $0)) })
         var ordered: [PreparedMessage] = []
         var heldNow: [[UInt8]] = []
+        var gapsGivenUp = 0
         func release(_ numbers: [UInt64]) throws {
             for number in numbers.sorted() {
                 ordered.append(try takeHeld(number, of: peer, in: conversation, searchable: searchable, db: db))
@@ -99,6 +102,7 @@ extension Store {
                 ordered.append(item)
             } else if held.count >= Self.maximumHeldMessages {
                 // Too much waits behind the gap: given up, everything shown in number order.
+                gapsGivenUp += 1
                 try release(held.filter { $0 < number })
                 ordered.append(item)
                 try release(Array(held))
@@ -112,7 +116,8 @@ extension Store {
         if through != shownBefore { try setShownThrough(through, of: conversation, in: db) }
         let shown = try insert(ordered, in: db)
         let shownIDs = Set(shown.map(\.id))
-        return IncomingCommit(shown: shown, held: heldNow.filter { !shownIDs.contains($0) })
+        return IncomingCommit(
+            shown: shown, held: heldNow.filter { !shownIDs.contains($0) }, gapsGivenUp: gapsGivenUp)
     }
 
     /// Gives up the gap with `peer`: every held message is shown now, in number order. Returns

@@ -144,6 +144,7 @@ import Testing
         let commit = try reopened.commitIncoming(
             [fromBob(over)], contact: nil, sessions: PeerSessions(), prekeys: nil)
         #expect(commit.shown.count == Store.maximumHeldMessages + 1)
+        #expect(commit.gapsGivenUp == 1, "counted, as a gap given up after its wait is")
         #expect(commit.shown.map(\.body) == (3...over).map { "m\($0)" })
         #expect(try reopened.gap(with: bob) == nil)
         // The one that never came arrives late and is kept.

@@ -318,6 +318,7 @@ extension Messenger {
                 if !commit.held.isEmpty { gapsOpen.insert(peer.peerID) }
                 if !commit.isResend {
                     counters.received.increment(by: messages.count)
+                    counters.gapsGivenUp.increment(by: commit.gapsGivenUp)
                     if existing == nil {
                         events.publish(NodeEvent(type: "request", peerId: peer.peerID.hex, name: contact.name))
                     }
