@@ -9,4 +9,10 @@ extension Duration {
     public var milliseconds: Double {
         (seconds * 1_000_000).rounded() / 1000
     }
+
+    /// The duration in whole nanoseconds (what swift-metrics' timers record).
+    public var nanoseconds: Int64 {
+        let (whole, attoseconds) = components
+        return whole * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
 }

@@ -76,7 +76,6 @@ public final class Node: Service, Sendable {
     /// The node's one background scheduler.
     public let scheduler: Scheduler
     private let state = Mutex<Running?>(nil)
-    /// The alert rules' state and history (evaluated every second).
     /// The process's figures, the sampler's readings and the alert rules, once a second.
     let monitor: Monitor
 
@@ -111,10 +110,7 @@ public final class Node: Service, Sendable {
         let writeLatency = Timer(label: "privatus_store_write_seconds")
         let store = try Store(
             path: layout.databaseFile, databaseKey: profile.contents.keys.databaseKey,
-            observingWrites: { took in
-                let (seconds, attoseconds) = took.components
-                writeLatency.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-            })
+            observingWrites: { took in writeLatency.recordNanoseconds(took.nanoseconds) })
         let keys = profile.contents.keys
         let messenger = try Messenger(
             store: store, keys: keys, name: profile.name,

@@ -306,7 +306,6 @@ struct LookupMetrics: Sendable {
 
     func record(_ kind: DHTService.LookupKind, found: Bool, _ took: Duration) {
         counters["\(kind.rawValue) \(found ? "found" : "missing")"]?.increment()
-        let (seconds, attoseconds) = took.components
-        duration.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        duration.recordNanoseconds(took.nanoseconds)
     }
 }

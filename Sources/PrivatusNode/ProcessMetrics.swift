@@ -11,7 +11,7 @@ import Glibc
 /// The process's own figures as gauges (issue 10): CPU (percent of one core since the last
 /// reading), resident memory, open file descriptors, the system's memory in use (per
 /// `MemAvailable`) and the free space of the profile's file system. Read from `/proc` and
-/// `statvfs` by the scheduler (never on an event loop), once a second.
+/// `statvfs` by the node's monitoring task (never on an event loop), once a second.
 struct ProcessMetrics: Sendable {
     let cpuPercent: Gauge
     let residentBytes: Gauge
