@@ -55,6 +55,11 @@ public struct FileTransfer: Sendable, Hashable {
     public var reason: String = ""
     /// When the transfer was recorded (Unix ms).
     public var createdAt: UInt64 = 0
+    /// An update to the peer that this node committed to send with the transfer's last state
+    /// change and has not yet handed to its outbox (the wire kind of the update; 0: none). Set
+    /// in the same transaction as the state, cleared once the update message is committed: a
+    /// crash in between, or a send that failed, leaves it for the node to send again.
+    public var pendingUpdate: UInt8 = 0
 
     /// How many chunks are in.
     public var chunksDone: Int { chunkBitmap.reduce(0) { $0 + $1.nonzeroBitCount } }
@@ -107,7 +112,7 @@ extension Store {
         id: [UInt8]? = nil, peer: PeerID, direction: MessageDirection, name: String, size: UInt64, hash: [UInt8],
         chunkSize: UInt32, key: [UInt8] = [], mediaType: String = "", path: String = "",
         state: FileTransferState = .offered,
-        reason: String = ""
+        reason: String = "", pendingUpdate: UInt8 = 0
     ) throws -> FileTransfer {
         guard size <= Self.maximumFileBytes, name.utf8.count <= 1024, mediaType.utf8.count <= 255,
             path.utf8.count <= 4096, reason.utf8.count <= 1024
@@ -125,6 +130,7 @@ extension Store {
         transfer.mediaType = mediaType
         transfer.path = path
         transfer.reason = reason
+        transfer.pendingUpdate = pendingUpdate
         transfer.createdAt = UInt64(Date().timeIntervalSince1970 * 1000)
         let sealed = try sealer.seal(
             Self.encodeFile(transfer), table: "file_transfers", column: "sealed_file", rowID: transfer.id)
@@ -188,12 +194,13 @@ extension Store {
     /// - Throws: ``StoreError/notFound`` for an unknown transfer.
     public func transitionFileTransfer(
         _ id: [UInt8], to state: FileTransferState, from: Set<FileTransferState>, reason: String? = nil,
-        path: String? = nil
+        path: String? = nil, pendingUpdate: UInt8? = nil
     ) throws -> FileTransfer? {
         try write { db in
             var transfer = try fileTransfer(id, in: db)
             guard from.contains(transfer.state) else { return nil }
             transfer.state = state
+            if let pendingUpdate { transfer.pendingUpdate = pendingUpdate }
             if let reason { transfer.reason = String(decoding: Array(reason.utf8.prefix(1024)), as: UTF8.self) }
             if let path {
                 guard path.utf8.count <= 4096 else { throw StoreError.tooLarge }
@@ -205,6 +212,20 @@ extension Store {
                 sql: "UPDATE file_transfers SET state = ?, sealed_file = ? WHERE id = ?",
                 arguments: [state.rawValue, sealed, Data(id)])
             return transfer
+        }
+    }
+
+    /// Clears the transfer's pending update once its message is committed (only if it is still
+    /// `update`: a later state change may have set another).
+    public func clearPendingUpdate(_ update: UInt8, of id: [UInt8]) throws {
+        try write { db in
+            var transfer = try fileTransfer(id, in: db)
+            guard transfer.pendingUpdate == update else { return }
+            transfer.pendingUpdate = 0
+            let sealed = try sealer.seal(
+                Self.encodeFile(transfer), table: "file_transfers", column: "sealed_file", rowID: transfer.id)
+            try db.execute(
+                sql: "UPDATE file_transfers SET sealed_file = ? WHERE id = ?", arguments: [sealed, Data(id)])
         }
     }
 
@@ -258,11 +279,12 @@ extension Store {
         return try decodeFile(row)
     }
 
-    /// Format 2: `version u8 (2) ‖ peer (32) ‖ direction u8 ‖ chunk size u32 ‖ hash (32) ‖
+    /// Format 3: `version u8 (3) ‖ peer (32) ‖ direction u8 ‖ chunk size u32 ‖ hash (32) ‖
     /// created u64 ‖ key length u8 ‖ key ‖` then name, media type, path and reason, each as
-    /// `length u32 ‖ UTF-8`. Format 1 (read only) ended with the hash and the name as the rest.
+    /// `length u32 ‖ UTF-8`, then `pending update u8`. Format 2 (read only) ended with the
+    /// reason; format 1 with the hash and the name as the rest.
     static func encodeFile(_ transfer: FileTransfer) -> [UInt8] {
-        var out: [UInt8] = [2]
+        var out: [UInt8] = [3]
         out += transfer.peer.bytes
         out.append(UInt8(transfer.direction.rawValue))
         out.appendBigEndian(transfer.chunkSize)
@@ -274,6 +296,7 @@ extension Store {
             out.appendBigEndian(UInt32(text.utf8.count))
             out += text.utf8
         }
+        out.append(transfer.pendingUpdate)  // format 3
         return out
     }
 
@@ -282,7 +305,7 @@ extension Store {
         let sealed = try sealer.open(row["sealed_file"], table: "file_transfers", column: "sealed_file", rowID: id)
         var reader = ByteReader(sealed)
         let version = reader.readUInt8()
-        guard version == 1 || version == 2, let peerBytes = reader.read(32),
+        guard (1...3).contains(version ?? 0), let peerBytes = reader.read(32),
             let peer = try? PeerID(bytes: peerBytes),
             let directionByte = reader.readUInt8(), let direction = MessageDirection(rawValue: Int(directionByte)),
             let chunkSize = reader.readUInt32(), let hash = reader.read(32),
@@ -291,6 +314,7 @@ extension Store {
         var texts: [String] = []
         var createdAt: UInt64 = 0
         var key: [UInt8] = []
+        var pendingUpdate: UInt8 = 0
         if version == 1 {
             guard let name = String(validating: reader.read(reader.remaining) ?? [], as: UTF8.self) else {
                 throw StoreError.damagedRow(table: "file_transfers")
@@ -308,6 +332,10 @@ extension Store {
                 else { throw StoreError.damagedRow(table: "file_transfers") }
                 texts.append(text)
             }
+            if version == 3 {
+                guard let pending = reader.readUInt8() else { throw StoreError.damagedRow(table: "file_transfers") }
+                pendingUpdate = pending
+            }
         }
         let name = texts[0]
         let bitmap = Array(row["chunk_bitmap"] as Data)
@@ -322,6 +350,7 @@ extension Store {
         transfer.path = texts[2]
         transfer.reason = texts[3]
         transfer.createdAt = createdAt
+        transfer.pendingUpdate = pendingUpdate
         return transfer
     }
 }

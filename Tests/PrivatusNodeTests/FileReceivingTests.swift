@@ -192,6 +192,50 @@ import Testing
             .offer(offer([1, 2, 3])), from: IdentityKey().publicKey.peerID, isContact: false)
         #expect(text == "File: photo.png (3 bytes) (not downloaded: the sender is not a contact)")
         #expect(try await files.list().count == 1)
+        // The sender is told why, once the offer's message is committed.
+        await files.received([Array(large.transferID)])
+        let told = try await bobsConversation(files)
+        #expect(told.map(\.body) == ["Declined the file photo.png: larger than the maximum of 1000 bytes"])
+    }
+
+    /// The messages of the conversation with Bob, oldest first.
+    func bobsConversation(_ files: FileTransfers) async throws -> [StoredMessage] {
+        try await files.messenger.messages(with: bob.hex, limit: 50, before: nil)
+    }
+
+    @Test func anUpdateOwedWhenTheNodeStoppedIsSentAtTheNextStartAndOnlyOnce() async throws {
+        defer { scratch.remove() }
+        let store = try Store(path: scratch.child("privatus.sqlite"), databaseKey: keys.databaseKey)
+        let messenger = try Messenger(store: store, keys: keys, name: "alice", logger: Logger(label: "test"))
+        _ = try await messenger.addContact(Invite(peerID: bob, addresses: []), name: "bob")
+        // Declined just before a crash: the state is recorded with the update it owes, and the
+        // update's message never reached the outbox.
+        let declined = offer([1, 2, 3])
+        let id = Array(declined.transferID)
+        _ = try store.addFileTransfer(
+            id: id, peer: bob, direction: .received, name: "photo.png", size: 3, hash: Array(declined.sha256),
+            chunkSize: declined.chunkSize, key: Array(declined.key), state: .rejected,
+            pendingUpdate: FileTransfers.owe(.rejected))
+        let loop = Task { await messenger.runOutgoing() }
+        defer { loop.cancel() }
+        let files = FileTransfers(
+            store: store, messenger: messenger,
+            settings: .init(downloads: scratch.child("downloads"), partials: scratch.child("transfers")),
+            logger: Logger(label: "test"))
+        await files.start()
+        #expect(try await bobsConversation(files).isEmpty)
+        await files.tick()
+        let sent = try await bobsConversation(files)
+        #expect(sent.map(\.body) == ["Declined the file photo.png"])
+        #expect(sent.first?.state == .queued, "committed in the outbox, waiting for Bob")
+        guard case .update(let update)? = sent.first?.attachment.flatMap(FileMessage.init(encoded:)) else {
+            Issue.record("the message carries no file update")
+            return
+        }
+        #expect(update.kind == .rejected && Array(update.transferID) == id)
+        #expect(try store.fileTransferIfAny(id)?.pendingUpdate == 0, "owed no more")
+        await files.tick()
+        #expect(try await bobsConversation(files).count == 1, "sent once")
     }
 }
 

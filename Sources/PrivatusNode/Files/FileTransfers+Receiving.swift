@@ -260,12 +260,11 @@ extension FileTransfers {
         counters.completed.increment()
         counters.active.record(receiving.count + sending.count)
         let complete =
-            (try? store.transitionFileTransfer(id, to: .complete, from: [.transferring], path: final))
+            (try? store.transitionFileTransfer(
+                id, to: .complete, from: [.transferring], path: final, pendingUpdate: Self.owe(.complete)))
             ?? transfer.transfer
         publish(complete)
-        try? await messenger.sendFile(
-            .update(FileUpdate(id, .complete)), describedAs: "Received the file \(complete.name)",
-            to: complete.peer)
+        await notify(complete)
     }
 
     /// The SHA-256 of the file, `hasher` holding its first `from` bytes and the rest read from

@@ -116,7 +116,10 @@ public actor FileTransfers {
     /// Transfers whose peer was told how they ended in this run (an answer to a request for
     /// a transfer that is over), and offers refused here whose sender was told.
     var toldFinal: Set<[UInt8]> = []
-    var toldRejected: Set<[UInt8]> = []
+    /// Transfers whose recorded pending update is being sent now, and those whose send failed
+    /// (tried again each tick).
+    var notifying: Set<[UInt8]> = []
+    var owed: Set<[UInt8]> = []
 
     public init(store: Store, messenger: Messenger, settings: Settings, logger: Logger) {
         self.store = store
@@ -144,6 +147,11 @@ public actor FileTransfers {
                 keep.insert(Self.partialName(transfer.id))
                 if receiver.isDone { Task { await self.finish(receiver) } }
             }
+            // Updates owed to peers when the node stopped (a crash between a state change and
+            // its message, or a send that failed).
+            for transfer in try store.allFileTransfers() where transfer.pendingUpdate != 0 {
+                owed.insert(transfer.id)
+            }
             for name in (try? FileIO.entries(of: settings.partials)) ?? [] where !keep.contains(name) {
                 unlink(settings.partials + "/" + name)
             }
@@ -160,12 +168,11 @@ public actor FileTransfers {
     func recoverPlaced(_ transfer: FileTransfer) async {
         if !transfer.path.isEmpty, !FileIO.isDirectory(transfer.path),
             let (_, digest) = try? await Self.hashFile(at: transfer.path), digest == transfer.hash,
-            let complete = try? store.transitionFileTransfer(transfer.id, to: .complete, from: [.transferring])
+            let complete = try? store.transitionFileTransfer(
+                transfer.id, to: .complete, from: [.transferring], pendingUpdate: Self.owe(.complete))
         {
             publish(complete)
-            try? await messenger.sendFile(
-                .update(FileUpdate(transfer.id, .complete)), describedAs: "Received the file \(transfer.name)",
-                to: transfer.peer)
+            await notify(complete)
             return
         }
         fail(transfer, reason: "the partial file was lost")
@@ -237,13 +244,13 @@ public actor FileTransfers {
             }
         }
         try? FileIO.syncDirectory(settings.partials)
-        accepted = try store.transitionFileTransfer(id, to: .transferring, from: [.offered], path: folder ?? "")
+        accepted = try store.transitionFileTransfer(
+            id, to: .transferring, from: [.offered], path: folder ?? "", pendingUpdate: Self.owe(.accepted))
         guard let accepted else { throw FileTransferError.notOffered }
         receiver.transfer = accepted
         receiving[id] = receiver
         counters.active.record(receiving.count + sending.count)
-        try? await messenger.sendFile(
-            .update(FileUpdate(id, .accepted)), describedAs: "Accepted the file \(transfer.name)", to: transfer.peer)
+        await notify(accepted)
         publish(accepted)
         if accepted.chunkCount == 0 {
             Task { await self.finish(receiver) }
@@ -259,11 +266,13 @@ public actor FileTransfers {
         guard let transfer = try store.fileTransferIfAny(id), transfer.direction == .received else {
             throw FileTransferError.unknownTransfer
         }
-        guard let rejected = try store.transitionFileTransfer(id, to: .rejected, from: [.offered]) else {
+        guard
+            let rejected = try store.transitionFileTransfer(
+                id, to: .rejected, from: [.offered], pendingUpdate: Self.owe(.rejected))
+        else {
             throw transfer.state.isFinal ? FileTransferError.alreadyOver : FileTransferError.notOffered
         }
-        try? await messenger.sendFile(
-            .update(FileUpdate(id, .rejected)), describedAs: "Declined the file \(transfer.name)", to: transfer.peer)
+        await notify(rejected)
         publish(rejected)
         return rejected
     }
@@ -273,12 +282,10 @@ public actor FileTransfers {
         guard let transfer = try store.fileTransferIfAny(id) else { throw FileTransferError.unknownTransfer }
         guard
             let cancelled = try store.transitionFileTransfer(
-                id, to: .cancelled, from: [.offered, .transferring, .paused])
+                id, to: .cancelled, from: [.offered, .transferring, .paused], pendingUpdate: Self.owe(.cancelled))
         else { throw FileTransferError.alreadyOver }
         forget(id)
-        try? await messenger.sendFile(
-            .update(FileUpdate(id, .cancelled)), describedAs: "Cancelled the file \(transfer.name)",
-            to: transfer.peer)
+        await notify(cancelled)
         publish(cancelled)
         return cancelled
     }
@@ -310,7 +317,8 @@ public actor FileTransfers {
                     name: DownloadName.safe(offer.name), size: offer.size, hash: Array(offer.sha256),
                     chunkSize: offer.chunkSize, key: Array(offer.key), mediaType: Self.cleanMediaType(offer.mediaType),
                     state: tooLarge ? .rejected : .offered,
-                    reason: tooLarge ? "larger than the maximum of \(settings.maximumBytes) bytes" : "")
+                    reason: tooLarge ? "larger than the maximum of \(settings.maximumBytes) bytes" : "",
+                    pendingUpdate: tooLarge ? Self.owe(.rejected) : 0)
             } catch {
                 logger.debug("file offer not recorded", metadata: ["error": "\(error)"])
             }
@@ -352,14 +360,8 @@ public actor FileTransfers {
         for id in ids {
             guard let transfer = try? store.fileTransferIfAny(id) else { continue }
             if transfer.state.isFinal {
-                if transfer.direction == .received, transfer.state == .rejected, receiving[id] == nil,
-                    !transfer.reason.isEmpty, toldRejected.insert(id).inserted
-                {
-                    // Refused here (too large): the sender is told.
-                    try? await messenger.sendFile(
-                        .update(FileUpdate(id, .rejected, reason: transfer.reason)),
-                        describedAs: "Declined the file \(transfer.name): \(transfer.reason)", to: transfer.peer)
-                }
+                // Refused here (too large): the sender is told.
+                if transfer.pendingUpdate != 0 { await notify(transfer) }
                 forget(id)
                 publish(transfer)
                 continue
@@ -394,6 +396,13 @@ public actor FileTransfers {
     /// Every second: records what was written, and asks again where asked-for chunks stopped
     /// coming (the link dropped) or nothing is asked for.
     public func tick() async {
+        for id in owed where !notifying.contains(id) {
+            guard let transfer = try? store.fileTransferIfAny(id) else {
+                owed.remove(id)
+                continue
+            }
+            await notify(transfer)
+        }
         let now = ContinuousClock.now
         counters.rate.record(bytesSinceTick)
         bytesSinceTick = 0
@@ -407,6 +416,50 @@ public actor FileTransfers {
                 transfer.lastArrival = now
                 await ask(transfer, over: nil)
             }
+        }
+    }
+
+    // MARK: - Updates owed to the peer
+
+    /// The record of an update owed (``FileTransfer/pendingUpdate``).
+    static func owe(_ kind: FileUpdate.Kind) -> UInt8 { UInt8(truncatingIfNeeded: kind.rawValue) }
+
+    /// Sends the update `transfer` owes its peer (if it still owes one), as a chat message, and
+    /// clears the debt once that message is committed. A failed send stays owed and is tried
+    /// again each tick; a peer that is no longer a contact is owed nothing.
+    func notify(_ transfer: FileTransfer) async {
+        let id = transfer.id
+        let pending = transfer.pendingUpdate
+        guard pending != 0, let kind = FileUpdate.Kind(rawValue: Int(pending)), notifying.insert(id).inserted else {
+            return
+        }
+        defer { notifying.remove(id) }
+        let reason = kind == .rejected || kind == .failed ? transfer.reason : ""
+        let text =
+            switch kind {
+            case .accepted: "Accepted the file \(transfer.name)"
+            case .rejected:
+                reason.isEmpty ? "Declined the file \(transfer.name)" : "Declined the file \(transfer.name): \(reason)"
+            case .cancelled: "Cancelled the file \(transfer.name)"
+            case .complete: "Received the file \(transfer.name)"
+            case .failed: "The file \(transfer.name) failed: \(reason)"
+            default: "File update for \(transfer.name)"
+            }
+        do {
+            _ = try await messenger.sendFile(
+                .update(FileUpdate(id, kind, reason: reason)), describedAs: text, to: transfer.peer)
+        } catch ChatError.notAContact, ChatError.unknownPeer {
+            // Blocked or removed meanwhile: nobody to tell.
+        } catch {
+            owed.insert(id)
+            logger.debug("file update not sent yet", metadata: ["error": "\(error)"])
+            return
+        }
+        do {
+            try store.clearPendingUpdate(pending, of: id)
+            owed.remove(id)
+        } catch {
+            owed.insert(id)
         }
     }
 
@@ -427,17 +480,13 @@ public actor FileTransfers {
     @discardableResult
     func fail(_ transfer: FileTransfer, reason: String) -> Bool {
         let live: Set<FileTransferState> = [.offered, .transferring, .paused]
-        let failed = try? store.transitionFileTransfer(transfer.id, to: .failed, from: live, reason: reason)
+        let failed = try? store.transitionFileTransfer(
+            transfer.id, to: .failed, from: live, reason: reason, pendingUpdate: Self.owe(.failed))
         forget(transfer.id)
         guard let failed else { return false }
         counters.failed.increment()
         publish(failed)
-        let messenger = messenger
-        Task {
-            try? await messenger.sendFile(
-                .update(FileUpdate(transfer.id, .failed, reason: reason)),
-                describedAs: "The file \(transfer.name) failed: \(reason)", to: transfer.peer)
-        }
+        Task { await self.notify(failed) }
         return true
     }
 
