@@ -237,6 +237,35 @@ import Testing
         await files.tick()
         #expect(try await bobsConversation(files).count == 1, "sent once")
     }
+
+    @Test func anOfferRecordedJustBeforeACrashIsSentAtTheNextStart() async throws {
+        defer { scratch.remove() }
+        let store = try Store(path: scratch.child("privatus.sqlite"), databaseKey: keys.databaseKey)
+        let messenger = try Messenger(store: store, keys: keys, name: "alice", logger: Logger(label: "test"))
+        _ = try await messenger.addContact(Invite(peerID: bob, addresses: []), name: "bob")
+        let key = FileChunkCipher.newKey()
+        let hash = Array(SHA256.hash(data: [1, 2, 3]))
+        let recorded = try store.addFileTransfer(
+            peer: bob, direction: .sent, name: "notes.txt", size: 3, hash: hash, chunkSize: FileTransfers.chunkSize,
+            key: key, mediaType: "text/plain", path: scratch.child("notes.txt"), pendingUpdate: FileTransfers.offerOwed)
+        let loop = Task { await messenger.runOutgoing() }
+        defer { loop.cancel() }
+        let files = FileTransfers(
+            store: store, messenger: messenger,
+            settings: .init(downloads: scratch.child("downloads"), partials: scratch.child("transfers")),
+            logger: Logger(label: "test"))
+        await files.start()
+        await files.tick()
+        let sent = try await bobsConversation(files)
+        #expect(sent.map(\.body) == ["File: notes.txt (3 bytes)"])
+        guard case .offer(let offer)? = sent.first?.attachment.flatMap(FileMessage.init(encoded:)) else {
+            Issue.record("the message carries no offer")
+            return
+        }
+        #expect(Array(offer.transferID) == recorded.id && Array(offer.key) == key && Array(offer.sha256) == hash)
+        #expect(offer.size == 3 && offer.mediaType == "text/plain" && offer.chunkSize == FileTransfers.chunkSize)
+        #expect(try store.fileTransferIfAny(recorded.id)?.pendingUpdate == 0)
+    }
 }
 
 extension FileReceivingTests {

@@ -200,22 +200,25 @@ public actor FileTransfers {
         // The receiver's own maximum may be lower: it declines such an offer and says so.
         guard stamp.size <= Self.largestFile else { throw FileTransferError.tooLarge(maximum: Self.largestFile) }
         let name = DownloadName.safe((path as NSString).lastPathComponent)
+        // Recorded owing its offer: a crash before the offer's message is committed sends it at
+        // the next start.
         let transfer = try store.addFileTransfer(
             peer: contact.peerID, direction: .sent, name: name, size: stamp.size, hash: digest,
-            chunkSize: Self.chunkSize, key: FileChunkCipher.newKey(), mediaType: Self.mediaType(of: name), path: path)
+            chunkSize: Self.chunkSize, key: FileChunkCipher.newKey(), mediaType: Self.mediaType(of: name), path: path,
+            pendingUpdate: Self.offerOwed)
         checked[transfer.id] = stamp
-        let offer = FileOffer.with {
-            $0.transferID = Data(transfer.id)
-            $0.name = transfer.name
-            $0.size = transfer.size
-            $0.mediaType = transfer.mediaType
-            $0.sha256 = Data(transfer.hash)
-            $0.key = Data(transfer.key)
-            $0.chunkSize = transfer.chunkSize
+        do {
+            try await sendOwed(transfer)
+        } catch {
+            // Not sent (the send queue full, the node stopping, the contact gone): the transfer
+            // ends here rather than wait as an offer the contact never saw.
+            _ = try? store.transitionFileTransfer(
+                transfer.id, to: .failed, from: [.offered], reason: "the offer could not be sent", pendingUpdate: 0)
+            throw error
         }
-        _ = try await messenger.sendFile(.offer(offer), describedAs: Self.describe(offer), to: contact.peerID)
-        publish(transfer)
-        return transfer
+        let offered = (try? store.fileTransfer(transfer.id)) ?? transfer
+        publish(offered)
+        return offered
     }
 
     /// Accepts an offer: checks the free space, creates the partial file and starts asking for
@@ -424,43 +427,63 @@ public actor FileTransfers {
     /// The record of an update owed (``FileTransfer/pendingUpdate``).
     static func owe(_ kind: FileUpdate.Kind) -> UInt8 { UInt8(truncatingIfNeeded: kind.rawValue) }
 
-    /// Sends the update `transfer` owes its peer (if it still owes one), as a chat message, and
-    /// clears the debt once that message is committed. A failed send stays owed and is tried
-    /// again each tick; a peer that is no longer a contact is owed nothing.
+    /// The record of an offer not yet in the outbox (no update kind is this large).
+    static let offerOwed: UInt8 = 0xFF
+
+    /// Sends what `transfer` owes its peer, if anything: its offer, or the update of its last
+    /// state change. A failed send stays owed and is tried again each tick; a peer that is no
+    /// longer a contact is owed nothing.
     func notify(_ transfer: FileTransfer) async {
-        let id = transfer.id
-        let pending = transfer.pendingUpdate
-        guard pending != 0, let kind = FileUpdate.Kind(rawValue: Int(pending)), notifying.insert(id).inserted else {
-            return
-        }
-        defer { notifying.remove(id) }
-        let reason = kind == .rejected || kind == .failed ? transfer.reason : ""
-        let text =
-            switch kind {
-            case .accepted: "Accepted the file \(transfer.name)"
-            case .rejected:
-                reason.isEmpty ? "Declined the file \(transfer.name)" : "Declined the file \(transfer.name): \(reason)"
-            case .cancelled: "Cancelled the file \(transfer.name)"
-            case .complete: "Received the file \(transfer.name)"
-            case .failed: "The file \(transfer.name) failed: \(reason)"
-            default: "File update for \(transfer.name)"
-            }
         do {
-            _ = try await messenger.sendFile(
-                .update(FileUpdate(id, kind, reason: reason)), describedAs: text, to: transfer.peer)
+            try await sendOwed(transfer)
         } catch ChatError.notAContact, ChatError.unknownPeer {
             // Blocked or removed meanwhile: nobody to tell.
+            try? store.clearPendingUpdate(transfer.pendingUpdate, of: transfer.id)
+            owed.remove(transfer.id)
         } catch {
-            owed.insert(id)
-            logger.debug("file update not sent yet", metadata: ["error": "\(error)"])
-            return
+            owed.insert(transfer.id)
+            logger.debug("file message not sent yet", metadata: ["error": "\(error)"])
         }
-        do {
-            try store.clearPendingUpdate(pending, of: id)
-            owed.remove(id)
-        } catch {
-            owed.insert(id)
+    }
+
+    /// Commits the message `transfer` owes (see ``notify(_:)``) and clears the debt.
+    func sendOwed(_ transfer: FileTransfer) async throws {
+        let id = transfer.id
+        let pending = transfer.pendingUpdate
+        guard pending != 0, notifying.insert(id).inserted else { return }
+        defer { notifying.remove(id) }
+        let message: FileMessage
+        let text: String
+        if pending == Self.offerOwed {
+            let offer = FileOffer.with {
+                $0.transferID = Data(id)
+                $0.name = transfer.name
+                $0.size = transfer.size
+                $0.mediaType = transfer.mediaType
+                $0.sha256 = Data(transfer.hash)
+                $0.key = Data(transfer.key)
+                $0.chunkSize = transfer.chunkSize
+            }
+            (message, text) = (.offer(offer), Self.describe(offer))
+        } else {
+            guard let kind = FileUpdate.Kind(rawValue: Int(pending)) else { return }
+            let reason = kind == .rejected || kind == .failed ? transfer.reason : ""
+            message = .update(FileUpdate(id, kind, reason: reason))
+            text =
+                switch kind {
+                case .accepted: "Accepted the file \(transfer.name)"
+                case .rejected:
+                    reason.isEmpty
+                        ? "Declined the file \(transfer.name)" : "Declined the file \(transfer.name): \(reason)"
+                case .cancelled: "Cancelled the file \(transfer.name)"
+                case .complete: "Received the file \(transfer.name)"
+                case .failed: "The file \(transfer.name) failed: \(reason)"
+                default: "File update for \(transfer.name)"
+                }
         }
+        _ = try await messenger.sendFile(message, describedAs: text, to: transfer.peer)
+        try store.clearPendingUpdate(pending, of: id)
+        owed.remove(id)
     }
 
     // MARK: - Helpers
