@@ -215,17 +215,19 @@ extension Store {
         }
     }
 
-    /// Clears the transfer's pending update once its message is committed (only if it is still
-    /// `update`: a later state change may have set another).
-    public func clearPendingUpdate(_ update: UInt8, of id: [UInt8]) throws {
+    /// Clears the transfer's pending update once its message is committed, if it is still
+    /// `update` (a later state change may have set another); returns whether it was.
+    @discardableResult
+    public func clearPendingUpdate(_ update: UInt8, of id: [UInt8]) throws -> Bool {
         try write { db in
             var transfer = try fileTransfer(id, in: db)
-            guard transfer.pendingUpdate == update else { return }
+            guard transfer.pendingUpdate == update else { return false }
             transfer.pendingUpdate = 0
             let sealed = try sealer.seal(
                 Self.encodeFile(transfer), table: "file_transfers", column: "sealed_file", rowID: transfer.id)
             try db.execute(
                 sql: "UPDATE file_transfers SET sealed_file = ? WHERE id = ?", arguments: [sealed, Data(id)])
+            return true
         }
     }
 

@@ -438,7 +438,7 @@ public actor FileTransfers {
             try await sendOwed(transfer)
         } catch ChatError.notAContact, ChatError.unknownPeer {
             // Blocked or removed meanwhile: nobody to tell.
-            try? store.clearPendingUpdate(transfer.pendingUpdate, of: transfer.id)
+            _ = try? store.clearPendingUpdate(transfer.pendingUpdate, of: transfer.id)
             owed.remove(transfer.id)
         } catch {
             owed.insert(transfer.id)
@@ -450,7 +450,13 @@ public actor FileTransfers {
     func sendOwed(_ transfer: FileTransfer) async throws {
         let id = transfer.id
         let pending = transfer.pendingUpdate
-        guard pending != 0, notifying.insert(id).inserted else { return }
+        guard pending != 0 else { return }
+        guard notifying.insert(id).inserted else {
+            // Another message of this transfer is being sent: this one waits for the next tick
+            // (which reads what is owed then).
+            owed.insert(id)
+            return
+        }
         defer { notifying.remove(id) }
         let message: FileMessage
         let text: String
@@ -482,8 +488,12 @@ public actor FileTransfers {
                 }
         }
         _ = try await messenger.sendFile(message, describedAs: text, to: transfer.peer)
-        try store.clearPendingUpdate(pending, of: id)
-        owed.remove(id)
+        // A later state change may owe another message meanwhile: then it stays owed.
+        if try store.clearPendingUpdate(pending, of: id) {
+            owed.remove(id)
+        } else {
+            owed.insert(id)
+        }
     }
 
     // MARK: - Helpers
