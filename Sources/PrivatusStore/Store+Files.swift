@@ -60,6 +60,8 @@ public struct FileTransfer: Sendable, Hashable {
     /// in the same transaction as the state, cleared once the update message is committed: a
     /// crash in between, or a send that failed, leaves it for the node to send again.
     public var pendingUpdate: UInt8 = 0
+    /// ``pendingUpdate`` of a transfer whose offer is owed (no update kind is this large).
+    public static let offerOwed: UInt8 = 0xFF
 
     /// How many chunks are in.
     public var chunksDone: Int { chunkBitmap.reduce(0) { $0 + $1.nonzeroBitCount } }
@@ -200,7 +202,10 @@ extension Store {
             var transfer = try fileTransfer(id, in: db)
             guard from.contains(transfer.state) else { return nil }
             transfer.state = state
-            if let pendingUpdate { transfer.pendingUpdate = pendingUpdate }
+            if let pendingUpdate {
+                // An offer never sent is owed no update: the peer never heard of the transfer.
+                transfer.pendingUpdate = transfer.pendingUpdate == FileTransfer.offerOwed ? 0 : pendingUpdate
+            }
             if let reason { transfer.reason = String(decoding: Array(reason.utf8.prefix(1024)), as: UTF8.self) }
             if let path {
                 guard path.utf8.count <= 4096 else { throw StoreError.tooLarge }

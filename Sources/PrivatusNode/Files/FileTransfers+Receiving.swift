@@ -259,12 +259,16 @@ extension FileTransfers {
         receiving[id] = nil
         counters.completed.increment()
         counters.active.record(receiving.count + sending.count)
-        let complete =
-            (try? store.transitionFileTransfer(
-                id, to: .complete, from: [.transferring], path: final, pendingUpdate: Self.owe(.complete)))
-            ?? transfer.transfer
+        // Not moved (it ended meanwhile, say the sender cancelled): nothing to tell.
+        guard
+            let complete = try? store.transitionFileTransfer(
+                id, to: .complete, from: [.transferring], path: final, pendingUpdate: Self.owe(.complete))
+        else {
+            publish((try? store.fileTransfer(id)) ?? transfer.transfer)
+            return
+        }
         publish(complete)
-        await notify(complete)
+        await notify(complete.id)
     }
 
     /// The SHA-256 of the file, `hasher` holding its first `from` bytes and the rest read from

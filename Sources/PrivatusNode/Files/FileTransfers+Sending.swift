@@ -226,8 +226,13 @@ extension FileTransfers {
     }
 
     /// A request for a transfer that is over: the receiver missed how it ended (its update was
-    /// lost); told once per run.
+    /// lost, or is still owed); told once per run once the message is committed.
     func tellFinalState(of transfer: FileTransfer) {
+        // Its update is still owed (not yet in the outbox): that one goes, not a second.
+        if transfer.pendingUpdate != 0 {
+            Task { await self.notify(transfer.id) }
+            return
+        }
         guard toldFinal.insert(transfer.id).inserted else { return }
         let kind: FileUpdate.Kind =
             switch transfer.state {
@@ -238,11 +243,17 @@ extension FileTransfers {
             }
         let messenger = messenger
         Task {
-            try? await messenger.sendFile(
-                .update(FileUpdate(transfer.id, kind, reason: transfer.reason)),
-                describedAs: "The file \(transfer.name) is \(transfer.state.name)", to: transfer.peer)
+            do {
+                _ = try await messenger.sendFile(
+                    .update(FileUpdate(transfer.id, kind, reason: transfer.reason)),
+                    describedAs: "The file \(transfer.name) is \(transfer.state.name)", to: transfer.peer)
+            } catch {
+                await self.untold(transfer.id)  // the next request tries again
+            }
         }
     }
+
+    func untold(_ id: [UInt8]) { toldFinal.remove(id) }
 
     func startServing(_ peer: PeerID) {
         guard !serving.contains(peer) else { return }

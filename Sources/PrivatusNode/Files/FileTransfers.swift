@@ -172,7 +172,7 @@ public actor FileTransfers {
                 transfer.id, to: .complete, from: [.transferring], pendingUpdate: Self.owe(.complete))
         {
             publish(complete)
-            await notify(complete)
+            await notify(complete.id)
             return
         }
         fail(transfer, reason: "the partial file was lost")
@@ -208,12 +208,15 @@ public actor FileTransfers {
             pendingUpdate: Self.offerOwed)
         checked[transfer.id] = stamp
         do {
-            try await sendOwed(transfer)
+            try await sendOwed(transfer.id)
         } catch {
             // Not sent (the send queue full, the node stopping, the contact gone): the transfer
             // ends here rather than wait as an offer the contact never saw.
-            _ = try? store.transitionFileTransfer(
+            if let failed = try? store.transitionFileTransfer(
                 transfer.id, to: .failed, from: [.offered], reason: "the offer could not be sent", pendingUpdate: 0)
+            {
+                publish(failed)
+            }
             throw error
         }
         let offered = (try? store.fileTransfer(transfer.id)) ?? transfer
@@ -253,7 +256,7 @@ public actor FileTransfers {
         receiver.transfer = accepted
         receiving[id] = receiver
         counters.active.record(receiving.count + sending.count)
-        await notify(accepted)
+        await notify(accepted.id)
         publish(accepted)
         if accepted.chunkCount == 0 {
             Task { await self.finish(receiver) }
@@ -275,7 +278,7 @@ public actor FileTransfers {
         else {
             throw transfer.state.isFinal ? FileTransferError.alreadyOver : FileTransferError.notOffered
         }
-        await notify(rejected)
+        await notify(rejected.id)
         publish(rejected)
         return rejected
     }
@@ -288,7 +291,7 @@ public actor FileTransfers {
                 id, to: .cancelled, from: [.offered, .transferring, .paused], pendingUpdate: Self.owe(.cancelled))
         else { throw FileTransferError.alreadyOver }
         forget(id)
-        await notify(cancelled)
+        await notify(cancelled.id)
         publish(cancelled)
         return cancelled
     }
@@ -340,16 +343,17 @@ public actor FileTransfers {
                 _ = try? store.transitionFileTransfer(id, to: .transferring, from: [.offered])
                 return "Accepted the file \(name)"
             case .rejected where outgoing:
-                _ = try? store.transitionFileTransfer(id, to: .rejected, from: live, reason: reason)
+                _ = try? store.transitionFileTransfer(id, to: .rejected, from: live, reason: reason, pendingUpdate: 0)
                 return "Declined the file \(name)"
             case .complete where outgoing:
-                _ = try? store.transitionFileTransfer(id, to: .complete, from: live)
+                _ = try? store.transitionFileTransfer(id, to: .complete, from: live, pendingUpdate: 0)
                 return "Received the file \(name)"
             case .cancelled:
-                _ = try? store.transitionFileTransfer(id, to: .cancelled, from: live)
+                _ = try? store.transitionFileTransfer(id, to: .cancelled, from: live, pendingUpdate: 0)
                 return "Cancelled the file \(name)"
             case .failed:
-                _ = try? store.transitionFileTransfer(id, to: .failed, from: live, reason: reason ?? "failed")
+                _ = try? store.transitionFileTransfer(
+                    id, to: .failed, from: live, reason: reason ?? "failed", pendingUpdate: 0)
                 return "The file \(name) failed: \(update.reason)"
             default:
                 return "File update for \(name)"
@@ -364,7 +368,7 @@ public actor FileTransfers {
             guard let transfer = try? store.fileTransferIfAny(id) else { continue }
             if transfer.state.isFinal {
                 // Refused here (too large): the sender is told.
-                if transfer.pendingUpdate != 0 { await notify(transfer) }
+                if transfer.pendingUpdate != 0 { await notify(id) }
                 forget(id)
                 publish(transfer)
                 continue
@@ -399,12 +403,9 @@ public actor FileTransfers {
     /// Every second: records what was written, and asks again where asked-for chunks stopped
     /// coming (the link dropped) or nothing is asked for.
     public func tick() async {
+        // Owed messages go in tasks of their own: a full send queue does not hold up the chunks.
         for id in owed where !notifying.contains(id) {
-            guard let transfer = try? store.fileTransferIfAny(id) else {
-                owed.remove(id)
-                continue
-            }
-            await notify(transfer)
+            Task { await self.notify(id) }
         }
         let now = ContinuousClock.now
         counters.rate.record(bytesSinceTick)
@@ -427,30 +428,31 @@ public actor FileTransfers {
     /// The record of an update owed (``FileTransfer/pendingUpdate``).
     static func owe(_ kind: FileUpdate.Kind) -> UInt8 { UInt8(truncatingIfNeeded: kind.rawValue) }
 
-    /// The record of an offer not yet in the outbox (no update kind is this large).
-    static let offerOwed: UInt8 = 0xFF
+    /// The record of an offer not yet in the outbox.
+    static let offerOwed = FileTransfer.offerOwed
 
-    /// Sends what `transfer` owes its peer, if anything: its offer, or the update of its last
-    /// state change. A failed send stays owed and is tried again each tick; a peer that is no
-    /// longer a contact is owed nothing.
-    func notify(_ transfer: FileTransfer) async {
+    /// Sends what the transfer `id` owes its peer, if anything (read from the store now, not
+    /// from a copy that may be stale): its offer, or the update of its last state change. A
+    /// failed send stays owed and is tried again each tick; a peer that is no longer a contact
+    /// is owed nothing.
+    func notify(_ id: [UInt8]) async {
         do {
-            try await sendOwed(transfer)
+            try await sendOwed(id)
         } catch ChatError.notAContact, ChatError.unknownPeer {
             // Blocked or removed meanwhile: nobody to tell.
-            _ = try? store.clearPendingUpdate(transfer.pendingUpdate, of: transfer.id)
-            owed.remove(transfer.id)
+            if let pending = try? store.fileTransferIfAny(id)?.pendingUpdate {
+                _ = try? store.clearPendingUpdate(pending, of: id)
+            }
+            owed.remove(id)
         } catch {
-            owed.insert(transfer.id)
+            owed.insert(id)
             logger.debug("file message not sent yet", metadata: ["error": "\(error)"])
         }
     }
 
-    /// Commits the message `transfer` owes (see ``notify(_:)``) and clears the debt.
-    func sendOwed(_ transfer: FileTransfer) async throws {
-        let id = transfer.id
-        let pending = transfer.pendingUpdate
-        guard pending != 0 else { return }
+    /// Commits the message the transfer `id` owes (see ``notify(_:)``) and clears the debt.
+    /// Throws only when the message was not committed.
+    func sendOwed(_ id: [UInt8]) async throws {
         guard notifying.insert(id).inserted else {
             // Another message of this transfer is being sent: this one waits for the next tick
             // (which reads what is owed then).
@@ -458,6 +460,11 @@ public actor FileTransfers {
             return
         }
         defer { notifying.remove(id) }
+        guard let transfer = try store.fileTransferIfAny(id), transfer.pendingUpdate != 0 else {
+            owed.remove(id)
+            return
+        }
+        let pending = transfer.pendingUpdate
         let message: FileMessage
         let text: String
         if pending == Self.offerOwed {
@@ -488,11 +495,18 @@ public actor FileTransfers {
                 }
         }
         _ = try await messenger.sendFile(message, describedAs: text, to: transfer.peer)
-        // A later state change may owe another message meanwhile: then it stays owed.
-        if try store.clearPendingUpdate(pending, of: id) {
+        // A later state change may owe another message meanwhile: then it stays owed. (The
+        // message is committed: a clear that fails is not retried in this run, which would
+        // send it again every second; the next start sends it once more.)
+        do {
+            if try store.clearPendingUpdate(pending, of: id) {
+                owed.remove(id)
+            } else {
+                owed.insert(id)
+            }
+        } catch {
             owed.remove(id)
-        } else {
-            owed.insert(id)
+            logger.debug("owed file message not cleared", metadata: ["error": "\(error)"])
         }
     }
 
@@ -519,7 +533,7 @@ public actor FileTransfers {
         guard let failed else { return false }
         counters.failed.increment()
         publish(failed)
-        Task { await self.notify(failed) }
+        Task { await self.notify(failed.id) }
         return true
     }
 
