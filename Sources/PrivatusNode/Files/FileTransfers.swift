@@ -479,7 +479,12 @@ public actor FileTransfers {
             }
             (message, text) = (.offer(offer), Self.describe(offer))
         } else {
-            guard let kind = FileUpdate.Kind(rawValue: Int(pending)) else { return }
+            guard let kind = FileUpdate.Kind(rawValue: Int(pending)) else {
+                // Not a kind this version knows (a record from a newer one): nothing to send.
+                _ = try? store.clearPendingUpdate(pending, of: id)
+                owed.remove(id)
+                return
+            }
             let reason = kind == .rejected || kind == .failed ? transfer.reason : ""
             message = .update(FileUpdate(id, kind, reason: reason))
             text =
