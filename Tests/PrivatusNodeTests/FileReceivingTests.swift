@@ -24,13 +24,15 @@ import Testing
     }
 
     /// A messenger with Bob as a contact (its send loop running, so the transfers' own messages
-    /// are committed) and the transfers, with `free` bytes reported free.
+    /// are committed) and the transfers, with `free` bytes reported free; `prepare` writes to
+    /// the store before the transfers start (what a node finds after a crash).
     func files(
-        free: UInt64 = .max, maximum: UInt64 = 1 << 30
+        free: UInt64 = .max, maximum: UInt64 = 1 << 30, prepare: (Store) throws -> Void = { _ in }
     ) async throws -> (FileTransfers, Messenger, Task<Void, Never>) {
         let store = try Store(path: scratch.child("privatus.sqlite"), databaseKey: keys.databaseKey)
         let messenger = try Messenger(store: store, keys: keys, name: "alice", logger: Logger(label: "test"))
         _ = try await messenger.addContact(Invite(peerID: bob, addresses: []), name: "bob")
+        try prepare(store)
         let loop = Task { await messenger.runOutgoing() }
         var settings = FileTransfers.Settings(
             downloads: scratch.child("downloads"), partials: scratch.child("transfers"))
@@ -216,24 +218,18 @@ import Testing
 
     @Test func anUpdateOwedWhenTheNodeStoppedIsSentAtTheNextStartAndOnlyOnce() async throws {
         defer { scratch.remove() }
-        let store = try Store(path: scratch.child("privatus.sqlite"), databaseKey: keys.databaseKey)
-        let messenger = try Messenger(store: store, keys: keys, name: "alice", logger: Logger(label: "test"))
-        _ = try await messenger.addContact(Invite(peerID: bob, addresses: []), name: "bob")
         // Declined just before a crash: the state is recorded with the update it owes, and the
         // update's message never reached the outbox.
         let declined = offer([1, 2, 3])
         let id = Array(declined.transferID)
-        _ = try store.addFileTransfer(
-            id: id, peer: bob, direction: .received, name: "photo.png", size: 3, hash: Array(declined.sha256),
-            chunkSize: declined.chunkSize, key: Array(declined.key), state: .rejected,
-            pendingUpdate: FileTransfers.owe(.rejected))
-        let loop = Task { await messenger.runOutgoing() }
+        let (files, messenger, loop) = try await files { store in
+            _ = try store.addFileTransfer(
+                id: id, peer: bob, direction: .received, name: "photo.png", size: 3, hash: Array(declined.sha256),
+                chunkSize: declined.chunkSize, key: Array(declined.key), state: .rejected,
+                pendingUpdate: FileTransfers.owe(.rejected))
+        }
         defer { loop.cancel() }
-        let files = FileTransfers(
-            store: store, messenger: messenger,
-            settings: .init(downloads: scratch.child("downloads"), partials: scratch.child("transfers")),
-            logger: Logger(label: "test"))
-        await files.start()
+        let store = files.store
         #expect(try await bobsConversation(files).isEmpty)
         await files.tick()
         let sent = try await bobsConversation(files, atLeast: 1)
@@ -255,21 +251,18 @@ import Testing
 
     @Test func anOfferRecordedJustBeforeACrashIsSentAtTheNextStart() async throws {
         defer { scratch.remove() }
-        let store = try Store(path: scratch.child("privatus.sqlite"), databaseKey: keys.databaseKey)
-        let messenger = try Messenger(store: store, keys: keys, name: "alice", logger: Logger(label: "test"))
-        _ = try await messenger.addContact(Invite(peerID: bob, addresses: []), name: "bob")
         let key = FileChunkCipher.newKey()
         let hash = Array(SHA256.hash(data: [1, 2, 3]))
-        let recorded = try store.addFileTransfer(
-            peer: bob, direction: .sent, name: "notes.txt", size: 3, hash: hash, chunkSize: FileTransfers.chunkSize,
-            key: key, mediaType: "text/plain", path: scratch.child("notes.txt"), pendingUpdate: FileTransfers.offerOwed)
-        let loop = Task { await messenger.runOutgoing() }
+        var recorded: FileTransfer?
+        let (files, _, loop) = try await files { store in
+            recorded = try store.addFileTransfer(
+                peer: bob, direction: .sent, name: "notes.txt", size: 3, hash: hash,
+                chunkSize: FileTransfers.chunkSize, key: key, mediaType: "text/plain",
+                path: scratch.child("notes.txt"), pendingUpdate: FileTransfers.offerOwed)
+        }
         defer { loop.cancel() }
-        let files = FileTransfers(
-            store: store, messenger: messenger,
-            settings: .init(downloads: scratch.child("downloads"), partials: scratch.child("transfers")),
-            logger: Logger(label: "test"))
-        await files.start()
+        let store = files.store
+        let id = try #require(recorded?.id)
         await files.tick()
         let sent = try await bobsConversation(files, atLeast: 1)
         #expect(sent.map(\.body) == ["File: notes.txt (3 bytes)"])
@@ -277,9 +270,9 @@ import Testing
             Issue.record("the message carries no offer")
             return
         }
-        #expect(Array(offer.transferID) == recorded.id && Array(offer.key) == key && Array(offer.sha256) == hash)
+        #expect(Array(offer.transferID) == id && Array(offer.key) == key && Array(offer.sha256) == hash)
         #expect(offer.size == 3 && offer.mediaType == "text/plain" && offer.chunkSize == FileTransfers.chunkSize)
-        #expect(try store.fileTransferIfAny(recorded.id)?.pendingUpdate == 0)
+        #expect(try store.fileTransferIfAny(id)?.pendingUpdate == 0)
     }
 }
 
