@@ -1,29 +1,31 @@
 import Crypto
 import Foundation
+import PrivatusCrypto
 
 /// Seals values at rest: AES-256-GCM with a random nonce, the associated data binding the value to
 /// its place — `table ‖ 0x00 ‖ column ‖ 0x00 ‖ row id` — so a sealed value copied to another row
 /// or column does not open. Stored as `nonce (12) ‖ ciphertext ‖ tag (16)`.
 struct Sealer: Sendable {
-    let key: SymmetricKey
+    /// The store's sealing key, prepared once (not for every value).
+    let context: AESGCMContext
+
+    init(key: SymmetricKey) {
+        self.context = AESGCMContext(key: key)
+    }
 
     static func associatedData(table: String, column: String, rowID: [UInt8]) -> [UInt8] {
         Array(table.utf8) + [0] + Array(column.utf8) + [0] + rowID
     }
 
     func seal(_ value: [UInt8], table: String, column: String, rowID: [UInt8]) throws -> Data {
-        let box = try AES.GCM.seal(
-            value, using: key, authenticating: Self.associatedData(table: table, column: column, rowID: rowID))
-        guard let combined = box.combined else { throw StoreError.sealFailed }
-        return combined
+        context.sealCombined(value, authenticating: Self.associatedData(table: table, column: column, rowID: rowID))
     }
 
     func open(_ sealed: Data, table: String, column: String, rowID: [UInt8]) throws(StoreError) -> [UInt8] {
         do {
-            let box = try AES.GCM.SealedBox(combined: sealed)
             return Array(
-                try AES.GCM.open(
-                    box, using: key, authenticating: Self.associatedData(table: table, column: column, rowID: rowID)))
+                try context.open(
+                    combined: sealed, authenticating: Self.associatedData(table: table, column: column, rowID: rowID)))
         } catch {
             throw .damagedRow(table: table)
         }

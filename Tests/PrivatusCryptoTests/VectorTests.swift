@@ -284,4 +284,23 @@ struct FixedRatchetKeys: RatchetKeySource {
             #expect(okm.withUnsafeBytes { Array($0) } == (try item.bytes("okm")), "\(item["source"]!)")
         }
     }
+    /// AES-256-GCM, through swift-crypto's `AES.GCM` and through the kept context the link and the
+    /// store use (``AESGCMContext``): both give the published ciphertext and tag, and the context
+    /// opens them.
+    @Test func aes256GCMMatchesTheGCMSpecification() throws {
+        for item in try vector.objects("aes256gcm") {
+            let key = SymmetricKey(data: try item.bytes("key"))
+            let (nonce, plaintext, aad) = (try item.bytes("nonce"), try item.bytes("plaintext"), try item.bytes("aad"))
+            let (ciphertext, tag) = (try item.bytes("ciphertext"), try item.bytes("tag"))
+            let box = try AES.GCM.seal(plaintext, using: key, nonce: AES.GCM.Nonce(data: nonce), authenticating: aad)
+            #expect(Array(box.ciphertext) == ciphertext, "\(item["source"]!)")
+            #expect(Array(box.tag) == tag, "\(item["source"]!)")
+            let context = AESGCMContext(key: key)
+            let sealed = nonce.withUnsafeBytes { context.seal(plaintext, nonce: $0, authenticating: aad) }
+            #expect(Array(sealed.ciphertext) == ciphertext, "\(item["source"]!)")
+            #expect(Array(sealed.tag) == tag, "\(item["source"]!)")
+            let opened = try context.open(combined: nonce + ciphertext + tag, authenticating: aad)
+            #expect(Array(opened) == plaintext, "\(item["source"]!)")
+        }
+    }
 }

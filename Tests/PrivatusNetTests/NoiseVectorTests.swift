@@ -101,7 +101,12 @@ import Testing
 
     /// The AES-GCM nonce is 32 zero bits then the counter big-endian (§12.4).
     @Test func gcmNonceIsZeroPrefixedBigEndianCounter() {
-        #expect(Array(NoiseCipherState.gcmNonce(0x0102_0304_0506_0708)) == [0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8])
-        #expect(Array(NoiseCipherState.gcmNonce(.max)) == [0, 0, 0, 0] + Array(repeating: 0xff, count: 8))
+        #expect(
+            withUnsafeBytes(of: NoiseCipherState.gcmNonceWords(0x0102_0304_0506_0708)) { Array($0) } == [
+                0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8,
+            ])
+        #expect(
+            withUnsafeBytes(of: NoiseCipherState.gcmNonceWords(.max)) { Array($0) } == [0, 0, 0, 0]
+                + Array(repeating: 0xff, count: 8))
     }
 }

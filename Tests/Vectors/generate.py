@@ -8,7 +8,8 @@ Writes, deterministically (every key and random value derives from a label):
   Tests/TestVectors/ratchet.json     a PQXDH handshake and a 13-message conversation with every
                                      intermediate root, chain and message key and ciphertext
   Tests/TestVectors/primitives.json  published vectors of the primitives composed (RFC 7748,
-                                     RFC 8032, RFC 5869), each checked here against `cryptography`
+                                     RFC 8032, RFC 5869, the GCM specification's AES-256 cases), each
+                                     checked here against `cryptography`
   Tests/TestVectors/noise-xx-cacophony.json
                                      the published cacophony vectors of Noise XX, copied through
                                      unchanged after every entry is recomputed by the Noise XX
@@ -380,7 +381,30 @@ def primitive_vectors():
         salt = bytes.fromhex(vector["salt"]) or None
         okm = hkdf(bytes.fromhex(vector["ikm"]), salt, bytes.fromhex(vector["info"]), vector["length"])
         assert okm.hex() == vector["okm"]
-    return {"x25519": rfc7748, "ed25519": rfc8032, "hkdfSha256": rfc5869}
+
+    gcm_key = "feffe9928665731c6d6a8f9467308308" * 2
+    gcm_plaintext = ("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
+                     "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255")
+    gcm_ciphertext = ("522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
+                      "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662898015ad")
+    gcm_source = "McGrew and Viega, The Galois/Counter Mode of Operation (GCM), appendix B, test case "
+    gcm = [
+        {"key": "00" * 32, "nonce": "00" * 12, "plaintext": "", "aad": "", "ciphertext": "",
+         "tag": "530f8afbc74536b9a963b4f1c4cb738b", "source": gcm_source + "13"},
+        {"key": "00" * 32, "nonce": "00" * 12, "plaintext": "00" * 16, "aad": "",
+         "ciphertext": "cea7403d4d606b6e074ec5d3baf39d18", "tag": "d0d1c8a799996bf0265b98b5d48ab919",
+         "source": gcm_source + "14"},
+        {"key": gcm_key, "nonce": "cafebabefacedbaddecaf888", "plaintext": gcm_plaintext, "aad": "",
+         "ciphertext": gcm_ciphertext, "tag": "b094dac5d93471bdec1a502270e3cc6c", "source": gcm_source + "15"},
+        {"key": gcm_key, "nonce": "cafebabefacedbaddecaf888", "plaintext": gcm_plaintext[:120],
+         "aad": "feedfacedeadbeeffeedfacedeadbeefabaddad2", "ciphertext": gcm_ciphertext[:120],
+         "tag": "76fc6ece0f4e1768cddf8853bb2d551b", "source": gcm_source + "16"},
+    ]
+    for vector in gcm:
+        sealed = AESGCM(bytes.fromhex(vector["key"])).encrypt(
+            bytes.fromhex(vector["nonce"]), bytes.fromhex(vector["plaintext"]), bytes.fromhex(vector["aad"]))
+        assert sealed.hex() == vector["ciphertext"] + vector["tag"]
+    return {"x25519": rfc7748, "ed25519": rfc8032, "hkdfSha256": rfc5869, "aes256gcm": gcm}
 
 
 # ---------------------------------------------------------------- Noise XX (transport handshake)

@@ -85,10 +85,9 @@ extension LinkHandler {
     }
 
     /// Between bursts a link keeps no more than a small plaintext buffer: a link that has sent
-    /// one bulk message must not hold 64 KiB (or the seal's kept boxes) while idle.
+    /// one bulk message must not hold 64 KiB while idle.
     private func releaseSealingBuffers() {
         if plaintext.capacity > Self.idlePlaintextCapacity { plaintext = [] }
-        sealSpacing.release()
     }
 
     /// The most urgent stream with a frame to send and credit to send it.
@@ -107,17 +106,20 @@ extension LinkHandler {
     @discardableResult
     func sealPlaintext(context: ChannelHandlerContext) -> Bool {
         guard var session = transport.take() else { return false }
-        let ciphertext: Data
+        let sealed: (ciphertext: Data, tag: Data)
         do {
-            ciphertext = try session.encrypt(plaintext)
+            sealed = try session.seal(plaintext)
         } catch {
             fail(.closed, context: context)
             return false
         }
         transport = consume session
-        counters.framesOut(bytes: ciphertext.count)
-        ciphertext.withUnsafeBytes { appendFrame($0, context: context) }
-        sealSpacing.sealed(plaintextBytes: plaintext.count, ciphertext: ciphertext)
+        let length = sealed.ciphertext.count + sealed.tag.count
+        counters.framesOut(bytes: length)
+        lastWrite = context.eventLoop.now
+        withUnsafeBytes(of: UInt16(length).bigEndian) { appendOutput($0, following: length, context: context) }
+        sealed.ciphertext.withUnsafeBytes { appendOutput($0, following: sealed.tag.count, context: context) }
+        sealed.tag.withUnsafeBytes { appendOutput($0, following: 0, context: context) }
         return true
     }
 
@@ -242,6 +244,5 @@ extension LinkHandler {
         queuedBytes = 0
         output = nil
         outputPromise.take()?.fail(error)
-        sealSpacing.release()
     }
 }

@@ -105,7 +105,6 @@ final class LinkHandler: ChannelDuplexHandler {
     var unflushed = false
     /// The plaintext of the stream frame being sealed (reused).
     var plaintext: [UInt8] = []
-    var sealSpacing = SealBufferSpacing()
 
     /// - Parameters:
     ///   - handshake: the handshake to run; ignored when `transport` is given.

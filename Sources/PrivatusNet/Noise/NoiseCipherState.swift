@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import PrivatusCrypto
 
 /// Noise's `CipherState` (revision 34, §5.1) for the `AESGCM` cipher: a key `k` and a 64-bit
 /// nonce counter `n`.
@@ -18,6 +19,8 @@ struct NoiseCipherState: Sendable {
 
     /// `k`, or `nil` while the cipher state is empty (then encryption is the identity).
     private(set) var key: SymmetricKey?
+    /// `k` prepared for AES-GCM once, not for every message.
+    private var context: AESGCMContext?
     /// `n`: the nonce of the next message.
     var nonce: UInt64 = 0
 
@@ -30,6 +33,7 @@ struct NoiseCipherState: Sendable {
     init(key: SymmetricKey) {
         precondition(key.bitCount == Self.keyLength * 8, "a Noise AESGCM key is 32 bytes")
         self.key = key
+        self.context = AESGCMContext(key: key)
     }
 
     /// `HasKey()`.
@@ -37,16 +41,29 @@ struct NoiseCipherState: Sendable {
 
     /// `EncryptWithAd(ad, plaintext)`: the ciphertext followed by the 16-byte tag, or the plaintext
     /// itself while the state has no key.
-    ///
-    /// The result may be a slice of a larger buffer (as swift-crypto's `SealedBox.ciphertext` is):
-    /// index it from its `startIndex`.
     /// - Throws: ``NoiseError/nonceExhausted`` when `n` has reached 2^64 − 1.
     mutating func encrypt(associatedData: some DataProtocol, plaintext: some DataProtocol) throws(NoiseError) -> Data {
-        guard let key else { return Data(plaintext) }
+        guard hasKey else { return Data(plaintext) }
+        var (ciphertext, tag) = try seal(associatedData: associatedData, plaintext: plaintext)
+        ciphertext.append(tag)
+        return ciphertext
+    }
+
+    /// `EncryptWithAd(ad, plaintext)` for a state with a key, the ciphertext and the tag in two
+    /// buffers (a link frame copies both into its output; nothing joins them first).
+    /// - Throws: ``NoiseError/nonceExhausted`` when `n` has reached 2^64 − 1.
+    mutating func seal(
+        associatedData: some DataProtocol, plaintext: some DataProtocol
+    ) throws(NoiseError) -> (
+        ciphertext: Data, tag: Data
+    ) {
+        guard let context else { preconditionFailure("sealing needs a key") }
         guard nonce != .max else { throw .nonceExhausted }
-        let combined = Self.seal(plaintext, key: key, nonce: nonce, associatedData: associatedData)
+        let sealed = withUnsafeBytes(of: Self.gcmNonceWords(nonce)) {
+            context.seal(plaintext, nonce: $0, authenticating: associatedData)
+        }
         nonce += 1
-        return combined.dropFirst(Self.gcmNonceLength)
+        return sealed
     }
 
     /// `DecryptWithAd(ad, ciphertext)`: the plaintext, or the ciphertext itself while the state has no
@@ -54,40 +71,42 @@ struct NoiseCipherState: Sendable {
     /// - Throws: ``NoiseError/malformedMessage`` for a ciphertext shorter than the tag,
     ///   ``NoiseError/decryptionFailed``, ``NoiseError/nonceExhausted``.
     mutating func decrypt(associatedData: some DataProtocol, ciphertext: some DataProtocol) throws(NoiseError) -> Data {
-        guard let key else { return Data(ciphertext) }
-        guard nonce != .max else { throw .nonceExhausted }
-        guard ciphertext.count >= Self.tagLength else { throw .malformedMessage }
-        let plaintext: Data
-        do {
-            // nonce ‖ ciphertext ‖ tag, built here in one buffer: swift-crypto's
-            // `SealedBox(nonce:ciphertext:tag:)` is generic and not inlinable, and appends the
-            // message from an unspecialized collection (≈ 4 µs for 64 bytes from a `ByteBufferView`).
-            var combined = Data(capacity: Self.gcmNonceLength + ciphertext.count)
-            withUnsafeBytes(of: Self.gcmNonceWords(nonce)) { combined.append(contentsOf: $0) }
-            combined.append(contentsOf: ciphertext)
-            let box = try AES.GCM.SealedBox(combined: combined)
-            plaintext = try AES.GCM.open(box, using: key, authenticating: associatedData)
-        } catch {
-            throw .decryptionFailed
+        guard hasKey else { return Data(ciphertext) }
+        let contiguous = ciphertext.regions.count == 1 ? Data(ciphertext.regions.first!) : Data(ciphertext)
+        let opened: Result<Data, NoiseError> = contiguous.withUnsafeBytes { bytes in
+            Result { () throws(NoiseError) in try open(bytes, associatedData: associatedData) }
         }
-        nonce += 1
-        return plaintext
+        return try opened.get()
     }
 
     /// `DecryptWithAd(empty, ciphertext)` for a transport message read in place (a slice of a
     /// receive buffer): the same as ``decrypt(associatedData:ciphertext:)`` with empty associated
-    /// data. The message is copied once, into swift-crypto's sealed box, and decrypted from there.
+    /// data. The message is decrypted from where it lies, not copied first.
     mutating func decrypt(contiguous ciphertext: UnsafeRawBufferPointer) throws(NoiseError) -> Data {
-        guard let key else { return Data(ciphertext) }
+        guard hasKey else { return Data(ciphertext) }
+        return try open(ciphertext, associatedData: Self.noAssociatedData)
+    }
+
+    private static let noAssociatedData = Data()
+
+    /// Opens `ciphertext ‖ tag` under the next nonce; `n` advances only on success.
+    private mutating func open(
+        _ message: UnsafeRawBufferPointer, associatedData: some DataProtocol
+    ) throws(NoiseError)
+        -> Data
+    {
+        guard let context else { preconditionFailure("opening needs a key") }
         guard nonce != .max else { throw .nonceExhausted }
-        guard ciphertext.count >= Self.tagLength else { throw .malformedMessage }
-        let split = ciphertext.count - Self.tagLength
+        guard message.count >= Self.tagLength else { throw .malformedMessage }
+        let split = message.count - Self.tagLength
         let plaintext: Data
         do {
-            let box = try AES.GCM.SealedBox(
-                nonce: Self.gcmNonce(nonce), ciphertext: UnsafeRawBufferPointer(rebasing: ciphertext[..<split]),
-                tag: UnsafeRawBufferPointer(rebasing: ciphertext[split...]))
-            plaintext = try AES.GCM.open(box, using: key)
+            plaintext = try withUnsafeBytes(of: Self.gcmNonceWords(nonce)) { (gcmNonce) throws(AESGCMContextError) in
+                try context.open(
+                    ciphertext: UnsafeRawBufferPointer(rebasing: message[..<split]),
+                    tag: UnsafeRawBufferPointer(rebasing: message[split...]), nonce: gcmNonce,
+                    authenticating: associatedData)
+            }
         } catch {
             throw .decryptionFailed
         }
@@ -96,45 +115,23 @@ struct NoiseCipherState: Sendable {
     }
 
     /// `Rekey()` (§4.2, §11.3): `k = REKEY(k)`, the first 32 bytes of
-    /// `ENCRYPT(k, 2^64 − 1, empty, 32 zero bytes)`. The nonce is not reset.
+    /// `ENCRYPT(k, 2^64 − 1, empty, 32 zero bytes)` — the ciphertext of the zeros. The nonce is not
+    /// reset.
     mutating func rekey() {
-        guard let key else { return }
-        let combined = Self.seal(Self.zeros, key: key, nonce: .max, associatedData: Data())
-        let start = combined.startIndex + Self.gcmNonceLength
-        self.key = SymmetricKey(data: combined[start..<start + Self.keyLength])
+        guard let context else { return }
+        let (ciphertext, _) = withUnsafeBytes(of: Self.gcmNonceWords(.max)) {
+            context.seal(Self.zeros, nonce: $0, authenticating: Self.noAssociatedData)
+        }
+        let key = SymmetricKey(data: ciphertext.prefix(Self.keyLength))
+        self.key = key
+        self.context = AESGCMContext(key: key)
     }
 
     private static let zeros = Data(count: keyLength)
-
-    /// AES-256-GCM: nonce ‖ ciphertext ‖ tag.
-    private static func seal(
-        _ plaintext: some DataProtocol, key: SymmetricKey, nonce: UInt64, associatedData: some DataProtocol
-    ) -> Data {
-        do {
-            let box = try AES.GCM.seal(plaintext, using: key, nonce: gcmNonce(nonce), authenticating: associatedData)
-            guard let combined = box.combined else { preconditionFailure("a 12-byte nonce always has a combined form") }
-            return combined
-        } catch {
-            // AES-256-GCM sealing cannot fail for a 32-byte key and a 12-byte nonce; a failure is a bug.
-            preconditionFailure("AES-GCM sealing failed")
-        }
-    }
 
     /// The 12 bytes of the AES-GCM nonce for counter `n` (32 zero bits ‖ `n` big-endian), in
     /// memory order.
     static func gcmNonceWords(_ n: UInt64) -> (UInt32, UInt32, UInt32) {
         (0, UInt32(truncatingIfNeeded: n >> 32).bigEndian, UInt32(truncatingIfNeeded: n).bigEndian)
-    }
-
-    /// The AES-GCM nonce for counter `n`: 32 zero bits ‖ `n` big-endian. Built on the stack; a
-    /// 12-byte `Data` is stored inline, so this allocates nothing.
-    static func gcmNonce(_ n: UInt64) -> AES.GCM.Nonce {
-        withUnsafeBytes(of: gcmNonceWords(n)) { bytes in
-            do {
-                return try AES.GCM.Nonce(data: bytes)
-            } catch {
-                preconditionFailure("a 12-byte AES-GCM nonce is always valid")
-            }
-        }
     }
 }

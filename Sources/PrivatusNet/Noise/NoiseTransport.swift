@@ -44,16 +44,21 @@ public struct NoiseTransport: ~Copyable, Sendable {
     public var messagesReceived: UInt64 { receiveCipher.nonce }
 
     /// Encrypts the next message: ciphertext ‖ 16-byte tag.
-    ///
-    /// The result may be a slice of a larger buffer (it is swift-crypto's sealed box without its
-    /// nonce, not copied again): index it from its `startIndex`.
     /// - Throws: ``NoiseError/messageTooLarge`` for more than ``maximumPlaintextLength`` bytes;
     ///   ``NoiseError/nonceExhausted`` after 2^64 − 1 messages.
     public mutating func encrypt(_ plaintext: some DataProtocol) throws(NoiseError) -> Data {
+        var (ciphertext, tag) = try seal(plaintext)
+        ciphertext.append(tag)
+        return ciphertext
+    }
+
+    /// Encrypts the next message, as ``encrypt(_:)``, returning the ciphertext and the 16-byte tag
+    /// in two buffers: the message is `ciphertext ‖ tag`.
+    mutating func seal(_ plaintext: some DataProtocol) throws(NoiseError) -> (ciphertext: Data, tag: Data) {
         guard plaintext.count <= Self.maximumPlaintextLength else { throw .messageTooLarge }
-        let message = try sendCipher.encrypt(associatedData: Self.emptyAssociatedData, plaintext: plaintext)
+        let sealed = try sendCipher.seal(associatedData: Self.emptyAssociatedData, plaintext: plaintext)
         if sendCipher.nonce % rekeyInterval == 0 { sendCipher.rekey() }
-        return message
+        return sealed
     }
 
     /// Decrypts the next message from the peer.

@@ -1,0 +1,91 @@
+import Crypto
+import Foundation
+import PrivatusCrypto
+import Testing
+
+/// The kept AES-256-GCM context seals and opens exactly as swift-crypto's `AES.GCM` does, for
+/// every length a link frame or a stored value has, and refuses whatever was changed.
+@Suite struct AESGCMContextTests {
+    static let lengths = [0, 1, 15, 16, 17, 63, 64, 100, 4095, 4096, 65_519]
+
+    @Test(arguments: lengths) func sealsTheBytesAESGCMSeals(length: Int) throws {
+        let key = SymmetricKey(size: .bits256)
+        let context = AESGCMContext(key: key)
+        let plaintext = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        let associatedData = Array("privatus".utf8)
+        for counter in [UInt8(0), 1, 255] {
+            let nonce = [UInt8](repeating: 0, count: 11) + [counter]
+            let reference = try AES.GCM.seal(
+                plaintext, using: key, nonce: AES.GCM.Nonce(data: nonce), authenticating: associatedData)
+            let sealed = nonce.withUnsafeBytes { context.seal(plaintext, nonce: $0, authenticating: associatedData) }
+            #expect(sealed.ciphertext == reference.ciphertext)
+            #expect(sealed.tag == reference.tag)
+            // And what AES.GCM sealed, the context opens.
+            let opened = try context.open(combined: reference.combined!, authenticating: associatedData)
+            #expect(Array(opened) == plaintext)
+        }
+    }
+
+    @Test func combinedFormOpensWithAESGCMAndBack() throws {
+        let key = SymmetricKey(size: .bits256)
+        let context = AESGCMContext(key: key)
+        let value = Array("a stored value".utf8)
+        let first = context.sealCombined(value, authenticating: [1, 2, 3])
+        let second = context.sealCombined(value, authenticating: [1, 2, 3])
+        #expect(first.count == 12 + value.count + 16)
+        #expect(first.prefix(12) != second.prefix(12), "every seal draws a fresh nonce")
+        let box = try AES.GCM.SealedBox(combined: first)
+        #expect(Array(try AES.GCM.open(box, using: key, authenticating: [1, 2, 3])) == value)
+        #expect(Array(try context.open(combined: second, authenticating: [1, 2, 3])) == value)
+    }
+
+    @Test func anythingChangedDoesNotOpen() throws {
+        let context = AESGCMContext(key: SymmetricKey(size: .bits256))
+        let sealed = Array(context.sealCombined(Array("hello, bob".utf8), authenticating: [7]))
+        for index in sealed.indices {
+            var altered = sealed
+            altered[index] ^= 0x01
+            #expect(throws: AESGCMContextError.authenticationFailure) {
+                try context.open(combined: altered, authenticating: [7])
+            }
+        }
+        #expect(throws: AESGCMContextError.authenticationFailure) {
+            try context.open(combined: sealed, authenticating: [8])
+        }
+        #expect(throws: AESGCMContextError.authenticationFailure) {
+            try AESGCMContext(key: SymmetricKey(size: .bits256)).open(combined: sealed, authenticating: [7])
+        }
+        // Too short to hold a nonce and a tag, and a truncated message.
+        for count in [0, 1, 27] {
+            #expect(throws: AESGCMContextError.authenticationFailure) {
+                try context.open(combined: Array(sealed.prefix(count)), authenticating: [7])
+            }
+        }
+        #expect(throws: AESGCMContextError.authenticationFailure) {
+            try context.open(combined: Array(sealed.dropLast()), authenticating: [7])
+        }
+        // The original still opens: a failed open changes nothing.
+        #expect(Array(try context.open(combined: sealed, authenticating: [7])) == Array("hello, bob".utf8))
+    }
+
+    @Test func oneContextServesManyThreads() async throws {
+        let key = SymmetricKey(size: .bits256)
+        let context = AESGCMContext(key: key)
+        let opened = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for task in 0..<8 {
+                group.addTask {
+                    for round in 0..<200 {
+                        let value = Array("task \(task) round \(round)".utf8)
+                        let sealed = context.sealCombined(value, authenticating: [UInt8(task)])
+                        guard Array(try context.open(combined: sealed, authenticating: [UInt8(task)])) == value else {
+                            return false
+                        }
+                    }
+                    return true
+                }
+            }
+            return try await group.reduce(true) { $0 && $1 }
+        }
+        #expect(opened)
+    }
+}
