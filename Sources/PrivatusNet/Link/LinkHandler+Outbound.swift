@@ -114,21 +114,24 @@ extension LinkHandler {
             return false
         }
         transport = consume session
-        let length = sealed.ciphertext.count + sealed.tag.count
-        counters.framesOut(bytes: length)
-        lastWrite = context.eventLoop.now
-        withUnsafeBytes(of: UInt16(length).bigEndian) { appendOutput($0, following: length, context: context) }
-        sealed.ciphertext.withUnsafeBytes { appendOutput($0, following: sealed.tag.count, context: context) }
-        sealed.tag.withUnsafeBytes { appendOutput($0, following: 0, context: context) }
+        counters.framesOut(bytes: sealed.ciphertext.count + sealed.tag.count)
+        sealed.ciphertext.withUnsafeBytes { ciphertext in
+            sealed.tag.withUnsafeBytes { tag in appendFrame(ciphertext, tag, context: context) }
+        }
         return true
     }
 
-    /// Appends `length ‖ body` to the output.
-    func appendFrame(_ body: UnsafeRawBufferPointer, context: ChannelHandlerContext) {
-        precondition(body.count <= Int(UInt16.max), "a link frame carries at most 65,535 bytes")
+    /// Appends `length ‖ body ‖ suffix` to the output: one link frame of `body` and `suffix`.
+    func appendFrame(
+        _ body: UnsafeRawBufferPointer, _ suffix: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
+        context: ChannelHandlerContext
+    ) {
+        let length = body.count + suffix.count
+        precondition(length <= Int(UInt16.max), "a link frame carries at most 65,535 bytes")
         lastWrite = context.eventLoop.now
-        withUnsafeBytes(of: UInt16(body.count).bigEndian) { appendOutput($0, following: body.count, context: context) }
-        appendOutput(body, following: 0, context: context)
+        withUnsafeBytes(of: UInt16(length).bigEndian) { appendOutput($0, following: length, context: context) }
+        appendOutput(body, following: suffix.count, context: context)
+        appendOutput(suffix, following: 0, context: context)
     }
 
     /// Copies `bytes` into the output buffers, handing each full one to the channel. `following`:

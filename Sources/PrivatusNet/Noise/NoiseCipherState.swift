@@ -72,7 +72,7 @@ struct NoiseCipherState: Sendable {
     ///   ``NoiseError/decryptionFailed``, ``NoiseError/nonceExhausted``.
     mutating func decrypt(associatedData: some DataProtocol, ciphertext: some DataProtocol) throws(NoiseError) -> Data {
         guard hasKey else { return Data(ciphertext) }
-        let contiguous = ciphertext.regions.count == 1 ? Data(ciphertext.regions.first!) : Data(ciphertext)
+        let contiguous = Data(ciphertext)
         let opened: Result<Data, NoiseError> = contiguous.withUnsafeBytes { bytes in
             Result { () throws(NoiseError) in try open(bytes, associatedData: associatedData) }
         }
