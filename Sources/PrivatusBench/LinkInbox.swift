@@ -32,7 +32,7 @@ final class LinkInbox: Sendable {
         { [self] _, message in await self.receive(message) }
     }
 
-    private func receive(_ message: InboundMessage) async {
+    private nonisolated(nonsending) func receive(_ message: InboundMessage) async {
         let now = ContinuousClock.now
         enum Next {
             case deliver

@@ -13,13 +13,15 @@ final class PeerProcess: Sendable {
     let peerID: PeerID
     let linkAddress: SocketAddress
     let plainPort: Int
+    let loopEchoPort: Int
     private let stopped = Mutex(false)
 
-    private init(child: ChildProcess, peerID: PeerID, linkAddress: SocketAddress, plainPort: Int) {
+    private init(child: ChildProcess, peerID: PeerID, linkAddress: SocketAddress, plainPort: Int, loopEchoPort: Int) {
         self.child = child
         self.peerID = peerID
         self.linkAddress = linkAddress
         self.plainPort = plainPort
+        self.loopEchoPort = loopEchoPort
     }
 
     /// Starts the peer and waits (at most 30 s) for the line saying where it listens.
@@ -38,7 +40,7 @@ final class PeerProcess: Sendable {
             return PeerProcess(
                 child: child, peerID: try PeerID(parsing: ready.peerId),
                 linkAddress: try SocketAddress(ipAddress: "127.0.0.1", port: ready.linkPort),
-                plainPort: ready.plainPort)
+                plainPort: ready.plainPort, loopEchoPort: ready.loopEchoPort)
         } catch {
             child.send(SIGKILL)
             let (_, stderr) = child.collectOutput(limit: 4096)

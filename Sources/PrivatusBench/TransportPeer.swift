@@ -9,8 +9,8 @@ import PrivatusWire
 import Synchronization
 
 /// The other process of `bench transport` (`privatus bench transport-peer`, internal): a node
-/// with a fresh identity listening for links on loopback, and the plain TCP reference server
-/// (``PlainTCP``) beside it, on the same event loop group.
+/// with a fresh identity listening for links on loopback, and the plain TCP reference servers
+/// (``PlainTCP``, ``PlainTCP/LoopEcho``) beside it, on the same event loop group.
 ///
 /// On its links it answers every message of at most ``echoLimit`` encoded bytes with the same
 /// body on the same stream, through ``ConnectionManager/send(_:on:to:)``, as a node's handler
@@ -22,6 +22,7 @@ public enum TransportPeer {
         var peerId: String
         var linkPort: Int
         var plainPort: Int
+        var loopEchoPort: Int
     }
 
     /// Messages up to this size are echoed.
@@ -50,8 +51,10 @@ public enum TransportPeer {
         manager.withLock { $0 = node }
         let linkAddress = try await node.listen(host: "127.0.0.1", port: 0)
         let plainPort = try await PlainTCP.listen(group: group, host: "127.0.0.1")
+        let loopEchoPort = try await PlainTCP.listenLoopEcho(group: group, host: "127.0.0.1")
         guard let linkPort = linkAddress.port else { throw TransportBenchError.peerFailed("no port") }
-        let ready = Ready(peerId: keys.peerID.hex, linkPort: linkPort, plainPort: plainPort)
+        let ready = Ready(
+            peerId: keys.peerID.hex, linkPort: linkPort, plainPort: plainPort, loopEchoPort: loopEchoPort)
         let line = String(decoding: try JSONEncoder().encode(ready), as: UTF8.self) + "\n"
         FileHandle.standardOutput.write(Data(line.utf8))
         // Never outlive the bench that started this process.

@@ -19,8 +19,10 @@ import PrivatusWire
 ///   of the idle-link phase).
 /// - `rtt_p50_us`, `rtt_p99_us`: a 64-byte envelope (a chat message) sent with
 ///   ``Link/send(_:on:)`` until the handler receives its echo; `plain_rtt_*_us`: 64 bytes written
-///   and read back on a plain connection. Blocks of the two alternate, so the machine's noise
-///   falls on both alike.
+///   and read back on a plain connection through `NIOAsyncChannel`, from a task (the reference
+///   of the target); `plain_loop_rtt_*_us`: the same with both ends as handlers on their event
+///   loops, no task (the floor, ``PlainTCP/LoopEcho``). Blocks of the three alternate, so the
+///   machine's noise falls on all alike.
 /// - `throughput_mb_s`: bulk messages that each fill one 64 KiB link frame, sent on the bulk
 ///   stream until the peer has read them all; `plain_tcp_mb_s`: the same bytes in writes of the
 ///   same size. The median of ``Options/bulkRounds`` alternating rounds each.
@@ -28,9 +30,10 @@ import PrivatusWire
 ///   (each has carried one round trip) minus before, per link; `dialer_mem_per_conn_kb` the
 ///   same on the dialling side, where each link belongs to a node of its own.
 /// - Where the time goes, from the scheduler's account of both processes over the same blocks
-///   and rounds (`/proc/<pid>/task/*/schedstat`): `rtt_cpu_us` and `plain_rtt_cpu_us`, CPU time
-///   per round trip; `rtt_thread_runs` and `plain_rtt_thread_runs`, threads put on a CPU per
-///   round trip (each wake-up of a sleeping thread counts); `bulk_cpu_us_per_message` and
+///   and rounds (`/proc/<pid>/task/*/schedstat`): `rtt_cpu_us`, `plain_rtt_cpu_us` and
+///   `plain_loop_rtt_cpu_us`, CPU time per round trip; `rtt_thread_runs`, `plain_rtt_thread_runs`
+///   and `plain_loop_rtt_thread_runs`, threads put on a CPU per round trip (each wake-up of a
+///   sleeping thread counts); `rtt_over_loop_us`, the secured round trip above the floor; `bulk_cpu_us_per_message` and
 ///   `plain_bulk_cpu_us_per_message`, CPU time per 64 KiB message.
 public struct TransportSuite: Sendable {
     public struct Options: Sendable {
@@ -142,12 +145,17 @@ public struct TransportSuite: Sendable {
         var plain: [Double] = []
         var securedCost = ProcessResources.SchedulerStats()
         var plainCost = ProcessResources.SchedulerStats()
+        var loop: [Double] = []
+        var loopCost = ProcessResources.SchedulerStats()
+        let loopClient = try await PlainTCP.LoopClient.connect(group: group, port: peer.loopEchoPort, ping: ping)
+        defer { loopClient.channel.close(promise: nil) }
         let connection = try await PlainTCP.connect(group: group, host: "127.0.0.1", port: peer.plainPort, mode: .echo)
         try await connection.executeThenClose { inbound, outbound in
             var replies = inbound.makeAsyncIterator()
             try await outbound.write(ByteBuffer(integer: PlainTCP.Mode.echo.rawValue))
             _ = try await inbox.roundTrips(on: link, body: small, count: min(500, perBlock))
             _ = try await Self.plainRoundTrips(count: min(500, perBlock), ping: ping, replies: &replies, outbound)
+            _ = try await loopClient.roundTrips(count: min(500, perBlock))
             for _ in 0..<blocks {
                 var before = peer.schedulerStatsOfBoth
                 secured += try await inbox.roundTrips(on: link, body: small, count: perBlock)
@@ -157,15 +165,23 @@ public struct TransportSuite: Sendable {
                 plain += try await Self.plainRoundTrips(count: perBlock, ping: ping, replies: &replies, outbound)
                 after = peer.schedulerStatsOfBoth
                 plainCost = plainCost + (after - before)
+                before = after
+                loop += try await loopClient.roundTrips(count: perBlock)
+                after = peer.schedulerStatsOfBoth
+                loopCost = loopCost + (after - before)
             }
         }
         let figures = [
             "rtt_p50_us": Self.percentile(secured, 50), "rtt_p99_us": Self.percentile(secured, 99),
             "plain_rtt_p50_us": Self.percentile(plain, 50), "plain_rtt_p99_us": Self.percentile(plain, 99),
+            "plain_loop_rtt_p50_us": Self.percentile(loop, 50), "plain_loop_rtt_p99_us": Self.percentile(loop, 99),
         ]
         return figures.merging([
             "rtt_overhead_us": figures["rtt_p50_us"]! - figures["plain_rtt_p50_us"]!,
             "rtt_of_plain_pct": 100 * figures["rtt_p50_us"]! / figures["plain_rtt_p50_us"]!,
+            "rtt_over_loop_us": figures["rtt_p50_us"]! - figures["plain_loop_rtt_p50_us"]!,
+            "plain_loop_rtt_cpu_us": loopCost.microseconds(per: loop.count),
+            "plain_loop_rtt_thread_runs": loopCost.runs(per: loop.count),
             "rtt_cpu_us": securedCost.microseconds(per: secured.count),
             "plain_rtt_cpu_us": plainCost.microseconds(per: plain.count),
             "rtt_thread_runs": securedCost.runs(per: secured.count),

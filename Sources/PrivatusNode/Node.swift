@@ -133,12 +133,15 @@ public final class Node: Service, Sendable {
             established: { link in await messenger.linkEstablished(link) }
         ) { peer, message in
             // Pings and unknown kinds are answered by the link itself; file chunks and requests
-            // are the transfers'; the rest is chat's.
-            let link = await linkBox.manager?.link(to: peer.peerID)
-            switch message.body {
-            case .fileChunk(let chunk): await files.receiveChunk(chunk, from: peer.peerID, on: link)
-            case .fileWant(let want): await files.receiveWant(want, from: peer.peerID, on: link)
-            default: await messenger.receive(message, from: peer, on: link)
+            // are the transfers'; the rest is chat's. Called on the link's event loop: the
+            // store's work (commits wait for the disk) runs on the global executor instead.
+            let link = linkBox.manager?.link(to: peer.peerID)
+            await withTaskExecutorPreference(globalConcurrentExecutor) {
+                switch message.body {
+                case .fileChunk(let chunk): await files.receiveChunk(chunk, from: peer.peerID, on: link)
+                case .fileWant(let want): await files.receiveWant(want, from: peer.peerID, on: link)
+                default: await messenger.receive(message, from: peer, on: link)
+                }
             }
         }
         linkBox.manager = links
@@ -344,7 +347,7 @@ public final class Node: Service, Sendable {
             peerId: profile.peerID.hex,
             listenAddresses: running.listenAddresses,
             ui: running.ui ?? "",
-            connectedPeers: await running.links.connectedPeers.count,
+            connectedPeers: running.links.connectedPeers.count,
             queued: try running.store.outboxCount(),
             uptimeS: (ContinuousClock.now - started).seconds,
             dbBytes: running.store.fileBytes(path: profile.layout.databaseFile),
@@ -410,7 +413,7 @@ extension Node {
         while !Task.isCancelled {
             let now = UInt64(Date().timeIntervalSince1970 * 1_000)
             if let waiting = try? store.outboxCounts(dueBy: now) {
-                let connected = waiting.isEmpty ? [] : await links.connectedPeers
+                let connected = waiting.isEmpty ? [] : links.connectedPeers
                 outbox.record(waiting.values.reduce(0) { $0 + $1.waiting })
                 outboxConnected.record(
                     waiting.filter { connected.contains($0.key) }.values.reduce(0) { $0 + $1.due })

@@ -36,8 +36,8 @@ import Testing
         // Dialling a connected peer returns the link there is.
         let again = try await alice.manager.connect(to: bob.peerID, at: bobAddress)
         #expect(again === link)
-        #expect(await alice.manager.connectedPeers == [bob.peerID])
-        #expect(await bob.manager.connectedPeers == [alice.peerID])
+        #expect(alice.manager.connectedPeers == [bob.peerID])
+        #expect(bob.manager.connectedPeers == [alice.peerID])
         #expect(
             alice.metrics.counterTotal(label: "privatus_link_handshakes_total", dimensions: [("result", "ok")]) == 1)
         await alice.manager.shutdown()
@@ -67,7 +67,7 @@ import Testing
         }
         #expect(alice.handshakeFailures(.unexpectedPeer) == 1)
         // Bob never learnt who dialled (no message 3), and still serves Carol.
-        #expect(await bob.manager.connectedPeers.isEmpty)
+        #expect(bob.manager.connectedPeers.isEmpty)
         try await roundTrip(carol, bob, at: address, text: "still here")
         await bob.manager.shutdown()
         await carol.manager.shutdown()
@@ -113,7 +113,7 @@ import Testing
         await #expect(throws: LinkError.handshakeFailed) {
             try await alice.manager.connect(to: bob.peerID, at: address)
         }
-        #expect(await bob.manager.connectedPeers.isEmpty)
+        #expect(bob.manager.connectedPeers.isEmpty)
         try await roundTrip(carol, bob, at: address, text: "no downgrade")
         await bob.manager.shutdown()
         await carol.manager.shutdown()
@@ -182,7 +182,7 @@ import Testing
         let samLink = try await sam.manager.connect(to: bob.peerID, at: address)
         try await samLink.send(chat: "hi, now I stop reading")
         _ = try await bob.inbox.next()
-        let bobToSam = try #require(await bob.manager.link(to: sam.peerID))
+        let bobToSam = try #require(bob.manager.link(to: sam.peerID))
         // Bob sends far more than sockets and queues hold; the link is dropped, not grown.
         let chunk = Envelope.Body.chatMessage(
             ChatMessage(messageID: [UInt8](repeating: 2, count: 16), sealed: [UInt8](repeating: 2, count: 256 << 10)))
@@ -346,7 +346,7 @@ import Testing
         try await roundTrip(first, bob, at: address, text: "one again")  // second is now the least recent
         try await roundTrip(third, bob, at: address, text: "three")
         try await within {
-            while await bob.manager.connectedPeers != [first.peerID, third.peerID] {
+            while bob.manager.connectedPeers != [first.peerID, third.peerID] {
                 try await Task.sleep(for: .milliseconds(10))
             }
         }
@@ -367,7 +367,7 @@ import Testing
         let lower = alice.peerID.bytes.lexicographicallyPrecedes(bob.peerID.bytes) ? alice : bob
         try await within {
             while true {
-                if let a = await alice.manager.link(to: bob.peerID), let b = await bob.manager.link(to: alice.peerID),
+                if let a = alice.manager.link(to: bob.peerID), let b = bob.manager.link(to: alice.peerID),
                     a.peer.handshakeHash == b.peer.handshakeHash
                 {
                     #expect(a.initiatorPeer == lower.peerID && b.initiatorPeer == lower.peerID)

@@ -10,8 +10,12 @@ import Synchronization
 ///
 /// What peers send is passed to `handler`, one message at a time per link, in order: a link
 /// reads its next message only after the handler has returned (back-pressure reaches the peer
-/// through TCP). `established`, when given, is called with each new link once it is registered
-/// (both directions; the node sends its hello there).
+/// through TCP). The handler is called on the link's event loop (the reading task prefers it as
+/// its executor, ``LinkLoopExecutor``), and so is every nonisolated async function it calls and
+/// every actor without an executor of its own while it runs: it must not block, and work that
+/// may (the disk) belongs under `withTaskExecutorPreference(globalConcurrentExecutor)`. What it
+/// sends back on a link from there is written without a thread hop. `established`, when given, is called with
+/// each new link once it is registered (both directions; the node sends its hello there).
 public actor ConnectionManager {
     public struct Configuration: Sendable {
         /// Links at most; past it the least recently used idle link is closed, or the new one
@@ -34,7 +38,8 @@ public actor ConnectionManager {
         public init() {}
     }
 
-    public typealias Handler = @Sendable (LinkPeer, InboundMessage) async -> Void
+    /// Called with each message a link receives, on that link's event loop.
+    public typealias Handler = nonisolated(nonsending) @Sendable (LinkPeer, InboundMessage) async -> Void
 
     public nonisolated let local: LinkIdentity
     public nonisolated let configuration: Configuration
@@ -46,7 +51,10 @@ public actor ConnectionManager {
     private let established: (@Sendable (Link) async -> Void)?
     private let logger: Logger
 
-    private var links: [PeerID: Link] = [:]
+    /// The open links by peer. Kept in a lock, not only in the actor, so that sending to a peer
+    /// and looking up its link (``send(_:on:to:)``, ``link(to:)``) never wait for the actor's turn
+    /// or move the caller off its thread; changed only by the actor.
+    private nonisolated let registry = Mutex<[PeerID: Link]>([:])
     private var dials: [PeerID: Task<Link, any Error>] = [:]
     private var listeners: [any Channel] = []
     private var acceptLoops: [Task<Void, Never>] = []
@@ -133,7 +141,7 @@ public actor ConnectionManager {
     ///   failures; ``LinkError/unexpectedPeer``; ``LinkError/handshakeFailed``,
     ///   ``LinkError/handshakeTimeout``; connection errors from the system.
     public func connect(to peer: PeerID, at address: SocketAddress) async throws -> Link {
-        if let link = links[peer], link.isActive { return link }
+        if let link = link(to: peer) { return link }
         if let dial = dials[peer] { return try await dial.value }
         guard !shuttingDown else { throw LinkError.closed }
         guard limiter.allow(address) else {
@@ -184,38 +192,48 @@ public actor ConnectionManager {
         do {
             peer = try await connection.established.get()
         } catch {
-            try? await connection.link.channel.close()
+            try? await connection.channel.close()
             dialled?.resume(throwing: (error as? LinkError) ?? LinkError.handshakeFailed)
             return
         }
-        let channel = connection.link.channel
+        let channel = connection.channel
+        let link = Link(
+            peer: peer, isInitiator: isInitiator, localPeer: local.peerID, channel: channel,
+            maxMessageBytes: configuration.link.multiplex.maxMessageBytes, gate: connection.gate)
+        switch register(link) {
+        case .registered:
+            break
+        case .kept(let existing):
+            // Our dial crossed the peer's and lost the tie-break: the peer's link serves.
+            dialled?.resume(returning: existing)
+            return
+        case .refused:
+            dialled?.resume(throwing: LinkError.connectionLimit)
+            return
+        }
+        dialled?.resume(returning: link)
+        if let established { Task { await established(link) } }
         do {
-            try await connection.link.executeThenClose { inbound, outbound in
-                let link = Link(
-                    peer: peer, isInitiator: isInitiator, localPeer: local.peerID, channel: channel,
-                    maxMessageBytes: configuration.link.multiplex.maxMessageBytes, gate: connection.gate,
-                    writer: outbound)
-                switch register(link) {
-                case .registered:
-                    break
-                case .kept(let existing):
-                    // Our dial crossed the peer's and lost the tie-break: the peer's link serves.
-                    dialled?.resume(returning: existing)
-                    return
-                case .refused:
-                    dialled?.resume(throwing: LinkError.connectionLimit)
-                    return
-                }
-                dialled?.resume(returning: link)
-                defer { unregister(link) }
-                if let established { Task { await established(link) } }
-                for try await message in inbound {
-                    link.touch()
-                    await handler(peer, message)
-                }
+            let handler = self.handler
+            try await withTaskExecutorPreference(LinkLoopExecutor(channel.eventLoop)) {
+                try await Self.deliver(connection.inbound, from: peer, on: link, to: handler)
             }
         } catch {
             logger.debug("link closed", metadata: ["reason": "\(error)"])
+        }
+        unregister(link)
+        try? await channel.close()
+    }
+
+    /// Passes every message of `inbound` to `handler`, one at a time, until the link closes. Runs
+    /// on the task's preferred executor: the link's event loop.
+    /// - Throws: the error that closed the link.
+    private nonisolated static func deliver(
+        _ inbound: LinkInbound, from peer: LinkPeer, on link: Link, to handler: Handler
+    ) async throws {
+        while let message = try await inbound.next() {
+            link.touch()
+            await handler(peer, message)
         }
     }
 
@@ -234,7 +252,7 @@ public actor ConnectionManager {
             link.close()
             return .refused
         }
-        if let existing = links[peer], existing.isActive {
+        if let existing = self.link(to: peer) {
             // Two links crossed (both sides dialled): both sides keep the one dialled by the
             // lower PeerID; a link dialled again by the same side replaces the old one.
             if existing.initiatorPeer != link.initiatorPeer,
@@ -244,25 +262,29 @@ public actor ConnectionManager {
                 return .kept(existing)
             }
             existing.close()
-        } else if links.count >= configuration.maximumConnections {
+        } else if registry.withLock({ $0.count }) >= configuration.maximumConnections {
             let now = ContinuousClock.now
-            let idle = links.values.filter { now - $0.lastUsed >= configuration.evictableAfter }
+            let idle = registry.withLock { Array($0.values) }.filter {
+                now - $0.lastUsed >= configuration.evictableAfter
+            }
             guard let victim = idle.min(by: { $0.lastUsed < $1.lastUsed }) else {
                 counters.frameRejected(.connectionLimit)
                 link.close()
                 return .refused
             }
-            links[victim.peer.peerID] = nil
+            registry.withLock { $0[victim.peer.peerID] = nil }
             victim.close()
         }
-        links[peer] = link
+        registry.withLock { $0[peer] = link }
         counters.connections.increment()
         return .registered
     }
 
     private func unregister(_ link: Link) {
         counters.connections.decrement()
-        if links[link.peer.peerID] === link { links[link.peer.peerID] = nil }
+        registry.withLock { links in
+            if links[link.peer.peerID] === link { links[link.peer.peerID] = nil }
+        }
     }
 
     // MARK: - Using links
@@ -270,21 +292,27 @@ public actor ConnectionManager {
     /// Sends a message to `peer` on `stream` over its open link.
     /// - Throws: ``LinkError/closed`` when there is no open link to `peer`;
     ///   ``LinkError/messageTooLarge``.
-    public func send(_ body: Envelope.Body, on stream: StreamID, to peer: PeerID) async throws {
-        guard let link = links[peer], link.isActive else { throw LinkError.closed }
+    public nonisolated(nonsending) func send(
+        _ body: Envelope.Body, on stream: StreamID, to peer: PeerID
+    ) async throws {
+        guard let link = link(to: peer) else { throw LinkError.closed }
         try await link.send(body, on: stream)
     }
 
     /// The peers with an open link.
-    public var connectedPeers: Set<PeerID> { Set(links.filter { $0.value.isActive }.keys) }
+    public nonisolated var connectedPeers: Set<PeerID> {
+        registry.withLock { Set($0.filter { $0.value.isActive }.keys) }
+    }
 
     /// The open link to `peer`, if any.
-    public func link(to peer: PeerID) -> Link? { links[peer].flatMap { $0.isActive ? $0 : nil } }
+    public nonisolated func link(to peer: PeerID) -> Link? {
+        registry.withLock { $0[peer] }.flatMap { $0.isActive ? $0 : nil }
+    }
 
     /// Closes links unused for longer than the idle timeout; returns how many.
     @discardableResult
     public func closeIdleLinks(now: ContinuousClock.Instant = .now) -> Int {
-        let idle = links.values.filter { now - $0.lastUsed >= configuration.idleTimeout }
+        let idle = registry.withLock { Array($0.values) }.filter { now - $0.lastUsed >= configuration.idleTimeout }
         for link in idle { link.close() }
         return idle.count
     }
@@ -309,7 +337,7 @@ public actor ConnectionManager {
         sweeper?.cancel()
         for listener in listeners { try? await listener.close() }
         listeners = []
-        let open = Array(links.values)
+        let open = registry.withLock { Array($0.values) }
         await withTaskGroup(of: Void.self) { group in
             for link in open {
                 group.addTask {

@@ -15,12 +15,11 @@ public final class Link: Sendable {
     let channel: any Channel
     let maxMessageBytes: Int
     private let gate: SendGate
-    private let writer: NIOAsyncChannelOutboundWriter<LinkMessage>
     private let lastUse = Mutex(ContinuousClock.now)
 
     init(
         peer: LinkPeer, isInitiator: Bool, localPeer: PeerID, channel: any Channel, maxMessageBytes: Int,
-        gate: SendGate, writer: NIOAsyncChannelOutboundWriter<LinkMessage>
+        gate: SendGate
     ) {
         self.maxMessageBytes = maxMessageBytes
         self.gate = gate
@@ -28,13 +27,16 @@ public final class Link: Sendable {
         self.isInitiator = isInitiator
         self.initiatorPeer = isInitiator ? localPeer : peer.peerID
         self.channel = channel
-        self.writer = writer
     }
 
-    /// Sends a message on `stream` (suspending while the socket takes nothing).
+    /// Sends a message on `stream` (suspending while the link's queue is full).
+    ///
+    /// Runs on the caller's executor: called on the link's event loop (a handler of what the
+    /// link received), the message is sealed and written before this returns; from elsewhere it
+    /// is handed to the loop.
     /// - Throws: ``LinkError/messageTooLarge`` over the link's maximum, ``LinkError/closed``
     ///   when the link is gone.
-    public func send(_ body: Envelope.Body, on stream: StreamID) async throws {
+    public nonisolated(nonsending) func send(_ body: Envelope.Body, on stream: StreamID) async throws {
         let bytes: [UInt8]
         do {
             bytes = try WireCodec.encode(Envelope(body), maxBytes: maxMessageBytes)
@@ -47,25 +49,20 @@ public final class Link: Sendable {
     /// Queues an encoded message, waiting while the link's queue is full.
     /// - Throws: ``LinkError/closed`` when the link is gone.
     /// - Throws: ``LinkError/messageTooLarge`` over the link's maximum (nothing is queued).
-    public func send(_ message: LinkMessage) async throws {
+    public nonisolated(nonsending) func send(_ message: LinkMessage) async throws {
         guard message.bytes.count <= maxMessageBytes else { throw LinkError.messageTooLarge }
         touch()
         try await gate.enter(message.bytes.count)
         var gated = message
         gated.gated = true
-        do {
-            try await writer.write(gated)
-        } catch {
-            gate.leave(message.bytes.count)
-            throw LinkError.closed
-        }
+        // A link that has closed meanwhile refuses it and lets its bytes out of the gate.
+        channel.writeAndFlush(gated, promise: nil)
     }
 
     /// Queues several encoded messages in order with one hand-over to the event loop (one
     /// wake-up instead of one per message), waiting while the link's queue is full.
-    /// - Throws: as ``send(_:)-(LinkMessage)``; on failure, none or some leading part of
-    ///   `messages` was queued.
-    public func send(_ messages: [LinkMessage]) async throws {
+    /// - Throws: as ``send(_:)-(LinkMessage)``; nothing is queued then.
+    public nonisolated(nonsending) func send(_ messages: [LinkMessage]) async throws {
         guard !messages.isEmpty else { return }
         guard messages.allSatisfy({ $0.bytes.count <= maxMessageBytes }) else { throw LinkError.messageTooLarge }
         touch()
@@ -76,12 +73,12 @@ public final class Link: Sendable {
             gated.gated = true
             return gated
         }
-        do {
-            try await writer.write(contentsOf: gated)
-        } catch {
-            gate.leave(total)
-            throw LinkError.closed
+        let channel = self.channel
+        let write: @Sendable () -> Void = {
+            for message in gated { channel.write(message, promise: nil) }
+            channel.flush()
         }
+        if channel.eventLoop.inEventLoop { write() } else { channel.eventLoop.execute(write) }
     }
 
     // MARK: - Outlet

@@ -55,12 +55,11 @@ public struct LinkIdentity: Sendable {
 }
 
 /// Builds a link's pipeline on a new channel (on its event loop): one ``LinkHandler`` (framing,
-/// Noise, streams and control, passing `ByteBuffer`s), then the async channel's own handlers.
-/// Everything runs on the channel's event loop: the only thread hop is between the loop and the
-/// task that reads or writes the async channel.
+/// Noise, streams and control, passing `ByteBuffer`s), then ``LinkInboundBridge``, which hands
+/// received messages to the link's reader. Everything runs on the channel's event loop, and so
+/// does the reader (``LinkReader``): a message crosses to another thread only when the handler it
+/// goes to runs elsewhere, and a send from the loop is written at once.
 enum LinkPipeline {
-    typealias AsyncLink = NIOAsyncChannel<InboundMessage, LinkMessage>
-
     /// `expectedPeer` nil: the responder's side.
     static func configure(
         _ channel: any Channel, local: LinkIdentity, expectedPeer: PeerID?, configuration: LinkConfiguration,
@@ -88,17 +87,18 @@ enum LinkPipeline {
             LinkHandler(
                 handshake: handshake, isInitiator: expectedPeer != nil, established: established,
                 configuration: configuration, counters: counters, gate: gate))
-        let link = try AsyncLink(
-            wrappingChannelSynchronously: channel,
-            // Whole messages waiting for the node's handler: at most a few (each up to the
-            // maximum message size) before the link stops reading from its socket.
-            configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 4)))
-        return Connection(link: link, established: established.futureResult, gate: gate)
+        // Whole messages waiting for the node's handler: at most a few (each up to the maximum
+        // message size) before the link stops reading from its socket.
+        let inbound = LinkInbound(channel: channel)
+        try channel.pipeline.syncOperations.addHandler(LinkInboundBridge(inbound: inbound))
+        return Connection(channel: channel, inbound: inbound, established: established.futureResult, gate: gate)
     }
 
-    /// A new connection: its async channel, the handshake's outcome to wait for, its send gate.
+    /// A new connection: its channel, what it receives, the handshake's outcome to wait for, its
+    /// send gate.
     struct Connection: Sendable {
-        let link: AsyncLink
+        let channel: any Channel
+        let inbound: LinkInbound
         let established: EventLoopFuture<LinkPeer>
         let gate: SendGate
     }

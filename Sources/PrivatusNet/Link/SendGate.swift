@@ -27,7 +27,7 @@ final class SendGate: Sendable {
 
     /// Waits until the queue has room, then counts `bytes` in.
     /// - Throws: ``LinkError/closed`` once the link is closed.
-    func enter(_ bytes: Int) async throws {
+    nonisolated(nonsending) func enter(_ bytes: Int) async throws {
         if try admitNow(bytes) { return }
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let now: Result<Void, any Error>? = state.withLock { state in

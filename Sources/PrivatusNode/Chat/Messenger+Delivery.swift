@@ -124,7 +124,7 @@ extension Messenger {
                 Array(ids[$0..<min($0 + Receipt.maximumMessageIDs, ids.count)])
             }
             Task {
-                guard let link = await links.link(to: contact.peerID) else { return }
+                guard let link = links.link(to: contact.peerID) else { return }
                 // Behind the delivered receipts queued before them.
                 for batch in batches {
                     _ = try? link.enqueue(.receipt(Receipt(messageIDs: batch, state: .read)), on: .chat)
@@ -448,7 +448,7 @@ extension Messenger {
 
     /// The open link to `peer`, if any (never dials).
     func openLink(to peer: PeerID) async -> Link? {
-        await links?.link(to: peer)
+        links?.link(to: peer)
     }
 
     /// The open link to `peer`, or a new one dialled at its known addresses (in order), then at
@@ -458,7 +458,7 @@ extension Messenger {
     /// handshake proves the PeerID.
     func link(to peer: PeerID) async -> Link? {
         guard let links else { return nil }
-        if let open = await links.link(to: peer) { return open }
+        if let open = links.link(to: peer) { return open }
         guard let contact = try? store.contact(peer), contact.state == .contact else { return nil }
         if let link = await dial(peer, at: contact.addresses, over: links) { return link }
         guard let findAddresses else { return nil }
@@ -559,7 +559,7 @@ extension Messenger {
     func greetIfLinked(_ peer: PeerID) {
         guard let links else { return }
         Task {
-            if let link = await links.link(to: peer) { self.sendHello(over: link) }
+            if let link = links.link(to: peer) { self.sendHello(over: link) }
         }
     }
 }

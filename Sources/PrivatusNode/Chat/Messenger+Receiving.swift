@@ -383,7 +383,7 @@ extension Messenger {
                     counters.resendRequests.increment()
                     guard let links else { continue }
                     Task {
-                        guard let link = await links.link(to: peer) else { return }
+                        guard let link = links.link(to: peer) else { return }
                         try? await link.send(.resendRequest(request), on: .chat)
                     }
                 }
