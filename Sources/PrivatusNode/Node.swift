@@ -133,15 +133,21 @@ public final class Node: Service, Sendable {
             established: { link in await messenger.linkEstablished(link) }
         ) { peer, message in
             // Pings and unknown kinds are answered by the link itself; file chunks and requests
-            // are the transfers'; the rest is chat's. Called on the link's event loop: the
-            // store's work (commits wait for the disk) runs on the global executor instead.
+            // are the transfers'; the rest is chat's. Called on the link's event loop: chat
+            // messages and receipts only enter the messenger's inbox there; work that touches
+            // the disk runs on the global executor.
             let link = linkBox.manager?.link(to: peer.peerID)
-            await withTaskExecutorPreference(globalConcurrentExecutor) {
-                switch message.body {
-                case .fileChunk(let chunk): await files.receiveChunk(chunk, from: peer.peerID, on: link)
-                case .fileWant(let want): await files.receiveWant(want, from: peer.peerID, on: link)
-                default: await messenger.receive(message, from: peer, on: link)
+            switch message.body {
+            case .fileChunk(let chunk):
+                await withTaskExecutorPreference(globalConcurrentExecutor) {
+                    await files.receiveChunk(chunk, from: peer.peerID, on: link)
                 }
+            case .fileWant(let want):
+                await withTaskExecutorPreference(globalConcurrentExecutor) {
+                    await files.receiveWant(want, from: peer.peerID, on: link)
+                }
+            default:
+                await messenger.receive(message, from: peer, on: link)
             }
         }
         linkBox.manager = links

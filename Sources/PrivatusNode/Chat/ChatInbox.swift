@@ -61,7 +61,7 @@ final class ChatInbox: Sendable {
 
     /// Adds a message, waiting while there is no room for it (returns at once, dropping it,
     /// once the inbox is closed: an unacknowledged message is sent again by its sender).
-    func put(_ item: Item) async {
+    nonisolated(nonsending) func put(_ item: Item) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let accepted = state.withLock { state -> Bool in
                 if state.closed { return true }

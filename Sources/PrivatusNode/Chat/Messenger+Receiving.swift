@@ -16,7 +16,7 @@ extension Messenger {
 
     /// Handles a message from a peer's link. Chat messages go to the inbox (committed in
     /// batches by ``runInbox()``); the rest is handled at once.
-    public nonisolated func receive(_ message: InboundMessage, from peer: LinkPeer, on link: Link?) async {
+    public nonisolated(nonsending) func receive(_ message: InboundMessage, from peer: LinkPeer, on link: Link?) async {
         switch message.body {
         case .chatMessage(let chat):
             // Larger than any valid chat message: refused before it is queued.
@@ -30,7 +30,11 @@ extension Messenger {
             // that earlier messages still need).
             await inbox.put(ChatInbox.Item(body: message.body, peer: peer, link: link))
         default:
-            await receiveNow(message.body, from: peer, on: link)
+            // Called on the link's event loop: the actor's work (the store) runs on the global
+            // executor instead.
+            await withTaskExecutorPreference(globalConcurrentExecutor) {
+                await receiveNow(message.body, from: peer, on: link)
+            }
         }
     }
 
