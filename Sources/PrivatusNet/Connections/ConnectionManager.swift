@@ -14,8 +14,9 @@ import Synchronization
 /// its executor, ``LinkLoopExecutor``), and so is every nonisolated async function it calls and
 /// every actor without an executor of its own while it runs: it must not block, and work that
 /// may (the disk) belongs under `withTaskExecutorPreference(globalConcurrentExecutor)`. What it
-/// sends back on a link from there is written without a thread hop. `established`, when given, is called with
-/// each new link once it is registered (both directions; the node sends its hello there).
+/// sends back on a link from there is written without a thread hop. `established`, when given,
+/// is called with each new link once it is registered (both directions; the node sends its
+/// hello there).
 public actor ConnectionManager {
     public struct Configuration: Sendable {
         /// Links at most; past it the least recently used idle link is closed, or the new one

@@ -60,13 +60,17 @@ final class LinkInbound: Sendable {
             return nil
         case .wait:
             return try await withUnsafeThrowingContinuation { continuation in
-                let ready: Result<InboundMessage?, any Error>? = state.withLock { state in
-                    if let message = state.messages.popFirst() { return .success(message) }
-                    if let end = state.end { return end.map { nil } }
+                let ready: (Result<InboundMessage?, any Error>, resumeReading: Bool)? = state.withLock { state in
+                    if let message = state.messages.popFirst() {
+                        return (.success(message), Self.resumesReading(&state))
+                    }
+                    if let end = state.end { return (end.map { nil }, false) }
                     state.waiter = continuation
                     return nil
                 }
-                if let ready { continuation.resume(with: ready) }
+                guard let ready else { return }
+                if ready.resumeReading { channel.read() }
+                continuation.resume(with: ready.0)
             }
         }
     }
