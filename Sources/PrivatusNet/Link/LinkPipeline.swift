@@ -83,6 +83,11 @@ enum LinkPipeline {
         try channel.syncOptions?.setOption(
             ChannelOptions.recvAllocator,
             value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 4 * (2 + 65_535)))
+        // The socket takes up to eight full frames per write while a stream sends bulk data
+        // (NIO's default of 64 KiB made every 64 KiB frame a write system call of its own and a
+        // writability change); an idle link holds nothing there.
+        try channel.syncOptions?.setOption(
+            ChannelOptions.writeBufferWaterMark, value: .init(low: 256 << 10, high: 512 << 10))
         try channel.pipeline.syncOperations.addHandler(
             LinkHandler(
                 handshake: handshake, isInitiator: expectedPeer != nil, established: established,
