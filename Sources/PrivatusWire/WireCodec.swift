@@ -66,6 +66,27 @@ public enum WireCodec {
         return bytes
     }
 
+    /// Encodes an envelope as ``encode(_:maxBytes:)`` does, behind
+    /// ``WireLimits/frameHeaderBytes`` zero bytes: a link writes a stream frame's header into them
+    /// and seals the frame where it lies, without copying the message into a frame first.
+    /// - Returns: `2 zero bytes ‖ encoding`; `maxBytes` limits the encoding alone.
+    public static func encodeBehindFrameHeader(
+        _ envelope: Envelope, maxBytes: Int = WireLimits.defaultMaxMessageBytes
+    ) throws(WireError) -> [UInt8] {
+        guard envelope.version == WireLimits.currentVersion, let body = envelope.body else {
+            throw .invalidField
+        }
+        try validate(body)
+        let bytes: BytesBehindFrameHeader
+        do {
+            bytes = try envelope.serializedBytes()
+        } catch {
+            throw .encodingFailed
+        }
+        guard bytes.count <= maxBytes else { throw .messageTooLarge }
+        return bytes.storage
+    }
+
     /// Decodes one message from a ``Reassembler``.
     ///
     /// Order: the size; the protobuf parse; the version; the kind; the message id lengths.
@@ -181,5 +202,33 @@ public enum WireCodec {
             bytes = bytes.dropFirst(Int(skip))
         }
         return 0
+    }
+}
+
+/// Bytes that swift-protobuf encodes into, with room for a stream frame's header before them:
+/// `storage` is `WireLimits.frameHeaderBytes` zero bytes, then the bytes the encoder sees.
+struct BytesBehindFrameHeader: SwiftProtobufContiguousBytes {
+    var storage: [UInt8]
+
+    init(repeating value: UInt8, count: Int) {
+        storage = [UInt8](repeating: value, count: WireLimits.frameHeaderBytes + count)
+        for index in 0..<WireLimits.frameHeaderBytes { storage[index] = 0 }
+    }
+
+    init<S: Sequence>(_ sequence: S) where S.Element == UInt8 {
+        storage = [UInt8](repeating: 0, count: WireLimits.frameHeaderBytes)
+        storage.append(contentsOf: sequence)
+    }
+
+    var count: Int { storage.count - WireLimits.frameHeaderBytes }
+
+    func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try storage.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[WireLimits.frameHeaderBytes...])) }
+    }
+
+    mutating func withUnsafeMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
+        try storage.withUnsafeMutableBytes {
+            try body(UnsafeMutableRawBufferPointer(rebasing: $0[WireLimits.frameHeaderBytes...]))
+        }
     }
 }

@@ -26,6 +26,93 @@ import Testing
         }
     }
 
+    /// Sealing into the caller's memory, out of place and in place, gives `AES.GCM`'s bytes;
+    /// opening into it (also in place) gives the plaintext back.
+    @Test(arguments: lengths) func sealsAndOpensInTheCallersMemory(length: Int) throws {
+        let key = SymmetricKey(size: .bits256)
+        let context = AESGCMContext(key: key)
+        let plaintext = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 5) }
+        let associatedData = Array("frame".utf8)
+        let nonce = [UInt8](repeating: 0, count: 11) + [UInt8(length % 256)]
+        let reference = try AES.GCM.seal(
+            plaintext, using: key, nonce: AES.GCM.Nonce(data: nonce), authenticating: associatedData)
+        let expected = Array(reference.ciphertext) + Array(reference.tag)
+
+        var output = [UInt8](repeating: 0xEE, count: length + 16)
+        plaintext.withUnsafeBytes { input in
+            nonce.withUnsafeBytes { nonce in
+                associatedData.withUnsafeBytes { ad in
+                    output.withUnsafeMutableBytes { context.seal(input, nonce: nonce, authenticating: ad, into: $0) }
+                }
+            }
+        }
+        #expect(output == expected)
+
+        var inPlace = plaintext + [UInt8](repeating: 0, count: 16)
+        nonce.withUnsafeBytes { nonce in
+            associatedData.withUnsafeBytes { ad in
+                inPlace.withUnsafeMutableBytes { raw in
+                    context.seal(
+                        UnsafeRawBufferPointer(rebasing: raw[..<length]), nonce: nonce, authenticating: ad, into: raw)
+                }
+            }
+        }
+        #expect(inPlace == expected)
+
+        let opened = try nonce.withUnsafeBytes { nonce in
+            try associatedData.withUnsafeBytes { ad in
+                try inPlace.withUnsafeMutableBytes { raw in
+                    try context.open(
+                        UnsafeRawBufferPointer(raw), nonce: nonce, authenticating: ad,
+                        into: UnsafeMutableRawBufferPointer(rebasing: raw[..<length]))
+                }
+            }
+        }
+        #expect(opened == length)
+        #expect(Array(inPlace[..<length]) == plaintext)
+    }
+
+    /// An open into the caller's memory refuses a changed byte, a short message and another
+    /// nonce, and leaves no plaintext behind.
+    @Test func openingIntoTheCallersMemoryRefusesWhatWasChanged() throws {
+        let context = AESGCMContext(key: SymmetricKey(size: .bits256))
+        let plaintext = [UInt8](repeating: 0x41, count: 100)
+        let nonce = [UInt8](repeating: 3, count: 12)
+        let (ciphertext, tag) = nonce.withUnsafeBytes { context.seal(plaintext, nonce: $0, authenticating: [UInt8]()) }
+        let message = Array(ciphertext) + Array(tag)
+        func open(_ message: [UInt8], nonce: [UInt8]) throws -> [UInt8] {
+            var output = [UInt8](repeating: 0xEE, count: max(0, message.count - 16))
+            do {
+                _ = try message.withUnsafeBytes { message in
+                    try nonce.withUnsafeBytes { nonce in
+                        try output.withUnsafeMutableBytes {
+                            try context.open(
+                                message, nonce: nonce, authenticating: UnsafeRawBufferPointer(start: nil, count: 0),
+                                into: $0)
+                        }
+                    }
+                }
+            } catch {
+                #expect(!output.contains(0x41), "no plaintext is left in the output")
+                throw error
+            }
+            return output
+        }
+        #expect(try open(message, nonce: nonce) == plaintext)
+        for index in [0, 50, 99, 100, 115] {
+            var changed = message
+            changed[index] ^= 1
+            #expect(throws: AESGCMContextError.authenticationFailure) { try open(changed, nonce: nonce) }
+        }
+        #expect(throws: AESGCMContextError.authenticationFailure) { try open(Array(message.prefix(15)), nonce: nonce) }
+        #expect(throws: AESGCMContextError.authenticationFailure) {
+            try open(message, nonce: [UInt8](repeating: 4, count: 12))
+        }
+        #expect(throws: AESGCMContextError.authenticationFailure) {
+            try open(message, nonce: [UInt8](repeating: 3, count: 11))
+        }
+    }
+
     @Test func combinedFormOpensWithAESGCMAndBack() throws {
         let key = SymmetricKey(size: .bits256)
         let context = AESGCMContext(key: key)

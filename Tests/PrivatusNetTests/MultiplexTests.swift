@@ -115,6 +115,29 @@ final class EmbeddedLink {
         #expect(order == [.control, .chat, .dht, .bulk, .bulk, .bulk, .bulk])
     }
 
+    /// A message encoded behind a frame header is sealed where it lies, each frame's header
+    /// written over the bytes just before its payload: the frames are those of the same message
+    /// copied frame by frame, a chat message queued meanwhile keeps its place, and the message
+    /// arrives whole.
+    @Test(arguments: [0, 1, 65_515, 65_516, 200_000])
+    func aMessageEncodedBehindAFrameHeaderIsSealedInPlace(sealedBytes: Int) throws {
+        let link = try EmbeddedLink()
+        let body = Self.message(sealedBytes: sealedBytes, fill: 9)
+        let encoded = try WireCodec.encode(Envelope(body))
+        let behind = try WireCodec.encodeBehindFrameHeader(Envelope(body))
+        #expect(Array(behind.dropFirst(WireLimits.frameHeaderBytes)) == encoded)
+        link.channel.isWritable = false
+        link.channel.write(LinkMessage(stream: .bulk, behindFrameHeader: behind), promise: nil)
+        link.channel.write(LinkMessage(stream: .chat, bytes: [1]), promise: nil)
+        link.channel.flush()
+        link.channel.isWritable = true
+        link.channel.pipeline.fireChannelWritabilityChanged()
+        let frames = try link.written()
+        let expected =
+            [StreamFrame(stream: .chat, body: .final([1]))] + Array(Fragmenter(stream: .bulk, message: encoded))
+        #expect(frames == expected)
+    }
+
     @Test func messagesReassembleAndCreditIsReturned() throws {
         let link = try EmbeddedLink(window: 64 << 10)
         let body = Self.message(sealedBytes: 200_000)

@@ -77,6 +77,24 @@ import Testing
         #expect(try WireCodec.decode(#require(message)) == .message(body))
     }
 
+    /// Encoded behind a frame header: two zero bytes, then exactly the bytes ``WireCodec/encode``
+    /// gives, under the same limit (which counts the encoding alone).
+    @Test(arguments: bodies)
+    func encodingBehindAFrameHeaderLeavesRoomForIt(_ test: Case) throws {
+        let bytes = try WireCodec.encode(Envelope(test.body))
+        let behind = try WireCodec.encodeBehindFrameHeader(Envelope(test.body))
+        #expect(Array(behind.prefix(WireLimits.frameHeaderBytes)) == [0, 0])
+        #expect(Array(behind.dropFirst(WireLimits.frameHeaderBytes)) == bytes)
+        #expect(
+            try WireCodec.encodeBehindFrameHeader(Envelope(test.body), maxBytes: bytes.count).count == bytes.count + 2)
+        #expect(throws: WireError.messageTooLarge) {
+            try WireCodec.encodeBehindFrameHeader(Envelope(test.body), maxBytes: bytes.count - 1)
+        }
+        var unset = Envelope(test.body)
+        unset.body = nil
+        #expect(throws: WireError.invalidField) { try WireCodec.encodeBehindFrameHeader(unset) }
+    }
+
     @Test(arguments: bodies)
     func kindIsTheFieldNumberOnTheWire(_ test: Case) throws {
         let body = test.body

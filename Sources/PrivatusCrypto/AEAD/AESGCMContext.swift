@@ -1,8 +1,8 @@
 import Crypto
 import Foundation
 
-#if canImport(CryptoBoringWrapper)
-import CryptoBoringWrapper
+#if canImport(CCryptoBoringSSL)
+import CCryptoBoringSSL
 #endif
 
 /// An AES-256-GCM key prepared once for many seals and opens.
@@ -10,17 +10,23 @@ import CryptoBoringWrapper
 /// `AES.GCM.seal` and `AES.GCM.open` prepare the key on every call: on Linux swift-crypto builds
 /// a BoringSSL `EVP_AEAD_CTX` (the AES key schedule and the GHASH tables) for each message and
 /// throws it away after. For a 64-byte link frame that preparation is most of the cost
-/// (BENCHMARKS.md, "Where a round trip's extra ≈ 70 µs goes"). This type keeps the prepared
-/// context for as long as its key is in use and calls the same swift-crypto code
-/// (`CryptoBoringWrapper.BoringSSLAEAD.AEADContext`, the BoringSSL AEAD that `AES.GCM` itself
-/// seals and opens through), so the bytes are exactly those of `AES.GCM`
-/// (`AESGCMContextTests` compares both, and the Noise vectors run through it).
+/// (BENCHMARKS.md, "Where a round trip's extra ≈ 70 µs goes"). This type keeps one prepared
+/// `EVP_AEAD_CTX` of BoringSSL's AES-256-GCM (`EVP_aead_aes_256_gcm`, the AEAD that `AES.GCM`
+/// itself seals and opens through on Linux) for as long as its key is in use, so the bytes are
+/// exactly those of `AES.GCM` (`AESGCMContextTests` compares both at every length, and the
+/// Noise vectors and the GCM specification's vectors run through it).
 ///
-/// Where that module is not built (Apple platforms, where swift-crypto uses CryptoKit) the type
-/// falls back to `AES.GCM` with the key.
+/// Besides the `Data` forms it seals into and opens within memory the caller owns
+/// (``seal(_:nonce:authenticating:into:)``, ``open(_:nonce:authenticating:into:)``): a link
+/// seals a frame straight into the buffer written to the socket, where `AES.GCM` would return a
+/// fresh buffer to copy from (BENCHMARKS.md, "Sealed where it lies").
+///
+/// Where swift-crypto does not build BoringSSL (Apple platforms, where it uses CryptoKit) the
+/// type falls back to `AES.GCM` with the key, copying.
 ///
 /// Thread safety: BoringSSL's seal and open read the context and never change it (they take a
-/// `const EVP_AEAD_CTX *`), so one context may be used from several threads at once.
+/// `const EVP_AEAD_CTX *` and may be called concurrently), so one context may be used from
+/// several threads at once.
 public final class AESGCMContext: @unchecked Sendable {
     /// The key length: AES-256.
     public static let keyBytes = 32
@@ -29,8 +35,9 @@ public final class AESGCMContext: @unchecked Sendable {
     /// The tag length.
     public static let tagBytes = 16
 
-    #if canImport(CryptoBoringWrapper)
-    private let context: BoringSSLAEAD.AEADContext
+    #if canImport(CCryptoBoringSSL)
+    /// The prepared context; allocated here so that its address never changes.
+    private let context: UnsafeMutablePointer<EVP_AEAD_CTX>
     #else
     private let key: SymmetricKey
     #endif
@@ -38,15 +45,95 @@ public final class AESGCMContext: @unchecked Sendable {
     /// Prepares `key`, which must be 32 bytes.
     public init(key: SymmetricKey) {
         precondition(key.bitCount == Self.keyBytes * 8, "an AES-256-GCM key is 32 bytes")
-        #if canImport(CryptoBoringWrapper)
-        do {
-            context = try key.withUnsafeBytes { try BoringSSLAEAD.AEADContext(cipher: .aes256gcm, key: $0) }
-        } catch {
-            // BoringSSL refuses a context only for a key of the wrong length, checked above.
-            preconditionFailure("AES-256-GCM refused a 32-byte key")
+        #if canImport(CCryptoBoringSSL)
+        context = .allocate(capacity: 1)
+        let prepared = key.withUnsafeBytes { raw in
+            CCryptoBoringSSL_EVP_AEAD_CTX_init(
+                context, CCryptoBoringSSL_EVP_aead_aes_256_gcm(), raw.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                raw.count, Self.tagBytes, nil)
         }
+        // BoringSSL refuses a context only for a key of the wrong length, checked above.
+        precondition(prepared == 1, "AES-256-GCM refused a 32-byte key")
         #else
         self.key = key
+        #endif
+    }
+
+    #if canImport(CCryptoBoringSSL)
+    deinit {
+        CCryptoBoringSSL_EVP_AEAD_CTX_cleanup(context)
+        context.deallocate()
+    }
+    #endif
+
+    /// Encrypts `plaintext` under `nonce` (12 bytes), authenticating `associatedData`, into
+    /// `output`: the ciphertext (as long as the plaintext) followed by the 16-byte tag, so
+    /// `output` is exactly `plaintext.count + 16` bytes. `output` may start where `plaintext`
+    /// starts (sealed in place) but not overlap it otherwise.
+    public func seal(
+        _ plaintext: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer,
+        authenticating associatedData: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer
+    ) {
+        precondition(nonce.count == Self.nonceBytes, "an AES-GCM nonce is 12 bytes")
+        precondition(output.count == plaintext.count + Self.tagBytes, "the output is the plaintext and the tag")
+        Self.checkAliasing(plaintext, output)
+        #if canImport(CCryptoBoringSSL)
+        var written = 0
+        let sealed = CCryptoBoringSSL_EVP_AEAD_CTX_seal(
+            context, Self.bytes(output), &written, output.count, Self.bytes(nonce), nonce.count,
+            Self.bytes(plaintext), plaintext.count, Self.bytes(associatedData), associatedData.count)
+        // Sealing fails only for a bad nonce or output length, both checked: a failure is a bug.
+        precondition(sealed == 1 && written == output.count, "AES-GCM sealing failed")
+        #else
+        do {
+            let box = try AES.GCM.seal(
+                Data(plaintext), using: key, nonce: try AES.GCM.Nonce(data: nonce),
+                authenticating: Data(associatedData))
+            box.ciphertext.copyBytes(to: output)
+            box.tag.copyBytes(to: UnsafeMutableRawBufferPointer(rebasing: output[plaintext.count...]))
+        } catch {
+            preconditionFailure("AES-GCM sealing failed")
+        }
+        #endif
+    }
+
+    /// Decrypts `message` (`ciphertext ‖ 16-byte tag`, sealed under `nonce`) into `output`,
+    /// checking the tag against `associatedData` first; returns the plaintext's length
+    /// (`message.count − 16`). `output` is exactly that long, and may start where `message`
+    /// starts (opened in place) but not overlap it otherwise. When the tag does not verify,
+    /// BoringSSL zeroes `output` and nothing is returned.
+    /// - Throws: ``AESGCMContextError/authenticationFailure``, also for a message shorter than the
+    ///   tag or a nonce that is not 12 bytes.
+    public func open(
+        _ message: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer,
+        authenticating associatedData: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer
+    ) throws(AESGCMContextError) -> Int {
+        guard nonce.count == Self.nonceBytes, message.count >= Self.tagBytes else { throw .authenticationFailure }
+        precondition(output.count == message.count - Self.tagBytes, "the output is the ciphertext's length")
+        Self.checkAliasing(message, output)
+        #if canImport(CCryptoBoringSSL)
+        var written = 0
+        let opened = CCryptoBoringSSL_EVP_AEAD_CTX_open(
+            context, Self.bytes(output), &written, output.count, Self.bytes(nonce), nonce.count,
+            Self.bytes(message), message.count, Self.bytes(associatedData), associatedData.count)
+        guard opened == 1, written == output.count else {
+            // BoringSSL leaves an error on its thread's queue; nothing reads it.
+            CCryptoBoringSSL_ERR_clear_error()
+            throw .authenticationFailure
+        }
+        return written
+        #else
+        let split = message.count - Self.tagBytes
+        do {
+            let box = try AES.GCM.SealedBox(
+                nonce: try AES.GCM.Nonce(data: nonce), ciphertext: Data(message[..<split]),
+                tag: Data(message[split...]))
+            let plaintext = try AES.GCM.open(box, using: key, authenticating: Data(associatedData))
+            plaintext.copyBytes(to: output)
+            return plaintext.count
+        } catch {
+            throw .authenticationFailure
+        }
         #endif
     }
 
@@ -55,19 +142,17 @@ public final class AESGCMContext: @unchecked Sendable {
     public func seal(
         _ plaintext: some DataProtocol, nonce: UnsafeRawBufferPointer, authenticating associatedData: some DataProtocol
     ) -> (ciphertext: Data, tag: Data) {
-        precondition(nonce.count == Self.nonceBytes, "an AES-GCM nonce is 12 bytes")
-        do {
-            #if canImport(CryptoBoringWrapper)
-            return try context.seal(message: plaintext, nonce: nonce, authenticatedData: associatedData)
-            #else
-            let box = try AES.GCM.seal(
-                plaintext, using: key, nonce: try AES.GCM.Nonce(data: nonce), authenticating: associatedData)
-            return (box.ciphertext, box.tag)
-            #endif
-        } catch {
-            // Sealing fails only for a bad key or nonce length, both checked: a failure is a bug.
-            preconditionFailure("AES-GCM sealing failed")
+        var sealed = Data(count: plaintext.count + Self.tagBytes)
+        Self.withContiguous(plaintext) { plaintext in
+            Self.withContiguous(associatedData) { associatedData in
+                sealed.withUnsafeMutableBytes { output in
+                    seal(plaintext, nonce: nonce, authenticating: associatedData, into: output)
+                }
+            }
         }
+        let tag = sealed.suffix(Self.tagBytes)
+        sealed.removeLast(Self.tagBytes)
+        return (sealed, Data(tag))
     }
 
     /// Seals `plaintext` under a fresh random nonce: `nonce (12) ‖ ciphertext ‖ tag (16)`, the
@@ -96,19 +181,25 @@ public final class AESGCMContext: @unchecked Sendable {
         authenticating associatedData: some DataProtocol
     ) throws(AESGCMContextError) -> Data {
         guard nonce.count == Self.nonceBytes, tag.count == Self.tagBytes else { throw .authenticationFailure }
-        do {
-            #if canImport(CryptoBoringWrapper)
-            return try context.open(
-                ciphertext: Self.borrowed(ciphertext), nonce: nonce, tag: Self.borrowed(tag),
-                authenticatedData: associatedData)
-            #else
-            let box = try AES.GCM.SealedBox(
-                nonce: try AES.GCM.Nonce(data: nonce), ciphertext: ciphertext, tag: tag)
-            return try AES.GCM.open(box, using: key, authenticating: associatedData)
-            #endif
-        } catch {
-            throw .authenticationFailure
+        // BoringSSL opens `ciphertext ‖ tag` from one buffer: joined unless they are adjacent.
+        let adjacent = ciphertext.count > 0 && ciphertext.baseAddress! + ciphertext.count == tag.baseAddress
+        var plaintext = Data(count: ciphertext.count)
+        let opened: Result<Int, AESGCMContextError> = Self.withContiguous(associatedData) { associatedData in
+            plaintext.withUnsafeMutableBytes { output in
+                func open(_ message: UnsafeRawBufferPointer) -> Result<Int, AESGCMContextError> {
+                    Result { () throws(AESGCMContextError) in
+                        try self.open(message, nonce: nonce, authenticating: associatedData, into: output)
+                    }
+                }
+                if adjacent {
+                    return open(
+                        UnsafeRawBufferPointer(start: ciphertext.baseAddress, count: ciphertext.count + tag.count))
+                }
+                return (Array(ciphertext) + Array(tag)).withUnsafeBytes(open)
+            }
         }
+        _ = try opened.get()
+        return plaintext
     }
 
     /// Opens `nonce (12) ‖ ciphertext ‖ tag (16)` (``sealCombined(_:authenticating:)``'s layout).
@@ -132,11 +223,38 @@ public final class AESGCMContext: @unchecked Sendable {
         return try opened.get()
     }
 
-    #if canImport(CryptoBoringWrapper)
-    /// A `Data` over `bytes` that neither copies nor frees them; used only while `bytes` lives.
-    private static func borrowed(_ bytes: UnsafeRawBufferPointer) -> Data {
-        guard let base = bytes.baseAddress, bytes.count > 0 else { return Data() }
-        return Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: base), count: bytes.count, deallocator: .none)
+    /// The bytes of `data` as one contiguous buffer: in place when they are, copied once when
+    /// not.
+    private static func withContiguous<R>(_ data: some DataProtocol, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        if data.regions.count <= 1, let region = data.regions.first {
+            if let result = region.withContiguousStorageIfAvailable({ body(UnsafeRawBufferPointer($0)) }) {
+                return result
+            }
+        }
+        if data.isEmpty { return body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+        return Array(data).withUnsafeBytes(body)
+    }
+
+    /// Input and output either start at the same byte (in place) or do not overlap: BoringSSL
+    /// refuses anything else, and a bug here would otherwise corrupt the bytes.
+    private static func checkAliasing(_ input: UnsafeRawBufferPointer, _ output: UnsafeMutableRawBufferPointer) {
+        guard let start = input.baseAddress, let outputStart = output.baseAddress, input.count > 0, output.count > 0
+        else { return }
+        let inputEnd = start + input.count
+        let outputEnd = UnsafeRawPointer(outputStart) + output.count
+        precondition(
+            UnsafeRawPointer(outputStart) == start || outputEnd <= start || inputEnd <= UnsafeRawPointer(outputStart),
+            "AES-GCM input and output overlap without being in place")
+    }
+
+    #if canImport(CCryptoBoringSSL)
+    /// The buffer's bytes as BoringSSL takes them (`nil` for none).
+    private static func bytes(_ buffer: UnsafeRawBufferPointer) -> UnsafePointer<UInt8>? {
+        buffer.baseAddress?.assumingMemoryBound(to: UInt8.self)
+    }
+
+    private static func bytes(_ buffer: UnsafeMutableRawBufferPointer) -> UnsafeMutablePointer<UInt8>? {
+        buffer.baseAddress?.assumingMemoryBound(to: UInt8.self)
     }
     #endif
 }

@@ -39,20 +39,20 @@ public final class Link: Sendable {
     public nonisolated(nonsending) func send(_ body: Envelope.Body, on stream: StreamID) async throws {
         let bytes: [UInt8]
         do {
-            bytes = try WireCodec.encode(Envelope(body), maxBytes: maxMessageBytes)
+            bytes = try WireCodec.encodeBehindFrameHeader(Envelope(body), maxBytes: maxMessageBytes)
         } catch {
             throw LinkError.messageTooLarge
         }
-        try await send(LinkMessage(stream: stream, bytes: bytes))
+        try await send(LinkMessage(stream: stream, behindFrameHeader: bytes))
     }
 
     /// Queues an encoded message, waiting while the link's queue is full.
     /// - Throws: ``LinkError/closed`` when the link is gone.
     /// - Throws: ``LinkError/messageTooLarge`` over the link's maximum (nothing is queued).
     public nonisolated(nonsending) func send(_ message: LinkMessage) async throws {
-        guard message.bytes.count <= maxMessageBytes else { throw LinkError.messageTooLarge }
+        guard message.count <= maxMessageBytes else { throw LinkError.messageTooLarge }
         touch()
-        try await gate.enter(message.bytes.count)
+        try await gate.enter(message.count)
         var gated = message
         gated.gated = true
         // A link that has closed meanwhile refuses it and lets its bytes out of the gate.
@@ -64,9 +64,9 @@ public final class Link: Sendable {
     /// - Throws: as ``send(_:)-(LinkMessage)``; nothing is queued then.
     public nonisolated(nonsending) func send(_ messages: [LinkMessage]) async throws {
         guard !messages.isEmpty else { return }
-        guard messages.allSatisfy({ $0.bytes.count <= maxMessageBytes }) else { throw LinkError.messageTooLarge }
+        guard messages.allSatisfy({ $0.count <= maxMessageBytes }) else { throw LinkError.messageTooLarge }
         touch()
-        let total = messages.reduce(0) { $0 + $1.bytes.count }
+        let total = messages.reduce(0) { $0 + $1.count }
         try await gate.enter(total)
         let gated = messages.map { message -> LinkMessage in
             var gated = message
@@ -107,8 +107,8 @@ public final class Link: Sendable {
     /// - Throws: ``LinkError/messageTooLarge`` over the link's maximum (nothing is queued).
     @discardableResult
     public func enqueue(_ messages: [LinkMessage]) throws -> Bool {
-        guard messages.allSatisfy({ $0.bytes.count <= maxMessageBytes }) else { throw LinkError.messageTooLarge }
-        let total = messages.reduce(0) { $0 + $1.bytes.count }
+        guard messages.allSatisfy({ $0.count <= maxMessageBytes }) else { throw LinkError.messageTooLarge }
+        let total = messages.reduce(0) { $0 + $1.count }
         let (start, room) = outlet.withLock { outlet -> (Bool, Bool) in
             outlet.pending += messages
             outlet.bytes += total
@@ -126,11 +126,11 @@ public final class Link: Sendable {
     public func enqueue(_ body: Envelope.Body, on stream: StreamID) throws -> Bool {
         let bytes: [UInt8]
         do {
-            bytes = try WireCodec.encode(Envelope(body), maxBytes: maxMessageBytes)
+            bytes = try WireCodec.encodeBehindFrameHeader(Envelope(body), maxBytes: maxMessageBytes)
         } catch {
             throw LinkError.messageTooLarge
         }
-        return try enqueue([LinkMessage(stream: stream, bytes: bytes)])
+        return try enqueue([LinkMessage(stream: stream, behindFrameHeader: bytes)])
     }
 
     /// Whether ``enqueue(_:)-([LinkMessage])`` holds less than ``outletBytes``.
@@ -163,7 +163,7 @@ public final class Link: Sendable {
             } catch {
                 failed = true
             }
-            let sent = batch.reduce(0) { $0 + $1.bytes.count }
+            let sent = batch.reduce(0) { $0 + $1.count }
             let resumed = outlet.withLock { outlet -> [CheckedContinuation<Void, Never>] in
                 outlet.bytes -= sent
                 if failed {

@@ -10,6 +10,7 @@ extension LinkHandler {
         if partialFrame == nil || completePartialFrame(&input, context: context) {
             readFrames(&input, context: context)
         }
+        releaseOpeningBuffer()
         flushOutput(context: context)
     }
 
@@ -73,9 +74,11 @@ extension LinkHandler {
             readHandshakeMessage(frame, context: context)
             return
         }
-        let decrypted: Data
+        let length: Int
         do {
-            decrypted = try frame.withUnsafeReadableBytes { try session.decrypt(contiguous: $0) }
+            length = try frame.withUnsafeReadableBytes { message in
+                try session.open(message, into: openingBuffer(count: max(0, message.count - NoiseTransport.tagLength)))
+            }
         } catch {
             counters.frameRejected(.decryption)
             fail(.decryptionFailed, context: context)
@@ -83,13 +86,33 @@ extension LinkHandler {
         }
         transport = consume session
         counters.framesIn(bytes: frame.readableBytes)
-        receive(streamFrame: decrypted, context: context)
+        receive(streamFrame: UnsafeRawBufferPointer(rebasing: opening![..<length]), context: context)
     }
 
-    private func receive(streamFrame bytes: Data, context: ChannelHandlerContext) {
+    /// The first `count` bytes of the buffer frames are opened into, allocated when a read needs
+    /// more than it has (reused for every frame of one read, freed after it: an idle link holds
+    /// none).
+    private func openingBuffer(count: Int) -> UnsafeMutableRawBufferPointer {
+        if let opening, opening.count >= count { return UnsafeMutableRawBufferPointer(rebasing: opening[..<count]) }
+        opening?.deallocate()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(
+            byteCount: max(count, Self.smallOutputBytes), alignment: MemoryLayout<UInt64>.alignment)
+        opening = buffer
+        return UnsafeMutableRawBufferPointer(rebasing: buffer[..<count])
+    }
+
+    /// Frees the buffer frames were opened into.
+    func releaseOpeningBuffer() {
+        opening?.deallocate()
+        opening = nil
+    }
+
+    /// One decrypted stream frame, read from the opening buffer: nothing here keeps a reference
+    /// to `bytes` (decoding and reassembly copy what they keep).
+    private func receive(streamFrame bytes: UnsafeRawBufferPointer, context: ChannelHandlerContext) {
         let header: StreamFrame.Header
         do {
-            header = try bytes.withUnsafeBytes { try StreamFrame.Header(parsing: $0) }
+            header = try StreamFrame.Header(parsing: bytes)
         } catch {
             counters.frameRejected(.malformed)
             fail(.malformedFrame, context: context)
@@ -111,21 +134,26 @@ extension LinkHandler {
                     return
                 }
                 grantCredit(stream: index, bytes: payloadBytes, context: context)
-                let message = bytes.dropFirst(WireLimits.frameHeaderBytes)
+                let message = UnsafeRawBufferPointer(rebasing: bytes[WireLimits.frameHeaderBytes...])
                 deliver(on: header.stream, context: context) { () throws(WireError) in
-                    try WireCodec.decode(data: message, maxBytes: self.configuration.multiplex.maxMessageBytes)
+                    // A view of the opening buffer, not a copy: the decoder copies what it keeps.
+                    let view = message.baseAddress.map {
+                        Data(
+                            bytesNoCopy: UnsafeMutableRawPointer(mutating: $0), count: message.count, deallocator: .none
+                        )
+                    }
+                    return try WireCodec.decode(
+                        data: view ?? Data(), maxBytes: self.configuration.multiplex.maxMessageBytes)
                 }
                 return
             }
             let message: [UInt8]?
             do {
-                message = try bytes.withUnsafeBytes { raw in
-                    try reassemblers[index].append(
-                        contentsOf: UnsafeRawBufferPointer(rebasing: raw[WireLimits.frameHeaderBytes...]),
-                        isFinal: isFinal)
-                }
+                message = try reassemblers[index].append(
+                    contentsOf: UnsafeRawBufferPointer(rebasing: bytes[WireLimits.frameHeaderBytes...]),
+                    isFinal: isFinal)
             } catch {
-                if error as? WireError == .messageTooLarge {
+                if error == .messageTooLarge {
                     rejectTooLarge(context: context)
                 } else {
                     counters.frameRejected(.malformed)

@@ -19,7 +19,7 @@ extension LinkHandler {
     /// Queues a message on its stream, or refuses it (every refusal lets a gated message's bytes
     /// out of the gate again).
     func enqueue(_ message: LinkMessage, promise: EventLoopPromise<Void>?, context: ChannelHandlerContext) {
-        let count = message.bytes.count
+        let count = message.count
         let gatedBytes = message.gated ? count : 0
         guard !closed else {
             gate.leave(gatedBytes)
@@ -41,7 +41,7 @@ extension LinkHandler {
         queuedBytes += count
         counters.queuedBytes.increment(by: Double(count))
         outbound[Int(message.stream.rawValue)].queue.append(
-            Pending(bytes: message.bytes, promise: promise, gatedBytes: gatedBytes))
+            Pending(storage: message.storage, headroom: message.headroom, promise: promise, gatedBytes: gatedBytes))
     }
 
     /// Seals frames while the socket takes them, most urgent stream first.
@@ -49,39 +49,66 @@ extension LinkHandler {
         guard !closed, transport != nil else { return }
         var wrote = false
         while context.channel.isWritable, let index = nextStream() {
-            let head = outbound[index].queue.startIndex
-            let pending = outbound[index].queue[head]
-            let end = min(pending.bytes.count, pending.offset + WireLimits.maxFragmentPayload)
+            // Taken out of the queue while its frame is sealed, so that its bytes are not shared
+            // (a frame sealed in place writes its header into them).
+            var pending = outbound[index].queue.removeFirst()
+            let end = min(pending.count, pending.offset + WireLimits.maxFragmentPayload)
             let payload = end - pending.offset
-            let isFinal = end == pending.bytes.count
+            let isFinal = end == pending.count
             outbound[index].credit -= payload
             queuedBytes -= payload
             counters.queuedBytes.decrement(by: Double(payload))
-            plaintext.removeAll(keepingCapacity: true)
-            plaintext.reserveCapacity(WireLimits.frameHeaderBytes + payload)
-            plaintext.append(UInt8(index))
-            plaintext.append(isFinal ? StreamFrame.FrameType.final.rawValue : StreamFrame.FrameType.fragment.rawValue)
-            var start = pending.offset
-            while start < end {
-                let stop = min(end, start + Self.copyPiece)
-                plaintext.append(contentsOf: pending.bytes[start..<stop])
-                start = stop
-            }
+            let type = isFinal ? StreamFrame.FrameType.final.rawValue : StreamFrame.FrameType.fragment.rawValue
+            let sealed = seal(&pending, to: end, stream: UInt8(index), type: type, context: context)
             // A failed seal, or a channel that closed under the write, has failed the queues.
-            guard sealPlaintext(context: context), !closed else { return }
+            guard sealed, !closed else {
+                pending.promise?.fail(LinkError.closed)
+                return
+            }
             wrote = true
             if isFinal {
-                outbound[index].queue.removeFirst()
                 if let promise = pending.promise { completeWithOutput(promise) }
                 if pending.gatedBytes > 0 { gate.leave(pending.gatedBytes) }
             } else {
-                outbound[index].queue[head].offset = end
+                pending.offset = end
+                outbound[index].queue.prepend(pending)
             }
         }
         if wrote { flushOutput(context: context) }
         watchForStall(context: context, progressed: wrote)
         completeDrains(context: context)
         if outbound.allSatisfy({ $0.queue.isEmpty }) { releaseSealingBuffers() }
+    }
+
+    /// Seals the next frame of `pending`, its bytes up to `end`. A message encoded behind a frame
+    /// header is sealed where it lies: the header goes into the two bytes before the frame's
+    /// payload (the headroom, or the end of the frame sealed before it); any other message is
+    /// copied into ``plaintext`` behind the header first.
+    private func seal(
+        _ pending: inout Pending, to end: Int, stream: UInt8, type: UInt8, context: ChannelHandlerContext
+    ) -> Bool {
+        let start = pending.headroom + pending.offset
+        if pending.headroom > 0 {
+            let header = WireLimits.frameHeaderBytes
+            return pending.storage.withUnsafeMutableBytes { raw in
+                raw[start - header] = stream
+                raw[start - header + 1] = type
+                return sealFrame(
+                    UnsafeRawBufferPointer(rebasing: raw[(start - header)..<(pending.headroom + end)]), context: context
+                )
+            }
+        }
+        plaintext.removeAll(keepingCapacity: true)
+        plaintext.reserveCapacity(WireLimits.frameHeaderBytes + end - pending.offset)
+        plaintext.append(stream)
+        plaintext.append(type)
+        var copied = start
+        while copied < end {
+            let stop = min(end, copied + Self.copyPiece)
+            plaintext.append(contentsOf: pending.storage[copied..<stop])
+            copied = stop
+        }
+        return sealPlaintext(context: context)
     }
 
     /// Between bursts a link keeps no more than a small plaintext buffer: a link that has sent
@@ -105,48 +132,56 @@ extension LinkHandler {
     /// a frame too large: a bug).
     @discardableResult
     func sealPlaintext(context: ChannelHandlerContext) -> Bool {
+        plaintext.withUnsafeBytes { sealFrame($0, context: context) }
+    }
+
+    /// Encrypts `frame` (one stream frame's plaintext) straight into the output buffer, behind its
+    /// length: `length u16 ‖ ciphertext ‖ tag`, contiguous in one buffer.
+    func sealFrame(_ frame: UnsafeRawBufferPointer, context: ChannelHandlerContext) -> Bool {
         guard var session = transport.take() else { return false }
-        let sealed: (ciphertext: Data, tag: Data)
-        do {
-            sealed = try session.seal(plaintext)
-        } catch {
+        guard frame.count <= NoiseTransport.maximumPlaintextLength else {
+            transport = consume session
             fail(.closed, context: context)
             return false
         }
+        let sealedLength = frame.count + NoiseTransport.tagLength
+        reserveOutput(2 + sealedLength, context: context)
+        let sealed: Bool =
+            output!.writeWithUnsafeMutableBytes(minimumWritableBytes: 2 + sealedLength) { raw in
+                do {
+                    try session.seal(frame, into: UnsafeMutableRawBufferPointer(rebasing: raw[2..<(2 + sealedLength)]))
+                } catch {
+                    return 0
+                }
+                raw.storeBytes(of: UInt16(sealedLength).bigEndian, toByteOffset: 0, as: UInt16.self)
+                return 2 + sealedLength
+            } > 0
         transport = consume session
-        counters.framesOut(bytes: sealed.ciphertext.count + sealed.tag.count)
-        sealed.ciphertext.withUnsafeBytes { ciphertext in
-            sealed.tag.withUnsafeBytes { tag in appendFrame(ciphertext, tag, context: context) }
+        guard sealed else {
+            fail(.closed, context: context)
+            return false
         }
+        lastWrite = context.eventLoop.now
+        counters.framesOut(bytes: sealedLength)
         return true
     }
 
-    /// Appends `length ‖ body ‖ suffix` to the output: one link frame of `body` and `suffix`.
-    func appendFrame(
-        _ body: UnsafeRawBufferPointer, _ suffix: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
-        context: ChannelHandlerContext
-    ) {
-        let length = body.count + suffix.count
-        precondition(length <= Int(UInt16.max), "a link frame carries at most 65,535 bytes")
-        lastWrite = context.eventLoop.now
-        withUnsafeBytes(of: UInt16(length).bigEndian) { appendOutput($0, following: length, context: context) }
-        appendOutput(body, following: suffix.count, context: context)
-        appendOutput(suffix, following: 0, context: context)
+    /// Makes room for `bytes` contiguous bytes in the output: hands a buffer without that room to
+    /// the channel and starts another, sized for bulk frames when this one is large.
+    private func reserveOutput(_ bytes: Int, context: ChannelHandlerContext) {
+        if let current = output, current.writableBytes >= bytes { return }
+        if let full = output.take(), full.readableBytes > 0 { writeOutput(full, context: context) }
+        let capacity = bytes > Self.smallOutputBytes ? Self.outputBufferBytes : Self.smallOutputBytes
+        output = context.channel.allocator.buffer(capacity: max(capacity, bytes))
     }
 
-    /// Copies `bytes` into the output buffers, handing each full one to the channel. `following`:
-    /// bytes of the same frame still to come, to size a new buffer.
-    private func appendOutput(_ bytes: UnsafeRawBufferPointer, following: Int, context: ChannelHandlerContext) {
-        var rest = bytes
-        while !rest.isEmpty {
-            if (output?.writableBytes ?? 0) == 0 {
-                if let full = output.take() { writeOutput(full, context: context) }
-                output = context.channel.allocator.buffer(capacity: min(Self.outputBufferBytes, rest.count + following))
-            }
-            let count = min(rest.count, output!.writableBytes, Self.copyPiece)
-            output!.writeBytes(UnsafeRawBufferPointer(rebasing: rest[..<count]))
-            rest = UnsafeRawBufferPointer(rebasing: rest[count...])
-        }
+    /// Appends `length ‖ body` to the output: one link frame (a handshake message).
+    func appendFrame(_ body: UnsafeRawBufferPointer, context: ChannelHandlerContext) {
+        precondition(body.count <= Int(UInt16.max), "a link frame carries at most 65,535 bytes")
+        lastWrite = context.eventLoop.now
+        reserveOutput(2 + body.count, context: context)
+        output!.writeInteger(UInt16(body.count))
+        output!.writeBytes(body)
     }
 
     private func writeOutput(_ buffer: ByteBuffer, context: ChannelHandlerContext) {

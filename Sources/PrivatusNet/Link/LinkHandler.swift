@@ -11,8 +11,11 @@ import PrivatusWire
 /// - Link frames: the TCP byte stream is split into `length u16 ‖ Noise message`, read in place
 ///   from the receive buffer; only a frame that spans two reads is copied, into a buffer sized by
 ///   its (16-bit, non-zero) length. A zero length closes the connection.
-/// - Noise: the authenticated XX handshake; then every frame is decrypted on arrival and every
-///   outgoing stream frame sealed straight into the buffers written to the socket. Nothing but
+/// - Noise: the authenticated XX handshake; then every frame is decrypted on arrival into a
+///   buffer reused for the whole read, and every outgoing stream frame sealed straight into the
+///   buffer written to the socket — from where the message lies when it was encoded behind a frame
+///   header (``WireCodec/encodeBehindFrameHeader(_:maxBytes:)``, what ``Link`` does), from a copy
+///   behind the header otherwise. Nothing but
 ///   handshake messages passes before the handshake has finished; a handshake that fails or does
 ///   not finish within the timeout closes the connection and fails `established`; a transport
 ///   message that does not decrypt closes the connection.
@@ -37,9 +40,11 @@ final class LinkHandler: ChannelDuplexHandler {
 
     /// Stream indices from the most urgent: control, chat, dht, bulk.
     static let priority: [Int] = [StreamID.control, .chat, .dht, .bulk].map { Int($0.rawValue) }
-    /// The largest buffer frames are sealed into (NIO allocates powers of two; a full frame of
-    /// 65,537 bytes continues in the next buffer instead of taking a fresh 128 KiB one).
-    static let outputBufferBytes = 1 << 16
+    /// The buffer bulk frames are sealed into: three full frames of 65,537 bytes (NIO allocates
+    /// powers of two). A frame is sealed into one buffer, never split across two.
+    static let outputBufferBytes = 1 << 18
+    /// The buffer small frames (chat, control) are sealed into: many per buffer.
+    static let smallOutputBytes = 1 << 12
     /// Bytes copied per `memmove` on the hot path. Above ≈ 2–4 KiB glibc's `memmove` uses
     /// `rep movsb`, which on the AMD EPYC machines measured runs ≈ 15× slower (≈ 80 µs instead of
     /// ≈ 5 µs for 64 KiB) when the destination lies a few bytes past the source modulo 4 KiB: as it
@@ -49,12 +54,17 @@ final class LinkHandler: ChannelDuplexHandler {
     static let idlePlaintextCapacity = 4096
 
     struct Pending {
-        let bytes: [UInt8]
+        /// The message behind `headroom` bytes (see ``LinkMessage``).
+        var storage: [UInt8]
+        let headroom: Int
         /// Message bytes already sealed into frames.
         var offset = 0
         var promise: EventLoopPromise<Void>?
         /// The bytes to let out of the send gate when the last frame is written (0: not gated).
         var gatedBytes: Int
+
+        /// The message's length.
+        var count: Int { storage.count - headroom }
     }
 
     struct Outbound {
@@ -87,6 +97,8 @@ final class LinkHandler: ChannelDuplexHandler {
 
     /// The start of a link frame whose end has not arrived yet.
     var partialFrame: ByteBuffer?
+    /// Where the frames of one read are decrypted into (see `openingBuffer(count:)`).
+    var opening: UnsafeMutableRawBufferPointer?
     var reassemblers: [Reassembler]
     /// Bytes consumed per stream since credit was last returned.
     var consumed: [Int]
@@ -148,6 +160,7 @@ final class LinkHandler: ChannelDuplexHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        releaseOpeningBuffer()
         cancelTimers()
         established.fail(LinkError.closed)  // no effect once it has succeeded
         failQueued(.closed)

@@ -66,6 +66,45 @@ struct NoiseCipherState: Sendable {
         return sealed
     }
 
+    /// `EncryptWithAd(empty, plaintext)` for a state with a key, into `output` (`plaintext.count +
+    /// 16` bytes: the ciphertext, then the tag). `output` may start where `plaintext` does.
+    /// - Throws: ``NoiseError/nonceExhausted`` when `n` has reached 2^64 − 1 (nothing is written).
+    mutating func seal(
+        _ plaintext: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer
+    ) throws(NoiseError) {
+        guard let context else { preconditionFailure("sealing needs a key") }
+        guard nonce != .max else { throw .nonceExhausted }
+        withUnsafeBytes(of: Self.gcmNonceWords(nonce)) {
+            context.seal(plaintext, nonce: $0, authenticating: Self.noAssociatedBytes, into: output)
+        }
+        nonce += 1
+    }
+
+    /// `DecryptWithAd(empty, message)` for a state with a key, into `output` (exactly
+    /// `message.count − 16` bytes; it may start where `message` does). Returns the plaintext's
+    /// length. On failure `n` does not advance.
+    /// - Throws: ``NoiseError/malformedMessage`` for a message shorter than the tag,
+    ///   ``NoiseError/decryptionFailed``, ``NoiseError/nonceExhausted``.
+    mutating func open(
+        _ message: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer
+    ) throws(NoiseError) -> Int {
+        guard let context else { preconditionFailure("opening needs a key") }
+        guard nonce != .max else { throw .nonceExhausted }
+        guard message.count >= Self.tagLength else { throw .malformedMessage }
+        let length: Int
+        do {
+            length = try withUnsafeBytes(of: Self.gcmNonceWords(nonce)) { (gcmNonce) throws(AESGCMContextError) in
+                try context.open(message, nonce: gcmNonce, authenticating: Self.noAssociatedBytes, into: output)
+            }
+        } catch {
+            throw .decryptionFailed
+        }
+        nonce += 1
+        return length
+    }
+
+    private static var noAssociatedBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: nil, count: 0) }
+
     /// `DecryptWithAd(ad, ciphertext)`: the plaintext, or the ciphertext itself while the state has no
     /// key. On failure `n` does not advance.
     /// - Throws: ``NoiseError/malformedMessage`` for a ciphertext shorter than the tag,
@@ -77,14 +116,6 @@ struct NoiseCipherState: Sendable {
             Result { () throws(NoiseError) in try open(bytes, associatedData: associatedData) }
         }
         return try opened.get()
-    }
-
-    /// `DecryptWithAd(empty, ciphertext)` for a transport message read in place (a slice of a
-    /// receive buffer): the same as ``decrypt(associatedData:ciphertext:)`` with empty associated
-    /// data. The message is decrypted from where it lies, not copied first.
-    mutating func decrypt(contiguous ciphertext: UnsafeRawBufferPointer) throws(NoiseError) -> Data {
-        guard hasKey else { return Data(ciphertext) }
-        return try open(ciphertext, associatedData: Self.noAssociatedData)
     }
 
     private static let noAssociatedData = Data()

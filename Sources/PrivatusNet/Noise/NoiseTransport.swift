@@ -61,6 +61,30 @@ public struct NoiseTransport: ~Copyable, Sendable {
         return sealed
     }
 
+    /// Encrypts the next message into `output`, which is exactly `plaintext.count + 16` bytes
+    /// (`ciphertext ‖ tag`) and may start where `plaintext` does: a link seals a frame straight
+    /// into the buffer written to the socket.
+    /// - Throws: as ``encrypt(_:)``; nothing is written then.
+    mutating func seal(
+        _ plaintext: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer
+    ) throws(NoiseError) {
+        guard plaintext.count <= Self.maximumPlaintextLength else { throw .messageTooLarge }
+        try sendCipher.seal(plaintext, into: output)
+        if sendCipher.nonce % rekeyInterval == 0 { sendCipher.rekey() }
+    }
+
+    /// Decrypts the next message from the peer into `output` (exactly `message.count − 16`
+    /// bytes): the plaintext's length is returned. The same checks and outcome as
+    /// ``decrypt(_:)``.
+    mutating func open(
+        _ message: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer
+    ) throws(NoiseError) -> Int {
+        guard message.count <= Self.maximumMessageLength else { throw .messageTooLarge }
+        let length = try receiveCipher.open(message, into: output)
+        if receiveCipher.nonce % rekeyInterval == 0 { receiveCipher.rekey() }
+        return length
+    }
+
     /// Decrypts the next message from the peer.
     /// - Throws: ``NoiseError/messageTooLarge`` for more than 65,535 bytes (checked first);
     ///   ``NoiseError/malformedMessage`` for fewer than 16; ``NoiseError/decryptionFailed`` when it
@@ -73,12 +97,4 @@ public struct NoiseTransport: ~Copyable, Sendable {
         return plaintext
     }
 
-    /// Decrypts the next message from the peer, read in place from a receive buffer; the same
-    /// checks and outcome as ``decrypt(_:)``.
-    mutating func decrypt(contiguous message: UnsafeRawBufferPointer) throws(NoiseError) -> Data {
-        guard message.count <= Self.maximumMessageLength else { throw .messageTooLarge }
-        let plaintext = try receiveCipher.decrypt(contiguous: message)
-        if receiveCipher.nonce % rekeyInterval == 0 { receiveCipher.rekey() }
-        return plaintext
-    }
 }
