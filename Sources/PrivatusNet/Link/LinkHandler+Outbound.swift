@@ -81,9 +81,11 @@ extension LinkHandler {
     }
 
     /// Seals the next frame of `pending`, its bytes up to `end`. A message encoded behind a frame
-    /// header is sealed where it lies: the header goes into the two bytes before the frame's
-    /// payload (the headroom, or the end of the frame sealed before it); any other message is
-    /// copied into ``plaintext`` behind the header first.
+    /// header is sealed from its own bytes: the header goes into the two bytes before the frame's
+    /// payload (the headroom, or the end of the frame sealed before it). The array is written to,
+    /// so while another reference to it exists (today the sender's, until its `writeAndFlush`
+    /// returns) Swift copies the whole message once, on its first frame. Any other message is
+    /// copied into ``plaintext`` behind the header frame by frame.
     private func seal(
         _ pending: inout Pending, to end: Int, stream: UInt8, type: UInt8, context: ChannelHandlerContext
     ) -> Bool {

@@ -13,9 +13,10 @@ import PrivatusWire
 ///   its (16-bit, non-zero) length. A zero length closes the connection.
 /// - Noise: the authenticated XX handshake; then every frame is decrypted on arrival into a
 ///   buffer reused for the whole read, and every outgoing stream frame sealed straight into the
-///   buffer written to the socket — from where the message lies when it was encoded behind a frame
-///   header (``WireCodec/encodeBehindFrameHeader(_:maxBytes:)``, what ``Link`` does), from a copy
-///   behind the header otherwise. Nothing but
+///   buffer written to the socket — from the message's own bytes when it was encoded behind a frame
+///   header (``WireCodec/encodeBehindFrameHeader(_:maxBytes:)``, what ``Link`` does; while the
+///   sender still holds the array, Swift copies it once on its first frame), from a copy behind
+///   the header otherwise. Nothing but
 ///   handshake messages passes before the handshake has finished; a handshake that fails or does
 ///   not finish within the timeout closes the connection and fails `established`; a transport
 ///   message that does not decrypt closes the connection.

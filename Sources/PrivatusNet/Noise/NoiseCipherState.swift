@@ -50,7 +50,7 @@ struct NoiseCipherState: Sendable {
     }
 
     /// `EncryptWithAd(ad, plaintext)` for a state with a key, the ciphertext and the tag in two
-    /// buffers (a link frame copies both into its output; nothing joins them first).
+    /// buffers (``NoiseTransport/encrypt(_:)`` joins them).
     /// - Throws: ``NoiseError/nonceExhausted`` when `n` has reached 2^64 − 1.
     mutating func seal(
         associatedData: some DataProtocol, plaintext: some DataProtocol
