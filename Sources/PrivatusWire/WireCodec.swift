@@ -52,11 +52,29 @@ public enum WireCodec {
     public static func encode(
         _ envelope: Envelope, maxBytes: Int = WireLimits.defaultMaxMessageBytes
     ) throws(WireError) -> [UInt8] {
+        try serialize(envelope, maxBytes: maxBytes)
+    }
+
+    /// Encodes an envelope as ``encode(_:maxBytes:)`` does, behind
+    /// ``WireLimits/frameHeaderBytes`` zero bytes: a link writes a stream frame's header into them
+    /// and seals each frame from the message's bytes instead of a copy behind the header.
+    /// - Returns: `2 zero bytes ‖ encoding`; `maxBytes` limits the encoding alone.
+    public static func encodeBehindFrameHeader(
+        _ envelope: Envelope, maxBytes: Int = WireLimits.defaultMaxMessageBytes
+    ) throws(WireError) -> [UInt8] {
+        let bytes: BytesBehindFrameHeader = try serialize(envelope, maxBytes: maxBytes)
+        return bytes.storage
+    }
+
+    /// The checks and the encoding both forms share, into `Bytes`.
+    private static func serialize<Bytes: SwiftProtobufContiguousBytes>(
+        _ envelope: Envelope, maxBytes: Int
+    ) throws(WireError) -> Bytes {
         guard envelope.version == WireLimits.currentVersion, let body = envelope.body else {
             throw .invalidField
         }
         try validate(body)
-        let bytes: [UInt8]
+        let bytes: Bytes
         do {
             bytes = try envelope.serializedBytes()
         } catch {
@@ -64,27 +82,6 @@ public enum WireCodec {
         }
         guard bytes.count <= maxBytes else { throw .messageTooLarge }
         return bytes
-    }
-
-    /// Encodes an envelope as ``encode(_:maxBytes:)`` does, behind
-    /// ``WireLimits/frameHeaderBytes`` zero bytes: a link writes a stream frame's header into them
-    /// and seals the frame where it lies, without copying the message into a frame first.
-    /// - Returns: `2 zero bytes ‖ encoding`; `maxBytes` limits the encoding alone.
-    public static func encodeBehindFrameHeader(
-        _ envelope: Envelope, maxBytes: Int = WireLimits.defaultMaxMessageBytes
-    ) throws(WireError) -> [UInt8] {
-        guard envelope.version == WireLimits.currentVersion, let body = envelope.body else {
-            throw .invalidField
-        }
-        try validate(body)
-        let bytes: BytesBehindFrameHeader
-        do {
-            bytes = try envelope.serializedBytes()
-        } catch {
-            throw .encodingFailed
-        }
-        guard bytes.count <= maxBytes else { throw .messageTooLarge }
-        return bytes.storage
     }
 
     /// Decodes one message from a ``Reassembler``.
