@@ -1,38 +1,83 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import Synchronization
 
-/// Keeps WAL checkpoints off the write path: the writer runs with `wal_autocheckpoint = 0`,
-/// and after a commit that leaves the WAL larger than ``threshold`` bytes, a passive checkpoint
-/// runs on a connection and a queue of its own. Passive checkpoints never block the writer or
-/// readers; SQLite starts the WAL over at the next write once one has copied every frame.
+/// Keeps WAL checkpoints off the write path: the writer runs without automatic checkpoints, and
+/// after a commit that leaves more than ``threshold`` bytes of frames in the WAL, a passive
+/// checkpoint runs on a connection and a queue of its own. Passive checkpoints never block the
+/// writer or readers; SQLite starts the WAL over at the next write once one has copied every
+/// frame.
+///
+/// What counts is what the WAL holds, which SQLite reports after each commit (its WAL hook), not
+/// the file's size: a WAL that SQLite started over keeps its file at the largest size it had and
+/// is overwritten from the start, so its size says nothing about how much is left to copy (a
+/// node once judged by the size checkpointed after every commit, one more fsync each). Keeping
+/// the file at its size is also what makes commits cheaper: overwriting blocks of a file does not
+/// change its size, so `fdatasync` has no inode to write.
 public final class Checkpointer: Sendable {
-    /// The WAL size that triggers a checkpoint (16 MiB).
+    /// The WAL content that triggers a checkpoint (16 MiB).
     public static let threshold = 16 * 1024 * 1024
 
+    /// Frames in the WAL after the writer's last commit, set by SQLite's WAL hook (on the
+    /// writer's queue) and read by ``afterCommit()``.
+    final class WALFrames: Sendable {
+        let count = Atomic<Int>(0)
+    }
+
+    private let pool: DatabasePool
     private let connection: DatabaseQueue
-    private let walPath: String
+    private let frames = WALFrames()
+    /// ``threshold`` in frames of this database's page size.
+    private let thresholdFrames: Int
     private let queue = DispatchQueue(label: "privatus.store.checkpoint", qos: .utility)
     private let running = Atomic<Bool>(false)
     private let completed = Atomic<Int>(0)
 
-    /// Opens the checkpointing connection and turns the writer's automatic checkpoints off.
+    /// Opens the checkpointing connection, turns the writer's automatic checkpoints off and
+    /// installs the WAL hook that counts its frames.
     public init(pool: DatabasePool, path: String) throws {
-        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_autocheckpoint = 0") }
+        let frames = self.frames
+        let pageSize = try pool.writeWithoutTransaction { db -> Int in
+            // Also removes SQLite's own WAL hook (the automatic checkpoint): the one below
+            // replaces it.
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
+            sqlite3_wal_hook(db.sqliteConnection, Checkpointer.walHook, Unmanaged.passUnretained(frames).toOpaque())
+            return try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
+        }
+        // Each frame is a page and its 24-byte header.
+        self.thresholdFrames = max(1, Self.threshold / (pageSize + 24))
         var configuration = Configuration()
         configuration.label = "privatus.checkpoint"
         self.connection = try DatabaseQueue(path: path, configuration: configuration)
-        self.walPath = path + "-wal"
+        self.pool = pool
     }
+
+    deinit {
+        // The hook points at `frames`, which goes with this object; the pool may outlive it.
+        pool.writeWithoutTransaction { db in _ = sqlite3_wal_hook(db.sqliteConnection, nil, nil) }
+    }
+
+    /// Called by SQLite on the writer's connection after each commit, with the frames in the WAL.
+    private static let walHook:
+        @convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<CChar>?, Int32)
+            -> Int32 = { context, _, _, count in
+                guard let context else { return SQLITE_OK }
+                Unmanaged<WALFrames>.fromOpaque(context).takeUnretainedValue().count.store(
+                    Int(count), ordering: .relaxed)
+                return SQLITE_OK
+            }
 
     /// How many checkpoints have run (for tests and metrics).
     public var checkpoints: Int { completed.load(ordering: .relaxed) }
 
-    /// Call after each commit: schedules a passive checkpoint when the WAL has grown past the
+    /// Frames in the WAL after the writer's last commit.
+    public var walFrames: Int { frames.count.load(ordering: .relaxed) }
+
+    /// Call after each commit: schedules a passive checkpoint when the WAL holds more than the
     /// threshold and none is running.
     public func afterCommit() {
-        var info = stat()
-        guard stat(walPath, &info) == 0, Int(info.st_size) > Self.threshold else { return }
+        guard frames.count.load(ordering: .relaxed) > thresholdFrames else { return }
         guard running.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
             return
         }

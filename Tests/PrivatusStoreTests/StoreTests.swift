@@ -291,4 +291,36 @@ import Testing
         #expect(try store.check().isEmpty)
         #expect(try store.messageCount() == 150 * 60)
     }
+
+    @Test func aWALStartedOverIsNotCheckpointedAgainUntilItHoldsTheThresholdAgain() throws {
+        let scratch = try TemporaryDirectory("privatus-store")
+        defer { scratch.remove() }
+        let path = scratch.child("privatus.sqlite")
+        let pool = try Store.makePool(path: path)
+        let checkpointer = try Checkpointer(pool: pool, path: path)
+        try pool.write { db in try db.execute(sql: "CREATE TABLE t (b BLOB)") }
+        func commit(_ bytes: Int) throws {
+            try pool.write { db in try db.execute(sql: "INSERT INTO t VALUES (randomblob(?))", arguments: [bytes]) }
+            checkpointer.afterCommit()
+            checkpointer.drain()
+        }
+        var rounds = 0
+        while checkpointer.checkpoints == 0, rounds < 1_000 {
+            try commit(64 * 1024)
+            rounds += 1
+        }
+        #expect(checkpointer.checkpoints == 1, "one checkpoint once the WAL held the threshold")
+        #expect(rounds > 200, "not before: \(rounds) commits of 64 KiB")
+        func walFileSize() -> Int {
+            (try? FileManager.default.attributesOfItem(atPath: path + "-wal"))?[.size] as? Int ?? 0
+        }
+        #expect(walFileSize() > Checkpointer.threshold)
+        // SQLite starts the WAL over at the next commit and overwrites it from the start: the
+        // file keeps its size, but holds a few frames, and no further checkpoint is due.
+        for _ in 0..<20 { try commit(100) }
+        #expect(checkpointer.checkpoints == 1)
+        #expect(checkpointer.walFrames < 100, "\(checkpointer.walFrames) frames")
+        #expect(walFileSize() > Checkpointer.threshold)
+        #expect(try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM t") } == rounds + 20)
+    }
 }
