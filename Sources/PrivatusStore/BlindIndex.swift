@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import PrivatusCore
+import Synchronization
 
 /// Keyed lookups without storing what is looked up: peers and conversations are found by
 /// `HMAC-SHA256(index key, kind ‖ 0x00 ‖ value)` truncated to 16 bytes, and message words by
@@ -8,18 +9,53 @@ import PrivatusCore
 struct BlindIndex: Sendable {
     let indexKey: SymmetricKey
     let searchKey: SymmetricKey
+    /// The peer and conversation values already computed: every store call about a peer needs
+    /// one (several per message sent or received), and each is an HMAC.
+    private let known = Known()
+
+    private final class Known: Sendable {
+        let values = Mutex<[Kind: [PeerID: Data]]>([:])
+    }
 
     static let indexSize = 16
     static let tokenSize = 8
     /// Words longer than this are not indexed (they are not words a person types to search).
     static let maximumWordLength = 64
+    /// Values kept per kind; past it the kind's values are dropped and computed again.
+    static let maximumKnown = 4_096
+
+    fileprivate enum Kind: Hashable, Sendable {
+        case peer, conversation
+
+        var label: [UInt8] {
+            switch self {
+            case .peer: Array("peer".utf8)
+            case .conversation: Array("conversation".utf8)
+            }
+        }
+    }
+
+    init(indexKey: SymmetricKey, searchKey: SymmetricKey) {
+        self.indexKey = indexKey
+        self.searchKey = searchKey
+    }
 
     func peer(_ peerID: PeerID) -> Data {
-        mac(indexKey, Array("peer".utf8) + [0] + peerID.bytes, size: Self.indexSize)
+        value(.peer, of: peerID)
     }
 
     func conversation(with peerID: PeerID) -> Data {
-        mac(indexKey, Array("conversation".utf8) + [0] + peerID.bytes, size: Self.indexSize)
+        value(.conversation, of: peerID)
+    }
+
+    private func value(_ kind: Kind, of peerID: PeerID) -> Data {
+        if let value = known.values.withLock({ $0[kind]?[peerID] }) { return value }
+        let value = mac(indexKey, kind.label + [0] + peerID.bytes, size: Self.indexSize)
+        known.values.withLock { known in
+            if known[kind, default: [:]].count >= Self.maximumKnown { known[kind] = [:] }
+            known[kind, default: [:]][peerID] = value
+        }
+        return value
     }
 
     func token(_ normalizedWord: String) -> Data {

@@ -50,6 +50,7 @@ extension Store {
     ///   deleted meanwhile): nothing is written.
     public func commitSealed(messageID: [UInt8], peer: PeerID, ciphertext: [UInt8], sessions: PeerSessions) throws {
         let sealedSessions = try sealSessions(sessions)
+        defer { sessionCache.invalidate(index.peer(peer)) }
         try write { db in
             guard
                 let row = try Row.fetchOne(
@@ -281,6 +282,7 @@ extension Store {
     /// every outbox entry for it (due at once), so that they are encrypted again, from their
     /// stored text, in a new session. One transaction.
     public func restartSessions(with peer: PeerID, now: UInt64) throws {
+        defer { sessionCache.invalidate(index.peer(peer)) }
         try write { db in
             guard let range = try conversationRange(with: peer, in: db) else { return }
             try writeSessions([], of: PeerSessions(), peer: peer, contact: try contactPK(peer, in: db), in: db)
@@ -354,6 +356,7 @@ extension Store {
         let sealedPrekeys = try prekeys.map {
             try sealer.seal($0.serialized, table: "prekeys", column: "sealed_store", rowID: prekeyRowID)
         }
+        defer { sessionCache.invalidate(index.peer(peer)) }
         let commit = try write { db -> IncomingCommit in
             let find = try db.cachedStatement(sql: Self.findMessageSQL)
             for message in messages {

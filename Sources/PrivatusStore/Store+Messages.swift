@@ -58,6 +58,8 @@ extension Store {
     /// Removes a contact and its sessions; the conversation stays. Returns whether it existed.
     @discardableResult
     public func removeContact(_ peer: PeerID) throws -> Bool {
+        // Its sessions go with it (ON DELETE CASCADE).
+        defer { sessionCache.invalidate(index.peer(peer)) }
         let removed = try write { db in
             try db.execute(sql: "DELETE FROM contacts WHERE peer_index = ?", arguments: [index.peer(peer)])
             return db.changesCount > 0
@@ -106,8 +108,16 @@ extension Store {
     }
 
     /// Every contact, requests and blocked ones included, in the order they were added.
+    ///
+    /// A contact whose decrypted value ``contact(_:)`` keeps is taken from there instead of being
+    /// opened again (the value ``contact(_:)`` returns for it: the cache drops an entry once a
+    /// write to that contact has committed).
     public func contacts() throws -> [Contact] {
-        try pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM contacts ORDER BY pk") }.map(decodeContact)
+        try pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM contacts ORDER BY pk") }.map { row in
+            let key = PageCache<Contact?>.Key(scope: row["peer_index"], detail: [])
+            if let cached = contactCache.value(for: key), let contact = cached { return contact }
+            return try decodeContact(row)
+        }
     }
 
     func decodeContact(_ row: Row) throws -> Contact {

@@ -23,14 +23,20 @@ extension Store {
 
     /// The sessions with a contact, most recently used first (empty when there are none).
     /// - Throws: ``StoreError/notFound`` when `peer` is not a contact.
+    ///
+    /// Kept decrypted after the first read (``sessionCache``) until a write to them commits.
     public func sessions(with peer: PeerID) throws -> PeerSessions {
+        let peerIndex = index.peer(peer)
+        let key = PageCache<PeerSessions>.Key(scope: peerIndex, detail: [])
+        if let cached = sessionCache.value(for: key) { return cached }
+        let generation = sessionCache.generation(of: peerIndex)
         let rows = try pool.read { db -> [Row] in
             let contact = try contactPK(peer, in: db)
             return try Row.fetchAll(
                 db, sql: "SELECT id, sealed_state FROM sessions WHERE contact_pk = ? ORDER BY ordinal",
                 arguments: [contact])
         }
-        return PeerSessions(
+        let sessions = PeerSessions(
             try rows.map { row in
                 let state = try sealer.open(
                     row["sealed_state"], table: "sessions", column: "sealed_state", rowID: Array(row["id"] as Data))
@@ -40,11 +46,14 @@ extension Store {
                     throw StoreError.damagedRow(table: "sessions")
                 }
             })
+        sessionCache.store(sessions, for: key, generation: generation)
+        return sessions
     }
 
     /// Replaces the sessions with a contact (one transaction).
     public func saveSessions(_ sessions: PeerSessions, with peer: PeerID) throws {
         let sealed = try sealSessions(sessions)
+        defer { sessionCache.invalidate(index.peer(peer)) }
         try write { db in
             try writeSessions(sealed, of: sessions, peer: peer, contact: try contactPK(peer, in: db), in: db)
         }
@@ -116,6 +125,7 @@ extension Store {
             let id = Self.newRowID()
             return (id, try sealer.seal(item.ciphertext, table: "outbox", column: "sealed_ciphertext", rowID: id))
         }
+        defer { for peer in sessions.keys { sessionCache.invalidate(index.peer(peer)) } }
         let stored = try write { db -> [StoredMessage] in
             for (peer, peerSessions) in sessions {
                 try writeSessions(

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import GRDB
 import PrivatusCore
+import PrivatusCrypto
 import Synchronization
 
 /// The profile's database: one SQLite file in WAL mode, opened through a GRDB `DatabasePool`
@@ -22,6 +23,9 @@ public final class Store: Sendable {
     let pages = PageCache<[StoredMessage]>(capacity: 256)
     /// Decrypted contacts, keyed by peer index.
     let contactCache = PageCache<Contact?>(capacity: 1024)
+    /// Decrypted sessions of the peers messages last went to or came from, keyed by peer index.
+    /// Every write of a peer's sessions invalidates its entry once it has committed.
+    let sessionCache = PageCache<PeerSessions>(capacity: 256)
     /// Skipped message keys held per contact, for the node-wide budget.
     let skippedKeys = SkippedKeyLedger()
     private let lastWriteInstant = Mutex<ContinuousClock.Instant?>(nil)
