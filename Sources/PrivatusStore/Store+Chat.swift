@@ -404,7 +404,7 @@ extension Store {
 
     /// Whether a message with this id is stored (shown or held).
     public func hasMessage(id: [UInt8]) throws -> Bool {
-        try pool.read { db in
+        try readOnWriter { db in
             try Int.fetchOne(db.cachedStatement(sql: Self.findMessageSQL), arguments: [Data(id), Data(id)]) != nil
         }
     }

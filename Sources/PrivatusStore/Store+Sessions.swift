@@ -162,11 +162,13 @@ extension Store {
     public func outbox(
         for peer: PeerID, dueBy now: UInt64, limit: Int = 100, skipping: Set<[UInt8]> = []
     ) throws -> [OutboxItem] {
-        guard let range = try pool.read({ db in try conversationRange(with: peer, in: db) }) else { return [] }
-        return try outbox(
-            where: "o.next_try <= ? AND m.pk >= ? AND m.pk < ?",
-            arguments: [Int64(clamping: now), range.lowerBound, range.upperBound], limit: limit, peer: peer,
-            skipping: skipping)
+        try readOnWriter { db in
+            guard let range = try conversationRange(with: peer, in: db) else { return [] }
+            return try outbox(
+                where: "o.next_try <= ? AND m.pk >= ? AND m.pk < ?",
+                arguments: [Int64(clamping: now), range.lowerBound, range.upperBound], limit: limit, peer: peer,
+                skipping: skipping, in: db)
+        }
     }
 
     /// - Parameter peer: the peer of every entry, when the condition names one conversation
@@ -175,18 +177,26 @@ extension Store {
         where condition: String, arguments: [any DatabaseValueConvertible], limit: Int, peer: PeerID? = nil,
         skipping: Set<[UInt8]> = []
     ) throws -> [OutboxItem] {
-        let rows = try pool.read { db in
-            try Row.fetchAll(
-                db,
+        try readOnWriter { db in
+            try outbox(where: condition, arguments: arguments, limit: limit, peer: peer, skipping: skipping, in: db)
+        }
+    }
+
+    /// - Parameter condition: one of a few fixed conditions (the statement is cached by its text).
+    func outbox(
+        where condition: String, arguments: [any DatabaseValueConvertible], limit: Int, peer: PeerID?,
+        skipping: Set<[UInt8]>, in db: Database
+    ) throws -> [OutboxItem] {
+        let rows = try Row.fetchAll(
+            db.cachedStatement(
                 sql: """
                     SELECT o.id, o.attempts, o.next_try, o.number, o.sealed_ciphertext, m.id AS message_id,
                            c.id AS conversation_id, c.sealed_details
                     FROM outbox o JOIN messages m ON m.pk = o.message_pk
                     JOIN conversations c ON c.pk = (m.pk >> 32)
                     WHERE \(condition) ORDER BY o.pk LIMIT ?
-                    """,
-                arguments: StatementArguments(arguments + [limit]))
-        }
+                    """),
+            arguments: StatementArguments(arguments + [limit]))
         return try rows.compactMap { row in
             let messageID = Array(row["message_id"] as Data)
             if skipping.contains(messageID) { return nil }

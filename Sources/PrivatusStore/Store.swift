@@ -119,6 +119,17 @@ public final class Store: Sendable {
         return result
     }
 
+    /// Runs `body`, which only reads, on the writer's connection outside a transaction: for the
+    /// reads the messenger makes between its own writes (the outbox it is about to send, whether
+    /// a received id is stored). The writer's page cache stays valid across its own commits,
+    /// where a reader connection drops its whole cache whenever the database changed, and no
+    /// read transaction is begun and ended around it. Nothing else writes while `body` runs (the
+    /// writer is serial), so several statements in it see one state. It waits for a write in
+    /// progress, as the messenger's next write would.
+    func readOnWriter<T>(_ body: (Database) throws -> T) throws -> T {
+        try pool.writeWithoutTransaction(body)
+    }
+
     /// How many background checkpoints have run.
     public var backgroundCheckpoints: Int { checkpointer.checkpoints }
 
