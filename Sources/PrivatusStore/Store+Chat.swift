@@ -49,7 +49,6 @@ extension Store {
     /// - Throws: ``StoreError/notFound`` when the message is no longer waiting (delivered or
     ///   deleted meanwhile): nothing is written.
     public func commitSealed(messageID: [UInt8], peer: PeerID, ciphertext: [UInt8], sessions: PeerSessions) throws {
-        let sealedSessions = try sealSessions(sessions)
         defer { sessionCache.invalidate(index.peer(peer)) }
         try write { db in
             guard
@@ -62,7 +61,7 @@ extension Store {
             else { throw StoreError.notFound }
             let outboxID = Array(row["id"] as Data)
             let sealed = try sealer.seal(ciphertext, table: "outbox", column: "sealed_ciphertext", rowID: outboxID)
-            try writeSessions(sealedSessions, of: sessions, peer: peer, contact: try contactPK(peer, in: db), in: db)
+            try writeSessions(sessions, peer: peer, contact: try contactPK(peer, in: db), in: db)
             try db.execute(
                 sql: "UPDATE outbox SET sealed_ciphertext = ? WHERE id = ?", arguments: [sealed, Data(outboxID)])
         }
@@ -285,7 +284,7 @@ extension Store {
         defer { sessionCache.invalidate(index.peer(peer)) }
         try write { db in
             guard let range = try conversationRange(with: peer, in: db) else { return }
-            try writeSessions([], of: PeerSessions(), peer: peer, contact: try contactPK(peer, in: db), in: db)
+            try writeSessions(PeerSessions(), peer: peer, contact: try contactPK(peer, in: db), in: db)
             let rows = try Data.fetchAll(
                 db, sql: "SELECT id FROM outbox WHERE message_pk >= ? AND message_pk < ?",
                 arguments: [range.lowerBound, range.upperBound])
@@ -351,7 +350,6 @@ extension Store {
         guard let peer = messages.first?.peer else { return IncomingCommit(shown: [], held: []) }
         guard messages.allSatisfy({ $0.id != nil && $0.peer == peer }) else { throw StoreError.outOfRange }
         let prepared = try prepare(messages, searchable: searchable)
-        let sealedSessions = try sealSessions(sessions)
         let prekeyRowID = Self.newRowID()
         let sealedPrekeys = try prekeys.map {
             try sealer.seal($0.serialized, table: "prekeys", column: "sealed_store", rowID: prekeyRowID)
@@ -366,7 +364,7 @@ extension Store {
                 }
             }
             if let contact { try saveContact(contact, in: db) }
-            try writeSessions(sealedSessions, of: sessions, peer: peer, contact: try contactPK(peer, in: db), in: db)
+            try writeSessions(sessions, peer: peer, contact: try contactPK(peer, in: db), in: db)
             if let sealedPrekeys {
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO prekeys (pk, id, sealed_store) VALUES (1, ?, ?)",

@@ -52,10 +52,9 @@ extension Store {
 
     /// Replaces the sessions with a contact (one transaction).
     public func saveSessions(_ sessions: PeerSessions, with peer: PeerID) throws {
-        let sealed = try sealSessions(sessions)
         defer { sessionCache.invalidate(index.peer(peer)) }
         try write { db in
-            try writeSessions(sealed, of: sessions, peer: peer, contact: try contactPK(peer, in: db), in: db)
+            try writeSessions(sessions, peer: peer, contact: try contactPK(peer, in: db), in: db)
         }
     }
 
@@ -120,7 +119,6 @@ extension Store {
     ) throws -> [StoredMessage] {
         guard !items.isEmpty else { return [] }
         let prepared = try prepare(items.map(\.message), searchable: searchable)
-        let sealedSessions = try sessions.mapValues { try sealSessions($0) }
         let outbox = try items.map { item -> (id: [UInt8], sealed: Data) in
             let id = Self.newRowID()
             return (id, try sealer.seal(item.ciphertext, table: "outbox", column: "sealed_ciphertext", rowID: id))
@@ -128,9 +126,7 @@ extension Store {
         defer { for peer in sessions.keys { sessionCache.invalidate(index.peer(peer)) } }
         let stored = try write { db -> [StoredMessage] in
             for (peer, peerSessions) in sessions {
-                try writeSessions(
-                    sealedSessions[peer] ?? [], of: peerSessions, peer: peer, contact: try contactPK(peer, in: db),
-                    in: db)
+                try writeSessions(peerSessions, peer: peer, contact: try contactPK(peer, in: db), in: db)
             }
             for item in items { _ = try contactPK(item.message.peer, in: db) }
             let stored = try insert(prepared, in: db)
@@ -294,25 +290,38 @@ extension Store {
         return pk
     }
 
-    func sealSessions(_ sessions: PeerSessions) throws -> [(id: [UInt8], sealed: Data)] {
-        try sessions.sessions.map { session in
-            let id = Self.newRowID()
-            return (id, try sealer.seal(session.serialized, table: "sessions", column: "sealed_state", rowID: id))
-        }
-    }
-
     /// Replaces a contact's sessions inside the caller's transaction and records their skipped
     /// keys in the ledger (in commit order: the writer is serial). If the transaction then fails
     /// the ledger is dropped by ``write(_:)`` and reloaded on next use.
-    func writeSessions(
-        _ sealed: [(id: [UInt8], sealed: Data)], of sessions: PeerSessions, peer: PeerID, contact: Int64,
-        in db: Database
-    ) throws {
-        try db.cachedStatement(sql: "DELETE FROM sessions WHERE contact_pk = ?").execute(arguments: [contact])
+    ///
+    /// The rows stay where they are: the session at each ordinal is sealed again under its row's
+    /// id and updated in place; only a session more or fewer inserts or deletes a row. A message
+    /// sent or received changes one session, and an update leaves the table's two indexes alone
+    /// (a delete and an insert under a new random id rewrote a page of each: two more WAL frames
+    /// in every commit).
+    func writeSessions(_ sessions: PeerSessions, peer: PeerID, contact: Int64, in db: Database) throws {
+        let existing = try Row.fetchAll(
+            db.cachedStatement(sql: "SELECT id FROM sessions WHERE contact_pk = ? ORDER BY ordinal"),
+            arguments: [contact]
+        ).map { Array($0["id"] as Data) }
+        // Rows hold ordinals 0..<count (every write keeps them so): the one at each ordinal keeps it.
+        let update = try db.cachedStatement(sql: "UPDATE sessions SET sealed_state = ? WHERE id = ?")
         let insert = try db.cachedStatement(
             sql: "INSERT INTO sessions (id, contact_pk, ordinal, sealed_state) VALUES (?, ?, ?, ?)")
-        for (ordinal, session) in sealed.enumerated() {
-            try insert.execute(arguments: [Data(session.id), contact, ordinal, session.sealed])
+        for (ordinal, session) in sessions.sessions.enumerated() {
+            if ordinal < existing.count {
+                let id = existing[ordinal]
+                let sealed = try sealer.seal(session.serialized, table: "sessions", column: "sealed_state", rowID: id)
+                try update.execute(arguments: [sealed, Data(id)])
+            } else {
+                let id = Self.newRowID()
+                let sealed = try sealer.seal(session.serialized, table: "sessions", column: "sealed_state", rowID: id)
+                try insert.execute(arguments: [Data(id), contact, ordinal, sealed])
+            }
+        }
+        if existing.count > sessions.sessions.count {
+            let delete = try db.cachedStatement(sql: "DELETE FROM sessions WHERE id = ?")
+            for id in existing[sessions.sessions.count...] { try delete.execute(arguments: [Data(id)]) }
         }
         skippedKeys.record(sessions.sessions.reduce(0) { $0 + $1.skippedKeyCount }, for: index.peer(peer))
     }

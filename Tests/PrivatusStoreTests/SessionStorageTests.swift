@@ -42,6 +42,27 @@ import Testing
         #expect(try store.sessions(with: bob).sessions.map(\.serialized) == [other.serialized])
     }
 
+    @Test func sessionsReplacedWithMoreFewerOrNoneReadBackTheSameFromTheFile() throws {
+        let scratch = try TemporaryDirectory("privatus-store")
+        defer { scratch.remove() }
+        let path = scratch.child("privatus.sqlite")
+        let key = SymmetricKey(size: .bits256)
+        let store = try Store(path: path, databaseKey: key)
+        let (a, _, bobKeys) = try Self.pair()
+        let (b, _, _) = try Self.pair()
+        let (c, _, _) = try Self.pair()
+        let bob = bobKeys.identity.publicKey.peerID
+        try store.addContact(Contact(peerID: bob, identityKey: [], name: "Bob", state: .contact))
+        for sessions in [[a, b], [b], [b, a, c], [c, c], [], [c]] {
+            try store.saveSessions(PeerSessions(sessions), with: bob)
+            #expect(try store.sessions(with: bob).sessions.map(\.serialized) == sessions.map(\.serialized))
+            // Another store on the same file has nothing cached: what it reads is what was written.
+            let fresh = try Store(path: path, databaseKey: key)
+            #expect(try fresh.sessions(with: bob).sessions.map(\.serialized) == sessions.map(\.serialized))
+        }
+        #expect(try store.check().isEmpty)
+    }
+
     @Test func sendingCommitsSessionsMessageAndCiphertextTogether() throws {
         let scratch = try TemporaryDirectory("privatus-store")
         defer { scratch.remove() }
