@@ -86,18 +86,21 @@ extension Messenger {
             }
         }
         guard !items.isEmpty else { return }
+        let stored: [StoredMessage]
         do {
-            let stored = try store.commitOutgoing(
+            stored = try store.commitOutgoing(
                 items, sessions: sessions, nextTry: now, deadline: now + deliveryDeadline)
-            counters.sent.increment(by: stored.count)
-            counters.encryptedBytes.increment(by: encrypted)
-            for (answer, message) in zip(answers, stored) { answer.resume(returning: message) }
         } catch {
             for answer in answers { answer.resume(throwing: error) }
             return
         }
+        counters.sent.increment(by: stored.count)
+        counters.encryptedBytes.increment(by: encrypted)
         nextNumbers.merge(numbers) { _, new in new }
+        // The messages go to their links first, then the requests are answered: what is on its
+        // way to the peer does not wait for the answers' tasks.
         for peer in sessions.keys { scheduleDelivery(to: peer) }
+        for (answer, message) in zip(answers, stored) { answer.resume(returning: message) }
     }
 
     /// The latest `limit` messages with a peer (before the message `before`), oldest first.

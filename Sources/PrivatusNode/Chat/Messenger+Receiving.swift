@@ -319,6 +319,9 @@ extension Messenger {
                 // Nothing committed (not expected: resends are recognised first): only resends
                 // are acknowledged.
                 if commit.isResend { acknowledged = resends }
+                // Committed: the receipt goes first, then the events and the rest.
+                acknowledge(acknowledged, over: link)
+                acknowledged = []
                 if !commit.held.isEmpty { gapsOpen.insert(peer.peerID) }
                 if !commit.isResend {
                     counters.received.increment(by: messages.count)
@@ -334,8 +337,8 @@ extension Messenger {
                     }
                 }
             }
-            // Only now, committed: the receipts.
-            if !acknowledged.isEmpty { acknowledge(acknowledged, over: link) }
+            // Only now, committed: the receipts (of resends alone, when nothing new was committed).
+            acknowledge(acknowledged, over: link)
             if !undecryptable.isEmpty {
                 reply(.receipt(Receipt(messageIDs: undecryptable, state: .undecryptable)), on: .chat, over: link)
             }
@@ -412,6 +415,7 @@ extension Messenger {
     }
 
     func acknowledge(_ ids: [[UInt8]], over link: Link?) {
+        guard !ids.isEmpty else { return }
         reply(.receipt(Receipt(messageIDs: ids, state: .delivered)), on: .chat, over: link)
     }
 
