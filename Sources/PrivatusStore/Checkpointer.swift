@@ -35,14 +35,13 @@ public final class Checkpointer: Sendable {
     private let completed = Atomic<Int>(0)
 
     /// Opens the checkpointing connection, turns the writer's automatic checkpoints off and
-    /// installs the WAL hook that counts its frames.
+    /// installs the WAL hook that counts its frames. One checkpointer per pool: a second would
+    /// replace the first one's hook.
     public init(pool: DatabasePool, path: String) throws {
-        let frames = self.frames
         let pageSize = try pool.writeWithoutTransaction { db -> Int in
-            // Also removes SQLite's own WAL hook (the automatic checkpoint): the one below
-            // replaces it.
+            // Also removes SQLite's own WAL hook (the automatic checkpoint): the one installed
+            // below replaces it.
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
-            sqlite3_wal_hook(db.sqliteConnection, Checkpointer.walHook, Unmanaged.passUnretained(frames).toOpaque())
             return try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
         }
         // Each frame is a page and its 24-byte header.
@@ -51,11 +50,19 @@ public final class Checkpointer: Sendable {
         configuration.label = "privatus.checkpoint"
         self.connection = try DatabaseQueue(path: path, configuration: configuration)
         self.pool = pool
+        // Last, when nothing can fail any more: the hook points at `frames`, which `deinit` (run
+        // only for a fully made object) takes it away from.
+        let frames = self.frames
+        pool.writeWithoutTransaction { db in
+            _ = sqlite3_wal_hook(
+                db.sqliteConnection, Checkpointer.walHook, Unmanaged.passUnretained(frames).toOpaque())
+        }
     }
 
     deinit {
         // The hook points at `frames`, which goes with this object; the pool may outlive it.
-        pool.writeWithoutTransaction { db in _ = sqlite3_wal_hook(db.sqliteConnection, nil, nil) }
+        // Reentrant: the last reference could go inside an access to the same pool.
+        pool.unsafeReentrantWrite { db in _ = sqlite3_wal_hook(db.sqliteConnection, nil, nil) }
     }
 
     /// Called by SQLite on the writer's connection after each commit, with the frames in the WAL.

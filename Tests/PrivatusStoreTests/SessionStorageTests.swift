@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import GRDB
 import PrivatusCore
 import PrivatusCrypto
 import PrivatusStore
@@ -61,6 +62,76 @@ import Testing
             #expect(try fresh.sessions(with: bob).sessions.map(\.serialized) == sessions.map(\.serialized))
         }
         #expect(try store.check().isEmpty)
+    }
+
+    @Test func aSessionsNextStateKeepsItsRow() throws {
+        let scratch = try TemporaryDirectory("privatus-store")
+        defer { scratch.remove() }
+        let path = scratch.child("privatus.sqlite")
+        let store = try Store(path: path, databaseKey: SymmetricKey(size: .bits256))
+        let (a, _, bobKeys) = try Self.pair()
+        let (b, _, _) = try Self.pair()
+        let (c, _, _) = try Self.pair()
+        let bob = bobKeys.identity.publicKey.peerID
+        try store.addContact(Contact(peerID: bob, identityKey: [], name: "Bob", state: .contact))
+        func rows() throws -> [(id: Data, ordinal: Int)] {
+            try DatabaseQueue(path: path).read { db in
+                try Row.fetchAll(db, sql: "SELECT id, ordinal FROM sessions ORDER BY ordinal").map {
+                    ($0["id"], $0["ordinal"])
+                }
+            }
+        }
+        try store.saveSessions(PeerSessions([a, b]), with: bob)
+        let first = try rows()
+        #expect(first.map(\.ordinal) == [0, 1])
+        try store.saveSessions(PeerSessions([c, a]), with: bob)
+        #expect(try rows().map(\.id) == first.map(\.id), "the same rows, sealed again")
+        try store.saveSessions(PeerSessions([b]), with: bob)
+        #expect(try rows().map(\.id) == [first[0].id])
+        try store.saveSessions(PeerSessions([b, c, a]), with: bob)
+        let grown = try rows()
+        #expect(grown.map(\.ordinal) == [0, 1, 2])
+        #expect(grown[0].id == first[0].id)
+        #expect(try store.sessions(with: bob).sessions.map(\.serialized) == [b, c, a].map(\.serialized))
+    }
+
+    @Test func everyWriteOfSessionsIsSeenByTheNextRead() throws {
+        let scratch = try TemporaryDirectory("privatus-store")
+        defer { scratch.remove() }
+        let store = try Store(path: scratch.child("privatus.sqlite"), databaseKey: SymmetricKey(size: .bits256))
+        let (a, _, bobKeys) = try Self.pair()
+        let (b, _, _) = try Self.pair()
+        let (c, _, _) = try Self.pair()
+        let bob = bobKeys.identity.publicKey.peerID
+        let me = PeerID(identityPublicKey: [1])
+        try store.addContact(Contact(peerID: bob, identityKey: [], name: "Bob", state: .contact))
+        // Each read below comes after a read of the previous state (kept by the store).
+        func sessions() throws -> [[UInt8]] { try store.sessions(with: bob).sessions.map(\.serialized) }
+        try store.saveSessions(PeerSessions([a]), with: bob)
+        #expect(try sessions() == [a.serialized])
+        _ = try store.commitOutgoing(
+            NewMessage(peer: bob, direction: .sent, state: .queued, sender: me, sentAt: 1, body: "one"),
+            ciphertext: [1], sessions: PeerSessions([b]), nextTry: 0)
+        #expect(try sessions() == [b.serialized], "after a send")
+        let waiting = try store.queueAwaitingSession(
+            NewMessage(peer: bob, direction: .sent, state: .queued, sender: me, sentAt: 2, body: "two"), nextTry: 0)
+        #expect(try sessions() == [b.serialized])
+        try store.commitSealed(messageID: waiting.id, peer: bob, ciphertext: [2], sessions: PeerSessions([c]))
+        #expect(try sessions() == [c.serialized], "after sealing a waiting message")
+        _ = try store.commitIncoming(
+            NewMessage(
+                peer: bob, direction: .received, state: .delivered, sender: bob, sentAt: 3, body: "three",
+                id: Array(repeating: 7, count: 16), number: 1),
+            contact: nil, sessions: PeerSessions([a, c]), prekeys: nil)
+        #expect(try sessions() == [a.serialized, c.serialized], "after a receive")
+        try store.restartSessions(with: bob, now: 4)
+        #expect(try sessions().isEmpty, "after a restart")
+        try store.saveSessions(PeerSessions([a]), with: bob)
+        #expect(try sessions() == [a.serialized])
+        try store.removeContact(bob)
+        #expect(throws: StoreError.notFound) { try store.sessions(with: bob) }
+        try store.addContact(Contact(peerID: bob, identityKey: [], name: "Bob", state: .contact))
+        #expect(try sessions().isEmpty, "a contact added again has none")
     }
 
     @Test func sendingCommitsSessionsMessageAndCiphertextTogether() throws {
