@@ -12,7 +12,15 @@ enum Schema {
         migrator.registerMigration("v1", migrate: createVersion1)
         migrator.registerMigration("v2", migrate: addOutboxDeadline)
         migrator.registerMigration("v3", migrate: addMessageNumbers)
+        migrator.registerMigration("v4", migrate: dropMessagesByState)
         return migrator
+    }
+
+    /// v4: drops `messages_by_state` (messages whose state is queued or failed), which no query
+    /// reads (the outbox finds what waits or failed): every message sent entered it when queued
+    /// and left it when delivered, one more page written in each of those two commits.
+    static func dropMessagesByState(_ db: Database) throws {
+        try db.execute(sql: "DROP INDEX IF EXISTS messages_by_state")
     }
 
     /// v3: each sender numbers its messages per conversation (docs/PROTOCOL.md, "Order and

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import GRDB
 import PrivatusCore
 import PrivatusStore
 import PrivatusTesting
@@ -41,7 +42,7 @@ import Testing
         return try Store(path: scratch.child("db.sqlite"), databaseKey: Self.fixtureKey).appliedMigrations()
     }
 
-    @Test(arguments: ["v1", "v2", "v3"])
+    @Test(arguments: ["v1", "v2", "v3", "v4"])
     func anOlderFixtureOpensMigratesAndReadsBack(_ version: String) throws {
         let scratch = try TemporaryDirectory("privatus-migration")
         defer { scratch.remove() }
@@ -60,5 +61,9 @@ import Testing
         // v3: the old conversation is numbered from 1 on.
         #expect(try store.lastSentNumber(to: Self.peer) == 0)
         #expect(try store.gap(with: Self.peer) == nil)
+        // v4: the unused index is gone.
+        let indexes = try DatabaseQueue(path: copy).read { db in try db.indexes(on: "messages").map(\.name) }
+        #expect(!indexes.contains("messages_by_state"))
+        #expect(indexes.contains { $0.hasPrefix("sqlite_autoindex_messages") }, "the unique indexes stay")
     }
 }
