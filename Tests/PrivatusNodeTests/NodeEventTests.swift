@@ -32,4 +32,54 @@ import Testing
         let decoded = try JSONDecoder().decode(NodeEvent.self, from: Data(message.jsonLine.dropLast()))
         #expect(decoded == message)
     }
+
+    static func state(_ number: Int) -> NodeEvent {
+        NodeEvent(type: "state", id: String(number), state: "sent")
+    }
+
+    @Test func aWatcherTakesWhatWaitsInOneBatchInOrder() async throws {
+        let events = NodeEvents()
+        let batches = try #require(events.subscribe(greeting: NodeEvent(type: "watching")))
+        var iterator = batches.makeAsyncIterator()
+        events.publish(Self.state(1))
+        events.publish([Self.state(2), Self.state(3)])
+        events.publish([NodeEvent]())
+        #expect(await iterator.next() == [NodeEvent(type: "watching"), Self.state(1), Self.state(2), Self.state(3)])
+        events.publish(Self.state(4))
+        #expect(await iterator.next() == [Self.state(4)])
+        // Stopping: what waits is still handed out, then the batches end.
+        events.publish([Self.state(5), Self.state(6)])
+        events.finish()
+        #expect(await iterator.next() == [Self.state(5), Self.state(6)])
+        #expect(await iterator.next() == nil)
+        #expect(events.subscribe() == nil, "no watcher once the node stops")
+    }
+
+    @Test func aWatcherThatDoesNotReadKeepsOnlyTheNewestEvents() async throws {
+        let events = NodeEvents()
+        let batches = try #require(events.subscribe(greeting: NodeEvent(type: "watching")))
+        var iterator = batches.makeAsyncIterator()
+        for number in 0..<(NodeEvents.bufferedEvents + 500) { events.publish(Self.state(number)) }
+        let batch = try #require(await iterator.next())
+        #expect(batch.count == NodeEvents.bufferedEvents)
+        #expect(batch.first == Self.state(500) && batch.last == Self.state(NodeEvents.bufferedEvents + 499))
+    }
+
+    @Test func aWatcherWhoseTaskIsCancelledFreesItsPlace() async throws {
+        let events = NodeEvents()
+        let readers = try (0..<NodeEvents.maximumWatchers).map { _ in
+            let batches = try #require(events.subscribe())
+            return Task {
+                var count = 0
+                for await batch in batches { count += batch.count }
+                return count
+            }
+        }
+        #expect(events.subscribe() == nil, "full")
+        #expect(events.watcherCount == NodeEvents.maximumWatchers)
+        for reader in readers { reader.cancel() }
+        for reader in readers { _ = await reader.value }
+        #expect(events.watcherCount == 0)
+        #expect(events.subscribe() != nil)
+    }
 }

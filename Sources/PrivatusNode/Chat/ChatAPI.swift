@@ -154,13 +154,16 @@ extension Messenger {
         guard let stream = events.subscribe(greeting: NodeEvent(type: "watching")) else {
             throw HTTPError(.serviceUnavailable, message: "too many watchers, or the node is stopping")
         }
-        let lines: AsyncMapSequence<AsyncStream<NodeEvent>, ByteBuffer> = stream.map(Self.line(for:))
+        let lines: AsyncMapSequence<EventBatches, ByteBuffer> = stream.map(Self.lines(for:))
         return Response(
             status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody(asyncSequence: lines))
     }
 
-    @Sendable static func line(for event: NodeEvent) -> ByteBuffer {
-        ByteBuffer(bytes: event.jsonLine)
+    /// A batch of events as one write: a JSON line each.
+    @Sendable static func lines(for events: [NodeEvent]) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        for event in events { buffer.writeBytes(event.jsonLine) }
+        return buffer
     }
 
     /// Runs `body`, turning the chat layer's typed errors into HTTP errors with their message.

@@ -358,9 +358,10 @@ extension Messenger {
 
     func recordAttempts(_ attempts: [(messageID: [UInt8], nextTry: UInt64)], peer: PeerID) {
         do {
-            for id in try store.recordAttempts(attempts, peer: peer) {
-                events.publish(NodeEvent(type: "state", id: Hex.encode(id), peerId: peer.hex, state: "sent"))
-            }
+            events.publish(
+                try store.recordAttempts(attempts, peer: peer).map {
+                    NodeEvent(type: "state", id: Hex.encode($0), peerId: peer.hex, state: "sent")
+                })
         } catch {
             logger.debug("attempts not recorded", metadata: ["error": "\(error)"])
         }

@@ -159,16 +159,19 @@ extension Messenger {
         counters.receipts.increment(by: changed.count)
         counters.delivered.increment(by: changed.filter { $0.was != .delivered }.count)
         let peerHex = peer.hex
+        var changes: [NodeEvent] = []
         for (id, was) in changed {
             // State events walk queued → sent → delivered → read without a gap: a receipt that
             // beat the record of the attempt still shows `sent` first.
             let hex = Hex.encode(id)
-            if was == .queued { events.publish(NodeEvent(type: "state", id: hex, peerId: peerHex, state: "sent")) }
+            if was == .queued { changes.append(NodeEvent(type: "state", id: hex, peerId: peerHex, state: "sent")) }
             if state == .read, was != .delivered {
-                events.publish(NodeEvent(type: "state", id: hex, peerId: peerHex, state: "delivered"))
+                changes.append(NodeEvent(type: "state", id: hex, peerId: peerHex, state: "delivered"))
             }
-            events.publish(NodeEvent(type: "state", id: hex, peerId: peerHex, state: state.name))
+            changes.append(NodeEvent(type: "state", id: hex, peerId: peerHex, state: state.name))
         }
+        // One batch: a watcher gets the receipt's changes in one write.
+        events.publish(changes)
     }
 
     func receiveHello(_ hello: Hello, from peer: LinkPeer) throws {
@@ -351,12 +354,12 @@ extension Messenger {
 
     /// Tells watchers of received messages as they are shown.
     func publishReceived(_ shown: [StoredMessage], from peer: PeerID) {
-        for message in shown {
-            events.publish(
+        events.publish(
+            shown.map { message in
                 NodeEvent(
                     type: "message", id: Hex.encode(message.id), peerId: peer.hex, from: peer.hex, text: message.body,
-                    sentAt: message.sentAt, state: MessageState.delivered.name))
-        }
+                    sentAt: message.sentAt, state: MessageState.delivered.name)
+            })
     }
 
     // MARK: - Gaps

@@ -113,7 +113,9 @@ extension NodeEvent {
 
 /// Fans the node's events out to every `watch` connected. Each watcher has a bounded buffer:
 /// for one that does not read, only the newest ``bufferedEvents`` events wait (older ones are
-/// dropped), so a stuck client never grows the node's memory.
+/// dropped), so a stuck client never grows the node's memory. A watcher takes what waits in one
+/// batch (``EventBatches``): events published together or while it was writing the last batch
+/// reach its client in one write.
 public final class NodeEvents: Sendable {
     public static let bufferedEvents = 1_000
     /// At most this many watchers at once; more are refused.
@@ -123,58 +125,122 @@ public final class NodeEvents: Sendable {
     /// hold stays ≈ 40 MB at the very worst.
     public static let maximumTextBytes = 4_096
 
+    /// One watcher's waiting events, and the signal that wakes it (at most one signal waits:
+    /// however many events come before it wakes, it wakes once and takes them all).
+    final class Watcher: Sendable {
+        private let events = Mutex<[NodeEvent]>([])
+        let signal: AsyncStream<Void>.Continuation
+        let signals: AsyncStream<Void>
+
+        init() {
+            (signals, signal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        }
+
+        func add(_ new: some Collection<NodeEvent>) {
+            events.withLock { events in
+                events.append(contentsOf: new)
+                if events.count > NodeEvents.bufferedEvents {
+                    events.removeFirst(events.count - NodeEvents.bufferedEvents)
+                }
+            }
+            signal.yield()
+        }
+
+        func take() -> [NodeEvent] {
+            events.withLock { events in
+                defer { events.removeAll(keepingCapacity: true) }
+                return events
+            }
+        }
+    }
+
     private struct Watchers {
         var finished = false
         var next = 0
-        var continuations: [Int: AsyncStream<NodeEvent>.Continuation] = [:]
+        var watchers: [Int: Watcher] = [:]
     }
 
     private let watchers = Mutex(Watchers())
 
     public init() {}
 
-    /// A new stream of every event from now on (after `greeting`, when given), or nil when too
-    /// many watch already.
-    public func subscribe(greeting: NodeEvent? = nil) -> AsyncStream<NodeEvent>? {
-        let (stream, continuation) = AsyncStream.makeStream(
-            of: NodeEvent.self, bufferingPolicy: .bufferingNewest(Self.bufferedEvents))
-        if let greeting { continuation.yield(greeting) }
+    /// Every event from now on (after `greeting`, when given), in batches, or nil when too many
+    /// watch already.
+    public func subscribe(greeting: NodeEvent? = nil) -> EventBatches? {
+        let watcher = Watcher()
+        if let greeting { watcher.add(CollectionOfOne(greeting)) }
         let id: Int? = watchers.withLock { state in
-            guard !state.finished, state.continuations.count < Self.maximumWatchers else { return nil }
+            guard !state.finished, state.watchers.count < Self.maximumWatchers else { return nil }
             let id = state.next
             state.next += 1
-            state.continuations[id] = continuation
+            state.watchers[id] = watcher
             return id
         }
         guard let id else { return nil }
-        continuation.onTermination = { [weak self] _ in
-            self?.watchers.withLock { _ = $0.continuations.removeValue(forKey: id) }
+        // The watcher stopped reading (its connection closed, its task cancelled): its slot frees.
+        watcher.signal.onTermination = { [weak self] _ in
+            self?.watchers.withLock { _ = $0.watchers.removeValue(forKey: id) }
         }
-        return stream
+        return EventBatches(watcher: watcher)
     }
 
     /// Sends an event to every watcher (never waits).
     public func publish(_ event: NodeEvent) {
-        var event = event
-        if let text = event.text, text.utf8.count > Self.maximumTextBytes {
-            var cut = text.utf8.prefix(Self.maximumTextBytes)
-            while String(cut) == nil { cut = cut.dropLast() }
-            event.text = String(cut)
-            event.textTruncated = true
-        }
-        let continuations = watchers.withLock { Array($0.continuations.values) }
-        for continuation in continuations { continuation.yield(event) }
+        publish(CollectionOfOne(event))
     }
 
-    /// Ends every watcher's stream (the node is stopping).
+    /// Sends events to every watcher, in order, as one batch (never waits).
+    public func publish(_ events: some Collection<NodeEvent>) {
+        guard !events.isEmpty else { return }
+        let cut = events.map { event in
+            var event = event
+            if let text = event.text, text.utf8.count > Self.maximumTextBytes {
+                var cut = text.utf8.prefix(Self.maximumTextBytes)
+                while String(cut) == nil { cut = cut.dropLast() }
+                event.text = String(cut)
+                event.textTruncated = true
+            }
+            return event
+        }
+        let watchers = watchers.withLock { Array($0.watchers.values) }
+        for watcher in watchers { watcher.add(cut) }
+    }
+
+    /// Ends every watcher's stream once it has taken what waits (the node is stopping).
     public func finish() {
-        let continuations = watchers.withLock { state in
+        let watchers = watchers.withLock { state in
             state.finished = true
-            defer { state.continuations.removeAll() }
-            return Array(state.continuations.values)
+            defer { state.watchers.removeAll() }
+            return Array(state.watchers.values)
         }
-        for continuation in continuations { continuation.finish() }
+        for watcher in watchers { watcher.signal.finish() }
     }
 
-    public var watcherCount: Int { watchers.withLock { $0.continuations.count } }
+    public var watcherCount: Int { watchers.withLock { $0.watchers.count } }
+}
+
+/// A watcher's events in batches: each element is every event published since the previous one
+/// was taken (oldest first, never empty), until the node stops.
+public struct EventBatches: AsyncSequence, Sendable {
+    public typealias Element = [NodeEvent]
+    let watcher: NodeEvents.Watcher
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let watcher: NodeEvents.Watcher
+        var signals: AsyncStream<Void>.AsyncIterator
+
+        public mutating func next() async -> [NodeEvent]? {
+            while await signals.next() != nil {
+                let batch = watcher.take()
+                if !batch.isEmpty { return batch }
+            }
+            // Finished: what was published before is still handed out.
+            let rest = watcher.take()
+            return rest.isEmpty ? nil : rest
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(watcher: watcher, signals: watcher.signals.makeAsyncIterator())
+    }
 }
