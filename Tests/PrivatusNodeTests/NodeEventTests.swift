@@ -60,9 +60,35 @@ import Testing
         let batches = try #require(events.subscribe(greeting: NodeEvent(type: "watching")))
         var iterator = batches.makeAsyncIterator()
         for number in 0..<(NodeEvents.bufferedEvents + 500) { events.publish(Self.state(number)) }
-        let batch = try #require(await iterator.next())
-        #expect(batch.count == NodeEvents.bufferedEvents)
-        #expect(batch.first == Self.state(500) && batch.last == Self.state(NodeEvents.bufferedEvents + 499))
+        events.finish()
+        var kept: [NodeEvent] = []
+        for _ in 0..<100 {
+            guard let batch = await iterator.next() else { break }
+            #expect(batch.count <= NodeEvents.maximumBatch)
+            kept += batch
+        }
+        #expect(kept == (500..<(NodeEvents.bufferedEvents + 500)).map(Self.state))
+        #expect(await iterator.next() == nil)
+    }
+
+    @Test func aWatcherThatStopsReadingOrNeverReadsFreesItsPlace() async throws {
+        let events = NodeEvents()
+        // Never read: dropped at once.
+        #expect(events.subscribe(greeting: NodeEvent(type: "watching")) != nil)
+        #expect(events.watcherCount == 0)
+        // Read, then left without being cancelled (a write to its client failed): the reader
+        // alone holds the batches, as a response body does.
+        func firstBatch() -> Task<[NodeEvent], Never>? {
+            guard let batches = events.subscribe(greeting: NodeEvent(type: "watching")) else { return nil }
+            return Task {
+                for await batch in batches { return batch }
+                return []
+            }
+        }
+        let reader = try #require(firstBatch())
+        #expect(await reader.value == [NodeEvent(type: "watching")])
+        #expect(events.watcherCount == 0, "its place is free again")
+        events.publish(Self.state(1))
     }
 
     @Test func aWatcherWhoseTaskIsCancelledFreesItsPlace() async throws {

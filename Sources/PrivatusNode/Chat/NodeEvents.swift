@@ -121,19 +121,26 @@ public final class NodeEvents: Sendable {
     /// At most this many watchers at once; more are refused.
     public static let maximumWatchers = 8
     /// The longest text an event carries (a longer message's text is cut, `textTruncated` set:
-    /// `messages` has it whole). With the buffer and watcher bounds, what stalled watchers can
-    /// hold stays ≈ 40 MB at the very worst.
+    /// `messages` has it whole). With the buffer, batch and watcher bounds, what stalled watchers
+    /// can hold stays ≈ 45 MB at the very worst (the waiting events, and a batch or two on their
+    /// way to each client).
     public static let maximumTextBytes = 4_096
 
+    /// The most events one batch takes (the rest wait for the next): what is on its way to a
+    /// client that does not read stays small next to what waits.
+    public static let maximumBatch = 64
+
     /// One watcher's waiting events, and the signal that wakes it (at most one signal waits:
-    /// however many events come before it wakes, it wakes once and takes them all).
+    /// however many events come before it wakes, it wakes once and takes them). Only the
+    /// signal's continuation is kept here: the stream belongs to the watcher's ``EventBatches``,
+    /// so a watcher that drops it (its client went away and a write failed) ends the stream and
+    /// frees its place, as one whose task is cancelled does.
     final class Watcher: Sendable {
         private let events = Mutex<[NodeEvent]>([])
         let signal: AsyncStream<Void>.Continuation
-        let signals: AsyncStream<Void>
 
-        init() {
-            (signals, signal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        init(signal: AsyncStream<Void>.Continuation) {
+            self.signal = signal
         }
 
         func add(_ new: some Collection<NodeEvent>) {
@@ -146,11 +153,20 @@ public final class NodeEvents: Sendable {
             signal.yield()
         }
 
+        /// Up to ``maximumBatch`` waiting events, oldest first (signalling again when more wait).
         func take() -> [NodeEvent] {
-            events.withLock { events in
-                defer { events.removeAll(keepingCapacity: true) }
-                return events
+            let (batch, more) = events.withLock { events -> ([NodeEvent], Bool) in
+                guard events.count > NodeEvents.maximumBatch else {
+                    var taken: [NodeEvent] = []
+                    swap(&taken, &events)
+                    return (taken, false)
+                }
+                let taken = Array(events.prefix(NodeEvents.maximumBatch))
+                events.removeFirst(NodeEvents.maximumBatch)
+                return (taken, true)
             }
+            if more { signal.yield() }
+            return batch
         }
     }
 
@@ -167,7 +183,8 @@ public final class NodeEvents: Sendable {
     /// Every event from now on (after `greeting`, when given), in batches, or nil when too many
     /// watch already.
     public func subscribe(greeting: NodeEvent? = nil) -> EventBatches? {
-        let watcher = Watcher()
+        let (signals, signal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let watcher = Watcher(signal: signal)
         if let greeting { watcher.add(CollectionOfOne(greeting)) }
         let id: Int? = watchers.withLock { state in
             guard !state.finished, state.watchers.count < Self.maximumWatchers else { return nil }
@@ -177,11 +194,11 @@ public final class NodeEvents: Sendable {
             return id
         }
         guard let id else { return nil }
-        // The watcher stopped reading (its connection closed, its task cancelled): its slot frees.
+        // The watcher stopped reading (its batches dropped, its task cancelled): its slot frees.
         watcher.signal.onTermination = { [weak self] _ in
             self?.watchers.withLock { _ = $0.watchers.removeValue(forKey: id) }
         }
-        return EventBatches(watcher: watcher)
+        return EventBatches(watcher: watcher, signals: signals)
     }
 
     /// Sends an event to every watcher (never waits).
@@ -219,28 +236,37 @@ public final class NodeEvents: Sendable {
     public var watcherCount: Int { watchers.withLock { $0.watchers.count } }
 }
 
-/// A watcher's events in batches: each element is every event published since the previous one
-/// was taken (oldest first, never empty), until the node stops.
+/// A watcher's events in batches: each element is the events published since the previous one
+/// was taken (oldest first, at most ``NodeEvents/maximumBatch``, never empty), until the node
+/// stops.
 public struct EventBatches: AsyncSequence, Sendable {
     public typealias Element = [NodeEvent]
     let watcher: NodeEvents.Watcher
+    let signals: AsyncStream<Void>
 
     public struct AsyncIterator: AsyncIteratorProtocol {
         let watcher: NodeEvents.Watcher
         var signals: AsyncStream<Void>.AsyncIterator
+        var stopped = false
+        var done = false
 
         public mutating func next() async -> [NodeEvent]? {
-            while await signals.next() != nil {
-                let batch = watcher.take()
-                if !batch.isEmpty { return batch }
+            if !stopped {
+                while await signals.next() != nil {
+                    let batch = watcher.take()
+                    if !batch.isEmpty { return batch }
+                }
+                stopped = true
             }
-            // Finished: what was published before is still handed out.
+            // Stopped: what was published before is still handed out, then nothing more.
+            guard !done else { return nil }
             let rest = watcher.take()
+            if rest.isEmpty { done = true }
             return rest.isEmpty ? nil : rest
         }
     }
 
     public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(watcher: watcher, signals: watcher.signals.makeAsyncIterator())
+        AsyncIterator(watcher: watcher, signals: signals.makeAsyncIterator())
     }
 }
