@@ -27,8 +27,8 @@ import Glibc
 /// with `keepAlive` false each request opens a connection of its own (as the CLI does).
 public struct E2ESuite: Sendable {
     public let executable: String
-    public var messages = 2_000
-    public var concurrency = 16
+    public var messages = 10_000
+    public var concurrency = 256
     public var paced = 2_000
     public var rate = 1_000
     public var keepAlive = true
@@ -47,7 +47,17 @@ public struct E2ESuite: Sendable {
         let kind: (type: String, state: String)
         init(_ type: String = "state", _ state: String = "delivered") { kind = (type, state) }
 
+        /// The node dropped events this reader did not take in time (`dropped`): the count can
+        /// no longer be reached.
+        private let lost = Mutex(0)
+        /// How many events the node dropped (0: none).
+        var eventsLost: Int { lost.withLock { $0 } }
+
         func record(_ line: String) {
+            if line.hasSuffix(#""type":"dropped"}"#) {
+                let count = line.split(separator: ",").first?.split(separator: ":").last.flatMap { Int($0) } ?? 1
+                lost.withLock { $0 += count }
+            }
             // The node writes its events with sorted keys ("id" first, "type" last): the id is
             // read from the bytes, without a JSON decoder (the bench shares the nodes' cores).
             var line = line
@@ -205,6 +215,11 @@ public struct E2ESuite: Sendable {
     func waitFor(_ deliveries: Deliveries, count: Int, timeout: Duration) async throws {
         let deadline = ContinuousClock.now + timeout
         while deliveries.count < count {
+            guard deliveries.eventsLost == 0 else {
+                throw LocalNodeError.failed(
+                    "reading the events: the bench fell behind and the node dropped \(deliveries.eventsLost) of them "
+                        + "(\(deliveries.count) deliveries seen)")
+            }
             guard ContinuousClock.now < deadline else {
                 throw LocalNodeError.failed("delivering \(count) messages (\(deliveries.count) delivered)")
             }

@@ -117,21 +117,32 @@ public struct ControlClient: Sendable {
         let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         let request =
             "GET \(path) HTTP/1.1\r\nHost: \(authority)\r\nConnection: close\r\nAuthorization: Bearer \(token)\r\n\r\n"
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(.seconds(5))
-            .connect(host: host, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+        // Lines are read and handed to `line` on the connection's event loop, not by a task: a
+        // reader that shares the cooperative pool with many busy tasks (the bench's API clients)
+        // would fall behind the node and lose events.
+        let group = MultiThreadedEventLoopGroup.singleton
+        let done = group.next().makePromise(of: Void.self)
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: group)
+                .connectTimeout(.seconds(5))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(LineStreamHandler(line: line, done: done))
+                    }
                 }
-            }
-        try await channel.executeThenClose { inbound, outbound in
-            try await outbound.write(ByteBuffer(bytes: Array(request.utf8)))
-            var parser = LineStreamParser()
-            for try await chunk in inbound {
-                for text in try parser.feed(Array(chunk.readableBytesView)) { line(text) }
-                if parser.isFinished { return }
-            }
+                .connect(host: host, port: port).get()
+        } catch {
+            done.succeed(())  // never used: nothing may be left unfulfilled
+            throw error
         }
+        channel.writeAndFlush(ByteBuffer(bytes: Array(request.utf8)), promise: nil)
+        try await withTaskCancellationHandler {
+            try await done.futureResult.get()
+        } onCancel: {
+            channel.close(promise: nil)
+        }
+        channel.close(promise: nil)
     }
 
     /// A path segment or query value, percent-encoded.
@@ -266,6 +277,49 @@ struct LineStreamParser {
                 line.append(byte)
             }
         }
+    }
+}
+
+/// Feeds a streamed answer to a ``LineStreamParser`` as it arrives and hands each line to
+/// `line`; completes `done` when the stream ends (the last chunk, or the node closed the
+/// connection) or fails it (the answer cannot be read, the connection failed), and closes.
+final class LineStreamHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    private var parser = LineStreamParser()
+    private let line: @Sendable (String) -> Void
+    private var done: EventLoopPromise<Void>?
+
+    init(line: @escaping @Sendable (String) -> Void, done: EventLoopPromise<Void>) {
+        self.line = line
+        self.done = done
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard done != nil else { return }
+        do {
+            for text in try parser.feed(Array(unwrapInboundIn(data).readableBytesView)) { line(text) }
+            if parser.isFinished {
+                done.take()?.succeed(())
+                context.close(promise: nil)
+            }
+        } catch {
+            fail(error, context: context)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        done.take()?.succeed(())
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        fail(error, context: context)
+    }
+
+    private func fail(_ error: any Error, context: ChannelHandlerContext) {
+        done.take()?.fail(error)
+        context.close(promise: nil)
     }
 }
 

@@ -36,7 +36,7 @@ struct BenchCommand: AsyncParsableCommand {
     var nodePairs = 5
 
     @Option(name: .long, help: "e2e: messages sent as fast as possible (throughput and CPU).")
-    var e2eMessages = 2_000
+    var e2eMessages = 10_000
 
     @Option(name: .long, help: "e2e: messages sent at 1,000/s (latency).")
     var e2ePaced = 2_000
@@ -58,6 +58,9 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "e2e: the rate (messages/s) the latency phase sends at.")
     var e2eRate = 1_000
+
+    @Option(name: .long, help: "e2e: API clients sending at once in the throughput phase.")
+    var e2eConcurrency = 256
 
     @Flag(name: .long, help: "e2e: one connection per API request (as the CLI does), not kept alive.")
     var e2eFreshConnections = false
@@ -130,6 +133,7 @@ struct BenchCommand: AsyncParsableCommand {
         }
         guard (1...65_536).contains(bulkMib) else { throw ValidationError("--bulk-mib must be 1 to 65,536") }
         guard (1...100_000).contains(idleLinks) else { throw ValidationError("--idle-links must be 1 to 100,000") }
+        guard (1...1_024).contains(e2eConcurrency) else { throw ValidationError("--e2e-concurrency must be 1 to 1,024") }
         guard (2...1_000_000).contains(nodes) else { throw ValidationError("--nodes must be 2 to 1,000,000") }
         guard (1...10_000_000).contains(lookups) else { throw ValidationError("--lookups must be 1 to 10,000,000") }
         guard (0...0.5).contains(loss) else { throw ValidationError("--loss must be 0 to 0.5") }
@@ -197,6 +201,7 @@ struct BenchCommand: AsyncParsableCommand {
                 suite.messages = e2eMessages
                 suite.paced = e2ePaced
                 suite.rate = e2eRate
+                suite.concurrency = e2eConcurrency
                 suite.keepAlive = !e2eFreshConnections
                 figures = try await suite.run()
             case "monitor":

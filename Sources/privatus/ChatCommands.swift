@@ -248,6 +248,9 @@ struct WatchCommand: AsyncParsableCommand {
             let size = event.size.map { "\($0)" } ?? "?"
             return "file \(event.id ?? "?") \(Terminal.printable(event.name ?? "?")) with \(peer): "
                 + "\(event.state ?? "?") \(done)/\(size) bytes"
+        case "dropped":
+            return "(\(event.count.map { "\($0)" } ?? "some") events missed: this watch fell behind; "
+                + "`privatus messages` and `privatus files` show the current state)"
         default: return event.type
         }
     }

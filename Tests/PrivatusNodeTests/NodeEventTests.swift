@@ -29,12 +29,20 @@ import Testing
         let state = NodeEvent(type: "state", id: "0a1b", peerId: "ff00", state: text)
         #expect(state.jsonLine == (try Self.encoded(state)))
         #expect(NodeEvent(type: "watching").jsonLine == (try Self.encoded(NodeEvent(type: "watching"))))
+        #expect(Self.dropped(501).jsonLine == (try Self.encoded(Self.dropped(501))))
+        #expect(String(decoding: Self.dropped(501).jsonLine, as: UTF8.self) == #"{"count":501,"type":"dropped"}"# + "\n")
         let decoded = try JSONDecoder().decode(NodeEvent.self, from: Data(message.jsonLine.dropLast()))
         #expect(decoded == message)
     }
 
     static func state(_ number: Int) -> NodeEvent {
         NodeEvent(type: "state", id: String(number), state: "sent")
+    }
+
+    static func dropped(_ count: UInt64) -> NodeEvent {
+        var event = NodeEvent(type: "dropped")
+        event.count = count
+        return event
     }
 
     @Test func aWatcherTakesWhatWaitsInOneBatchInOrder() async throws {
@@ -55,20 +63,41 @@ import Testing
         #expect(events.subscribe() == nil, "no watcher once the node stops")
     }
 
-    @Test func aWatcherThatDoesNotReadKeepsOnlyTheNewestEvents() async throws {
+    @Test func aWatcherThatDoesNotReadKeepsOnlyTheNewestEventsAndIsToldHowManyItLost() async throws {
         let events = NodeEvents()
         let batches = try #require(events.subscribe(greeting: NodeEvent(type: "watching")))
         var iterator = batches.makeAsyncIterator()
+        func readAll() async -> [NodeEvent] {
+            var kept: [NodeEvent] = []
+            while kept.count < NodeEvents.bufferedEvents + 1, let batch = await iterator.next() {
+                #expect(batch.count <= NodeEvents.maximumBatch)
+                kept += batch
+            }
+            return kept
+        }
+        // The greeting and the 500 oldest states are lost; the watcher reads that first.
         for number in 0..<(NodeEvents.bufferedEvents + 500) { events.publish(Self.state(number)) }
+        #expect(await readAll() == [Self.dropped(501)] + (500..<(NodeEvents.bufferedEvents + 500)).map(Self.state))
+        // Lost again later (in one publish): counted afresh.
+        events.publish((0..<(NodeEvents.bufferedEvents + 7)).map(Self.state))
+        events.finish()
+        #expect(await readAll() == [Self.dropped(7)] + (7..<(NodeEvents.bufferedEvents + 7)).map(Self.state))
+        #expect(await iterator.next() == nil)
+    }
+
+    @Test func aWatcherThatDoesNotReadKeepsAtMostItsBytesOfLongMessages() async throws {
+        let events = NodeEvents()
+        let batches = try #require(events.subscribe())
+        var iterator = batches.makeAsyncIterator()
+        let text = String(repeating: "x", count: NodeEvents.maximumTextBytes)
+        func message(_ number: Int) -> NodeEvent { NodeEvent(type: "message", id: String(number), text: text) }
+        let fit = NodeEvents.bufferedBytes / message(0).estimatedBytes
+        #expect(fit < NodeEvents.bufferedEvents, "the bytes bound the long messages, not the count")
+        for number in 0..<(fit + 30) { events.publish(message(number)) }
         events.finish()
         var kept: [NodeEvent] = []
-        for _ in 0..<100 {
-            guard let batch = await iterator.next() else { break }
-            #expect(batch.count <= NodeEvents.maximumBatch)
-            kept += batch
-        }
-        #expect(kept == (500..<(NodeEvents.bufferedEvents + 500)).map(Self.state))
-        #expect(await iterator.next() == nil)
+        while let batch = await iterator.next() { kept += batch }
+        #expect(kept == [Self.dropped(30)] + (30..<(fit + 30)).map(message))
     }
 
     @Test func aWatcherThatStopsReadingOrNeverReadsFreesItsPlace() async throws {

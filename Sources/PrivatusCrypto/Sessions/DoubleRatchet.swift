@@ -263,31 +263,25 @@ public struct RatchetSession: Sendable {
     // MARK: - KDFs and AEAD
 
     static func kdfRoot(_ rootKey: [UInt8], _ dhOutput: [UInt8]) -> (root: [UInt8], chain: [UInt8]) {
-        let output = HKDF<SHA256>.deriveKey(
-            inputKeyMaterial: SymmetricKey(data: dhOutput),
-            salt: rootKey,
-            info: rootInfo,
-            outputByteCount: 64
-        ).withUnsafeBytes { Array($0) }
+        let output = SHA256KDF.hkdf(inputKeyMaterial: dhOutput, salt: rootKey, info: rootInfo, outputByteCount: 64)
         return (Array(output[0..<32]), Array(output[32..<64]))
     }
 
     /// Advances `chain` and returns the message key for the number it had.
     static func kdfChain(_ chain: inout Chain) -> [UInt8] {
-        let key = SymmetricKey(data: chain.key)
-        let messageKey = HMAC<SHA256>.authenticationCode(for: [0x01], using: key).withUnsafeBytes { Array($0) }
-        chain.key = HMAC<SHA256>.authenticationCode(for: [0x02], using: key).withUnsafeBytes { Array($0) }
+        let messageKey = SHA256KDF.hmac(key: chain.key, data: messageKeyInput)
+        chain.key = SHA256KDF.hmac(key: chain.key, data: chainKeyInput)
         chain.count += 1
         return messageKey
     }
 
+    static let messageKeyInput: [UInt8] = [0x01]
+    static let chainKeyInput: [UInt8] = [0x02]
+    static let messageKeySalt = [UInt8](repeating: 0, count: 32)
+
     static func aeadKey(_ messageKey: [UInt8]) -> (key: SymmetricKey, nonce: [UInt8]) {
-        let output = HKDF<SHA256>.deriveKey(
-            inputKeyMaterial: SymmetricKey(data: messageKey),
-            salt: [UInt8](repeating: 0, count: 32),
-            info: messageInfo,
-            outputByteCount: 44
-        ).withUnsafeBytes { Array($0) }
+        let output = SHA256KDF.hkdf(
+            inputKeyMaterial: messageKey, salt: messageKeySalt, info: messageInfo, outputByteCount: 44)
         return (SymmetricKey(data: output[0..<32]), Array(output[32..<44]))
     }
 

@@ -11,7 +11,7 @@ import Synchronization
 /// What peers send is passed to `handler`, one message at a time per link, in order: a link
 /// reads its next message only after the handler has returned (back-pressure reaches the peer
 /// through TCP). The handler is called on the link's event loop (the reading task prefers it as
-/// its executor, ``LinkLoopExecutor``), and so is every nonisolated async function it calls and
+/// its executor, ``EventLoopTaskExecutor``), and so is every nonisolated async function it calls and
 /// every actor without an executor of its own while it runs: it must not block, and work that
 /// may (the disk) belongs under `withTaskExecutorPreference(globalConcurrentExecutor)`. What it
 /// sends back on a link from there is written without a thread hop. `established`, when given,
@@ -216,7 +216,7 @@ public actor ConnectionManager {
         if let established { Task { await established(link) } }
         do {
             let handler = self.handler
-            try await withTaskExecutorPreference(LinkLoopExecutor(channel.eventLoop)) {
+            try await withTaskExecutorPreference(EventLoopTaskExecutor(channel.eventLoop)) {
                 try await Self.deliver(connection.inbound, from: peer, on: link, to: handler)
             }
         } catch {

@@ -10,7 +10,7 @@ import Synchronization
 /// the reader has taken them down to ``lowWatermark``.
 ///
 /// ``next()`` runs on its caller's executor (`nonisolated(nonsending)`): a reader that prefers the
-/// link's event loop (``LinkLoopExecutor``) is resumed on that loop, with no thread hop between
+/// link's event loop (``EventLoopTaskExecutor``) is resumed on that loop, with no thread hop between
 /// the socket and the handler. (NIO's `NIOAsyncChannel` hands every message to Swift's global
 /// executor.)
 final class LinkInbound: Sendable {
@@ -156,18 +156,20 @@ final class LinkInboundBridge: ChannelDuplexHandler {
     }
 }
 
-/// A link's event loop as a Swift task executor: the link's reader runs with it as its
+/// An event loop as a Swift task executor. A link's reader runs with its link's loop as its
 /// preference (``ConnectionManager``), so that its nonisolated code, the handler it calls, and
 /// every resumption of the reader after ``LinkInbound/next()`` waited, run on the loop that
-/// received the message, with no thread woken in between.
-final class LinkLoopExecutor: TaskExecutor {
-    let loop: any EventLoop
+/// received the message, with no thread woken in between. The node's event streams (`watch`)
+/// run on a loop too, so that they keep up while the cooperative pool is busy with requests.
+/// What runs on it must not block.
+public final class EventLoopTaskExecutor: TaskExecutor {
+    public let loop: any EventLoop
 
-    init(_ loop: any EventLoop) {
+    public init(_ loop: any EventLoop) {
         self.loop = loop
     }
 
-    func enqueue(_ job: consuming ExecutorJob) {
+    public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }

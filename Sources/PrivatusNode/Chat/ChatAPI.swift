@@ -1,6 +1,8 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import NIOPosix
+import PrivatusNet
 import PrivatusCore
 import PrivatusStore
 
@@ -154,9 +156,17 @@ extension Messenger {
         guard let stream = events.subscribe(greeting: NodeEvent(type: "watching")) else {
             throw HTTPError(.serviceUnavailable, message: "too many watchers, or the node is stopping")
         }
-        let lines: AsyncMapSequence<EventBatches, ByteBuffer> = stream.map(Self.lines(for:))
-        return Response(
-            status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody(asyncSequence: lines))
+        // The batches are taken, written out and waited for on an event loop, not in the
+        // cooperative pool: there a watcher would queue behind every request in progress, fall
+        // behind under load and lose events (a batch is at most 64 events: short work).
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let body = ResponseBody { writer in
+            try await withTaskExecutorPreference(EventLoopTaskExecutor(loop)) {
+                for await batch in stream { try await writer.write(Self.lines(for: batch)) }
+                try await writer.finish(nil)
+            }
+        }
+        return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: body)
     }
 
     /// A batch of events as one write: a JSON line each.

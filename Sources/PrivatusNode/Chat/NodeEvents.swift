@@ -5,7 +5,8 @@ import Synchronization
 public struct NodeEvent: Codable, Sendable, Equatable {
     /// `message` (received), `state` (one of the user's messages changed state), `request` (a
     /// stranger's first message), `file` (a transfer's progress or state: `id` is the
-    /// transfer's, `name` the file's, `state` the transfer's, `bytes` of `size` done).
+    /// transfer's, `name` the file's, `state` the transfer's, `bytes` of `size` done),
+    /// `dropped` (this watcher fell behind and lost the `count` events before this one).
     public var type: String
     /// The message's id (`message`, `state`).
     public var id: String?
@@ -25,6 +26,8 @@ public struct NodeEvent: Codable, Sendable, Equatable {
     /// A file transfer's bytes so far and its size (`file`).
     public var bytes: UInt64?
     public var size: UInt64?
+    /// How many events were lost (`dropped`).
+    public var count: UInt64?
 
     public init(
         type: String, id: String? = nil, peerId: String? = nil, from: String? = nil, text: String? = nil,
@@ -44,6 +47,12 @@ public struct NodeEvent: Codable, Sendable, Equatable {
 }
 
 extension NodeEvent {
+    /// About what the event takes in memory: its strings' bytes and a fixed part for the rest.
+    var estimatedBytes: Int {
+        256 + type.utf8.count + (id?.utf8.count ?? 0) + (peerId?.utf8.count ?? 0) + (from?.utf8.count ?? 0)
+            + (text?.utf8.count ?? 0) + (state?.utf8.count ?? 0) + (name?.utf8.count ?? 0)
+    }
+
     /// The event as one line of JSON (keys sorted, slashes not escaped, newline-terminated):
     /// byte for byte what `JSONEncoder` with `[.sortedKeys, .withoutEscapingSlashes]` writes, at a
     /// fraction of its cost (two or three events per message go to every watcher).
@@ -70,6 +79,7 @@ extension NodeEvent {
             out.append(contentsOf: String(value).utf8)
         }
         number("bytes", bytes)
+        number("count", count)
         string("from", from)
         string("id", id)
         string("name", name)
@@ -112,17 +122,27 @@ extension NodeEvent {
 }
 
 /// Fans the node's events out to every `watch` connected. Each watcher has a bounded buffer:
-/// for one that does not read, only the newest ``bufferedEvents`` events wait (older ones are
-/// dropped), so a stuck client never grows the node's memory. A watcher takes what waits in one
+/// for one that does not read, only the newest ``bufferedEvents`` events, of at most
+/// ``bufferedBytes`` between them, wait (older ones are dropped), so a stuck client never grows
+/// the node's memory; what it reads next starts with a
+/// `dropped` event counting what it lost, so it knows to read the state again (`messages`,
+/// `transfers`) instead of missing a change without a word. A watcher takes what waits in one
 /// batch (``EventBatches``): events published together or while it was writing the last batch
 /// reach its client in one write.
 public final class NodeEvents: Sendable {
-    public static let bufferedEvents = 1_000
+    /// Events waiting for one watcher at most: more than a second of the node's busiest
+    /// stream (≈ 7,000 `delivered` states a second at full speed, BENCHMARKS.md), so a client
+    /// that reads keeps up through a burst.
+    public static let bufferedEvents = 10_000
+    /// The bytes the events waiting for one watcher may take at most
+    /// (``NodeEvent/estimatedBytes``): 4 MiB, some 10,000 states or 1,000 messages of the longest
+    /// text.
+    public static let bufferedBytes = 4 << 20
     /// At most this many watchers at once; more are refused.
     public static let maximumWatchers = 8
     /// The longest text an event carries (a longer message's text is cut, `textTruncated` set:
     /// `messages` has it whole). With the buffer, batch and watcher bounds, what stalled watchers
-    /// can hold stays ≈ 45 MB at the very worst (the waiting events, and a batch or two on their
+    /// can hold stays ≈ 40 MB at the very worst (the waiting events, and a batch or two on their
     /// way to each client).
     public static let maximumTextBytes = 4_096
 
@@ -136,7 +156,14 @@ public final class NodeEvents: Sendable {
     /// so a watcher that drops it (its client went away and a write failed) ends the stream and
     /// frees its place, as one whose task is cancelled does.
     final class Watcher: Sendable {
-        private let events = Mutex<[NodeEvent]>([])
+        private struct Waiting {
+            var events: [NodeEvent] = []
+            /// What `events` take (``NodeEvent/estimatedBytes``).
+            var bytes = 0
+            /// Events lost since the last batch, older than all of `events`.
+            var dropped: UInt64 = 0
+        }
+        private let waiting = Mutex(Waiting())
         let signal: AsyncStream<Void>.Continuation
 
         init(signal: AsyncStream<Void>.Continuation) {
@@ -144,26 +171,46 @@ public final class NodeEvents: Sendable {
         }
 
         func add(_ new: some Collection<NodeEvent>) {
-            events.withLock { events in
-                events.append(contentsOf: new)
-                if events.count > NodeEvents.bufferedEvents {
-                    events.removeFirst(events.count - NodeEvents.bufferedEvents)
+            waiting.withLock { waiting in
+                waiting.events.append(contentsOf: new)
+                for event in new { waiting.bytes += event.estimatedBytes }
+                // The oldest go until both bounds hold.
+                var excess = 0
+                while waiting.events.count - excess > NodeEvents.bufferedEvents
+                    || waiting.bytes > NodeEvents.bufferedBytes
+                {
+                    waiting.bytes -= waiting.events[excess].estimatedBytes
+                    excess += 1
+                }
+                if excess > 0 {
+                    waiting.events.removeFirst(excess)
+                    waiting.dropped += UInt64(excess)
                 }
             }
             signal.yield()
         }
 
-        /// Up to ``maximumBatch`` waiting events, oldest first (signalling again when more wait).
+        /// Up to ``maximumBatch`` waiting events, oldest first (signalling again when more wait),
+        /// after a `dropped` event when some were lost since the last batch.
         func take() -> [NodeEvent] {
-            let (batch, more) = events.withLock { events -> ([NodeEvent], Bool) in
-                guard events.count > NodeEvents.maximumBatch else {
-                    var taken: [NodeEvent] = []
-                    swap(&taken, &events)
-                    return (taken, false)
+            let (batch, more) = waiting.withLock { waiting -> ([NodeEvent], Bool) in
+                var taken: [NodeEvent] = []
+                if waiting.dropped > 0 {
+                    var lost = NodeEvent(type: "dropped")
+                    lost.count = waiting.dropped
+                    taken.append(lost)
+                    waiting.dropped = 0
                 }
-                let taken = Array(events.prefix(NodeEvents.maximumBatch))
-                events.removeFirst(NodeEvents.maximumBatch)
-                return (taken, true)
+                let count = min(waiting.events.count, NodeEvents.maximumBatch - taken.count)
+                if count == waiting.events.count, taken.isEmpty {
+                    swap(&taken, &waiting.events)
+                    waiting.bytes = 0
+                } else {
+                    for event in waiting.events.prefix(count) { waiting.bytes -= event.estimatedBytes }
+                    taken += waiting.events.prefix(count)
+                    waiting.events.removeFirst(count)
+                }
+                return (taken, !waiting.events.isEmpty)
             }
             if more { signal.yield() }
             return batch
