@@ -121,22 +121,29 @@ public struct ControlClient: Sendable {
         // reader that shares the cooperative pool with many busy tasks (the bench's API clients)
         // would fall behind the node and lose events.
         let group = MultiThreadedEventLoopGroup.singleton
-        let done = group.next().makePromise(of: Void.self)
-        let channel: any Channel
-        do {
-            channel = try await ClientBootstrap(group: group)
-                .connectTimeout(.seconds(5))
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(LineStreamHandler(line: line, done: done))
-                    }
-                }
-                .connect(host: host, port: port).get()
-        } catch {
-            done.succeed(())  // never used: nothing may be left unfulfilled
-            throw error
+        let channel = try await ClientBootstrap(group: group)
+            .connectTimeout(.seconds(5))
+            .connect(host: host, port: port).get()
+        // The handler joins the one channel that connected (not each one the bootstrap tries),
+        // before the request goes: nothing can arrive ahead of it.
+        let done = channel.eventLoop.makePromise(of: Void.self)
+        channel.eventLoop.execute {
+            do {
+                try channel.pipeline.syncOperations.addHandler(LineStreamHandler(line: line, done: done))
+            } catch {
+                done.fail(error)
+                channel.close(promise: nil)
+                return
+            }
+            // A request that cannot be written fails the stream (NIO closes the channel without
+            // an error in the pipeline).
+            let written = channel.eventLoop.makePromise(of: Void.self)
+            written.futureResult.whenFailure { error in
+                done.fail(error)
+                channel.close(promise: nil)
+            }
+            channel.writeAndFlush(ByteBuffer(bytes: Array(request.utf8)), promise: written)
         }
-        channel.writeAndFlush(ByteBuffer(bytes: Array(request.utf8)), promise: nil)
         try await withTaskCancellationHandler {
             try await done.futureResult.get()
         } onCancel: {
@@ -229,7 +236,7 @@ struct LineStreamParser {
         }
         while !buffer.isEmpty, !isFinished {
             if !chunked {
-                try take(buffer, into: &lines)
+                try take(buffer[...], into: &lines)
                 buffer.removeAll()
                 break
             }
@@ -267,15 +274,25 @@ struct LineStreamParser {
         return lines
     }
 
-    private mutating func take(_ bytes: some Collection<UInt8>, into lines: inout [String]) throws {
-        for byte in bytes {
-            if byte == 10 {
+    private mutating func take(_ bytes: ArraySlice<UInt8>, into lines: inout [String]) throws {
+        var rest = bytes[...]
+        while !rest.isEmpty {
+            let end = rest.firstIndex(of: 10) ?? rest.endIndex
+            guard line.count + (end - rest.startIndex) <= ControlClient.maximumLineBytes else {
+                throw ControlClientError.badResponse
+            }
+            if end == rest.endIndex {
+                line += rest
+                return
+            }
+            if line.isEmpty {
+                lines.append(String(decoding: rest[..<end], as: UTF8.self))
+            } else {
+                line += rest[..<end]
                 lines.append(String(decoding: line, as: UTF8.self))
                 line.removeAll(keepingCapacity: true)
-            } else {
-                guard line.count < ControlClient.maximumLineBytes else { throw ControlClientError.badResponse }
-                line.append(byte)
             }
+            rest = rest[(end + 1)...]
         }
     }
 }

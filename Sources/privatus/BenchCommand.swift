@@ -38,7 +38,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "e2e: messages sent as fast as possible (throughput and CPU).")
     var e2eMessages = 10_000
 
-    @Option(name: .long, help: "e2e: messages sent at 1,000/s (latency).")
+    @Option(name: .long, help: "e2e: messages sent at --e2e-rate per second (latency).")
     var e2ePaced = 2_000
 
     @Option(name: .long, help: "dht: how many simulated nodes.")
@@ -133,7 +133,14 @@ struct BenchCommand: AsyncParsableCommand {
         }
         guard (1...65_536).contains(bulkMib) else { throw ValidationError("--bulk-mib must be 1 to 65,536") }
         guard (1...100_000).contains(idleLinks) else { throw ValidationError("--idle-links must be 1 to 100,000") }
-        guard (1...1_024).contains(e2eConcurrency) else { throw ValidationError("--e2e-concurrency must be 1 to 1,024") }
+        guard (1...1_024).contains(e2eConcurrency) else {
+            throw ValidationError("--e2e-concurrency must be 1 to 1,024")
+        }
+        guard (1...10_000_000).contains(e2eMessages) else {
+            throw ValidationError("--e2e-messages must be 1 to 10,000,000")
+        }
+        guard (1...10_000_000).contains(e2ePaced) else { throw ValidationError("--e2e-paced must be 1 to 10,000,000") }
+        guard (1...100_000).contains(e2eRate) else { throw ValidationError("--e2e-rate must be 1 to 100,000") }
         guard (2...1_000_000).contains(nodes) else { throw ValidationError("--nodes must be 2 to 1,000,000") }
         guard (1...10_000_000).contains(lookups) else { throw ValidationError("--lookups must be 1 to 10,000,000") }
         guard (0...0.5).contains(loss) else { throw ValidationError("--loss must be 0 to 0.5") }

@@ -30,7 +30,8 @@ import Testing
         #expect(state.jsonLine == (try Self.encoded(state)))
         #expect(NodeEvent(type: "watching").jsonLine == (try Self.encoded(NodeEvent(type: "watching"))))
         #expect(Self.dropped(501).jsonLine == (try Self.encoded(Self.dropped(501))))
-        #expect(String(decoding: Self.dropped(501).jsonLine, as: UTF8.self) == #"{"count":501,"type":"dropped"}"# + "\n")
+        #expect(
+            String(decoding: Self.dropped(501).jsonLine, as: UTF8.self) == #"{"count":501,"type":"dropped"}"# + "\n")
         let decoded = try JSONDecoder().decode(NodeEvent.self, from: Data(message.jsonLine.dropLast()))
         #expect(decoded == message)
     }

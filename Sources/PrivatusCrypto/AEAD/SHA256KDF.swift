@@ -41,8 +41,7 @@ public enum SHA256KDF {
 
     /// HKDF-SHA256 (extract with `salt`, then expand with `info`): `outputByteCount` bytes, at
     /// most 255 × 32.
-    public static func hkdf(inputKeyMaterial: [UInt8], salt: [UInt8], info: [UInt8], outputByteCount: Int) -> [UInt8]
-    {
+    public static func hkdf(inputKeyMaterial: [UInt8], salt: [UInt8], info: [UInt8], outputByteCount: Int) -> [UInt8] {
         precondition(outputByteCount > 0 && outputByteCount <= 255 * 32, "HKDF-SHA256 gives 1 to 8,160 bytes")
         #if canImport(CCryptoBoringSSL)
         var out = [UInt8](repeating: 0, count: outputByteCount)

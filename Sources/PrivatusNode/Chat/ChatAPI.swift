@@ -2,8 +2,8 @@ import Foundation
 import Hummingbird
 import NIOCore
 import NIOPosix
-import PrivatusNet
 import PrivatusCore
+import PrivatusNet
 import PrivatusStore
 
 /// A contact or message request as the control API and `contacts --json` show it.

@@ -126,7 +126,7 @@ extension NodeEvent {
 /// ``bufferedBytes`` between them, wait (older ones are dropped), so a stuck client never grows
 /// the node's memory; what it reads next starts with a
 /// `dropped` event counting what it lost, so it knows to read the state again (`messages`,
-/// `transfers`) instead of missing a change without a word. A watcher takes what waits in one
+/// `files`) instead of missing a change without a word. A watcher takes what waits in one
 /// batch (``EventBatches``): events published together or while it was writing the last batch
 /// reach its client in one write.
 public final class NodeEvents: Sendable {
