@@ -63,6 +63,24 @@ final class PageCache<Value: Sendable>: Sendable {
         }
     }
 
+    /// Call after a write that stored `value` under `key` has committed, instead of
+    /// ``invalidate(_:)``: drops the scope's other entries and keeps `value`, which is what a
+    /// read would now find, under the new generation (a read that began before the write never
+    /// stores over it).
+    func replace(_ value: Value, for key: Key) {
+        state.withLock { state in
+            state.generations[key.scope, default: 0] &+= 1
+            state.order.removeAll { other in
+                guard other.scope == key.scope else { return false }
+                state.entries[other] = nil
+                return true
+            }
+            state.entries[key] = (state.generations[key.scope, default: 0] &+ state.globalGeneration, value)
+            state.order.append(key)
+            while state.order.count > capacity { state.entries[state.order.removeFirst()] = nil }
+        }
+    }
+
     /// Call after a write that may touch any scope has committed.
     func invalidateAll() {
         state.withLock { state in

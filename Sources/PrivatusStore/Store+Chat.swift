@@ -49,7 +49,8 @@ extension Store {
     /// - Throws: ``StoreError/notFound`` when the message is no longer waiting (delivered or
     ///   deleted meanwhile): nothing is written.
     public func commitSealed(messageID: [UInt8], peer: PeerID, ciphertext: [UInt8], sessions: PeerSessions) throws {
-        defer { sessionCache.invalidate(index.peer(peer)) }
+        var written: PeerSessions?
+        defer { sessionsCommitted(written, with: peer) }
         try write { db in
             guard
                 let row = try Row.fetchOne(
@@ -65,6 +66,7 @@ extension Store {
             try db.execute(
                 sql: "UPDATE outbox SET sealed_ciphertext = ? WHERE id = ?", arguments: [sealed, Data(outboxID)])
         }
+        written = sessions
     }
 
     /// Records an attempt to send: the outbox entry is tried again at `nextTry` (unless a receipt
@@ -354,7 +356,8 @@ extension Store {
         let sealedPrekeys = try prekeys.map {
             try sealer.seal($0.serialized, table: "prekeys", column: "sealed_store", rowID: prekeyRowID)
         }
-        defer { sessionCache.invalidate(index.peer(peer)) }
+        var written: PeerSessions?
+        defer { sessionsCommitted(written, with: peer) }
         let commit = try write { db -> IncomingCommit in
             let find = try db.cachedStatement(sql: Self.findMessageSQL)
             for message in messages {
@@ -372,6 +375,7 @@ extension Store {
             }
             return try insertInOrder(prepared, peer: peer, searchable: searchable, in: db)
         }
+        if !commit.isResend { written = sessions }
         if let contact { contactCache.invalidate(index.peer(contact.peerID)) }
         if !commit.shown.isEmpty { invalidatePages(of: messages) }
         return commit

@@ -24,7 +24,8 @@ extension Store {
     /// The sessions with a contact, most recently used first (empty when there are none).
     /// - Throws: ``StoreError/notFound`` when `peer` is not a contact.
     ///
-    /// Kept decrypted after the first read (``sessionCache``) until a write to them commits.
+    /// Kept decrypted after the first read (``sessionCache``); a write that commits keeps what it
+    /// wrote there instead.
     public func sessions(with peer: PeerID) throws -> PeerSessions {
         let peerIndex = index.peer(peer)
         let key = PageCache<PeerSessions>.Key(scope: peerIndex, detail: [])
@@ -52,10 +53,12 @@ extension Store {
 
     /// Replaces the sessions with a contact (one transaction).
     public func saveSessions(_ sessions: PeerSessions, with peer: PeerID) throws {
-        defer { sessionCache.invalidate(index.peer(peer)) }
+        var written: PeerSessions?
+        defer { sessionsCommitted(written, with: peer) }
         try write { db in
             try writeSessions(sessions, peer: peer, contact: try contactPK(peer, in: db), in: db)
         }
+        written = sessions
     }
 
     /// The skipped message keys all stored sessions may hold together by default: ≈ 80 bytes each in
@@ -123,7 +126,8 @@ extension Store {
             let id = Self.newRowID()
             return (id, try sealer.seal(item.ciphertext, table: "outbox", column: "sealed_ciphertext", rowID: id))
         }
-        defer { for peer in sessions.keys { sessionCache.invalidate(index.peer(peer)) } }
+        var committed = false
+        defer { for (peer, written) in sessions { sessionsCommitted(committed ? written : nil, with: peer) } }
         let stored = try write { db -> [StoredMessage] in
             for (peer, peerSessions) in sessions {
                 try writeSessions(peerSessions, peer: peer, contact: try contactPK(peer, in: db), in: db)
@@ -144,6 +148,7 @@ extension Store {
             try recordSentNumbers(items.map(\.message), in: db)
             return stored
         }
+        committed = true
         invalidatePages(of: items.map(\.message))
         return stored
     }
@@ -299,6 +304,17 @@ extension Store {
     /// sent or received changes one session, and an update leaves the table's two indexes alone
     /// (a delete and an insert under a new random id rewrote a page of each: two more WAL frames
     /// in every commit).
+    /// After a transaction that wrote `peer`'s sessions has ended: the cache keeps what it
+    /// committed (`written`), or drops what it held (nil: the transaction failed or did not write
+    /// them). Every writer of sessions calls it (or invalidates) after its transaction.
+    func sessionsCommitted(_ written: PeerSessions?, with peer: PeerID) {
+        if let written {
+            sessionCache.replace(written, for: PageCache<PeerSessions>.Key(scope: index.peer(peer), detail: []))
+        } else {
+            sessionCache.invalidate(index.peer(peer))
+        }
+    }
+
     func writeSessions(_ sessions: PeerSessions, peer: PeerID, contact: Int64, in db: Database) throws {
         let existing = try Row.fetchAll(
             db.cachedStatement(sql: "SELECT id FROM sessions WHERE contact_pk = ? ORDER BY ordinal"),

@@ -36,6 +36,14 @@ import Testing
         #expect(decoded == message)
     }
 
+    @Test func aSendAnswerIsWhatJSONEncoderWrites() throws {
+        for state in ["queued", "sent", "a \"quoted\" \\ state\n"] {
+            let answer = SendResult(id: "00ff" + String(repeating: "a", count: 28), state: state)
+            #expect(answer.json == Array(try JSONEncoder().encode(answer)))
+            #expect(try JSONDecoder().decode(SendResult.self, from: Data(answer.json)) == answer)
+        }
+    }
+
     static func state(_ number: Int) -> NodeEvent {
         NodeEvent(type: "state", id: String(number), state: "sent")
     }

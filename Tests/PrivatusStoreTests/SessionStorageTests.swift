@@ -134,6 +134,39 @@ import Testing
         #expect(try sessions().isEmpty, "a contact added again has none")
     }
 
+    /// What a read returns after a write that did not commit, or committed without the
+    /// sessions, is what the file holds: never the sessions that were not written.
+    @Test func aWriteThatDidNotStoreItsSessionsLeavesTheStoredOnes() throws {
+        let scratch = try TemporaryDirectory("privatus-store")
+        defer { scratch.remove() }
+        let path = scratch.child("privatus.sqlite")
+        let key = SymmetricKey(size: .bits256)
+        let store = try Store(path: path, databaseKey: key)
+        let (a, _, bobKeys) = try Self.pair()
+        let (b, _, _) = try Self.pair()
+        let bob = bobKeys.identity.publicKey.peerID
+        try store.addContact(Contact(peerID: bob, identityKey: [], name: "Bob", state: .contact))
+        func sessions() throws -> [[UInt8]] { try store.sessions(with: bob).sessions.map(\.serialized) }
+        try store.saveSessions(PeerSessions([a]), with: bob)
+        #expect(try sessions() == [a.serialized])
+        // Sealing a message that is not waiting: refused, nothing written.
+        #expect(throws: StoreError.notFound) {
+            try store.commitSealed(
+                messageID: Array(repeating: 9, count: 16), peer: bob, ciphertext: [2], sessions: PeerSessions([b]))
+        }
+        #expect(try sessions() == [a.serialized], "after a refused seal")
+        // A batch whose message is already stored: committed as a resend, its sessions not written.
+        let received = NewMessage(
+            peer: bob, direction: .received, state: .delivered, sender: bob, sentAt: 3, body: "three",
+            id: Array(repeating: 7, count: 16), number: 1)
+        _ = try store.commitIncoming(received, contact: nil, sessions: PeerSessions([a]), prekeys: nil)
+        let again = try store.commitIncoming([received], contact: nil, sessions: PeerSessions([b]), prekeys: nil)
+        #expect(again.isResend)
+        #expect(try sessions() == [a.serialized], "after a resend")
+        let fresh = try Store(path: path, databaseKey: key)
+        #expect(try fresh.sessions(with: bob).sessions.map(\.serialized) == [a.serialized])
+    }
+
     @Test func sendingCommitsSessionsMessageAndCiphertextTogether() throws {
         let scratch = try TemporaryDirectory("privatus-store")
         defer { scratch.remove() }

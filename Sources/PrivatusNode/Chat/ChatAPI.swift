@@ -40,6 +40,27 @@ public struct MessageView: Codable, Sendable, Equatable, ResponseEncodable {
 public struct SendResult: Codable, Sendable, Equatable, ResponseEncodable {
     public var id: String
     public var state: String
+
+    /// The answer's JSON, written directly (the most frequent answer of the API; a
+    /// `JSONEncoder` took ≈ 2 % of a sending node's CPU): what `JSONEncoder` writes for it, the id
+    /// and state escaped as any string.
+    var json: [UInt8] {
+        var out: [UInt8] = Array(#"{"id":"#.utf8)
+        NodeEvent.appendJSONString(id, to: &out)
+        out += Array(#","state":"#.utf8)
+        NodeEvent.appendJSONString(state, to: &out)
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
+    /// The answer to a send or retry request.
+    var response: Response {
+        let json = json
+        return Response(
+            status: .ok,
+            headers: [.contentType: "application/json; charset=utf-8", .contentLength: String(json.count)],
+            body: .init(byteBuffer: ByteBuffer(bytes: json)))
+    }
 }
 
 /// `POST /api/v1/contacts`.
@@ -113,7 +134,7 @@ extension Messenger {
             let body = try await request.decode(as: SendRequest.self, context: context)
             return try await self.mapping {
                 let stored = try await self.send(body.text, to: body.peer)
-                return SendResult(id: Hex.encode(stored.id), state: stored.state.name)
+                return SendResult(id: Hex.encode(stored.id), state: stored.state.name).response
             }
         }
         api.post("/messages/read") { request, context in
@@ -127,7 +148,7 @@ extension Messenger {
             }
             return try await self.mapping {
                 let stored = try await self.retry(id)
-                return SendResult(id: Hex.encode(stored.id), state: stored.state.name)
+                return SendResult(id: Hex.encode(stored.id), state: stored.state.name).response
             }
         }
         api.get("/events") { _, _ in try self.watchResponse() }

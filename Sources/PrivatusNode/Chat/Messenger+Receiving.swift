@@ -312,12 +312,19 @@ extension Messenger {
                 seen.insert(id)
             }
             if var contact, !messages.isEmpty {
-                contact.identityKey = Array(peer.identity.rawRepresentation)
-                contact.lastSeen = Self.unixMilliseconds()
+                // The contact is written with the messages when it is new, its identity key is
+                // new, or it was last seen a while ago: not for every batch of a conversation.
+                let identityKey = Array(peer.identity.rawRepresentation)
+                let now = Self.unixMilliseconds()
+                let changed =
+                    existing == nil || contact.identityKey != identityKey
+                    || (contact.lastSeen ?? 0) + Self.lastSeenResolution <= now
+                contact.identityKey = identityKey
+                if changed { contact.lastSeen = now }
                 // Shown now, in their sender's order (held ones that waited for these included);
                 // the others wait behind a gap.
                 let commit = try store.commitIncoming(
-                    messages, contact: contact, sessions: sessions, prekeys: updatedPrekeys)
+                    messages, contact: changed ? contact : nil, sessions: sessions, prekeys: updatedPrekeys)
                 let shown = commit.shown
                 // Nothing committed (not expected: resends are recognised first): only resends
                 // are acknowledged.

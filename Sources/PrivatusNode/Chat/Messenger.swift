@@ -92,6 +92,9 @@ public actor Messenger {
     /// receipt (the sender sees them `sent`, then `failed` at its deadline).
     static let maximumMessagesPerRequest = 100
     static let maximumRequests = 1_000
+    /// A contact's `lastSeen` moves with its messages at most this often (ms); a new link sets
+    /// it at once.
+    static let lastSeenResolution: UInt64 = 60_000
     let counters = ChatCounters()
     /// Chat messages received, waiting to be committed in batches.
     nonisolated let inbox = ChatInbox()
