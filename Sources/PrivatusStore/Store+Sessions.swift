@@ -295,6 +295,21 @@ extension Store {
         return pk
     }
 
+    /// After a transaction that wrote `peer`'s sessions has ended: the cache keeps what it
+    /// committed (`written`), or drops what it held (nil: the transaction failed or did not write
+    /// them). Every writer of sessions calls it (or invalidates) after its transaction.
+    ///
+    /// The writes of one peer's sessions must come one after another, each calling this before
+    /// the next begins (they do: the messenger's actor makes them all, without suspending in
+    /// between): two writers racing could otherwise keep the older one's sessions.
+    func sessionsCommitted(_ written: PeerSessions?, with peer: PeerID) {
+        if let written {
+            sessionCache.replace(written, for: PageCache<PeerSessions>.Key(scope: index.peer(peer), detail: []))
+        } else {
+            sessionCache.invalidate(index.peer(peer))
+        }
+    }
+
     /// Replaces a contact's sessions inside the caller's transaction and records their skipped
     /// keys in the ledger (in commit order: the writer is serial). If the transaction then fails
     /// the ledger is dropped by ``write(_:)`` and reloaded on next use.
@@ -304,17 +319,6 @@ extension Store {
     /// sent or received changes one session, and an update leaves the table's two indexes alone
     /// (a delete and an insert under a new random id rewrote a page of each: two more WAL frames
     /// in every commit).
-    /// After a transaction that wrote `peer`'s sessions has ended: the cache keeps what it
-    /// committed (`written`), or drops what it held (nil: the transaction failed or did not write
-    /// them). Every writer of sessions calls it (or invalidates) after its transaction.
-    func sessionsCommitted(_ written: PeerSessions?, with peer: PeerID) {
-        if let written {
-            sessionCache.replace(written, for: PageCache<PeerSessions>.Key(scope: index.peer(peer), detail: []))
-        } else {
-            sessionCache.invalidate(index.peer(peer))
-        }
-    }
-
     func writeSessions(_ sessions: PeerSessions, peer: PeerID, contact: Int64, in db: Database) throws {
         let existing = try Row.fetchAll(
             db.cachedStatement(sql: "SELECT id FROM sessions WHERE contact_pk = ? ORDER BY ordinal"),

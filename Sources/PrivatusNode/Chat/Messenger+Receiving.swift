@@ -316,9 +316,11 @@ extension Messenger {
                 // new, or it was last seen a while ago: not for every batch of a conversation.
                 let identityKey = Array(peer.identity.rawRepresentation)
                 let now = Self.unixMilliseconds()
+                let lastSeen = contact.lastSeen ?? 0
+                // (A clock that went back also writes it.)
                 let changed =
-                    existing == nil || contact.identityKey != identityKey
-                    || (contact.lastSeen ?? 0) + Self.lastSeenResolution <= now
+                    existing == nil || contact.identityKey != identityKey || now < lastSeen
+                    || now - lastSeen >= Self.lastSeenResolution
                 contact.identityKey = identityKey
                 if changed { contact.lastSeen = now }
                 // Shown now, in their sender's order (held ones that waited for these included);
