@@ -36,11 +36,18 @@ import Testing
         #expect(decoded == message)
     }
 
-    @Test func aSendAnswerIsWhatJSONEncoderWrites() throws {
-        for state in ["queued", "sent", "a \"quoted\" \\ state\n"] {
-            let answer = SendResult(id: "00ff" + String(repeating: "a", count: 28), state: state)
-            #expect(answer.json == Array(try JSONEncoder().encode(answer)))
+    @Test func aSendAnswerIsTheObjectJSONEncoderWrites() throws {
+        let id = "00ff" + String(repeating: "a", count: 28)
+        #expect(
+            String(decoding: SendResult(id: id, state: "queued").json, as: UTF8.self)
+                == #"{"id":"\#(id)","state":"queued"}"#)
+        for state in ["queued", "sent", "a \"quoted\" \\ state\n\u{1}"] {
+            let answer = SendResult(id: id, state: state)
             #expect(try JSONDecoder().decode(SendResult.self, from: Data(answer.json)) == answer)
+            // The same bytes as JSONEncoder's, keys sorted (its order otherwise varies by process).
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
+            #expect(answer.json == Array(try encoder.encode(answer)))
         }
     }
 

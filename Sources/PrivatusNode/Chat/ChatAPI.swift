@@ -42,8 +42,10 @@ public struct SendResult: Codable, Sendable, Equatable, ResponseEncodable {
     public var state: String
 
     /// The answer's JSON, written directly (the most frequent answer of the API; a
-    /// `JSONEncoder` took ≈ 2 % of a sending node's CPU): the bytes `JSONEncoder` writes for a
-    /// hex id and a state's name (it would also escape a `/`, which neither holds).
+    /// `JSONEncoder` took ≈ 2 % of a sending node's CPU): the object `JSONEncoder` writes, keys
+    /// in declaration order (`JSONEncoder`'s own order varies from process to process), strings
+    /// escaped as it escapes them (it would also escape a `/`, which neither a hex id nor a
+    /// state's name holds).
     var json: [UInt8] {
         var out: [UInt8] = Array(#"{"id":"#.utf8)
         NodeEvent.appendJSONString(id, to: &out)
