@@ -131,6 +131,7 @@ import Testing
     }
 
     @Test func theParserRefusesMalformedText() {
+        defer { scratch.remove() }  // made by init, not used here
         for bad in [
             "1metric 1", "m{a=\"1\",a=\"2\"} 1", "m{a=1} 1", "m{a=\"x} 1", "m 1 2 3", "m one", "m{a=\"\\q\"} 1",
             "m 1\n# TYPE m counter", "# TYPE m counter\n# TYPE m gauge", "# TYPE m whatever",
