@@ -13,7 +13,36 @@ enum Schema {
         migrator.registerMigration("v2", migrate: addOutboxDeadline)
         migrator.registerMigration("v3", migrate: addMessageNumbers)
         migrator.registerMigration("v4", migrate: dropMessagesByState)
+        migrator.registerMigration("v5", migrate: keyOutboxByMessage)
         return migrator
+    }
+
+    /// v5: the outbox keyed by its message's key (`message_pk INTEGER PRIMARY KEY`, one entry per
+    /// message). Every statement finds entries by their message (a receipt's, an attempt's) or
+    /// by a conversation's range of message keys, and v1's table had no index on `message_pk`:
+    /// each of those scanned the whole outbox, per message named. Its entries now sit in their
+    /// conversation's order, as the messages do. `id` stays the random row id that each sealed
+    /// ciphertext is bound to, but is no longer indexed (nothing looks an entry up by it): one
+    /// page fewer written, at a random place, for each message queued and for each delivered.
+    static func keyOutboxByMessage(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE TABLE outbox_v5 (
+                    message_pk INTEGER PRIMARY KEY REFERENCES messages(pk) ON DELETE CASCADE,
+                    id BLOB NOT NULL,                   -- random; the row id its sealed ciphertext is bound to
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    next_try INTEGER NOT NULL,
+                    sealed_ciphertext BLOB NOT NULL,    -- the committed ratchet message, resent as is
+                    deadline INTEGER,                   -- Unix ms; NULL: none
+                    number INTEGER NOT NULL DEFAULT 0
+                );
+                INSERT OR IGNORE INTO outbox_v5 (message_pk, id, attempts, next_try, sealed_ciphertext, deadline, number)
+                    SELECT message_pk, id, attempts, next_try, sealed_ciphertext, deadline, number FROM outbox ORDER BY pk;
+                DROP TABLE outbox;
+                ALTER TABLE outbox_v5 RENAME TO outbox;
+                CREATE INDEX outbox_by_next_try ON outbox(next_try);
+                CREATE INDEX outbox_by_deadline ON outbox(deadline) WHERE deadline IS NOT NULL;
+                """)
     }
 
     /// v4: drops `messages_by_state` (messages whose state is queued or failed), which no query

@@ -56,7 +56,7 @@ extension Store {
                 let row = try Row.fetchOne(
                     db,
                     sql: """
-                        SELECT o.id FROM outbox o JOIN messages m ON m.pk = o.message_pk WHERE m.id = ?
+                        SELECT o.message_pk, o.id FROM outbox o JOIN messages m ON m.pk = o.message_pk WHERE m.id = ?
                         """,
                     arguments: [Data(messageID)])
             else { throw StoreError.notFound }
@@ -64,7 +64,8 @@ extension Store {
             let sealed = try sealer.seal(ciphertext, table: "outbox", column: "sealed_ciphertext", rowID: outboxID)
             try writeSessions(sessions, peer: peer, contact: try contactPK(peer, in: db), in: db)
             try db.execute(
-                sql: "UPDATE outbox SET sealed_ciphertext = ? WHERE id = ?", arguments: [sealed, Data(outboxID)])
+                sql: "UPDATE outbox SET sealed_ciphertext = ? WHERE message_pk = ?",
+                arguments: [sealed, row["message_pk"] as Int64])
         }
         written = sessions
     }
@@ -261,7 +262,7 @@ extension Store {
                 db,
                 sql: """
                     SELECT m.id FROM outbox o JOIN messages m ON m.pk = o.message_pk
-                    WHERE o.message_pk >= ? AND o.message_pk < ? ORDER BY o.pk
+                    WHERE o.message_pk >= ? AND o.message_pk < ? ORDER BY o.message_pk
                     """,
                 arguments: [range.lowerBound, range.upperBound])
             try db.execute(
@@ -287,19 +288,20 @@ extension Store {
         try write { db in
             guard let range = try conversationRange(with: peer, in: db) else { return }
             try writeSessions(PeerSessions(), peer: peer, contact: try contactPK(peer, in: db), in: db)
-            let rows = try Data.fetchAll(
-                db, sql: "SELECT id FROM outbox WHERE message_pk >= ? AND message_pk < ?",
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT message_pk, id FROM outbox WHERE message_pk >= ? AND message_pk < ?",
                 arguments: [range.lowerBound, range.upperBound])
             // Failed entries are emptied too (a retry encrypts them in the new session) but stay
             // never due.
             let update = try db.cachedStatement(
                 sql: """
                     UPDATE outbox SET sealed_ciphertext = ?,
-                    next_try = CASE WHEN next_try < ? THEN ? ELSE next_try END WHERE id = ?
+                    next_try = CASE WHEN next_try < ? THEN ? ELSE next_try END WHERE message_pk = ?
                     """)
-            for id in rows {
-                let empty = try sealer.seal([], table: "outbox", column: "sealed_ciphertext", rowID: Array(id))
-                try update.execute(arguments: [empty, Self.neverDue, Int64(clamping: now), id])
+            for row in rows {
+                let empty = try sealer.seal(
+                    [], table: "outbox", column: "sealed_ciphertext", rowID: Array(row["id"] as Data))
+                try update.execute(arguments: [empty, Self.neverDue, Int64(clamping: now), row["message_pk"] as Int64])
             }
         }
     }

@@ -153,7 +153,7 @@ extension Store {
         return stored
     }
 
-    /// The outbox entries due by `now` (Unix milliseconds), oldest first.
+    /// The outbox entries due by `now` (Unix milliseconds), by conversation, each one's oldest first.
     public func outbox(dueBy now: UInt64, limit: Int = 100) throws -> [OutboxItem] {
         try outbox(where: "o.next_try <= ?", arguments: [Int64(clamping: now)], limit: limit)
     }
@@ -166,7 +166,7 @@ extension Store {
         try readOnWriter { db in
             guard let range = try conversationRange(with: peer, in: db) else { return [] }
             return try outbox(
-                where: "o.next_try <= ? AND m.pk >= ? AND m.pk < ?",
+                where: "o.next_try <= ? AND o.message_pk >= ? AND o.message_pk < ?",
                 arguments: [Int64(clamping: now), range.lowerBound, range.upperBound], limit: limit, peer: peer,
                 skipping: skipping, in: db)
         }
@@ -195,7 +195,7 @@ extension Store {
                            c.id AS conversation_id, c.sealed_details
                     FROM outbox o JOIN messages m ON m.pk = o.message_pk
                     JOIN conversations c ON c.pk = (m.pk >> 32)
-                    WHERE \(condition) ORDER BY o.pk LIMIT ?
+                    WHERE \(condition) ORDER BY o.message_pk LIMIT ?
                     """),
             arguments: StatementArguments(arguments + [limit]))
         return try rows.compactMap { row in
