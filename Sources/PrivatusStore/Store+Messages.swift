@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import PrivatusCore
+import Synchronization
 
 extension Store {
     /// The largest message body stored (the largest padded plaintext a session carries).
@@ -214,7 +215,7 @@ extension Store {
                 """)
         let insertToken = try db.cachedStatement(
             sql: "INSERT OR IGNORE INTO search_tokens (token, message_ordinal) VALUES (?, ?)")
-        var ordinal = try Self.nextOrdinal(in: db)
+        var ordinal = try ordinals.reserve(prepared.count, in: db)
         var stored: [StoredMessage] = []
         stored.reserveCapacity(prepared.count)
         for item in prepared {
@@ -235,8 +236,6 @@ extension Store {
         for (_, conversation) in conversations {
             try advance.execute(arguments: [conversation.next, conversation.pk])
         }
-        try db.cachedStatement(sql: "UPDATE counters SET value = ? WHERE name = 'message_ordinal'")
-            .execute(arguments: [ordinal])
         return stored
     }
 
@@ -249,14 +248,44 @@ extension Store {
         conversation << 32 | sequence
     }
 
-    /// The first ordinal never used (kept in `counters`, so it never goes back when the newest
-    /// messages are deleted: a token left behind could otherwise point at a later message).
-    static func nextOrdinal(in db: Database) throws -> Int64 {
-        guard
-            let next = try Int64.fetchOne(
-                db.cachedStatement(sql: "SELECT value FROM counters WHERE name = 'message_ordinal'"))
-        else { throw StoreError.damagedRow(table: "counters") }
-        return next
+    /// Gives out message ordinals from blocks reserved in `counters`: the stored value is above
+    /// every ordinal given out, so ordinals never go back, even when the newest messages are
+    /// deleted (a token left behind could otherwise point at a later message) or the node
+    /// restarts (it goes on from the stored value, leaving the rest of a block unused). Raising
+    /// the value once per ``block`` messages, not in every commit that adds one, leaves a page
+    /// out of those commits.
+    final class Ordinals: Sendable {
+        /// How many ordinals one write of `counters` reserves.
+        static let block: Int64 = 1024
+
+        /// The next ordinal and the stored reservation, as the writer's transactions left them;
+        /// nil: to be read from `counters`.
+        private let state = Mutex<(next: Int64, reserved: Int64)?>(nil)
+
+        /// `count` consecutive ordinals for the caller's write transaction (the writer is
+        /// serial), raising the reservation in it when they go past it. Returns the first.
+        func reserve(_ count: Int, in db: Database) throws -> Int64 {
+            var (next, reserved) = try state.withLock { $0 } ?? Self.stored(in: db)
+            if next + Int64(count) > reserved {
+                reserved = next + Int64(count) + Self.block
+                try db.cachedStatement(sql: "UPDATE counters SET value = ? WHERE name = 'message_ordinal'")
+                    .execute(arguments: [reserved])
+                // A reservation that does not commit is forgotten before the writer runs another
+                // transaction: the next one reads `counters` again. (Ordinals given out by a
+                // transaction that rolled back without raising it are simply never used.)
+                db.afterNextTransaction(onCommit: { _ in }, onRollback: { [self] _ in state.withLock { $0 = nil } })
+            }
+            state.withLock { $0 = (next + Int64(count), reserved) }
+            return next
+        }
+
+        static func stored(in db: Database) throws -> (next: Int64, reserved: Int64) {
+            guard
+                let value = try Int64.fetchOne(
+                    db.cachedStatement(sql: "SELECT value FROM counters WHERE name = 'message_ordinal'"))
+            else { throw StoreError.damagedRow(table: "counters") }
+            return (value, value)
+        }
     }
 
     /// Call after a commit that added messages: a page read that began before it is never

@@ -28,6 +28,8 @@ public final class Store: Sendable {
     let sessionCache = PageCache<PeerSessions>(capacity: 256)
     /// Skipped message keys held per contact, for the node-wide budget.
     let skippedKeys = SkippedKeyLedger()
+    /// Message ordinals, given out from blocks reserved in `counters`.
+    let ordinals = Ordinals()
     private let lastWriteInstant = Mutex<ContinuousClock.Instant?>(nil)
 
     /// When the last write transaction ended (nil: none since the store was opened); the

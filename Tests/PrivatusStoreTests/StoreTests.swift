@@ -77,6 +77,38 @@ import Testing
         #expect(try store.search("   ").isEmpty)
     }
 
+    @Test func ordinalsKeepGoingUpAcrossRestartsAndTransactionsThatFailed() throws {
+        defer { scratch.remove() }
+        func ordinals() throws -> [Int64] {
+            try DatabaseQueue(path: path).read { db in
+                try Int64.fetchAll(db, sql: "SELECT ordinal FROM messages ORDER BY ordinal")
+            }
+        }
+        var store = try Store(path: path, databaseKey: key)
+        // The first commit reserves a block of ordinals; this one fails on its second message's
+        // id (the first's) after reserving, and what it reserved is forgotten.
+        let twice = [UInt8](repeating: 3, count: 16)
+        var first = message("first try")
+        first.id = twice
+        var second = message("same id")
+        second.id = twice
+        #expect(throws: (any Error).self) { try store.append([first, second]) }
+        try store.append([message("one"), message("two")])
+        // A restart goes on above everything the stored reservation covers, and search still
+        // finds the newest first.
+        store = try Store(path: path, databaseKey: key)
+        try store.append([message("three two one")])
+        try store.append((0..<2_000).map { message("bulk \($0)") })
+        store = try Store(path: path, databaseKey: key)
+        try store.append([message("last two")])
+        let stored = try ordinals()
+        #expect(stored.count == 2_004)
+        #expect(stored == stored.sorted() && Set(stored).count == stored.count)
+        #expect(try store.search("two").map(\.body) == ["last two", "three two one", "two"])
+        #expect(try store.latestMessages(with: bob, limit: 1).map(\.body) == ["last two"])
+        #expect(try store.check().isEmpty)
+    }
+
     @Test func deletingAConversationRemovesItsMessagesAndTokens() throws {
         defer { scratch.remove() }
         let store = try Store(path: path, databaseKey: key)
