@@ -21,7 +21,10 @@ import Glibc
 ///   per second (without waiting for earlier answers), from that start to the delivery;
 ///   `paced_sent_per_s` is the rate the node accepted them at. Where that time goes:
 ///   `latency_answered_*` to the send request's answer (the sender's commit), `latency_received_*`
-///   to the receiver's `message` event (its commit), each from the same start.
+///   to the receiver's `message` event (its commit), each from the same start;
+///   `paced_written_kib_per_msg_sender` / `_receiver`: what each node wrote to storage over that
+///   phase per message (`write_bytes` of `/proc/<pid>/io`: WAL frames, checkpoints; -1 where
+///   the kernel does not count it).
 ///
 /// The API clients keep their HTTP/1.1 connections open between requests (as a browser does);
 /// with `keepAlive` false each request opens a connection of its own (as the CLI does).
@@ -182,6 +185,8 @@ public struct E2ESuite: Sendable {
         // Latency at a fixed rate.
         // Each send starts on time whether or not the previous request has been answered (at
         // most 256 in flight).
+        let senderWrittenBefore = ProcessResources.storageWriteBytes(of: alice.process.pid)
+        let receiverWrittenBefore = ProcessResources.storageWriteBytes(of: bob.process.pid)
         let pacedStart = ContinuousClock.now
         let interval = Duration.seconds(1) / rate
         typealias Sent = (id: String, at: ContinuousClock.Instant, answered: ContinuousClock.Instant)
@@ -207,6 +212,14 @@ public struct E2ESuite: Sendable {
         }
         let sendsTook = ContinuousClock.now - pacedStart
         try await waitFor(deliveries, count: 1 + messages + paced, timeout: .seconds(600))
+        // What the paced messages wrote to storage, per message: the pages of their commits
+        // (each one's WAL frames) and of the checkpoints that ran meanwhile.
+        func writtenKiB(_ pid: Int32, since before: UInt64?) -> Double {
+            guard let before, let after = ProcessResources.storageWriteBytes(of: pid) else { return -1 }
+            return Double(after &- before) / 1_024 / Double(paced)
+        }
+        let senderWritten = writtenKiB(alice.process.pid, since: senderWrittenBefore)
+        let receiverWritten = writtenKiB(bob.process.pid, since: receiverWrittenBefore)
         // The receiver's events time the middle of the path: none may be missing either.
         guard receptions.eventsLost == 0 else {
             throw LocalNodeError.failed(
@@ -235,6 +248,8 @@ public struct E2ESuite: Sendable {
             "latency_answered_p99_ms": StorageSuite.percentile(answered, 0.99),
             "latency_received_p50_ms": StorageSuite.percentile(received, 0.5),
             "latency_received_p99_ms": StorageSuite.percentile(received, 0.99),
+            "paced_written_kib_per_msg_sender": senderWritten,
+            "paced_written_kib_per_msg_receiver": receiverWritten,
             "keep_alive": keepAlive ? 1 : 0,
         ]
     }

@@ -74,6 +74,22 @@ public enum ProcessResources {
         return total
     }
 
+    /// The bytes process `pid` (this process when nil) caused to be written to storage: the
+    /// `write_bytes` line of `/proc/<pid>/io`, which counts each page when it is dirtied (so a
+    /// page written again after an `fsync` counts again), threads that ended included; nil where
+    /// there is no such file.
+    public static func storageWriteBytes(of pid: Int32? = nil) -> UInt64? {
+        let path = pid.map { "/proc/\($0)/io" } ?? "/proc/self/io"
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        return ioCounter("write_bytes", of: text)
+    }
+
+    /// The value of the line `name: N` of a `/proc/<pid>/io` text.
+    public static func ioCounter(_ name: String, of text: String) -> UInt64? {
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }) else { return nil }
+        return UInt64(line.dropFirst(name.count + 1).trimmingPrefix(" "))
+    }
+
     /// The CPU time of process `pid` (this process when nil) in seconds: user plus system time
     /// (`utime` + `stime`, the 14th and 15th fields of `/proc/<pid>/stat`, in clock ticks of
     /// `sysconf(_SC_CLK_TCK)`), threads that ended included; nil where there is no such file.

@@ -55,4 +55,12 @@ import Testing
         #expect((ProcessResources.cpuSeconds() ?? -1) >= 0)
         #endif
     }
+
+    @Test func storageWritesAreReadFromProcIO() {
+        let io =
+            "rchar: 6976\nwchar: 12\nsyscr: 10\nsyscw: 1\nread_bytes: 0\nwrite_bytes: 40960\ncancelled_write_bytes: 0\n"
+        #expect(ProcessResources.ioCounter("write_bytes", of: io) == 40_960)
+        #expect(ProcessResources.ioCounter("cancelled_write_bytes", of: io) == 0)
+        #expect(ProcessResources.ioCounter("bytes", of: io) == nil)
+    }
 }
