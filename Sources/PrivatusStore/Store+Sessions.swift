@@ -188,20 +188,27 @@ extension Store {
         where condition: String, arguments: [any DatabaseValueConvertible], limit: Int, peer: PeerID?,
         skipping: Set<[UInt8]>, in db: Database
     ) throws -> [OutboxItem] {
-        let rows = try Row.fetchAll(
+        // A cursor: the rows of messages skipped (on their way already, often most of them) are
+        // not copied, blobs included, only to be dropped.
+        let rows = try Row.fetchCursor(
             db.cachedStatement(
                 sql: """
-                    SELECT o.id, o.attempts, o.next_try, o.number, o.sealed_ciphertext, m.id AS message_id,
+                    SELECT m.id AS message_id, o.id, o.attempts, o.next_try, o.number, o.sealed_ciphertext,
                            c.id AS conversation_id, c.sealed_details
                     FROM outbox o JOIN messages m ON m.pk = o.message_pk
                     JOIN conversations c ON c.pk = (m.pk >> 32)
                     WHERE \(condition) ORDER BY o.message_pk LIMIT ?
                     """),
             arguments: StatementArguments(arguments + [limit]))
-        return try rows.compactMap { row in
-            let messageID = Array(row["message_id"] as Data)
-            if skipping.contains(messageID) { return nil }
-            return OutboxItem(
+        var items: [OutboxItem] = []
+        while let row = try rows.next() {
+            let messageID = try row.withUnsafeData(atIndex: 0) { data -> [UInt8]? in
+                guard let data else { return nil }
+                return Array(data)
+            }
+            guard let messageID else { throw StoreError.damagedRow(table: "outbox") }
+            if skipping.contains(messageID) { continue }
+            items.append(OutboxItem(
                 messageID: messageID,
                 peer: try peer ?? conversationPeer(row),
                 ciphertext: try sealer.open(
@@ -209,8 +216,9 @@ extension Store {
                     rowID: Array(row["id"] as Data)),
                 attempts: row["attempts"],
                 nextTry: UInt64(row["next_try"] as Int64),
-                number: UInt64(max(0, row["number"] as Int64)))
+                number: UInt64(max(0, row["number"] as Int64))))
         }
+        return items
     }
 
     /// The number this node gave its latest message to `peer` (0: none yet).
