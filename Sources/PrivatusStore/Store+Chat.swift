@@ -378,7 +378,7 @@ extension Store {
             return try insertInOrder(prepared, peer: peer, searchable: searchable, in: db)
         }
         if !commit.isResend { written = sessions }
-        if let contact { contactCache.invalidate(index.peer(contact.peerID)) }
+        if let contact { contactsWritten(contact.peerID) }
         if !commit.shown.isEmpty { invalidatePages(of: messages) }
         return commit
     }

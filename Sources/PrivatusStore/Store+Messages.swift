@@ -23,13 +23,13 @@ extension Store {
                     Data(id), index.peer(contact.peerID), contact.state.rawValue, contact.verified, identity, profile,
                 ])
         }
-        contactCache.invalidate(index.peer(contact.peerID))
+        contactsWritten(contact.peerID)
     }
 
     /// Adds the contact, or replaces what is stored for its PeerID (its sessions and messages stay).
     public func saveContact(_ contact: Contact) throws {
         try write { db in try saveContact(contact, in: db) }
-        contactCache.invalidate(index.peer(contact.peerID))
+        contactsWritten(contact.peerID)
     }
 
     func saveContact(_ contact: Contact, in db: Database) throws {
@@ -65,7 +65,7 @@ extension Store {
             try db.execute(sql: "DELETE FROM contacts WHERE peer_index = ?", arguments: [index.peer(peer)])
             return db.changesCount > 0
         }
-        contactCache.invalidate(index.peer(peer))
+        contactsWritten(peer)
         return removed
     }
 
@@ -114,11 +114,29 @@ extension Store {
     /// opened again (the value ``contact(_:)`` returns for it: the cache drops an entry once a
     /// write to that contact has committed).
     public func contacts() throws -> [Contact] {
-        try pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM contacts ORDER BY pk") }.map { row in
+        // Kept until a write to any contact (a send names its peer, and a name is found among
+        // them all).
+        let key = PageCache<[Contact]>.Key(scope: Self.contactListScope, detail: [])
+        if let cached = contactListCache.value(for: key) { return cached }
+        let generation = contactListCache.generation(of: Self.contactListScope)
+        let contacts = try pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM contacts ORDER BY pk") }.map {
+            row in
             let key = PageCache<Contact?>.Key(scope: row["peer_index"], detail: [])
             if let cached = contactCache.value(for: key), let contact = cached { return contact }
             return try decodeContact(row)
         }
+        contactListCache.store(contacts, for: key, generation: generation)
+        return contacts
+    }
+
+    /// The scope of ``contactListCache``'s one entry.
+    static let contactListScope = Data([0])
+
+    /// Call after a write to `peer`'s contact row has committed: its cached contact and the
+    /// cached list are not served again.
+    func contactsWritten(_ peer: PeerID) {
+        contactCache.invalidate(index.peer(peer))
+        contactListCache.invalidate(Self.contactListScope)
     }
 
     func decodeContact(_ row: Row) throws -> Contact {

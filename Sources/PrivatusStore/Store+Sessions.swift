@@ -208,15 +208,16 @@ extension Store {
             }
             guard let messageID else { throw StoreError.damagedRow(table: "outbox") }
             if skipping.contains(messageID) { continue }
-            items.append(OutboxItem(
-                messageID: messageID,
-                peer: try peer ?? conversationPeer(row),
-                ciphertext: try sealer.open(
-                    row["sealed_ciphertext"], table: "outbox", column: "sealed_ciphertext",
-                    rowID: Array(row["id"] as Data)),
-                attempts: row["attempts"],
-                nextTry: UInt64(row["next_try"] as Int64),
-                number: UInt64(max(0, row["number"] as Int64))))
+            items.append(
+                OutboxItem(
+                    messageID: messageID,
+                    peer: try peer ?? conversationPeer(row),
+                    ciphertext: try sealer.open(
+                        row["sealed_ciphertext"], table: "outbox", column: "sealed_ciphertext",
+                        rowID: Array(row["id"] as Data)),
+                    attempts: row["attempts"],
+                    nextTry: UInt64(row["next_try"] as Int64),
+                    number: UInt64(max(0, row["number"] as Int64))))
         }
         return items
     }

@@ -23,6 +23,8 @@ public final class Store: Sendable {
     let pages = PageCache<[StoredMessage]>(capacity: 256)
     /// Decrypted contacts, keyed by peer index.
     let contactCache = PageCache<Contact?>(capacity: 1024)
+    /// Every contact, as ``contacts()`` lists them (one entry).
+    let contactListCache = PageCache<[Contact]>(capacity: 1)
     /// Decrypted sessions of the peers messages last went to or came from, keyed by peer index.
     /// Every write of a peer's sessions invalidates its entry once it has committed.
     let sessionCache = PageCache<PeerSessions>(capacity: 256)

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import GRDB
 import PrivatusCore
+import PrivatusCrypto
 import PrivatusStore
 import PrivatusTesting
 import Testing
@@ -268,6 +269,31 @@ import Testing
         #expect(try store.contact(peer) == nil)  // cached as absent…
         try store.addContact(Contact(peerID: peer, identityKey: [5], name: "Now known", state: .contact))
         #expect(try store.contact(peer)?.name == "Now known")  // …and invalidated by the write
+
+        // The list of every contact, after each kind of write to one of them.
+        func names() throws -> [String] { try store.contacts().map(\.name) }
+        #expect(try names() == ["Now known"])
+        #expect(try names() == ["Now known"], "served again")
+        try store.saveContact(Contact(peerID: other, identityKey: [6], name: "Other", state: .request))
+        #expect(try names() == ["Now known", "Other"])
+        try store.saveContact(Contact(peerID: other, identityKey: [6], name: "Renamed", state: .contact))
+        #expect(try names() == ["Now known", "Renamed"])
+        try store.removeContact(peer)
+        #expect(try names() == ["Renamed"])
+        // A received message's commit that writes its sender's contact.
+        let (_, bobSession, bobKeys) = try SessionStorageTests.pair()
+        let stranger = PeerID(identityPublicKey: Array(bobKeys.identity.publicKey.rawRepresentation))
+        try store.commitIncoming(
+            [
+                NewMessage(
+                    peer: stranger, direction: .received, state: .delivered, sender: stranger, sentAt: 1, body: "hi",
+                    id: [UInt8](repeating: 8, count: 16), number: 1)
+            ],
+            contact: Contact(
+                peerID: stranger, identityKey: Array(bobKeys.identity.publicKey.rawRepresentation), name: "Stranger",
+                state: .request),
+            sessions: PeerSessions([bobSession]), prekeys: nil)
+        #expect(try names() == ["Renamed", "Stranger"])
     }
 
     @Test func readsRacingWritesNeverServeAnOldPage() async throws {
