@@ -23,8 +23,8 @@ import Glibc
 ///   `latency_answered_*` to the send request's answer (the sender's commit), `latency_received_*`
 ///   to the receiver's `message` event (its commit), each from the same start;
 ///   `paced_written_kib_per_msg_sender` / `_receiver`: what each node wrote to storage over that
-///   phase per message (`write_bytes` of `/proc/<pid>/io`: WAL frames, checkpoints; -1 where
-///   the kernel does not count it).
+///   phase per message (`write_bytes` of `/proc/<pid>/io`: WAL frames, checkpoints, the log; -1
+///   where the kernel does not count it).
 ///
 /// The API clients keep their HTTP/1.1 connections open between requests (as a browser does);
 /// with `keepAlive` false each request opens a connection of its own (as the CLI does).

@@ -148,9 +148,11 @@ struct RawReference {
                         INSERT INTO messages (pk, ordinal, id, direction, state, sealed_content)
                         VALUES (?, ?, ?, 0, 3, ?)
                         """)
-                var ordinal =
+                // Ordinals as the store gives them out: the counter is raised a block at a time.
+                let reserved =
                     try Int64.fetchOne(
                         db.cachedStatement(sql: "SELECT value FROM counters WHERE name = 'message_ordinal'")) ?? 0
+                var ordinal = try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(ordinal) + 1 FROM messages")) ?? 0
                 let advance = try db.cachedStatement(sql: "UPDATE conversations SET next_sequence = ? WHERE pk = ?")
                 var seen: [Data: (pk: Int64, next: Int64)] = [:]
                 for row in rows {
@@ -173,8 +175,10 @@ struct RawReference {
                 for conversation in seen.values {
                     try advance.execute(arguments: [conversation.next, conversation.pk])
                 }
-                try db.cachedStatement(sql: "UPDATE counters SET value = ? WHERE name = 'message_ordinal'")
-                    .execute(arguments: [ordinal])
+                if ordinal > reserved {
+                    try db.cachedStatement(sql: "UPDATE counters SET value = ? WHERE name = 'message_ordinal'")
+                        .execute(arguments: [ordinal + 1_024])
+                }
             }
             checkpointer.afterCommit()
         }

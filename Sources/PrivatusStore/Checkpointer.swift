@@ -22,6 +22,8 @@ import Synchronization
 /// back to back, on a busy machine). So once the WAL holds more than ``limit`` bytes of frames,
 /// the committer waits: it checkpoints itself while holding the writer, after any background
 /// checkpoint, so no frame is added while it copies and the next commit starts the WAL over.
+/// (Unless a reader still reads an older state: a passive checkpoint never copies past it, and
+/// the WAL starts over once that read has ended.)
 public final class Checkpointer: Sendable {
     /// The WAL content that triggers a checkpoint (16 MiB).
     public static let threshold = 16 * 1024 * 1024
@@ -108,10 +110,10 @@ public final class Checkpointer: Sendable {
             // would make one fail as busy). Holding the writer, so it copies every frame unless a
             // reader still reads an older state. A concurrent committer that also saw the limit
             // checkpoints again after this one, finding little or nothing left to copy.
-            queue.sync {
-                _ = try? pool.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+            let done = queue.sync {
+                (try? pool.writeWithoutTransaction { db in try db.checkpoint(.passive) }) != nil
             }
-            completedByWriter.add(1, ordering: .relaxed)
+            if done { completedByWriter.add(1, ordering: .relaxed) }
             return
         }
         guard running.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {

@@ -36,6 +36,8 @@ enum Schema {
                     deadline INTEGER,                   -- Unix ms; NULL: none
                     number INTEGER NOT NULL DEFAULT 0
                 );
+                -- One entry per message was always the rule; a second one, were there any, would only
+                -- resend the same message: dropped rather than leave the profile unopenable.
                 INSERT OR IGNORE INTO outbox_v5 (message_pk, id, attempts, next_try, sealed_ciphertext, deadline, number)
                     SELECT message_pk, id, attempts, next_try, sealed_ciphertext, deadline, number FROM outbox ORDER BY pk;
                 DROP TABLE outbox;

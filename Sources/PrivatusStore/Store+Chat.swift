@@ -28,15 +28,9 @@ extension Store {
         let stored = try write { db -> StoredMessage in
             _ = try contactPK(message.peer, in: db)
             let stored = try insert(prepared, in: db)[0]
-            try db.execute(
-                sql: """
-                    INSERT INTO outbox (id, message_pk, next_try, sealed_ciphertext, deadline, number)
-                    VALUES (?, (SELECT pk FROM messages WHERE id = ?), ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    Data(outboxID), Data(stored.id), Int64(clamping: nextTry), empty,
-                    deadline.map { Int64(clamping: $0) }, Int64(clamping: message.number),
-                ])
+            try insertOutboxEntry(
+                id: outboxID, messageID: stored.id, nextTry: nextTry, sealed: empty, deadline: deadline,
+                number: message.number, in: db)
             try recordSentNumbers([message], in: db)
             return stored
         }

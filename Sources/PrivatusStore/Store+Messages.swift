@@ -271,38 +271,42 @@ extension Store {
     /// deleted (a token left behind could otherwise point at a later message) or the node
     /// restarts (it goes on from the stored value, leaving the rest of a block unused). Raising
     /// the value once per ``block`` messages, not in every commit that adds one, leaves a page
-    /// out of those commits.
+    /// out of those commits; reading it in each transaction costs no write.
     final class Ordinals: Sendable {
         /// How many ordinals one write of `counters` reserves.
         static let block: Int64 = 1024
 
-        /// The next ordinal and the stored reservation, as the writer's transactions left them;
-        /// nil: to be read from `counters`.
+        /// The next ordinal and the reservation this object last stored; nil: none yet.
         private let state = Mutex<(next: Int64, reserved: Int64)?>(nil)
 
-        /// `count` consecutive ordinals for the caller's write transaction (the writer is
-        /// serial), raising the reservation in it when they go past it. Returns the first.
+        /// `count` consecutive ordinals for the caller's write transaction, raising the
+        /// reservation in it when they go past it. Returns the first.
+        ///
+        /// The block is used only while `counters` still holds the reservation this object
+        /// stored. Otherwise (its transaction rolled back, or another `Store` on the same file
+        /// reserved since) it goes on from the stored value, above anything given out from
+        /// either reservation.
         func reserve(_ count: Int, in db: Database) throws -> Int64 {
-            var (next, reserved) = try state.withLock { $0 } ?? Self.stored(in: db)
+            let stored = try Self.stored(in: db)
+            var (next, reserved) = state.withLock { $0 } ?? (stored, stored)
+            if reserved != stored { (next, reserved) = (stored, stored) }
             if next + Int64(count) > reserved {
                 reserved = next + Int64(count) + Self.block
                 try db.cachedStatement(sql: "UPDATE counters SET value = ? WHERE name = 'message_ordinal'")
                     .execute(arguments: [reserved])
-                // A reservation that does not commit is forgotten before the writer runs another
-                // transaction: the next one reads `counters` again. (Ordinals given out by a
-                // transaction that rolled back without raising it are simply never used.)
-                db.afterNextTransaction(onCommit: { _ in }, onRollback: { [self] _ in state.withLock { $0 = nil } })
             }
             state.withLock { $0 = (next + Int64(count), reserved) }
             return next
         }
 
-        static func stored(in db: Database) throws -> (next: Int64, reserved: Int64) {
+        /// The stored reservation (the first ordinal never given out, for a store written before
+        /// blocks).
+        static func stored(in db: Database) throws -> Int64 {
             guard
                 let value = try Int64.fetchOne(
                     db.cachedStatement(sql: "SELECT value FROM counters WHERE name = 'message_ordinal'"))
             else { throw StoreError.damagedRow(table: "counters") }
-            return (value, value)
+            return value
         }
     }
 

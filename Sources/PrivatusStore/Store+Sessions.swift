@@ -134,16 +134,10 @@ extension Store {
             }
             for item in items { _ = try contactPK(item.message.peer, in: db) }
             let stored = try insert(prepared, in: db)
-            let insertOutbox = try db.cachedStatement(
-                sql: """
-                    INSERT INTO outbox (id, message_pk, next_try, sealed_ciphertext, deadline, number)
-                    VALUES (?, (SELECT pk FROM messages WHERE id = ?), ?, ?, ?, ?)
-                    """)
             for (offset, (message, entry)) in zip(stored, outbox).enumerated() {
-                try insertOutbox.execute(arguments: [
-                    Data(entry.id), Data(message.id), Int64(clamping: nextTry), entry.sealed,
-                    deadline.map { Int64(clamping: $0) }, Int64(clamping: items[offset].message.number),
-                ])
+                try insertOutboxEntry(
+                    id: entry.id, messageID: message.id, nextTry: nextTry, sealed: entry.sealed, deadline: deadline,
+                    number: items[offset].message.number, in: db)
             }
             try recordSentNumbers(items.map(\.message), in: db)
             return stored
@@ -151,6 +145,25 @@ extension Store {
         committed = true
         invalidatePages(of: items.map(\.message))
         return stored
+    }
+
+    /// Adds the outbox entry of the message stored with `messageID`, keyed by the message's key.
+    /// The key is read in the statement, not passed as a value that could be NULL: a NULL
+    /// `INTEGER PRIMARY KEY` would make SQLite choose one, maybe another message's.
+    func insertOutboxEntry(
+        id: [UInt8], messageID: [UInt8], nextTry: UInt64, sealed: Data, deadline: UInt64?, number: UInt64,
+        in db: Database
+    ) throws {
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO outbox (id, message_pk, next_try, sealed_ciphertext, deadline, number)
+                SELECT ?, pk, ?, ?, ?, ? FROM messages WHERE id = ?
+                """
+        ).execute(arguments: [
+            Data(id), Int64(clamping: nextTry), sealed, deadline.map { Int64(clamping: $0) },
+            Int64(clamping: number), Data(messageID),
+        ])
+        guard db.changesCount == 1 else { throw StoreError.notFound }
     }
 
     /// The outbox entries due by `now` (Unix milliseconds), by conversation, each one's oldest first.
@@ -206,7 +219,7 @@ extension Store {
                 guard let data else { return nil }
                 return Array(data)
             }
-            guard let messageID else { throw StoreError.damagedRow(table: "outbox") }
+            guard let messageID else { throw StoreError.damagedRow(table: "messages") }
             if skipping.contains(messageID) { continue }
             items.append(
                 OutboxItem(
