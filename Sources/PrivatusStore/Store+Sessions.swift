@@ -215,11 +215,9 @@ extension Store {
             arguments: StatementArguments(arguments + [limit]))
         var items: [OutboxItem] = []
         while let row = try rows.next() {
-            let messageID = try row.withUnsafeData(atIndex: 0) { data -> [UInt8]? in
-                guard let data else { return nil }
-                return Array(data)
+            guard let messageID = try row.withUnsafeData(atIndex: 0, { $0.map { Array($0) } }) else {
+                throw StoreError.damagedRow(table: "messages")
             }
-            guard let messageID else { throw StoreError.damagedRow(table: "messages") }
             if skipping.contains(messageID) { continue }
             items.append(
                 OutboxItem(
