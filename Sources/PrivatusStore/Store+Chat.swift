@@ -98,11 +98,16 @@ extension Store {
     /// `state` (delivered or read; never backwards) and leaves the outbox. Ids of other
     /// conversations or of received messages are ignored. Returns the ids whose state changed,
     /// each with the state it had.
+    ///
+    /// Not durable (``write(durable:_:)``): a receipt neither acknowledges a received message nor
+    /// advances a ratchet, and one lost in a power failure leaves its messages `sent` in the
+    /// outbox, to be resent from their stored ciphertext and acknowledged again, without a
+    /// duplicate on the peer's side. A killed process loses nothing.
     public func applyReceipt(
         _ messageIDs: [[UInt8]], state: MessageState, from peer: PeerID
     ) throws -> [(id: [UInt8], was: MessageState)] {
         guard state == .delivered || state == .read else { throw StoreError.outOfRange }
-        let changed = try write { db -> [(id: [UInt8], was: MessageState)] in
+        let changed = try write(durable: false) { db -> [(id: [UInt8], was: MessageState)] in
             guard let range = try conversationRange(with: peer, in: db) else { return [] }
             let (low, high) = (range.lowerBound, range.upperBound)
             var changed: [(id: [UInt8], was: MessageState)] = []

@@ -33,6 +33,8 @@ public final class Store: Sendable {
     /// Message ordinals, given out from blocks reserved in `counters`.
     let ordinals = Ordinals()
     private let lastWriteInstant = Mutex<ContinuousClock.Instant?>(nil)
+    /// The writer connection's `synchronous` level.
+    private let writerSync = WriterSynchronous()
 
     /// When the last write transaction ended (nil: none since the store was opened); the
     /// maintenance policy waits for the store to be idle.
@@ -105,7 +107,17 @@ public final class Store: Sendable {
 
     /// Runs `body` in a write transaction, then lets the checkpointer look at the WAL. When the
     /// transaction fails, in-memory state recorded inside it (the skipped-key ledger) is dropped.
-    func write<T>(_ body: (Database) throws -> T) throws -> T {
+    ///
+    /// A durable write (the default) returns once its commit is on the disk (`synchronous=FULL`).
+    /// `durable: false` is for the transactions DESIGN.md allows it: those that neither
+    /// acknowledge a received message nor record a ratchet advance, and whose loss in a power
+    /// failure costs nothing but the repetition of work that converges (a delivered receipt: the
+    /// message goes back to `sent`, is resent from its stored ciphertext and acknowledged again).
+    /// Such a commit is written to the WAL without waiting for the disk (`synchronous=NORMAL`):
+    /// it survives the process being killed, and the next durable commit's sync takes it to the
+    /// disk with it (the WAL is one file, written in commit order). A power failure before then
+    /// loses it and nothing after it.
+    func write<T>(durable: Bool = true, _ body: (Database) throws -> T) throws -> T {
         let result: T
         let start = ContinuousClock.now
         defer {
@@ -114,7 +126,19 @@ public final class Store: Sendable {
             writeObserver?(end - start)
         }
         do {
-            result = try pool.write(body)
+            result = try pool.writeWithoutTransaction { db in
+                try writerSync.set(durable ? .full : .normal, on: db)
+                // Back to FULL on the way out, whatever happened: every other access to the writer
+                // (GRDB's own included) expects it. Should that fail, the next durable write sets
+                // it before it begins.
+                defer { if !durable { try? writerSync.set(.full, on: db) } }
+                var result: T?
+                try db.inTransaction {
+                    result = try body(db)
+                    return .commit
+                }
+                return result!
+            }
         } catch {
             skippedKeys.reset()
             throw error
@@ -145,5 +169,23 @@ public final class Store: Sendable {
 
     static func newRowID() -> [UInt8] {
         SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) }
+    }
+}
+
+/// The `synchronous` level of the writer connection, set only between transactions (SQLite refuses
+/// to change it inside one) and only through ``set(_:on:)``, which skips the pragma when the level
+/// is already the one asked for. Used on the writer's queue only; the lock makes it `Sendable`.
+final class WriterSynchronous: Sendable {
+    enum Level: String { case full = "FULL", normal = "NORMAL" }
+
+    /// `makePool` leaves the writer at FULL.
+    private let level = Mutex<Level>(.full)
+
+    /// Sets `wanted` on `db` (the writer, outside a transaction). The recorded level changes only
+    /// once the pragma has run, so a failure leaves it saying what the connection has.
+    func set(_ wanted: Level, on db: Database) throws {
+        guard level.withLock({ $0 }) != wanted else { return }
+        try db.execute(sql: "PRAGMA synchronous = \(wanted.rawValue)")
+        level.withLock { $0 = wanted }
     }
 }
