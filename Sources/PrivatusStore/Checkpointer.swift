@@ -23,7 +23,8 @@ import Synchronization
 /// the committer waits: it checkpoints itself while holding the writer, after any background
 /// checkpoint, so no frame is added while it copies and the next commit starts the WAL over.
 /// (Unless a reader still reads an older state: a passive checkpoint never copies past it, and
-/// the WAL starts over once that read has ended.)
+/// the WAL starts over once that read has ended.) Before the limit, the few frames committed
+/// while a background checkpoint ran are copied by the next committer (``afterCommit()``).
 public final class Checkpointer: Sendable {
     /// The WAL content that triggers a checkpoint (16 MiB).
     public static let threshold = 16 * 1024 * 1024
@@ -44,7 +45,6 @@ public final class Checkpointer: Sendable {
     /// ``limit`` in frames.
     private let limitFrames: Int
     private let queue = DispatchQueue(label: "privatus.store.checkpoint", qos: .utility)
-    private let running = Atomic<Bool>(false)
     private let completed = Atomic<Int>(0)
     private let completedByWriter = Atomic<Int>(0)
 
@@ -99,30 +99,104 @@ public final class Checkpointer: Sendable {
     /// Frames in the WAL after the writer's last commit.
     public var walFrames: Int { frames.count.load(ordering: .relaxed) }
 
+    /// What the checkpoints of the WAL's current round (since it last started over) did.
+    struct Round {
+        /// A background checkpoint is running (or a committer's catch-up).
+        var running = false
+        /// The frames in the WAL when the round's last checkpoint began (0: none yet).
+        var attemptedAt = 0
+        /// The frames the round's last checkpoint left copied.
+        var copied = 0
+        /// Whether it copied every frame it found (a reader on an older state stops it short).
+        var copiedAll = false
+    }
+
+    private let round = Mutex(Round())
+    private let caughtUp = Atomic<Int>(0)
+
+    /// How many checkpoints a committer ran to copy the few frames that were added while a
+    /// background checkpoint ran (``afterCommit()``).
+    public var catchUps: Int { caughtUp.load(ordering: .relaxed) }
+
+    /// ``threshold`` / 16 in frames (1 MiB): how far the WAL must grow before a checkpoint that
+    /// was stopped short is tried again, and how few frames left behind a committer copies
+    /// itself.
+    private var stepFrames: Int { max(1, thresholdFrames / 16) }
+
     /// Call after each commit, outside any access to the pool: schedules a passive checkpoint
     /// when the WAL holds more than the threshold and none is running, and checkpoints before it
     /// returns when the WAL holds more than the limit.
+    ///
+    /// A background checkpoint copies what the WAL held when it began; commits made meanwhile stay
+    /// behind, and the WAL starts over only once all is copied. Scheduling another background
+    /// checkpoint for those few frames after every commit made a storm of small checkpoints
+    /// (two `fsync`s each, dozens a second under load) that rarely caught up. Instead, when a
+    /// background checkpoint copied everything it found and at most ``stepFrames`` are left, the
+    /// committer copies them itself while holding the writer (a short wait, once per round), and
+    /// the next commit starts the WAL over. After a checkpoint that a reader stopped short, the
+    /// next waits until the WAL has grown by ``stepFrames``.
     public func afterCommit() {
         let count = frames.count.load(ordering: .relaxed)
-        guard count > thresholdFrames else { return }
         guard count <= limitFrames else {
             // On the checkpoint queue, so after a background checkpoint in progress (two at once
             // would make one fail as busy). Holding the writer, so it copies every frame unless a
             // reader still reads an older state. A concurrent committer that also saw the limit
             // checkpoints again after this one, finding little or nothing left to copy.
-            let done = queue.sync {
-                (try? pool.writeWithoutTransaction { db in try db.checkpoint(.passive) }) != nil
+            if queue.sync(execute: { checkpointHoldingTheWriter(foundFrames: count) }) {
+                completedByWriter.add(1, ordering: .relaxed)
             }
-            if done { completedByWriter.add(1, ordering: .relaxed) }
             return
         }
-        guard running.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
-            return
+        enum Plan { case none, background, catchUp }
+        let step = stepFrames
+        let plan = round.withLock { round -> Plan in
+            // The WAL started over since: a new round (a checkpoint still running ends its own).
+            if count < round.attemptedAt { round = Round(running: round.running) }
+            guard count > thresholdFrames, !round.running else { return .none }
+            if round.attemptedAt > 0 {
+                guard round.copiedAll || count >= round.attemptedAt + step else { return .none }
+                if round.copiedAll, count - round.copied <= step {
+                    round.running = true
+                    round.attemptedAt = count
+                    return .catchUp
+                }
+            }
+            round.running = true
+            round.attemptedAt = count
+            return .background
         }
-        queue.async { [self] in
-            _ = try? connection.writeWithoutTransaction { db in try db.checkpoint(.passive) }
-            completed.add(1, ordering: .relaxed)
-            running.store(false, ordering: .releasing)
+        switch plan {
+        case .none:
+            return
+        case .catchUp:
+            if queue.sync(execute: { checkpointHoldingTheWriter(foundFrames: count) }) {
+                caughtUp.add(1, ordering: .relaxed)
+            }
+            round.withLock { $0.running = false }
+        case .background:
+            queue.async { [self] in
+                let result = try? connection.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+                completed.add(1, ordering: .relaxed)
+                record(result, foundFrames: count)
+                round.withLock { $0.running = false }
+            }
+        }
+    }
+
+    /// A passive checkpoint on the writer's connection, holding it: no frame is added while it
+    /// copies. Returns whether it ran.
+    private func checkpointHoldingTheWriter(foundFrames: Int) -> Bool {
+        let result = try? pool.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+        record(result, foundFrames: foundFrames)
+        return result != nil
+    }
+
+    /// Notes what a checkpoint of this round copied.
+    private func record(_ result: (walFrameCount: Int, checkpointedFrameCount: Int)?, foundFrames: Int) {
+        round.withLock { round in
+            guard round.attemptedAt == foundFrames else { return }  // another round's
+            round.copied = result?.checkpointedFrameCount ?? 0
+            round.copiedAll = result.map { $0.checkpointedFrameCount >= $0.walFrameCount } ?? false
         }
     }
 

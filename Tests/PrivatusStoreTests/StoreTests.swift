@@ -392,6 +392,48 @@ import Testing
         #expect(try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM t") } == rounds + 1)
     }
 
+    @Test func commitsBackToBackStartTheWALOverWithAFewCheckpointsARound() throws {
+        let scratch = try TemporaryDirectory("privatus-store")
+        defer { scratch.remove() }
+        let path = scratch.child("privatus.sqlite")
+        let pool = try Store.makePool(path: path)
+        let checkpointer = try Checkpointer(pool: pool, path: path)
+        try pool.write { db in try db.execute(sql: "CREATE TABLE t (b BLOB)") }
+        // As a busy node commits: back to back, each commit followed by `afterCommit`, so commits
+        // land while background checkpoints run. Each commit adds about 9 frames.
+        var rounds = 0
+        var commits = 0
+        var previous = 0
+        var written = 0  // frames
+        while rounds < 3, commits < 20_000 {
+            try pool.write { db in
+                try db.execute(sql: "INSERT INTO t VALUES (randomblob(?))", arguments: [32 * 1024])
+            }
+            checkpointer.afterCommit()
+            commits += 1
+            let frames = checkpointer.walFrames
+            if frames < previous {
+                rounds += 1
+                written += frames
+            } else {
+                written += frames - previous
+            }
+            previous = frames
+        }
+        checkpointer.drain()
+        let made = checkpointer.checkpoints + checkpointer.catchUps + checkpointer.writerCheckpoints
+        let counts = "\(checkpointer.checkpoints) background, \(checkpointer.catchUps) catch-ups, "
+            + "\(checkpointer.writerCheckpoints) at the limit, \(commits) commits"
+        #expect(rounds == 3, "the WAL started over \(rounds) times: \(counts)")
+        // At most one background checkpoint per MiB of WAL written and one catch-up a round,
+        // whatever the timing (typically two or three checkpoints a round; the code before made
+        // hundreds, one after nearly every commit, and reached the limit every round).
+        let pageSize = try pool.read { db in try Int.fetchOne(db, sql: "PRAGMA page_size") } ?? 0
+        let step = Checkpointer.threshold / 16 / (pageSize + 24)
+        #expect(made <= written / step + 2 * rounds + checkpointer.writerCheckpoints, "\(counts)")
+        #expect(try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM t") } == commits)
+    }
+
     @Test func aWALStartedOverIsNotCheckpointedAgainUntilItHoldsTheThresholdAgain() throws {
         let scratch = try TemporaryDirectory("privatus-store")
         defer { scratch.remove() }
