@@ -108,9 +108,14 @@ public final class Node: Service, Sendable {
     public func run() async throws {
         let layout = profile.layout
         let writeLatency = Timer(label: "privatus_store_write_seconds")
+        let checkpoints = Dictionary(
+            uniqueKeysWithValues: [Checkpointer.Kind.background, .catchUp, .limit].map {
+                ($0, Counter(label: "privatus_store_checkpoints_total", dimensions: [("kind", $0.rawValue)]))
+            })
         let store = try Store(
             path: layout.databaseFile, databaseKey: profile.contents.keys.databaseKey,
-            observingWrites: { took in writeLatency.recordNanoseconds(took.nanoseconds) })
+            observingWrites: { took in writeLatency.recordNanoseconds(took.nanoseconds) },
+            observingCheckpoints: { kind in checkpoints[kind]?.increment() })
         let keys = profile.contents.keys
         let messenger = try Messenger(
             store: store, keys: keys, name: profile.name,

@@ -37,8 +37,20 @@ public final class Checkpointer: Sendable {
         let count = Atomic<Int>(0)
     }
 
+    /// Which path ran a checkpoint.
+    public enum Kind: String, Sendable {
+        /// On the checkpoint queue, off the write path.
+        case background
+        /// By a committer, for the few frames a background checkpoint left.
+        case catchUp = "catch_up"
+        /// By a committer, because the WAL held more than ``limit``.
+        case limit
+    }
+
     private let pool: DatabasePool
     private let connection: DatabaseQueue
+    /// Told of each checkpoint that ran (the node counts them).
+    private let observer: (@Sendable (Kind) -> Void)?
     private let frames = WALFrames()
     /// ``threshold`` in frames of this database's page size.
     private let thresholdFrames: Int
@@ -51,7 +63,8 @@ public final class Checkpointer: Sendable {
     /// Opens the checkpointing connection, turns the writer's automatic checkpoints off and
     /// installs the WAL hook that counts its frames. One checkpointer per pool: a second would
     /// replace the first one's hook.
-    public init(pool: DatabasePool, path: String) throws {
+    public init(pool: DatabasePool, path: String, observer: (@Sendable (Kind) -> Void)? = nil) throws {
+        self.observer = observer
         let pageSize = try pool.writeWithoutTransaction { db -> Int in
             // Also removes SQLite's own WAL hook (the automatic checkpoint): the one installed
             // below replaces it.
@@ -144,6 +157,7 @@ public final class Checkpointer: Sendable {
             // checkpoints again after this one, finding little or nothing left to copy.
             if queue.sync(execute: { checkpointHoldingTheWriter(foundFrames: count) }) {
                 completedByWriter.add(1, ordering: .relaxed)
+                observer?(.limit)
             }
             return
         }
@@ -171,12 +185,16 @@ public final class Checkpointer: Sendable {
         case .catchUp:
             if queue.sync(execute: { checkpointHoldingTheWriter(foundFrames: count) }) {
                 caughtUp.add(1, ordering: .relaxed)
+                observer?(.catchUp)
             }
             round.withLock { $0.running = false }
         case .background:
             queue.async { [self] in
                 let result = try? connection.writeWithoutTransaction { db in try db.checkpoint(.passive) }
-                completed.add(1, ordering: .relaxed)
+                if result != nil {
+                    completed.add(1, ordering: .relaxed)
+                    observer?(.background)
+                }
                 record(result, foundFrames: count)
                 round.withLock { $0.running = false }
             }

@@ -50,12 +50,13 @@ public final class Store: Sendable {
     /// from `databaseKey`.
     public init(
         path: String, databaseKey: SymmetricKey, skippedKeyBudget: Int = Store.defaultSkippedKeyBudget,
-        observingWrites writeObserver: (@Sendable (Duration) -> Void)? = nil
+        observingWrites writeObserver: (@Sendable (Duration) -> Void)? = nil,
+        observingCheckpoints checkpointObserver: (@Sendable (Checkpointer.Kind) -> Void)? = nil
     ) throws {
         self.skippedKeyBudget = skippedKeyBudget
         self.writeObserver = writeObserver
         let pool = try Self.makePool(path: path)
-        self.checkpointer = try Checkpointer(pool: pool, path: path)
+        self.checkpointer = try Checkpointer(pool: pool, path: path, observer: checkpointObserver)
         try Schema.migrator.migrate(pool)
         let keys = StoreKeys(databaseKey: databaseKey)
         self.pool = pool

@@ -174,6 +174,9 @@ import Testing
         let acknowledged = try await metrics(alice).first { $0.name == "privatus_chat_delivered_total" }
         #expect(sent?.value == 3 && acknowledged?.value == 3)
         #expect(try await metrics(alice).contains { $0.name == "privatus_store_write_seconds_count" && $0.value > 0 })
+        // Checkpoints start at 16 MiB of WAL: none yet, but each kind is there to be watched.
+        let checkpoints = try await metrics(alice).filter { $0.name == "privatus_store_checkpoints_total" }
+        #expect(Set(checkpoints.compactMap { $0.labels["kind"] }) == ["background", "catch_up", "limit"])
 
         // The dashboard's readings: the same counters, a series per metric with one entry per
         // reading, and `since` for what is new.

@@ -5,6 +5,7 @@ import PrivatusCore
 import PrivatusCrypto
 import PrivatusStore
 import PrivatusTesting
+import Synchronization
 import Testing
 
 @Suite struct StoreTests {
@@ -333,6 +334,10 @@ import Testing
 }
 
 @Suite struct CheckpointTests {
+    final class Observed: Sendable {
+        let kinds = Mutex<[Checkpointer.Kind]>([])
+    }
+
     @Test func checkpointsRunOffTheWritePathAndKeepTheWALBounded() throws {
         let scratch = try TemporaryDirectory("privatus-store")
         defer { scratch.remove() }
@@ -397,7 +402,10 @@ import Testing
         defer { scratch.remove() }
         let path = scratch.child("privatus.sqlite")
         let pool = try Store.makePool(path: path)
-        let checkpointer = try Checkpointer(pool: pool, path: path)
+        let observed = Observed()
+        let checkpointer = try Checkpointer(pool: pool, path: path) { kind in
+            observed.kinds.withLock { $0.append(kind) }
+        }
         try pool.write { db in try db.execute(sql: "CREATE TABLE t (b BLOB)") }
         // As a busy node commits: back to back, each commit followed by `afterCommit`, so commits
         // land while background checkpoints run. Each commit adds about 9 frames.
@@ -422,7 +430,8 @@ import Testing
         }
         checkpointer.drain()
         let made = checkpointer.checkpoints + checkpointer.catchUps + checkpointer.writerCheckpoints
-        let counts = "\(checkpointer.checkpoints) background, \(checkpointer.catchUps) catch-ups, "
+        let counts =
+            "\(checkpointer.checkpoints) background, \(checkpointer.catchUps) catch-ups, "
             + "\(checkpointer.writerCheckpoints) at the limit, \(commits) commits"
         #expect(rounds == 3, "the WAL started over \(rounds) times: \(counts)")
         // At most one background checkpoint per MiB of WAL written and one catch-up a round,
@@ -431,6 +440,11 @@ import Testing
         let pageSize = try pool.read { db in try Int.fetchOne(db, sql: "PRAGMA page_size") } ?? 0
         let step = Checkpointer.threshold / 16 / (pageSize + 24)
         #expect(made <= written / step + 2 * rounds + checkpointer.writerCheckpoints, "\(counts)")
+        // The node's metric hears of each.
+        let kinds = observed.kinds.withLock { $0 }
+        #expect(kinds.count == made)
+        #expect(kinds.filter { $0 == .catchUp }.count == checkpointer.catchUps)
+        #expect(kinds.filter { $0 == .background }.count == checkpointer.checkpoints)
         #expect(try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM t") } == commits)
     }
 
