@@ -161,9 +161,13 @@ public final class Checkpointer: Sendable {
             }
             return
         }
-        enum Plan { case none, background, catchUp }
+        /// What to run, with the frames the WAL held when it was planned.
+        enum Plan { case none, background(Int), catchUp(Int) }
         let step = stepFrames
         let plan = round.withLock { round -> Plan in
+            // Read again under the lock: a count read before it could be older than the one
+            // another committer began a checkpoint at, and look like a WAL started over.
+            let count = frames.count.load(ordering: .relaxed)
             // The WAL started over since: a new round (a checkpoint still running ends its own).
             if count < round.attemptedAt { round = Round(running: round.running) }
             guard count > thresholdFrames, !round.running else { return .none }
@@ -172,30 +176,30 @@ public final class Checkpointer: Sendable {
                 if round.copiedAll, count - round.copied <= step {
                     round.running = true
                     round.attemptedAt = count
-                    return .catchUp
+                    return .catchUp(count)
                 }
             }
             round.running = true
             round.attemptedAt = count
-            return .background
+            return .background(count)
         }
         switch plan {
         case .none:
             return
-        case .catchUp:
-            if queue.sync(execute: { checkpointHoldingTheWriter(foundFrames: count) }) {
+        case .catchUp(let planned):
+            if queue.sync(execute: { checkpointHoldingTheWriter(foundFrames: planned) }) {
                 caughtUp.add(1, ordering: .relaxed)
                 observer?(.catchUp)
             }
             round.withLock { $0.running = false }
-        case .background:
+        case .background(let planned):
             queue.async { [self] in
                 let result = try? connection.writeWithoutTransaction { db in try db.checkpoint(.passive) }
                 if result != nil {
                     completed.add(1, ordering: .relaxed)
                     observer?(.background)
                 }
-                record(result, foundFrames: count)
+                record(result, foundFrames: planned)
                 round.withLock { $0.running = false }
             }
         }

@@ -102,7 +102,9 @@ extension Store {
     /// Not durable (``write(durable:_:)``): a receipt neither acknowledges a received message nor
     /// advances a ratchet, and one lost in a power failure leaves its messages `sent` in the
     /// outbox, to be resent from their stored ciphertext and acknowledged again, without a
-    /// duplicate on the peer's side. A killed process loses nothing.
+    /// duplicate on the peer's side (a lost read receipt leaves them `delivered`, and one for a
+    /// `failed` message leaves it `failed`: docs/PROTOCOL.md, "Storage"). A killed process loses
+    /// nothing.
     public func applyReceipt(
         _ messageIDs: [[UInt8]], state: MessageState, from peer: PeerID
     ) throws -> [(id: [UInt8], was: MessageState)] {

@@ -8,8 +8,9 @@ import Synchronization
 /// The profile's database: one SQLite file in WAL mode, opened through a GRDB `DatabasePool`
 /// (one writer, concurrent readers), with every user value sealed (docs/PROTOCOL.md, "Storage").
 ///
-/// Every connection runs with `foreign_keys=ON`, `secure_delete=ON` and `synchronous=FULL`: a
-/// committed transaction survives a power loss, and deleted content is overwritten.
+/// Every connection runs with `foreign_keys=ON` and `secure_delete=ON`, and the writer with
+/// `synchronous=FULL` (except around a receipt's transaction, ``write(durable:_:)``): a committed
+/// transaction survives a power loss, and deleted content is overwritten.
 public final class Store: Sendable {
     /// The database file's name inside the profile.
     public static let fileName = "privatus.sqlite"
@@ -87,8 +88,9 @@ public final class Store: Sendable {
             )
         }
         let pool = try DatabasePool(path: path, configuration: configuration)
-        // GRDB sets synchronous = NORMAL on the writer when it enables WAL; every commit here must
-        // be durable before anything leaves the node (DESIGN.md, "Storage"), so FULL it is.
+        // GRDB sets synchronous = NORMAL on the writer when it enables WAL; a commit that
+        // acknowledges a message or advances a ratchet must be durable before anything leaves the
+        // node (DESIGN.md, "Storage"), so FULL it is, and only `write(durable: false)` lowers it.
         try pool.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA synchronous = FULL; PRAGMA cache_size = -\(writerCacheKiB)")
         }
@@ -121,7 +123,8 @@ public final class Store: Sendable {
     func write<T>(durable: Bool = true, _ body: (Database) throws -> T) throws -> T {
         let result: T
         let start = ContinuousClock.now
-        defer {
+        // Timed to its commit: a checkpoint the committer runs after it is not the write's.
+        func ended() {
             let end = ContinuousClock.now
             lastWriteInstant.withLock { $0 = end }
             writeObserver?(end - start)
@@ -141,9 +144,11 @@ public final class Store: Sendable {
                 return result!
             }
         } catch {
+            ended()
             skippedKeys.reset()
             throw error
         }
+        ended()
         checkpointer.afterCommit()
         return result
     }
