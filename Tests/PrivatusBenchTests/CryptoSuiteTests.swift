@@ -48,7 +48,14 @@ import Testing
 
 @Suite struct SessionsSuiteTests {
     @Test func suitePrintsEveryFigureBesideItsCeiling() throws {
-        let figures = try SessionsSuite(budget: .milliseconds(2)).run()
+        // Each primitive of a ceiling is timed for 2 ms here: one preemption of the test's thread
+        // in that time (a fresh-clone CI once saw a ceiling of 2,419/s against 4,358 measured)
+        // makes it meaningless. A ceiling computed wrongly fails every run; a preempted one passes
+        // when measured again, so the suite runs up to three times.
+        var figures = try SessionsSuite(budget: .milliseconds(2)).run()
+        for _ in 0..<2 where figures["encrypt_per_s"] ?? 0 >= 10 * (figures["ceiling_encrypt_per_s"] ?? 0) {
+            figures = try SessionsSuite(budget: .milliseconds(2)).run()
+        }
         for key in [
             "encrypt_per_s", "decrypt_per_s", "pingpong_per_s", "pqxdh_per_s", "ceiling_encrypt_per_s",
             "ceiling_decrypt_per_s", "ceiling_pingpong_per_s", "encrypt_of_ceiling_pct",
