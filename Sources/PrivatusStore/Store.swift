@@ -173,8 +173,9 @@ public final class Store: Sendable {
         _ = try pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
     }
 
+    /// A random 16-byte row id (``SecureRandom``: no system call per id).
     static func newRowID() -> [UInt8] {
-        SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) }
+        SecureRandom.bytes(16)
     }
 }
 

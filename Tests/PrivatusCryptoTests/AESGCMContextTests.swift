@@ -126,6 +126,18 @@ import Testing
         #expect(Array(try context.open(combined: second, authenticating: [1, 2, 3])) == value)
     }
 
+    /// Every length a stored value has, sealed into one buffer, opens with `AES.GCM` under the
+    /// nonce it starts with.
+    @Test(arguments: lengths) func combinedFormOfEveryLengthOpensWithAESGCM(length: Int) throws {
+        let key = SymmetricKey(size: .bits256)
+        let context = AESGCMContext(key: key)
+        let value = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 1) }
+        let sealed = context.sealCombined(value, authenticating: [9, 9])
+        #expect(sealed.count == 12 + length + 16)
+        let box = try AES.GCM.SealedBox(combined: sealed)
+        #expect(Array(try AES.GCM.open(box, using: key, authenticating: [9, 9])) == value)
+    }
+
     @Test func anythingChangedDoesNotOpen() throws {
         let context = AESGCMContext(key: SymmetricKey(size: .bits256))
         let sealed = Array(context.sealCombined(Array("hello, bob".utf8), authenticating: [7]))

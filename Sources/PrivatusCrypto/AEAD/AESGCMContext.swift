@@ -155,20 +155,22 @@ public final class AESGCMContext: @unchecked Sendable {
         return (sealed, Data(tag))
     }
 
-    /// Seals `plaintext` under a fresh random nonce: `nonce (12) ‖ ciphertext ‖ tag (16)`, the
-    /// layout of swift-crypto's `AES.GCM.SealedBox.combined`.
+    /// Seals `plaintext` under a fresh random nonce (``SecureRandom``): `nonce (12) ‖ ciphertext ‖
+    /// tag (16)`, the layout of swift-crypto's `AES.GCM.SealedBox.combined`, sealed straight into
+    /// the one buffer returned.
     public func sealCombined(_ plaintext: some DataProtocol, authenticating associatedData: some DataProtocol) -> Data {
-        var nonce = SystemRandomNumberGenerator()
-        let words = (nonce.next() as UInt64, nonce.next() as UInt32)
-        return withUnsafeBytes(of: words) { raw in
-            let nonceBytes = UnsafeRawBufferPointer(rebasing: raw[..<Self.nonceBytes])
-            let (ciphertext, tag) = seal(plaintext, nonce: nonceBytes, authenticating: associatedData)
-            var combined = Data(capacity: Self.nonceBytes + ciphertext.count + Self.tagBytes)
-            combined.append(contentsOf: nonceBytes)
-            combined.append(ciphertext)
-            combined.append(tag)
-            return combined
+        var combined = Data(count: Self.nonceBytes + plaintext.count + Self.tagBytes)
+        combined.withUnsafeMutableBytes { output in
+            let nonce = UnsafeMutableRawBufferPointer(rebasing: output[..<Self.nonceBytes])
+            SecureRandom.fill(nonce)
+            let sealed = UnsafeMutableRawBufferPointer(rebasing: output[Self.nonceBytes...])
+            Self.withContiguous(plaintext) { plaintext in
+                Self.withContiguous(associatedData) { associatedData in
+                    seal(plaintext, nonce: UnsafeRawBufferPointer(nonce), authenticating: associatedData, into: sealed)
+                }
+            }
         }
+        return combined
     }
 
     /// Decrypts `ciphertext` sealed under `nonce` with `tag`, checking the tag against

@@ -61,7 +61,7 @@ extension Messenger {
                 resolved[request.reference] = contact
                 guard contact.state == .contact else { throw ChatError.notAContact }
                 let peer = contact.peerID
-                let id = SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) }
+                let id = SecureRandom.bytes(16)
                 let number = try numbers[peer] ?? nextNumbers[peer] ?? store.lastSentNumber(to: peer) + 1
                 var message = NewMessage(
                     peer: peer, direction: .sent, state: .queued, sender: keys.identity.publicKey.peerID, sentAt: now,
