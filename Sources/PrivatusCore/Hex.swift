@@ -1,16 +1,29 @@
 /// Lowercase hexadecimal encoding and strict decoding of bytes.
 public enum Hex {
-    private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
+    /// Encodes bytes as lowercase hexadecimal.
+    public static func encode(_ bytes: some Collection<UInt8>) -> String {
+        let count = bytes.count
+        // Written straight into the string's storage (message ids are encoded for every answer
+        // and event).
+        return String(unsafeUninitializedCapacity: count * 2) { out in
+            var index = 0
+            for byte in bytes {
+                out[index] = digit(byte >> 4)
+                out[index + 1] = digit(byte & 0x0F)
+                index += 2
+            }
+            return index
+        }
+    }
 
     /// Encodes bytes as lowercase hexadecimal.
     public static func encode(_ bytes: some Sequence<UInt8>) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.underestimatedCount * 2)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
-        }
-        return String(decoding: out, as: UTF8.self)
+        encode(Array(bytes))
+    }
+
+    @inline(__always)
+    private static func digit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") - 10 + nibble
     }
 
     /// Decodes lowercase hexadecimal; returns `nil` for odd lengths, uppercase or other characters.
