@@ -279,42 +279,29 @@ public struct RatchetSession: Sendable {
     static let chainKeyInput: [UInt8] = [0x02]
     static let messageKeySalt = [UInt8](repeating: 0, count: 32)
 
-    static func aeadKey(_ messageKey: [UInt8]) -> (key: SymmetricKey, nonce: [UInt8]) {
-        let output = SHA256KDF.hkdf(
-            inputKeyMaterial: messageKey, salt: messageKeySalt, info: messageInfo, outputByteCount: 44)
-        return (SymmetricKey(data: output[0..<32]), Array(output[32..<44]))
+    /// The AEAD key (32 bytes) and nonce (12) of a message key: HKDF-SHA256 output, the key first.
+    static func aeadKeyAndNonce(_ messageKey: [UInt8]) -> [UInt8] {
+        SHA256KDF.hkdf(inputKeyMaterial: messageKey, salt: messageKeySalt, info: messageInfo, outputByteCount: 44)
     }
 
     static func seal(_ plaintext: [UInt8], messageKey: [UInt8], associatedData: [UInt8]) throws(SessionError) -> [UInt8]
     {
-        let (key, nonce) = aeadKey(messageKey)
-        do {
-            let box = try AES.GCM._SIV.seal(
-                plaintext, using: key, nonce: AES.GCM._SIV.Nonce(data: nonce), authenticating: associatedData)
-            var out = [UInt8]()
-            out.reserveCapacity(box.ciphertext.count + 16)
-            out += box.ciphertext
-            out += box.tag
-            return out
-        } catch {
-            throw .decryptionFailed
+        aeadKeyAndNonce(messageKey).withUnsafeBytes { output in
+            AESGCMSIV.seal(
+                plaintext, key: UnsafeRawBufferPointer(rebasing: output[..<32]),
+                nonce: UnsafeRawBufferPointer(rebasing: output[32...]), authenticating: associatedData)
         }
     }
 
     static func open(
         _ ciphertext: [UInt8], messageKey: [UInt8], associatedData: [UInt8]
     ) throws(SessionError) -> [UInt8] {
-        guard ciphertext.count >= 16 else { throw .decryptionFailed }
-        let (key, nonce) = aeadKey(messageKey)
-        do {
-            let box = try AES.GCM._SIV.SealedBox(
-                nonce: AES.GCM._SIV.Nonce(data: nonce),
-                ciphertext: ciphertext.dropLast(16),
-                tag: ciphertext.suffix(16)
-            )
-            return Array(try AES.GCM._SIV.open(box, using: key, authenticating: associatedData))
-        } catch {
-            throw .decryptionFailed
+        let opened: [UInt8]? = aeadKeyAndNonce(messageKey).withUnsafeBytes { output in
+            try? AESGCMSIV.open(
+                ciphertext, key: UnsafeRawBufferPointer(rebasing: output[..<32]),
+                nonce: UnsafeRawBufferPointer(rebasing: output[32...]), authenticating: associatedData)
         }
+        guard let opened else { throw .decryptionFailed }
+        return opened
     }
 }
