@@ -23,9 +23,8 @@ struct Sealer: Sendable {
 
     func open(_ sealed: Data, table: String, column: String, rowID: [UInt8]) throws(StoreError) -> [UInt8] {
         do {
-            return Array(
-                try context.open(
-                    combined: sealed, authenticating: Self.associatedData(table: table, column: column, rowID: rowID)))
+            return try context.openCombined(
+                sealed, authenticating: Self.associatedData(table: table, column: column, rowID: rowID))
         } catch {
             throw .damagedRow(table: table)
         }

@@ -409,10 +409,39 @@ extension Store {
 
     /// Whether a message with this id is stored (shown or held).
     public func hasMessage(id: [UInt8]) throws -> Bool {
-        try readOnWriter { db in
-            try Int.fetchOne(db.cachedStatement(sql: Self.findMessageSQL), arguments: [Data(id), Data(id)]) != nil
+        try !storedMessageIDs(among: [id]).isEmpty
+    }
+
+    /// Which of `ids` name a stored message (shown or held): for a received batch, one lookup of
+    /// up to 16 ids at a time instead of one statement per message.
+    public func storedMessageIDs(among ids: [[UInt8]]) throws -> Set<[UInt8]> {
+        guard !ids.isEmpty else { return [] }
+        return try readOnWriter { db in
+            var found = Set<[UInt8]>()
+            for start in stride(from: 0, to: ids.count, by: 16) {
+                let chunk = ids[start..<min(start + 16, ids.count)]
+                // Padded with its last id to one of three sizes, so three statements are cached.
+                let size = Self.findMessagesSQL.keys.filter { $0 >= chunk.count }.min()!
+                let values = (chunk + Array(repeating: chunk.last!, count: size - chunk.count)).map { Data($0) }
+                let rows = try Data.fetchCursor(
+                    db.cachedStatement(sql: Self.findMessagesSQL[size]!), arguments: StatementArguments(values + values)
+                )
+                while let id = try rows.next() { found.insert(Array(id)) }
+            }
+            return found
         }
     }
+
+    /// Finds message ids among the shown and the held messages, by the number of ids looked up
+    /// (each id is given twice: once per table).
+    static let findMessagesSQL: [Int: String] = Dictionary(
+        uniqueKeysWithValues: [1, 4, 16].map { count in
+            let marks = Array(repeating: "?", count: count).joined(separator: ",")
+            return (
+                count,
+                "SELECT id FROM messages WHERE id IN (\(marks)) UNION ALL SELECT id FROM held_messages WHERE id IN (\(marks))"
+            )
+        })
 
     /// Finds a message id among the shown and the held messages (two arguments: the id twice).
     static let findMessageSQL = """

@@ -136,6 +136,18 @@ import Testing
         #expect(sealed.count == 12 + length + 16)
         let box = try AES.GCM.SealedBox(combined: sealed)
         #expect(Array(try AES.GCM.open(box, using: key, authenticating: [9, 9])) == value)
+        // The generic form seals the same way, and both open into arrays.
+        let generic = context.sealCombined(Data(value), authenticating: Data([9, 9]))
+        #expect(try context.openCombined(generic, authenticating: [9, 9]) == value)
+        #expect(try context.openCombined(sealed, authenticating: [9, 9]) == value)
+        var changed = sealed
+        changed[changed.startIndex + changed.count - 1] ^= 1
+        #expect(throws: AESGCMContextError.authenticationFailure) {
+            try context.openCombined(changed, authenticating: [9, 9])
+        }
+        #expect(throws: AESGCMContextError.authenticationFailure) {
+            try context.openCombined(sealed.prefix(27), authenticating: [9, 9])
+        }
     }
 
     @Test func anythingChangedDoesNotOpen() throws {

@@ -37,6 +37,27 @@ import Testing
 
     func shown() throws -> [String] { try store.latestMessages(with: bob, limit: 1_000).map(\.body) }
 
+    /// A received batch's ids are looked up together: every count (through the padded sizes of
+    /// 1, 4 and 16 and past them) finds exactly the shown and held ones among unknown ids.
+    @Test func storedIDsAreFoundAmongUnknownOnesInBatchesOfEverySize() throws {
+        defer { scratch.remove() }
+        let shownMessages = (1...20).map { fromBob(UInt64($0)) }
+        let heldMessages = (30...34).map { fromBob(UInt64($0)) }
+        _ = try receive(shownMessages + heldMessages)
+        let known = (shownMessages + heldMessages).compactMap(\.id)
+        #expect(try store.gap(with: bob) != nil, "messages 30 to 34 are held")
+        let unknown = (0..<40).map { _ in SymmetricKey(size: .bits128).bytes }
+        for count in [1, 2, 4, 5, 16, 17, 33, 50] {
+            // Known and unknown ids interleaved, and one known id twice.
+            let knownPart = Array(known.shuffled().prefix(count / 2))
+            let asked = (knownPart + unknown.prefix(count - count / 2) + knownPart.prefix(1)).shuffled()
+            #expect(try store.storedMessageIDs(among: asked) == Set(knownPart), "\(count) ids")
+        }
+        #expect(try store.storedMessageIDs(among: []) == [])
+        #expect(try store.storedMessageIDs(among: unknown) == [])
+        #expect(try store.storedMessageIDs(among: known) == Set(known))
+    }
+
     @Test func messagesAfterAGapWaitUntilItIsFilledThenAllShowInTheSendersOrder() throws {
         defer { scratch.remove() }
         let one = fromBob(1)

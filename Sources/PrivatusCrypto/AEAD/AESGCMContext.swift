@@ -159,18 +159,66 @@ public final class AESGCMContext: @unchecked Sendable {
     /// tag (16)`, the layout of swift-crypto's `AES.GCM.SealedBox.combined`, sealed straight into
     /// the one buffer returned.
     public func sealCombined(_ plaintext: some DataProtocol, authenticating associatedData: some DataProtocol) -> Data {
+        Self.withContiguous(plaintext) { plaintext in
+            Self.withContiguous(associatedData) { associatedData in
+                sealCombined(plaintext, authenticating: associatedData)
+            }
+        }
+    }
+
+    /// ``sealCombined(_:authenticating:)`` for arrays: no generic code between the store's
+    /// values and the cipher.
+    public func sealCombined(_ plaintext: [UInt8], authenticating associatedData: [UInt8]) -> Data {
+        plaintext.withUnsafeBytes { plaintext in
+            associatedData.withUnsafeBytes { associatedData in
+                sealCombined(plaintext, authenticating: associatedData)
+            }
+        }
+    }
+
+    private func sealCombined(
+        _ plaintext: UnsafeRawBufferPointer, authenticating associatedData: UnsafeRawBufferPointer
+    ) -> Data {
         var combined = Data(count: Self.nonceBytes + plaintext.count + Self.tagBytes)
         combined.withUnsafeMutableBytes { output in
             let nonce = UnsafeMutableRawBufferPointer(rebasing: output[..<Self.nonceBytes])
             SecureRandom.fill(nonce)
-            let sealed = UnsafeMutableRawBufferPointer(rebasing: output[Self.nonceBytes...])
-            Self.withContiguous(plaintext) { plaintext in
-                Self.withContiguous(associatedData) { associatedData in
-                    seal(plaintext, nonce: UnsafeRawBufferPointer(nonce), authenticating: associatedData, into: sealed)
+            seal(
+                plaintext, nonce: UnsafeRawBufferPointer(nonce), authenticating: associatedData,
+                into: UnsafeMutableRawBufferPointer(rebasing: output[Self.nonceBytes...]))
+        }
+        return combined
+    }
+
+    /// Opens `nonce (12) ‖ ciphertext ‖ tag (16)` (``sealCombined(_:authenticating:)``'s layout)
+    /// into an array, in one pass over the bytes where they are.
+    /// - Throws: ``AESGCMContextError/authenticationFailure``, also for fewer than 28 bytes.
+    public func openCombined(
+        _ combined: Data, authenticating associatedData: [UInt8]
+    ) throws(AESGCMContextError)
+        -> [UInt8]
+    {
+        let count = combined.count - Self.nonceBytes - Self.tagBytes
+        guard count >= 0 else { throw .authenticationFailure }
+        var opened = true
+        let plaintext = combined.withUnsafeBytes { raw in
+            associatedData.withUnsafeBytes { associatedData in
+                [UInt8](unsafeUninitializedCapacity: count) { output, initialized in
+                    do {
+                        _ = try open(
+                            UnsafeRawBufferPointer(rebasing: raw[Self.nonceBytes...]),
+                            nonce: UnsafeRawBufferPointer(rebasing: raw[..<Self.nonceBytes]),
+                            authenticating: associatedData, into: UnsafeMutableRawBufferPointer(output))
+                    } catch {
+                        opened = false
+                        output.initialize(repeating: 0)
+                    }
+                    initialized = count
                 }
             }
         }
-        return combined
+        guard opened else { throw .authenticationFailure }
+        return plaintext
     }
 
     /// Decrypts `ciphertext` sealed under `nonce` with `tag`, checking the tag against

@@ -226,10 +226,11 @@ extension Messenger {
             var seen = Set<[UInt8]>()
             var resends: [[UInt8]] = []
             var fileChanges: [[UInt8]] = []
+            let stored = try store.storedMessageIDs(among: items.map { Array($0.chat.messageID) })
             for item in items {
                 let chat = item.chat
                 let id = Array(chat.messageID)
-                let resent = try seen.contains(id) || store.hasMessage(id: id)
+                let resent = seen.contains(id) || stored.contains(id)
                 if resent {
                     acknowledged.append(id)
                     if !seen.contains(id) { resends.append(id) }
