@@ -1,5 +1,4 @@
 import Crypto
-import CryptoExtras
 import Foundation
 import PrivatusCrypto
 
@@ -104,41 +103,42 @@ public struct SessionsSuite: Sendable {
     /// Times each primitive as the ratchet uses it and sums them per operation.
     func ceilings(plaintext: [UInt8]) throws -> [String: Double] {
         let padded = try Padding.pad(plaintext)
-        let key = SymmetricKey(size: .bits256)
-        let nonce = try AES.GCM._SIV.Nonce(data: [UInt8](repeating: 1, count: 12))
+        // The ratchet's AEAD as it calls it (``AESGCMSIV``, BoringSSL's AES-256-GCM-SIV).
+        let key = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
+        let nonce = [UInt8](repeating: 1, count: 12)
         let ad = [UInt8](repeating: 2, count: 129 + 41)
-        let box = try AES.GCM._SIV.seal(padded, using: key, nonce: nonce, authenticating: ad)
-        let chainKey = SymmetricKey(size: .bits256)
-        let ikm = SymmetricKey(size: .bits256)
+        func sealed() -> [UInt8] {
+            key.withUnsafeBytes { key in
+                nonce.withUnsafeBytes { AESGCMSIV.seal(padded, key: key, nonce: $0, authenticating: ad) }
+            }
+        }
+        let box = sealed()
+        // The ratchet's KDFs as it calls them (``SHA256KDF``, BoringSSL's HMAC and HKDF).
+        let chainKey = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
+        let ikm = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
         let salt = [UInt8](repeating: 0, count: 32)
         let local = Curve25519.KeyAgreement.PrivateKey()
         let remote = Curve25519.KeyAgreement.PrivateKey().publicKey
 
         let seconds = { (rate: Double) in 1 / rate }
-        let hmac = seconds(
-            measure.perSecond {
-                BlackHole.consume(HMAC<SHA256>.authenticationCode(for: [1], using: chainKey).withUnsafeBytes { $0[0] })
-            })
+        let hmac = seconds(measure.perSecond { BlackHole.consume(SHA256KDF.hmac(key: chainKey, data: [1])[0]) })
         let hkdf44 = seconds(
             measure.perSecond {
                 BlackHole.consume(
-                    HKDF<SHA256>.deriveKey(inputKeyMaterial: ikm, salt: salt, info: [3], outputByteCount: 44)
-                        .withUnsafeBytes { $0[0] })
+                    SHA256KDF.hkdf(inputKeyMaterial: ikm, salt: salt, info: [3], outputByteCount: 44)[0])
             })
         let hkdf64 = seconds(
             measure.perSecond {
                 BlackHole.consume(
-                    HKDF<SHA256>.deriveKey(inputKeyMaterial: ikm, salt: salt, info: [4], outputByteCount: 64)
-                        .withUnsafeBytes { $0[0] })
+                    SHA256KDF.hkdf(inputKeyMaterial: ikm, salt: salt, info: [4], outputByteCount: 64)[0])
             })
-        let seal = seconds(
-            try measure.perSecond {
-                BlackHole.consume(
-                    try AES.GCM._SIV.seal(padded, using: key, nonce: nonce, authenticating: ad).tag.first!)
-            })
+        let seal = seconds(measure.perSecond { BlackHole.consume(sealed().last!) })
         let open = seconds(
             try measure.perSecond {
-                BlackHole.consume(try AES.GCM._SIV.open(box, using: key, authenticating: ad).first!)
+                let opened = try key.withUnsafeBytes { key in
+                    try nonce.withUnsafeBytes { try AESGCMSIV.open(box, key: key, nonce: $0, authenticating: ad) }
+                }
+                BlackHole.consume(opened.first!)
             })
         let agreement = seconds(
             try measure.perSecond {
