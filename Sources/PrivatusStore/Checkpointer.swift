@@ -23,7 +23,8 @@ import Synchronization
 /// the committer waits: it checkpoints itself while holding the writer, after any background
 /// checkpoint, so no frame is added while it copies and the next commit starts the WAL over.
 /// (Unless a reader still reads an older state: a passive checkpoint never copies past it, and
-/// the WAL starts over once that read has ended.) Before the limit, the few frames committed
+/// the WAL starts over once that read has ended; meanwhile the next checkpoint at the limit waits
+/// for the WAL to grow by 1 MiB.) Before the limit, the few frames committed
 /// while a background checkpoint ran are copied by the next committer (``afterCommit()``).
 public final class Checkpointer: Sendable {
     /// The WAL content that triggers a checkpoint (16 MiB).
@@ -122,6 +123,10 @@ public final class Checkpointer: Sendable {
         var copied = 0
         /// Whether it copied every frame it found (a reader on an older state stops it short).
         var copiedAll = false
+        /// The frames in the WAL when the last checkpoint at the limit began (0: none).
+        var limitAttemptedAt = 0
+        /// Whether that checkpoint copied every frame it found.
+        var limitCopiedAll = true
     }
 
     private let round = Mutex(Round())
@@ -151,11 +156,30 @@ public final class Checkpointer: Sendable {
     public func afterCommit() {
         let count = frames.count.load(ordering: .relaxed)
         guard count <= limitFrames else {
+            // A reader still on an older state stops a checkpoint short, and the WAL cannot start
+            // over until that read ends: after such a checkpoint the next waits until the WAL has
+            // grown by a step (or started over), instead of holding the writer to scan the whole
+            // WAL again after every commit.
+            let step = stepFrames
+            let due = round.withLock { round -> Bool in
+                guard
+                    round.limitCopiedAll || count < round.limitAttemptedAt
+                        || count >= round.limitAttemptedAt + step
+                else { return false }
+                round.limitAttemptedAt = count
+                return true
+            }
+            guard due else { return }
             // On the checkpoint queue, so after a background checkpoint in progress (two at once
             // would make one fail as busy). Holding the writer, so it copies every frame unless a
             // reader still reads an older state. A concurrent committer that also saw the limit
             // checkpoints again after this one, finding little or nothing left to copy.
-            if queue.sync(execute: { checkpointHoldingTheWriter(foundFrames: count) }) {
+            let result = queue.sync(execute: { checkpointHoldingTheWriter(foundFrames: count) })
+            round.withLock { round in
+                guard round.limitAttemptedAt == count else { return }
+                round.limitCopiedAll = result.map { $0.checkpointedFrameCount >= $0.walFrameCount } ?? false
+            }
+            if result != nil {
                 completedByWriter.add(1, ordering: .relaxed)
                 observer?(.limit)
             }
@@ -187,7 +211,7 @@ public final class Checkpointer: Sendable {
         case .none:
             return
         case .catchUp(let planned):
-            if queue.sync(execute: { checkpointHoldingTheWriter(foundFrames: planned) }) {
+            if queue.sync(execute: { checkpointHoldingTheWriter(foundFrames: planned) }) != nil {
                 caughtUp.add(1, ordering: .relaxed)
                 observer?(.catchUp)
             }
@@ -206,11 +230,11 @@ public final class Checkpointer: Sendable {
     }
 
     /// A passive checkpoint on the writer's connection, holding it: no frame is added while it
-    /// copies. Returns whether it ran.
-    private func checkpointHoldingTheWriter(foundFrames: Int) -> Bool {
+    /// copies. Returns what it found and copied, or nil if it did not run.
+    private func checkpointHoldingTheWriter(foundFrames: Int) -> (walFrameCount: Int, checkpointedFrameCount: Int)? {
         let result = try? pool.writeWithoutTransaction { db in try db.checkpoint(.passive) }
         record(result, foundFrames: foundFrames)
-        return result != nil
+        return result
     }
 
     /// Notes what a checkpoint of this round copied.
@@ -225,5 +249,13 @@ public final class Checkpointer: Sendable {
     /// Waits for a scheduled checkpoint to finish.
     public func drain() {
         queue.sync {}
+    }
+
+    /// Copies the whole WAL and truncates it (maintenance), holding the writer, on the checkpoint
+    /// queue: never while a background checkpoint runs, which would make it fail as busy.
+    public func truncate() throws {
+        try queue.sync {
+            _ = try pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+        }
     }
 }

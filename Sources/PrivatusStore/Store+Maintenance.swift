@@ -45,13 +45,14 @@ extension Store {
     /// freed.
     @discardableResult
     public func vacuum() throws -> Int {
-        try pool.writeWithoutTransaction { db in
+        let freed = try pool.writeWithoutTransaction { db in
             let before = try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
             try db.execute(sql: "PRAGMA incremental_vacuum")
             let after = try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
-            try db.checkpoint(.truncate)
             return before - after
         }
+        try checkpointer.truncate()
+        return freed
     }
 
     /// Pages on the free list: what ``vacuum()`` would return.

@@ -169,8 +169,7 @@ public final class Store: Sendable {
 
     /// Writes the WAL into the database file and truncates it.
     public func checkpoint() throws {
-        checkpointer.drain()
-        _ = try pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+        try checkpointer.truncate()
     }
 
     /// A random 16-byte row id (``SecureRandom``: no system call per id).

@@ -397,6 +397,51 @@ import Testing
         #expect(try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM t") } == rounds + 1)
     }
 
+    /// A reader on an older state stops every checkpoint short. Past the limit, after one
+    /// stopped short, the committers do not scan the WAL again holding the writer after each
+    /// commit (as they did), only once it has grown by a step; after the read ends, the next such
+    /// checkpoint copies everything and the WAL starts over.
+    @Test func aCheckpointAtTheLimitThatAReaderStoppedShortWaitsForTheWALToGrow() throws {
+        let scratch = try TemporaryDirectory("privatus-store")
+        defer { scratch.remove() }
+        let path = scratch.child("privatus.sqlite")
+        let pool = try Store.makePool(path: path)
+        let checkpointer = try Checkpointer(pool: pool, path: path)
+        try pool.write { db in try db.execute(sql: "CREATE TABLE t (b BLOB)") }
+        let pageSize = try pool.read { db in try Int.fetchOne(db, sql: "PRAGMA page_size") } ?? 0
+        // A read transaction on the state before every write below, held open.
+        var snapshot: DatabaseSnapshot? = try pool.makeSnapshot()
+        var blobs = 0
+        while checkpointer.walFrames * (pageSize + 24) <= Checkpointer.limit, blobs < 100 {
+            try pool.write { db in
+                try db.execute(sql: "INSERT INTO t VALUES (randomblob(?))", arguments: [1024 * 1024])
+            }
+            blobs += 1
+        }
+        #expect(blobs < 100)
+        // 50 small commits past the limit (about 100 frames, under a step of 1 MiB).
+        for _ in 0..<50 {
+            try pool.write { db in try db.execute(sql: "INSERT INTO t VALUES (randomblob(100))") }
+            checkpointer.afterCommit()
+        }
+        checkpointer.drain()
+        #expect(checkpointer.writerCheckpoints == 1, "one checkpoint at the limit, stopped short by the reader")
+        #expect(try snapshot?.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM t") } == 0)
+        #expect(checkpointer.walFrames * (pageSize + 24) > Checkpointer.limit, "the WAL could not start over")
+        // The read ends; after another MiB the committer checkpoints again, copying everything.
+        snapshot = nil
+        try pool.write { db in
+            try db.execute(sql: "INSERT INTO t VALUES (randomblob(?))", arguments: [1024 * 1024 + 4096])
+        }
+        checkpointer.afterCommit()
+        #expect(checkpointer.writerCheckpoints == 2)
+        try pool.write { db in try db.execute(sql: "INSERT INTO t VALUES (randomblob(100))") }
+        checkpointer.afterCommit()
+        checkpointer.drain()
+        #expect(checkpointer.walFrames < 10, "the WAL started over: \(checkpointer.walFrames) frames")
+        #expect(try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM t") } == blobs + 52)
+    }
+
     @Test func commitsBackToBackStartTheWALOverWithAFewCheckpointsARound() throws {
         let scratch = try TemporaryDirectory("privatus-store")
         defer { scratch.remove() }
