@@ -23,8 +23,8 @@ import Synchronization
 /// the committer waits: it checkpoints itself while holding the writer, after any background
 /// checkpoint, so no frame is added while it copies and the next commit starts the WAL over.
 /// (Unless a reader still reads an older state: a passive checkpoint never copies past it, and
-/// the WAL starts over once that read has ended; meanwhile the next checkpoint at the limit waits
-/// for the WAL to grow by 1 MiB.) Before the limit, the few frames committed
+/// the WAL starts over once that read has ended; meanwhile, once a checkpoint at the limit has
+/// made no progress, the next waits for the WAL to grow by 1 MiB.) Before the limit, the few frames committed
 /// while a background checkpoint ran are copied by the next committer (``afterCommit()``).
 public final class Checkpointer: Sendable {
     /// The WAL content that triggers a checkpoint (16 MiB).
@@ -127,6 +127,10 @@ public final class Checkpointer: Sendable {
         var limitAttemptedAt = 0
         /// Whether that checkpoint copied every frame it found.
         var limitCopiedAll = true
+        /// Whether it copied more than the checkpoints at the limit before it.
+        var limitProgressed = false
+        /// The most frames a checkpoint at the limit has copied this round.
+        var limitCopied = 0
     }
 
     private let round = Mutex(Round())
@@ -157,27 +161,37 @@ public final class Checkpointer: Sendable {
         let count = frames.count.load(ordering: .relaxed)
         guard count <= limitFrames else {
             // A reader still on an older state stops a checkpoint short, and the WAL cannot start
-            // over until that read ends: after such a checkpoint the next waits until the WAL has
+            // over until that read ends. After a checkpoint at the limit that copied nothing more
+            // than the one before it (the reader has not moved), the next waits until the WAL has
             // grown by a step (or started over), instead of holding the writer to scan the whole
-            // WAL again after every commit.
+            // WAL again after every commit. One that made progress (a short read was in the way)
+            // is tried again at the next commit.
             let step = stepFrames
-            let due = round.withLock { round -> Bool in
+            let planned = round.withLock { round -> Int? in
+                // Read again under the lock: a count read before it could be older than the one
+                // another committer began at, and look like a WAL started over.
+                let count = frames.count.load(ordering: .relaxed)
+                let startedOver = count < round.limitAttemptedAt
                 guard
-                    round.limitCopiedAll || count < round.limitAttemptedAt
+                    startedOver || round.limitCopiedAll || round.limitProgressed
                         || count >= round.limitAttemptedAt + step
-                else { return false }
+                else { return nil }
+                if startedOver { round.limitCopied = 0 }
                 round.limitAttemptedAt = count
-                return true
+                return count
             }
-            guard due else { return }
+            guard let planned else { return }
             // On the checkpoint queue, so after a background checkpoint in progress (two at once
             // would make one fail as busy). Holding the writer, so it copies every frame unless a
             // reader still reads an older state. A concurrent committer that also saw the limit
             // checkpoints again after this one, finding little or nothing left to copy.
-            let result = queue.sync(execute: { checkpointHoldingTheWriter(foundFrames: count) })
+            let result = queue.sync(execute: { checkpointHoldingTheWriter(foundFrames: planned) })
             round.withLock { round in
-                guard round.limitAttemptedAt == count else { return }
+                guard round.limitAttemptedAt == planned else { return }
+                let copied = result?.checkpointedFrameCount ?? 0
                 round.limitCopiedAll = result.map { $0.checkpointedFrameCount >= $0.walFrameCount } ?? false
+                round.limitProgressed = copied > round.limitCopied
+                round.limitCopied = max(round.limitCopied, copied)
             }
             if result != nil {
                 completedByWriter.add(1, ordering: .relaxed)
@@ -256,6 +270,9 @@ public final class Checkpointer: Sendable {
     public func truncate() throws {
         try queue.sync {
             _ = try pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+            // The WAL starts over: so does the round (what held the last checkpoints back is
+            // gone with it).
+            round.withLock { $0 = Round(running: $0.running) }
         }
     }
 }

@@ -1,20 +1,15 @@
-import Crypto
-import CryptoExtras
-
-#if canImport(CCryptoBoringSSL)
 import CCryptoBoringSSL
-#endif
 
 /// AES-256-GCM-SIV (RFC 8452) under a key used once: the ratchet's message AEAD.
 ///
 /// `AES.GCM._SIV` builds a `SymmetricKey`, a `Data` sealed box (nonce, ciphertext and tag joined,
 /// then split again) and a `Data` result around each call; a received message's decryption spent
 /// more time in those copies than in opening it (BENCHMARKS.md, session 15). This type calls the
-/// AEAD that `AES.GCM._SIV` calls on Linux, BoringSSL's `EVP_aead_aes_256_gcm_siv`, with a
+/// AEAD that `AES.GCM._SIV` calls, BoringSSL's `EVP_aead_aes_256_gcm_siv`, with a
 /// context on the stack and `[UInt8]` in and out, so the bytes are exactly `AES.GCM._SIV`'s
-/// (`AESGCMSIVTests` compares both at every length and checks RFC 8452's vectors).
-///
-/// Where swift-crypto does not build BoringSSL the type calls `AES.GCM._SIV`.
+/// (`AESGCMSIVTests` compares both at many lengths and checks RFC 8452's vectors). swift-crypto
+/// builds BoringSSL on every platform (its `CryptoExtras`, which provides `AES.GCM._SIV`, depends
+/// on it), so there is no other path.
 public enum AESGCMSIV {
     /// The key length: AES-256.
     public static let keyBytes = 32
@@ -31,7 +26,6 @@ public enum AESGCMSIV {
     ) -> [UInt8] {
         precondition(key.count == keyBytes, "an AES-256-GCM-SIV key is 32 bytes")
         precondition(nonce.count == nonceBytes, "an AES-GCM-SIV nonce is 12 bytes")
-        #if canImport(CCryptoBoringSSL)
         let count = plaintext.count + tagBytes
         return [UInt8](unsafeUninitializedCapacity: count) { output, initialized in
             withContext(key: key) { context in
@@ -49,16 +43,6 @@ public enum AESGCMSIV {
             }
             initialized = count
         }
-        #else
-        do {
-            let box = try AES.GCM._SIV.seal(
-                plaintext, using: SymmetricKey(data: key), nonce: AES.GCM._SIV.Nonce(data: nonce),
-                authenticating: associatedData)
-            return Array(box.ciphertext) + Array(box.tag)
-        } catch {
-            preconditionFailure("AES-GCM-SIV sealing failed")
-        }
-        #endif
     }
 
     /// Decrypts `message` (ciphertext ‖ 16-byte tag) sealed under `key` and `nonce`, checking the
@@ -71,7 +55,6 @@ public enum AESGCMSIV {
     ) throws(AESGCMContextError) -> [UInt8] {
         precondition(key.count == keyBytes, "an AES-256-GCM-SIV key is 32 bytes")
         guard nonce.count == nonceBytes, message.count >= tagBytes else { throw .authenticationFailure }
-        #if canImport(CCryptoBoringSSL)
         let count = message.count - tagBytes
         var opened = false
         let plaintext = [UInt8](unsafeUninitializedCapacity: count) { output, initialized in
@@ -87,8 +70,9 @@ public enum AESGCMSIV {
                     }
                 }
             }
-            // BoringSSL writes nothing it has not authenticated; on failure the bytes are
-            // zeroed all the same, so no uninitialized memory is ever returned.
+            // GCM-SIV decrypts before it can verify the tag; BoringSSL wipes the output when the
+            // tag does not verify, and it is zeroed here as well (nothing unauthenticated or
+            // uninitialized is ever returned).
             if !opened { output.initialize(repeating: 0) }
             initialized = count
         }
@@ -97,19 +81,8 @@ public enum AESGCMSIV {
             throw .authenticationFailure
         }
         return plaintext
-        #else
-        do {
-            let box = try AES.GCM._SIV.SealedBox(
-                nonce: AES.GCM._SIV.Nonce(data: nonce), ciphertext: message.dropLast(tagBytes),
-                tag: message.suffix(tagBytes))
-            return Array(try AES.GCM._SIV.open(box, using: SymmetricKey(data: key), authenticating: associatedData))
-        } catch {
-            throw .authenticationFailure
-        }
-        #endif
     }
 
-    #if canImport(CCryptoBoringSSL)
     private static func bytes(_ buffer: UnsafeRawBufferPointer) -> UnsafePointer<UInt8>? {
         buffer.baseAddress?.assumingMemoryBound(to: UInt8.self)
     }
@@ -127,9 +100,12 @@ public enum AESGCMSIV {
                 key.count, tagBytes, nil)
             // BoringSSL refuses a context only for a key of the wrong length, checked by the callers.
             precondition(prepared == 1, "AES-256-GCM-SIV refused a 32-byte key")
-            defer { CCryptoBoringSSL_EVP_AEAD_CTX_cleanup(context) }
+            defer {
+                CCryptoBoringSSL_EVP_AEAD_CTX_cleanup(context)
+                // The expanded message key: GCM-SIV's cleanup leaves it in place.
+                CCryptoBoringSSL_OPENSSL_cleanse(context, MemoryLayout<EVP_AEAD_CTX>.size)
+            }
             return body(context)
         }
     }
-    #endif
 }
