@@ -24,7 +24,10 @@ import Glibc
 ///   to the receiver's `message` event (its commit), each from the same start;
 ///   `paced_written_kib_per_msg_sender` / `_receiver`: what each node wrote to storage over that
 ///   phase per message (`write_bytes` of `/proc/<pid>/io`: WAL frames, checkpoints, the log; -1
-///   where the kernel does not count it).
+///   where the kernel does not count it); `paced_checkpoints_*` and `paced_limit_checkpoints_*`:
+///   the WAL checkpoints each node ran over that phase off the write path (background and
+///   catch-up) and at the 32 MiB limit, holding the writer (from its `/metrics`; -1 where they
+///   could not be read).
 ///
 /// The API clients keep their HTTP/1.1 connections open between requests (as a browser does);
 /// with `keepAlive` false each request opens a connection of its own (as the CLI does).
@@ -187,6 +190,8 @@ public struct E2ESuite: Sendable {
         // most 256 in flight).
         let senderWrittenBefore = ProcessResources.storageWriteBytes(of: alice.process.pid)
         let receiverWrittenBefore = ProcessResources.storageWriteBytes(of: bob.process.pid)
+        let senderCheckpointsBefore = await Self.checkpoints(of: alice)
+        let receiverCheckpointsBefore = await Self.checkpoints(of: bob)
         let pacedStart = ContinuousClock.now
         let interval = Duration.seconds(1) / rate
         typealias Sent = (id: String, at: ContinuousClock.Instant, answered: ContinuousClock.Instant)
@@ -220,6 +225,15 @@ public struct E2ESuite: Sendable {
         }
         let senderWritten = writtenKiB(alice.process.pid, since: senderWrittenBefore)
         let receiverWritten = writtenKiB(bob.process.pid, since: receiverWrittenBefore)
+        // Checkpoints the paced messages' commits ran into: one at the limit holds the writer
+        // for a whole copy (a p99 outlier's likely cause); -1 when a node's metrics could not be
+        // read.
+        let senderCheckpoints = await Self.checkpoints(of: alice)
+        let receiverCheckpoints = await Self.checkpoints(of: bob)
+        func ran(_ kind: String, _ after: [String: Double], _ before: [String: Double]) -> Double {
+            guard let end = after[kind], let start = before[kind] else { return -1 }
+            return end - start
+        }
         // The receiver's events time the middle of the path: none may be missing either.
         guard receptions.eventsLost == 0 else {
             throw LocalNodeError.failed(
@@ -250,8 +264,31 @@ public struct E2ESuite: Sendable {
             "latency_received_p99_ms": StorageSuite.percentile(received, 0.99),
             "paced_written_kib_per_msg_sender": senderWritten,
             "paced_written_kib_per_msg_receiver": receiverWritten,
+            "paced_checkpoints_sender": ran("background", senderCheckpoints, senderCheckpointsBefore)
+                + ran("catch_up", senderCheckpoints, senderCheckpointsBefore),
+            "paced_checkpoints_receiver": ran("background", receiverCheckpoints, receiverCheckpointsBefore)
+                + ran("catch_up", receiverCheckpoints, receiverCheckpointsBefore),
+            "paced_limit_checkpoints_sender": ran("limit", senderCheckpoints, senderCheckpointsBefore),
+            "paced_limit_checkpoints_receiver": ran("limit", receiverCheckpoints, receiverCheckpointsBefore),
             "keep_alive": keepAlive ? 1 : 0,
         ]
+    }
+
+    /// A node's WAL checkpoints so far, by kind (`privatus_store_checkpoints_total` at
+    /// `/metrics`); empty when they cannot be read.
+    static func checkpoints(of node: LocalNode) async -> [String: Double] {
+        guard let (status, body) = try? await node.client.get("/metrics"), status == 200 else { return [:] }
+        var counts: [String: Double] = [:]
+        for line in String(decoding: body, as: UTF8.self).split(separator: "\n")
+        where line.hasPrefix("privatus_store_checkpoints_total{") {
+            // privatus_store_checkpoints_total{kind="limit"} 3
+            guard let label = line.range(of: #"kind=""#),
+                let end = line[label.upperBound...].firstIndex(of: "\""),
+                let value = line.split(separator: " ").last.flatMap({ Double($0) })
+            else { continue }
+            counts[String(line[label.upperBound..<end])] = value
+        }
+        return counts
     }
 
     func waitFor(_ deliveries: Deliveries, count: Int, timeout: Duration) async throws {
