@@ -338,6 +338,19 @@ import Testing
         let kinds = Mutex<[Checkpointer.Kind]>([])
     }
 
+    /// Commits 1 MiB blobs that no checkpoint follows (as when the background ones fell behind)
+    /// until the WAL holds more than the limit; how many (at most 100).
+    static func commitPastTheLimit(_ pool: DatabasePool, _ checkpointer: Checkpointer, pageSize: Int) throws -> Int {
+        var blobs = 0
+        while checkpointer.walFrames * (pageSize + 24) <= Checkpointer.limit, blobs < 100 {
+            try pool.write { db in
+                try db.execute(sql: "INSERT INTO t VALUES (randomblob(?))", arguments: [1024 * 1024])
+            }
+            blobs += 1
+        }
+        return blobs
+    }
+
     @Test func checkpointsRunOffTheWritePathAndKeepTheWALBounded() throws {
         let scratch = try TemporaryDirectory("privatus-store")
         defer { scratch.remove() }
@@ -374,14 +387,7 @@ import Testing
         let checkpointer = try Checkpointer(pool: pool, path: path)
         try pool.write { db in try db.execute(sql: "CREATE TABLE t (b BLOB)") }
         let pageSize = try pool.read { db in try Int.fetchOne(db, sql: "PRAGMA page_size") } ?? 0
-        // Commits that no checkpoint followed, as when the background ones fell behind.
-        var rounds = 0
-        while checkpointer.walFrames * (pageSize + 24) <= Checkpointer.limit, rounds < 100 {
-            try pool.write { db in
-                try db.execute(sql: "INSERT INTO t VALUES (randomblob(?))", arguments: [1024 * 1024])
-            }
-            rounds += 1
-        }
+        let rounds = try Self.commitPastTheLimit(pool, checkpointer, pageSize: pageSize)
         #expect(rounds < 100)
         checkpointer.afterCommit()
         // It returned after its own checkpoint, which copied every frame.
@@ -411,13 +417,7 @@ import Testing
         let pageSize = try pool.read { db in try Int.fetchOne(db, sql: "PRAGMA page_size") } ?? 0
         // A read transaction on the state before every write below, held open.
         var snapshot: DatabaseSnapshot? = try pool.makeSnapshot()
-        var blobs = 0
-        while checkpointer.walFrames * (pageSize + 24) <= Checkpointer.limit, blobs < 100 {
-            try pool.write { db in
-                try db.execute(sql: "INSERT INTO t VALUES (randomblob(?))", arguments: [1024 * 1024])
-            }
-            blobs += 1
-        }
+        let blobs = try Self.commitPastTheLimit(pool, checkpointer, pageSize: pageSize)
         #expect(blobs < 100)
         // 50 small commits past the limit (about 100 frames, under a step of 1 MiB).
         for _ in 0..<50 {
@@ -456,13 +456,7 @@ import Testing
         let checkpointer = try Checkpointer(pool: pool, path: path)
         try pool.write { db in try db.execute(sql: "CREATE TABLE t (b BLOB)") }
         let pageSize = try pool.read { db in try Int.fetchOne(db, sql: "PRAGMA page_size") } ?? 0
-        var blobs = 0
-        while checkpointer.walFrames * (pageSize + 24) <= Checkpointer.limit, blobs < 100 {
-            try pool.write { db in
-                try db.execute(sql: "INSERT INTO t VALUES (randomblob(?))", arguments: [1024 * 1024])
-            }
-            blobs += 1
-        }
+        let blobs = try Self.commitPastTheLimit(pool, checkpointer, pageSize: pageSize)
         #expect(blobs < 100)
         // A read of the state so far, still open when the next commit checkpoints.
         var snapshot: DatabaseSnapshot? = try pool.makeSnapshot()
