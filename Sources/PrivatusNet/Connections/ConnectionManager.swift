@@ -50,6 +50,8 @@ public actor ConnectionManager {
     private let group: any EventLoopGroup
     private let handler: Handler
     private let established: (@Sendable (Link) async -> Void)?
+    /// Every link's messages wait for the commits made before they were queued to be durable.
+    private nonisolated let durability: (any DurabilityBarrier)?
     private let logger: Logger
 
     /// The open links by peer. Kept in a lock, not only in the actor, so that sending to a peer
@@ -65,10 +67,12 @@ public actor ConnectionManager {
     public init(
         local: LinkIdentity, group: any EventLoopGroup, configuration: Configuration = Configuration(),
         counters: LinkCounters = LinkCounters(), logger: Logger = Logger(label: "privatus.net"),
+        durability: (any DurabilityBarrier)? = nil,
         established: (@Sendable (Link) async -> Void)? = nil,
         handler: @escaping Handler
     ) {
         self.established = established
+        self.durability = durability
         self.local = local
         self.group = group
         self.configuration = configuration
@@ -200,7 +204,8 @@ public actor ConnectionManager {
         let channel = connection.channel
         let link = Link(
             peer: peer, isInitiator: isInitiator, localPeer: local.peerID, channel: channel,
-            maxMessageBytes: configuration.link.multiplex.maxMessageBytes, gate: connection.gate)
+            maxMessageBytes: configuration.link.multiplex.maxMessageBytes, gate: connection.gate,
+            durability: durability)
         switch register(link) {
         case .registered:
             break
