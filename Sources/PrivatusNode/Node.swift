@@ -135,7 +135,6 @@ public final class Node: Service, Sendable {
         let links = ConnectionManager(
             local: LinkIdentity(identity: keys.identity, noiseStatic: keys.noiseStatic),
             group: MultiThreadedEventLoopGroup.singleton, configuration: settings.connections, logger: logger,
-            durability: store.durability,
             established: { link in await messenger.linkEstablished(link) }
         ) { peer, message in
             // Pings and unknown kinds are answered by the link itself; file chunks and requests

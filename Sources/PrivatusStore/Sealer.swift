@@ -46,8 +46,6 @@ public enum StoreError: Error, Hashable, Sendable, CustomStringConvertible {
     case outOfRange
     /// A record with this id exists already.
     case duplicate
-    /// The database's WAL file could not be opened or synced to the disk.
-    case syncFailed
 
     public var description: String {
         switch self {
@@ -57,7 +55,6 @@ public enum StoreError: Error, Hashable, Sendable, CustomStringConvertible {
         case .tooLarge: "the value is too large to store"
         case .outOfRange: "a value is outside the range the store accepts"
         case .duplicate: "a record with this id exists already"
-        case .syncFailed: "the database's log could not be synced to the disk"
         }
     }
 }

@@ -99,7 +99,7 @@ extension Store {
     /// conversations or of received messages are ignored. Returns the ids whose state changed,
     /// each with the state it had.
     ///
-    /// Not durable (``Commit/lazy``): a receipt neither acknowledges a received message nor
+    /// Not durable (``write(durable:_:)``): a receipt neither acknowledges a received message nor
     /// advances a ratchet, and one lost in a power failure leaves its messages `sent` in the
     /// outbox, to be resent from their stored ciphertext and acknowledged again, without a
     /// duplicate on the peer's side (a lost read receipt leaves them `delivered`, and one for a
@@ -109,7 +109,7 @@ extension Store {
         _ messageIDs: [[UInt8]], state: MessageState, from peer: PeerID
     ) throws -> [(id: [UInt8], was: MessageState)] {
         guard state == .delivered || state == .read else { throw StoreError.outOfRange }
-        let changed = try write(.lazy) { db -> [(id: [UInt8], was: MessageState)] in
+        let changed = try write(durable: false) { db -> [(id: [UInt8], was: MessageState)] in
             guard let range = try conversationRange(with: peer, in: db) else { return [] }
             let (low, high) = (range.lowerBound, range.upperBound)
             var changed: [(id: [UInt8], was: MessageState)] = []
@@ -341,10 +341,7 @@ extension Store {
     }
 
     /// Stores messages received from one peer, in order, with what decrypting them changed, in
-    /// one transaction (a group commit: one sync for the batch). With `commit` ``Commit/deferred``
-    /// the receipt waits for ``durability`` (a mark taken after this returns); a batch that
-    /// consumed a prekey (`prekeys` given) is always durable when this returns, as the prekeys
-    /// handed out next depend on it. Numbered messages are
+    /// one durable transaction (a group commit: one fsync for the batch). Numbered messages are
     /// shown in their sender's order: one that comes after a gap is held (stored, not shown) until
     /// the gap is filled or given up (``releaseHeld(with:searchable:)``). Returns the messages
     /// shown now, in order, held ones that waited for these included, and those held. A batch
@@ -353,7 +350,7 @@ extension Store {
     /// never expected).
     public func commitIncoming(
         _ messages: [NewMessage], contact: Contact?, sessions: PeerSessions, prekeys: PrekeyStore?,
-        searchable: Bool = true, commit mode: Commit = .durable
+        searchable: Bool = true
     ) throws -> IncomingCommit {
         guard let peer = messages.first?.peer else { return IncomingCommit(shown: [], held: []) }
         guard messages.allSatisfy({ $0.id != nil && $0.peer == peer }) else { throw StoreError.outOfRange }
@@ -364,7 +361,7 @@ extension Store {
         }
         var written: PeerSessions?
         defer { sessionsCommitted(written, with: peer) }
-        let commit = try write(prekeys == nil ? mode : .durable) { db -> IncomingCommit in
+        let commit = try write { db -> IncomingCommit in
             let find = try db.cachedStatement(sql: Self.findMessageSQL)
             for message in messages {
                 let id = Data(message.id ?? [])

@@ -110,18 +110,15 @@ extension Store {
             searchable: searchable)[0]
     }
 
-    /// Commits several outgoing messages (to any peers) in one transaction — a group commit: the
-    /// sessions of each peer as advanced by all of them, the messages (`queued`) in order, and
-    /// each one's bytes in the outbox (empty for a message that waits for a session). Durable
-    /// when this returns, or with `commit` ``Commit/deferred`` once ``durability`` says a mark
-    /// taken after it is: only then may the ciphertexts leave and the requests be answered.
+    /// Commits several outgoing messages (to any peers) in one durable transaction — a group
+    /// commit: the sessions of each peer as advanced by all of them, the messages (`queued`) in
+    /// order, and each one's bytes in the outbox (empty for a message that waits for a session).
     public func commitOutgoing(
         _ items: [(message: NewMessage, ciphertext: [UInt8])],
         sessions: [PeerID: PeerSessions],
         nextTry: UInt64,
         deadline: UInt64? = nil,
-        searchable: Bool = true,
-        commit mode: Commit = .durable
+        searchable: Bool = true
     ) throws -> [StoredMessage] {
         guard !items.isEmpty else { return [] }
         let prepared = try prepare(items.map(\.message), searchable: searchable)
@@ -131,7 +128,7 @@ extension Store {
         }
         var committed = false
         defer { for (peer, written) in sessions { sessionsCommitted(committed ? written : nil, with: peer) } }
-        let stored = try write(mode) { db -> [StoredMessage] in
+        let stored = try write { db -> [StoredMessage] in
             for (peer, peerSessions) in sessions {
                 try writeSessions(peerSessions, peer: peer, contact: try contactPK(peer, in: db), in: db)
             }

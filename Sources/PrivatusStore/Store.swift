@@ -9,9 +9,8 @@ import Synchronization
 /// (one writer, concurrent readers), with every user value sealed (docs/PROTOCOL.md, "Storage").
 ///
 /// Every connection runs with `foreign_keys=ON` and `secure_delete=ON`, and the writer with
-/// `synchronous=FULL` (except around the transactions of the message path, whose sync runs on a
-/// thread of its own, and a receipt's: ``Commit``): a committed transaction survives a power
-/// loss before anything that depends on it leaves the node, and deleted content is overwritten.
+/// `synchronous=FULL` (except around a receipt's transaction, ``write(durable:_:)``): a committed
+/// transaction survives a power loss, and deleted content is overwritten.
 public final class Store: Sendable {
     /// The database file's name inside the profile.
     public static let fileName = "privatus.sqlite"
@@ -21,9 +20,6 @@ public final class Store: Sendable {
     let index: BlindIndex
     /// Runs WAL checkpoints off the write path.
     let checkpointer: Checkpointer
-    /// Syncs deferred commits (``Commit/deferred``) and tells who waits for them: nothing that
-    /// depends on one may leave the node before it is durable.
-    public let durability: WALSync
     /// Decrypted latest pages of conversations, keyed by conversation index, limit and bound.
     let pages = PageCache<[StoredMessage]>(capacity: 256)
     /// Decrypted contacts, keyed by peer index.
@@ -63,7 +59,6 @@ public final class Store: Sendable {
         let pool = try Self.makePool(path: path)
         self.checkpointer = try Checkpointer(pool: pool, path: path, observer: checkpointObserver)
         try Schema.migrator.migrate(pool)
-        self.durability = try WALSync(walPath: path + "-wal")
         let keys = StoreKeys(databaseKey: databaseKey)
         self.pool = pool
         self.sealer = Sealer(key: keys.seal)
@@ -95,8 +90,7 @@ public final class Store: Sendable {
         let pool = try DatabasePool(path: path, configuration: configuration)
         // GRDB sets synchronous = NORMAL on the writer when it enables WAL; a commit that
         // acknowledges a message or advances a ratchet must be durable before anything leaves the
-        // node (DESIGN.md, "Storage"), so FULL it is, and only `write(_:_:)` lowers it around a
-        // commit whose sync runs later.
+        // node (DESIGN.md, "Storage"), so FULL it is, and only `write(durable: false)` lowers it.
         try pool.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA synchronous = FULL; PRAGMA cache_size = -\(writerCacheKiB)")
         }
@@ -114,33 +108,19 @@ public final class Store: Sendable {
         return try pool.write { db in try Int.fetchOne(db, sql: "PRAGMA \(name)") }
     }
 
-    /// How a write transaction's commit reaches the disk.
-    public enum Commit: Sendable {
-        /// The write returns once its commit is on the disk (`synchronous=FULL`).
-        case durable
-        /// The write returns once its commit is in the WAL (`synchronous=NORMAL`), counted by
-        /// ``durability``, which makes it durable on its own thread: whatever depends on the
-        /// commit (the bytes it lets out, the answer that it was accepted) waits for a
-        /// ``DurabilityBarrier/mark()`` taken after the write. For the transactions that
-        /// acknowledge a received message or record a ratchet advance on the message path: the
-        /// writer and the messenger go on while the disk works, and one sync serves many commits.
-        case deferred
-        /// Written to the WAL and left for whatever sync comes next (`synchronous=NORMAL`), for
-        /// the transactions DESIGN.md allows it: those that neither acknowledge a received
-        /// message nor record a ratchet advance, and whose loss in a power failure costs nothing
-        /// but the repetition of work that converges (a delivered receipt: the message goes back
-        /// to `sent`, is resent from its stored ciphertext and acknowledged again).
-        case lazy
-    }
-
     /// Runs `body` in a write transaction, then lets the checkpointer look at the WAL. When the
     /// transaction fails, in-memory state recorded inside it (the skipped-key ledger) is dropped.
     ///
-    /// A commit at `synchronous=NORMAL` (``Commit/deferred``, ``Commit/lazy``) survives the
-    /// process being killed; the next sync (``durability``'s, or a durable commit's) takes it to
-    /// the disk with everything before it (the WAL is one file, written in commit order). A power
-    /// failure before then loses it and nothing after it.
-    func write<T>(_ commit: Commit = .durable, _ body: (Database) throws -> T) throws -> T {
+    /// A durable write (the default) returns once its commit is on the disk (`synchronous=FULL`).
+    /// `durable: false` is for the transactions DESIGN.md allows it: those that neither
+    /// acknowledge a received message nor record a ratchet advance, and whose loss in a power
+    /// failure costs nothing but the repetition of work that converges (a delivered receipt: the
+    /// message goes back to `sent`, is resent from its stored ciphertext and acknowledged again).
+    /// Such a commit is written to the WAL without waiting for the disk (`synchronous=NORMAL`):
+    /// it survives the process being killed, and the next durable commit's sync takes it to the
+    /// disk with it (the WAL is one file, written in commit order). A power failure before then
+    /// loses it and nothing after it.
+    func write<T>(durable: Bool = true, _ body: (Database) throws -> T) throws -> T {
         let result: T
         let start = ContinuousClock.now
         // Timed to its commit: a checkpoint the committer runs after it is not the write's.
@@ -151,7 +131,6 @@ public final class Store: Sendable {
         }
         do {
             result = try pool.writeWithoutTransaction { db in
-                let durable = commit == .durable
                 try writerSync.set(durable ? .full : .normal, on: db)
                 // Back to FULL on the way out, whatever happened: every other access to the writer
                 // (GRDB's own included) expects it. Should that fail, the next durable write sets
@@ -162,8 +141,6 @@ public final class Store: Sendable {
                     result = try body(db)
                     return .commit
                 }
-                // Counted on the writer's queue, in commit order.
-                if commit == .deferred { durability.committedOne() }
                 return result!
             }
         } catch {

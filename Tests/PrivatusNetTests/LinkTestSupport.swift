@@ -91,14 +91,14 @@ struct TestLinkNode {
 
     init(
         group: any EventLoopGroup, configuration: ConnectionManager.Configuration = .fast,
-        durability: (any DurabilityBarrier)? = nil, handler: ConnectionManager.Handler? = nil
+        handler: ConnectionManager.Handler? = nil
     ) {
         keys = LinkIdentity(identity: IdentityKey(), noiseStatic: Curve25519.KeyAgreement.PrivateKey())
         inbox = Inbox()
         metrics = TestMetrics()
         manager = ConnectionManager(
             local: keys, group: group, configuration: configuration, counters: LinkCounters(factory: metrics),
-            durability: durability, handler: handler ?? inbox.handler)
+            handler: handler ?? inbox.handler)
     }
 
     var peerID: PeerID { keys.peerID }
@@ -169,49 +169,5 @@ final class RawConnection: Sendable {
     func waitUntilClosed() async throws {
         let channel = self.channel
         try await within { try await channel.closeFuture.get() }
-    }
-}
-
-/// A durability barrier the test moves by hand: ``commit()`` counts a commit, ``sync(upTo:)``
-/// declares commits durable and runs what waited for them, in order.
-final class HandSyncedBarrier: DurabilityBarrier {
-    private struct State {
-        var committed: UInt64 = 0
-        var synced: UInt64 = 0
-        var waiting: [(mark: UInt64, action: @Sendable () -> Void)] = []
-    }
-
-    private let state = Mutex(State())
-
-    func commit() {
-        state.withLock { $0.committed += 1 }
-    }
-
-    func sync(upTo mark: UInt64) {
-        let ready = state.withLock { state -> [@Sendable () -> Void] in
-            state.synced = max(state.synced, mark)
-            let count = state.waiting.prefix { $0.mark <= state.synced }.count
-            defer { state.waiting.removeFirst(count) }
-            return state.waiting.prefix(count).map(\.action)
-        }
-        for action in ready { action() }
-    }
-
-    /// How many actions wait for a sync.
-    var waitingCount: Int { state.withLock { $0.waiting.count } }
-
-    func mark() -> UInt64 { state.withLock { $0.committed } }
-
-    func isDurable(_ mark: UInt64) -> Bool { state.withLock { $0.synced >= mark } }
-
-    func whenDurable(_ mark: UInt64, _ action: @escaping @Sendable () -> Void) {
-        let now = state.withLock { state -> Bool in
-            guard state.synced >= mark, state.waiting.isEmpty else {
-                state.waiting.append((mark, action))
-                return false
-            }
-            return true
-        }
-        if now { action() }
     }
 }

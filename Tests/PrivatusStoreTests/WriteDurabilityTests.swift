@@ -10,7 +10,7 @@ import Testing
 @testable import PrivatusStore
 
 /// Which commits wait for the disk: every write but the few DESIGN.md lets go without
-/// (`Store.write(_:_:)`), and those leave the writer durable again behind them.
+/// (`Store.write(durable:_:)`), and those leave the writer durable again behind them.
 @Suite struct WriteDurabilityTests {
     let scratch: TemporaryDirectory
     let store: Store
@@ -75,7 +75,7 @@ import Testing
         struct Refused: Error {}
         let inside = Mutex<Int?>(nil)
         #expect(throws: Refused.self) {
-            try store.write(.lazy) { db in
+            try store.write(durable: false) { db in
                 let level = try Int.fetchOne(db, sql: "PRAGMA synchronous")
                 inside.withLock { $0 = level }
                 try db.execute(sql: "INSERT INTO settings (name, id, sealed_value) VALUES ('x', x'00', x'00')")

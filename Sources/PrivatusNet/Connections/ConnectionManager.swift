@@ -50,8 +50,6 @@ public actor ConnectionManager {
     private let group: any EventLoopGroup
     private let handler: Handler
     private let established: (@Sendable (Link) async -> Void)?
-    /// Every link's messages wait for the commits made before they were queued to be durable.
-    private nonisolated let durability: (any DurabilityBarrier)?
     private let logger: Logger
 
     /// The open links by peer. Kept in a lock, not only in the actor, so that sending to a peer
@@ -67,12 +65,10 @@ public actor ConnectionManager {
     public init(
         local: LinkIdentity, group: any EventLoopGroup, configuration: Configuration = Configuration(),
         counters: LinkCounters = LinkCounters(), logger: Logger = Logger(label: "privatus.net"),
-        durability: (any DurabilityBarrier)? = nil,
         established: (@Sendable (Link) async -> Void)? = nil,
         handler: @escaping Handler
     ) {
         self.established = established
-        self.durability = durability
         self.local = local
         self.group = group
         self.configuration = configuration
@@ -204,8 +200,7 @@ public actor ConnectionManager {
         let channel = connection.channel
         let link = Link(
             peer: peer, isInitiator: isInitiator, localPeer: local.peerID, channel: channel,
-            maxMessageBytes: configuration.link.multiplex.maxMessageBytes, gate: connection.gate,
-            durability: durability)
+            maxMessageBytes: configuration.link.multiplex.maxMessageBytes, gate: connection.gate)
         switch register(link) {
         case .registered:
             break

@@ -43,10 +43,7 @@ final class SendGate: Sendable {
         }
     }
 
-    /// Counts `bytes` in when the queue has room and nobody waits, without suspending.
-    /// - Returns: false (nothing counted) when the sender would have to wait.
-    /// - Throws: ``LinkError/closed`` once the link is closed.
-    func admitNow(_ bytes: Int) throws -> Bool {
+    private func admitNow(_ bytes: Int) throws -> Bool {
         try state.withLock { state in
             if state.closed { throw LinkError.closed }
             guard state.queued < high, state.waiters.isEmpty else { return false }

@@ -88,26 +88,19 @@ extension Messenger {
         guard !items.isEmpty else { return }
         let stored: [StoredMessage]
         do {
-            // Deferred: the messenger goes on (receipts, received messages, the next batch) while
-            // the store syncs. The links hold the ciphertexts, and the requests wait for their
-            // answers, until the commit is durable.
             stored = try store.commitOutgoing(
-                items, sessions: sessions, nextTry: now, deadline: now + deliveryDeadline, commit: .deferred)
+                items, sessions: sessions, nextTry: now, deadline: now + deliveryDeadline)
         } catch {
             for answer in answers { answer.resume(throwing: error) }
             return
         }
-        let committed = store.durability.mark()
         counters.sent.increment(by: stored.count)
         counters.encryptedBytes.increment(by: encrypted)
         nextNumbers.merge(numbers) { _, new in new }
         // The messages go to their links first, then the requests are answered: what is on its
         // way to the peer does not wait for the answers' tasks.
         for peer in sessions.keys { scheduleDelivery(to: peer) }
-        let answered = Array(zip(answers, stored))
-        store.durability.whenDurable(committed) {
-            for (answer, message) in answered { answer.resume(returning: message) }
-        }
+        for (answer, message) in zip(answers, stored) { answer.resume(returning: message) }
     }
 
     /// The latest `limit` messages with a peer (before the message `before`), oldest first.

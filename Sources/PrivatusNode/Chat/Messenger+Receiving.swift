@@ -326,12 +326,8 @@ extension Messenger {
                 if changed { contact.lastSeen = now }
                 // Shown now, in their sender's order (held ones that waited for these included);
                 // the others wait behind a gap.
-                // Deferred: the next batch is decrypted while the store syncs this one. The link
-                // holds the receipt, and the watchers wait for the messages, until it is durable.
                 let commit = try store.commitIncoming(
-                    messages, contact: changed ? contact : nil, sessions: sessions, prekeys: updatedPrekeys,
-                    commit: .deferred)
-                let committed = store.durability.mark()
+                    messages, contact: changed ? contact : nil, sessions: sessions, prekeys: updatedPrekeys)
                 let shown = commit.shown
                 // Nothing committed (not expected: resends are recognised first): only resends
                 // are acknowledged.
@@ -343,15 +339,11 @@ extension Messenger {
                 if !commit.isResend {
                     counters.received.increment(by: messages.count)
                     counters.gapsGivenUp.increment(by: commit.gapsGivenUp)
-                    let request = existing == nil ? contact.name : nil
-                    let files = fileChanges.isEmpty ? nil : self.files
-                    store.durability.whenDurable(committed) { [events, fileChanges] in
-                        if let request {
-                            events.publish(NodeEvent(type: "request", peerId: peer.peerID.hex, name: request))
-                        }
-                        events.publish(Self.receivedEvents(shown, from: peer.peerID))
-                        if let files { Task { await files.received(fileChanges) } }
+                    if existing == nil {
+                        events.publish(NodeEvent(type: "request", peerId: peer.peerID.hex, name: contact.name))
                     }
+                    publishReceived(shown, from: peer.peerID)
+                    if let files, !fileChanges.isEmpty { Task { await files.received(fileChanges) } }
                     if let updatedPrekeys {
                         prekeys = updatedPrekeys
                         counters.observe(prekeys)
@@ -372,16 +364,12 @@ extension Messenger {
 
     /// Tells watchers of received messages as they are shown.
     func publishReceived(_ shown: [StoredMessage], from peer: PeerID) {
-        events.publish(Self.receivedEvents(shown, from: peer))
-    }
-
-    /// The events that show received messages.
-    static func receivedEvents(_ shown: [StoredMessage], from peer: PeerID) -> [NodeEvent] {
-        shown.map { message in
-            NodeEvent(
-                type: "message", id: Hex.encode(message.id), peerId: peer.hex, from: peer.hex, text: message.body,
-                sentAt: message.sentAt, state: MessageState.delivered.name)
-        }
+        events.publish(
+            shown.map { message in
+                NodeEvent(
+                    type: "message", id: Hex.encode(message.id), peerId: peer.hex, from: peer.hex, text: message.body,
+                    sentAt: message.sentAt, state: MessageState.delivered.name)
+            })
     }
 
     // MARK: - Gaps
