@@ -111,24 +111,39 @@ extension Store {
         guard state == .delivered || state == .read else { throw StoreError.outOfRange }
         let changed = try write(durable: false) { db -> [(id: [UInt8], was: MessageState)] in
             guard let range = try conversationRange(with: peer, in: db) else { return [] }
-            let (low, high) = (range.lowerBound, range.upperBound)
             var changed: [(id: [UInt8], was: MessageState)] = []
-            let find = try db.cachedStatement(
-                sql: "SELECT pk, state FROM messages WHERE id = ? AND direction = ? AND pk >= ? AND pk < ?")
-            let leave = try db.cachedStatement(sql: "DELETE FROM outbox WHERE message_pk = ?")
-            let update = try db.cachedStatement(sql: "UPDATE messages SET state = ? WHERE pk = ?")
-            for id in messageIDs {
-                guard
-                    let row = try Row.fetchOne(
-                        find, arguments: [Data(id), MessageDirection.sent.rawValue, low, high])
-                else { continue }
-                let pk: Int64 = row["pk"]
-                try leave.execute(arguments: [pk])
-                let current: Int = row["state"]
-                // delivered (3) → read (4); queued, sent, stored_for_later and failed → either.
-                guard current != state.rawValue, current != MessageState.read.rawValue else { continue }
-                try update.execute(arguments: [state.rawValue, pk])
-                changed.append((id, MessageState(rawValue: current) ?? .queued))
+            var seen = Set<[UInt8]>()
+            // Up to 16 messages at a time: one statement finds them, one takes them out of the
+            // outbox and one moves their state (instead of three statements per message).
+            for start in stride(from: 0, to: messageIDs.count, by: 16) {
+                let chunk = messageIDs[start..<min(start + 16, messageIDs.count)].filter { seen.insert($0).inserted }
+                guard !chunk.isEmpty else { continue }
+                var found: [[UInt8]: (pk: Int64, state: Int)] = [:]
+                let rows = try Row.fetchCursor(
+                    db.cachedStatement(sql: Self.receiptFindSQL[Self.paddedCount(chunk.count)]!),
+                    arguments: StatementArguments(
+                        Self.padded(chunk.map { Data($0) })
+                            + [MessageDirection.sent.rawValue, range.lowerBound, range.upperBound]))
+                while let row = try rows.next() {
+                    guard let id = try row.withUnsafeData(atIndex: 2, { $0.map { Array($0) } }) else { continue }
+                    found[id] = (row[0], row[1])
+                }
+                guard !found.isEmpty else { continue }
+                var moved: [Int64] = []
+                for id in chunk {
+                    // delivered (3) → read (4); queued, sent, stored_for_later and failed → either.
+                    guard let (pk, current) = found[id], current != state.rawValue,
+                        current != MessageState.read.rawValue
+                    else { continue }
+                    moved.append(pk)
+                    changed.append((id, MessageState(rawValue: current) ?? .queued))
+                }
+                try db.cachedStatement(sql: Self.receiptLeaveSQL[Self.paddedCount(found.count)]!)
+                    .execute(arguments: StatementArguments(Self.padded(found.values.map(\.pk))))
+                if !moved.isEmpty {
+                    try db.cachedStatement(sql: Self.receiptMoveSQL[Self.paddedCount(moved.count)]!)
+                        .execute(arguments: StatementArguments([state.rawValue] + Self.padded(moved)))
+                }
             }
             return changed
         }
@@ -420,12 +435,10 @@ extension Store {
             var found = Set<[UInt8]>()
             for start in stride(from: 0, to: ids.count, by: 16) {
                 let chunk = ids[start..<min(start + 16, ids.count)]
-                // Padded with its last id to one of three sizes, so three statements are cached.
-                let size = Self.findMessagesSQL.keys.filter { $0 >= chunk.count }.min()!
-                let values = (chunk + Array(repeating: chunk.last!, count: size - chunk.count)).map { Data($0) }
+                let values = Self.padded(chunk.map { Data($0) })
                 let rows = try Data.fetchCursor(
-                    db.cachedStatement(sql: Self.findMessagesSQL[size]!), arguments: StatementArguments(values + values)
-                )
+                    db.cachedStatement(sql: Self.findMessagesSQL[values.count]!),
+                    arguments: StatementArguments(values + values))
                 while let id = try rows.next() { found.insert(Array(id)) }
             }
             return found
@@ -434,19 +447,36 @@ extension Store {
 
     /// Finds message ids among the shown and the held messages, by the number of ids looked up
     /// (each id is given twice: once per table).
-    static let findMessagesSQL: [Int: String] = Dictionary(
-        uniqueKeysWithValues: [1, 4, 16].map { count in
-            let marks = Array(repeating: "?", count: count).joined(separator: ",")
-            return (
-                count,
-                "SELECT id FROM messages WHERE id IN (\(marks)) UNION ALL SELECT id FROM held_messages WHERE id IN (\(marks))"
-            )
-        })
+    static let findMessagesSQL = sizedSQL {
+        "SELECT id FROM messages WHERE id IN (\($0)) UNION ALL SELECT id FROM held_messages WHERE id IN (\($0))"
+    }
 
     /// Finds a message id among the shown and the held messages (two arguments: the id twice).
     static let findMessageSQL = """
         SELECT 1 FROM messages WHERE id = ? UNION ALL SELECT 1 FROM held_messages WHERE id = ? LIMIT 1
         """
+
+    /// The sizes a batch of values is padded to (with its last value), so that each statement
+    /// over a batch is cached in three forms.
+    static func paddedCount(_ count: Int) -> Int { count <= 1 ? 1 : count <= 4 ? 4 : 16 }
+
+    static func padded<Value>(_ values: [Value]) -> [Value] {
+        values + Array(repeating: values.last!, count: paddedCount(values.count) - values.count)
+    }
+
+    static func sizedSQL(_ make: (String) -> String) -> [Int: String] {
+        Dictionary(
+            uniqueKeysWithValues: [1, 4, 16].map { ($0, make(Array(repeating: "?", count: $0).joined(separator: ","))) }
+        )
+    }
+
+    /// A receipt's messages this user sent in one conversation (the ids, then the direction and
+    /// the conversation's range of keys).
+    static let receiptFindSQL = sizedSQL {
+        "SELECT pk, state, id FROM messages WHERE id IN (\($0)) AND direction = ? AND pk >= ? AND pk < ?"
+    }
+    static let receiptLeaveSQL = sizedSQL { "DELETE FROM outbox WHERE message_pk IN (\($0))" }
+    static let receiptMoveSQL = sizedSQL { "UPDATE messages SET state = ? WHERE pk IN (\($0))" }
 }
 
 extension Store {

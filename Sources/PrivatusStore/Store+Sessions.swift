@@ -16,6 +16,8 @@ public struct OutboxItem: Sendable, Hashable {
     public var nextTry: UInt64
     /// The number the message carries (``NewMessage/number``; 0: from before numbering).
     public var number: UInt64 = 0
+    /// The message's key: later messages of a conversation have greater keys.
+    public var key: Int64 = 0
 }
 
 extension Store {
@@ -172,15 +174,17 @@ extension Store {
     }
 
     /// `peer`'s outbox entries due by `now`, oldest first, but for the messages in `skipping`
-    /// (read, not opened; they count towards `limit`).
+    /// (read, not opened; they count towards `limit`) and, when `after` is given, those whose
+    /// ``OutboxItem/key`` is not above it.
     public func outbox(
-        for peer: PeerID, dueBy now: UInt64, limit: Int = 100, skipping: Set<[UInt8]> = []
+        for peer: PeerID, dueBy now: UInt64, after: Int64? = nil, limit: Int = 100, skipping: Set<[UInt8]> = []
     ) throws -> [OutboxItem] {
         try readOnWriter { db in
             guard let range = try conversationRange(with: peer, in: db) else { return [] }
+            let lowest = after.map { max(range.lowerBound, $0 < .max ? $0 + 1 : .max) } ?? range.lowerBound
             return try outbox(
                 where: "o.next_try <= ? AND o.message_pk >= ? AND o.message_pk < ?",
-                arguments: [Int64(clamping: now), range.lowerBound, range.upperBound], limit: limit, peer: peer,
+                arguments: [Int64(clamping: now), lowest, range.upperBound], limit: limit, peer: peer,
                 skipping: skipping, in: db)
         }
     }
@@ -207,7 +211,7 @@ extension Store {
             db.cachedStatement(
                 sql: """
                     SELECT m.id AS message_id, o.id, o.attempts, o.next_try, o.number, o.sealed_ciphertext,
-                           c.id AS conversation_id, c.sealed_details
+                           c.id AS conversation_id, c.sealed_details, o.message_pk
                     FROM outbox o JOIN messages m ON m.pk = o.message_pk
                     JOIN conversations c ON c.pk = (m.pk >> 32)
                     WHERE \(condition) ORDER BY o.message_pk LIMIT ?
@@ -228,7 +232,7 @@ extension Store {
                         rowID: Array(row["id"] as Data)),
                     attempts: row["attempts"],
                     nextTry: UInt64(row["next_try"] as Int64),
-                    number: UInt64(max(0, row["number"] as Int64))))
+                    number: UInt64(max(0, row["number"] as Int64)), key: row["message_pk"]))
         }
         return items
     }

@@ -160,3 +160,77 @@ extension ChatStorageTests {
         #expect(try store.outbox(dueBy: 1_000_000).isEmpty)
     }
 }
+
+extension ChatStorageTests {
+    /// A receipt naming more messages than one lookup takes, in another order than they were
+    /// sent, with repeats, another conversation's, a received message's and unknown ids among
+    /// them.
+    @Test func aReceiptForManyMessagesMovesEachOfThisConversationsSentMessagesOnce() throws {
+        defer { scratch.remove() }
+        let (_, bobSession, _) = try SessionStorageTests.pair()
+        let bob = IdentityKey().publicKey
+        let carol = PeerID(identityPublicKey: [3])
+        try store.saveContact(
+            Contact(peerID: bob.peerID, identityKey: Array(bob.rawRepresentation), name: "Bob", state: .contact))
+        try store.saveContact(Contact(peerID: carol, identityKey: [], name: "Carol", state: .contact))
+        func queue(_ count: Int, to peer: PeerID) throws -> [[UInt8]] {
+            try (0..<count).map { number in
+                try store.queueAwaitingSession(
+                    NewMessage(peer: peer, direction: .sent, state: .queued, sender: me, sentAt: 5, body: "m\(number)"),
+                    nextTry: 5
+                ).id
+            }
+        }
+        let toBob = try queue(40, to: bob.peerID)
+        let toCarol = try queue(2, to: carol)
+        let received = [UInt8](repeating: 0xCD, count: 16)
+        _ = try store.commitIncoming(
+            NewMessage(
+                peer: bob.peerID, direction: .received, state: .delivered, sender: bob.peerID, sentAt: 6, receivedAt: 7,
+                body: "from bob", id: received),
+            contact: try #require(try store.contact(bob.peerID)), sessions: PeerSessions([bobSession]), prekeys: nil)
+        // Two of Bob's were read already (a read receipt came first): delivered does not undo it.
+        #expect(
+            try store.applyReceipt([toBob[3], toBob[20]], state: .read, from: bob.peerID).map(\.id) == [
+                toBob[3], toBob[20],
+            ])
+
+        let unknown = [UInt8](repeating: 0, count: 16)
+        let named = toBob.reversed() + [toBob[7], toCarol[0], received, unknown, toBob[0]]
+        let changed = try store.applyReceipt(Array(named), state: .delivered, from: bob.peerID)
+        let expected = toBob.reversed().filter { $0 != toBob[3] && $0 != toBob[20] }
+        #expect(changed.map(\.id) == expected, "each once, in the receipt's order")
+        #expect(changed.allSatisfy { $0.was == .queued })
+        let states = try store.latestMessages(with: bob.peerID, limit: 100)
+        #expect(states.filter { $0.direction == .sent && $0.state == .delivered }.count == 38)
+        #expect(states.filter { $0.state == .read }.map(\.id) == [toBob[3], toBob[20]])
+        #expect(states.first { $0.id == received }?.state == .delivered, "a received message is not moved")
+        #expect(try store.outbox(for: bob.peerID, dueBy: .max).isEmpty, "all of Bob's left the outbox")
+        #expect(try store.outbox(for: carol, dueBy: .max).map(\.messageID) == toCarol, "Carol's stay")
+        #expect(try store.latestMessages(with: carol).map(\.state) == [.queued, .queued])
+        #expect(try store.applyReceipt(Array(named), state: .delivered, from: bob.peerID).isEmpty, "applied once")
+    }
+
+    /// The outbox above a message key: what a pass for new messages reads.
+    @Test func theOutboxReadAboveAKeyLeavesOutTheEntriesAtOrBelowIt() throws {
+        defer { scratch.remove() }
+        let bob = PeerID(identityPublicKey: [4])
+        try store.saveContact(Contact(peerID: bob, identityKey: [], name: "Bob", state: .contact))
+        let ids = try (0..<5).map { number in
+            try store.queueAwaitingSession(
+                NewMessage(peer: bob, direction: .sent, state: .queued, sender: me, sentAt: 5, body: "m\(number)"),
+                nextTry: 5
+            ).id
+        }
+        let all = try store.outbox(for: bob, dueBy: 5)
+        #expect(all.map(\.messageID) == ids)
+        #expect(all.map(\.key) == all.map(\.key).sorted() && Set(all.map(\.key)).count == 5, "keys grow")
+        #expect(try store.outbox(for: bob, dueBy: 5, after: all[1].key).map(\.messageID) == Array(ids[2...]))
+        #expect(try store.outbox(for: bob, dueBy: 5, after: all[4].key).isEmpty)
+        #expect(try store.outbox(for: bob, dueBy: 5, after: .min).map(\.messageID) == ids)
+        #expect(try store.outbox(for: bob, dueBy: 5, after: .max).isEmpty)
+        let later = try store.queueAwaitingSession(
+            NewMessage(peer: bob, direction: .sent, state: .queued, sender: me, sentAt: 6, body: "later"), nextTry: 6)
+        #expect(try store.outbox(for: bob, dueBy: 6, after: all[4].key).map(\.messageID) == [later.id])
+    }
+}

@@ -99,7 +99,7 @@ extension Messenger {
         nextNumbers.merge(numbers) { _, new in new }
         // The messages go to their links first, then the requests are answered: what is on its
         // way to the peer does not wait for the answers' tasks.
-        for peer in sessions.keys { scheduleDelivery(to: peer) }
+        for peer in sessions.keys { scheduleDelivery(to: peer, onlyNew: true) }
         for (answer, message) in zip(answers, stored) { answer.resume(returning: message) }
     }
 
@@ -171,7 +171,10 @@ extension Messenger {
     /// - Parameter everything: send every waiting message, due or not (the peer's link just came
     ///   up: whatever was sent on an earlier link may have been lost with it, and what was put off
     ///   because the peer was away can go now).
-    func scheduleDelivery(to peer: PeerID, everything: Bool = false) {
+    /// - Parameter onlyNew: the reason is only messages just committed (the outbox above
+    ///   ``sentThrough`` is read); any other reason reads all of it.
+    func scheduleDelivery(to peer: PeerID, everything: Bool = false, onlyNew: Bool = false) {
+        if !onlyNew { sentThrough[peer] = nil }
         if everything { deliverEverything.insert(peer) }
         guard !delivering.contains(peer) else {
             redeliver.insert(peer)
@@ -195,11 +198,15 @@ extension Messenger {
         do {
             guard try store.contact(peer)?.state == .contact else { return true }
             let unrecorded = Set((unrecordedAttempts[peer] ?? [:]).keys)
+            // Above `sentThrough`: the entries at or below it were on their way when it was set,
+            // and are not read again (under load, dozens of them wait for their receipts).
             let due = try store.outbox(
-                for: peer, dueBy: Self.unixMilliseconds(), limit: 256 + unrecorded.count, skipping: unrecorded)
+                for: peer, dueBy: Self.unixMilliseconds(), after: sentThrough[peer], limit: 256 + unrecorded.count,
+                skipping: unrecorded)
             guard !due.isEmpty else { return true }
             guard due.count < 256, !due.contains(where: \.ciphertext.isEmpty) else { return false }
             try link.enqueue(due.map { LinkMessage(stream: .chat, bytes: $0.ciphertext) })
+            sentThrough[peer] = due[due.count - 1].key
             counters.attempts.increment(by: due.count)
             let sentAt = Self.unixMilliseconds()
             noteAttempts(
@@ -223,6 +230,8 @@ extension Messenger {
             delivering.remove(peer)
             if redeliver.remove(peer) != nil { scheduleDelivery(to: peer) }
         }
+        // This pass may stop part way: the next one reads the whole outbox.
+        sentThrough[peer] = nil
         do {
             // Only contacts are written to: a blocked or removed peer's messages left the outbox.
             guard try store.contact(peer)?.state == .contact else { return }
@@ -354,6 +363,7 @@ extension Messenger {
     /// failed: the entries were changed under them).
     func forgetAttempts(to peer: PeerID) {
         unrecordedAttempts[peer] = nil
+        sentThrough[peer] = nil
     }
 
     func recordAttempts(_ attempts: [(messageID: [UInt8], nextTry: UInt64)], peer: PeerID) {

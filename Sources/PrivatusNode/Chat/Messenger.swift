@@ -83,6 +83,11 @@ public actor Messenger {
     /// Messages handed to each peer's link whose attempts are not recorded yet, by message id
     /// (``noteAttempts(_:peer:)``).
     var unrecordedAttempts: [PeerID: [[UInt8]: UnrecordedAttempt]] = [:]
+    /// For each peer, a message key at or below which every due outbox entry is on its way (in
+    /// ``unrecordedAttempts``): the next pass for new messages reads the outbox only above it
+    /// (``deliverReady(to:over:)``). Forgotten by every other reason to deliver, so that an entry
+    /// made due again (a retry, a restart, a recorded attempt whose time came) is read again.
+    var sentThrough: [PeerID: Int64] = [:]
     var attemptRecordingScheduled = false
     /// One-time prekeys handed out since start: each goes to one requester.
     var handedOutPrekeys: Set<UInt32> = []
