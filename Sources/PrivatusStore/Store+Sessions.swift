@@ -16,8 +16,21 @@ public struct OutboxItem: Sendable, Hashable {
     public var nextTry: UInt64
     /// The number the message carries (``NewMessage/number``; 0: from before numbering).
     public var number: UInt64 = 0
-    /// The message's key: later messages of a conversation have greater keys.
-    public var key: Int64 = 0
+    /// The message's position in its conversation (``StoredMessage/sequence``).
+    public var sequence: Int64 = 0
+
+    public init(
+        messageID: [UInt8], peer: PeerID, ciphertext: [UInt8], attempts: Int, nextTry: UInt64, number: UInt64 = 0,
+        sequence: Int64 = 0
+    ) {
+        self.messageID = messageID
+        self.peer = peer
+        self.ciphertext = ciphertext
+        self.attempts = attempts
+        self.nextTry = nextTry
+        self.number = number
+        self.sequence = sequence
+    }
 }
 
 extension Store {
@@ -174,14 +187,16 @@ extension Store {
     }
 
     /// `peer`'s outbox entries due by `now`, oldest first, but for the messages in `skipping`
-    /// (read, not opened; they count towards `limit`) and, when `after` is given, those whose
-    /// ``OutboxItem/key`` is not above it.
+    /// (read, not opened; they count towards `limit`) and, when `after` is given, those not
+    /// after that position in the conversation (``OutboxItem/sequence``).
     public func outbox(
         for peer: PeerID, dueBy now: UInt64, after: Int64? = nil, limit: Int = 100, skipping: Set<[UInt8]> = []
     ) throws -> [OutboxItem] {
         try readOnWriter { db in
             guard let range = try conversationRange(with: peer, in: db) else { return [] }
-            let lowest = after.map { max(range.lowerBound, $0 < .max ? $0 + 1 : .max) } ?? range.lowerBound
+            let lowest =
+                after.map { range.lowerBound + ($0 < 0 ? 0 : min($0, Self.sequencesPerConversation - 1) + 1) }
+                ?? range.lowerBound
             return try outbox(
                 where: "o.next_try <= ? AND o.message_pk >= ? AND o.message_pk < ?",
                 arguments: [Int64(clamping: now), lowest, range.upperBound], limit: limit, peer: peer,
@@ -232,7 +247,8 @@ extension Store {
                         rowID: Array(row["id"] as Data)),
                     attempts: row["attempts"],
                     nextTry: UInt64(row["next_try"] as Int64),
-                    number: UInt64(max(0, row["number"] as Int64)), key: row["message_pk"]))
+                    number: UInt64(max(0, row["number"] as Int64)),
+                    sequence: (row["message_pk"] as Int64) & (Self.sequencesPerConversation - 1)))
         }
         return items
     }

@@ -99,7 +99,14 @@ extension Messenger {
         nextNumbers.merge(numbers) { _, new in new }
         // The messages go to their links first, then the requests are answered: what is on its
         // way to the peer does not wait for the answers' tasks.
-        for peer in sessions.keys { scheduleDelivery(to: peer, onlyNew: true) }
+        var fresh: [PeerID: [OutboxItem]] = [:]
+        for ((message, ciphertext), committed) in zip(items, stored) {
+            fresh[message.peer, default: []].append(
+                OutboxItem(
+                    messageID: committed.id, peer: message.peer, ciphertext: ciphertext, attempts: 0, nextTry: now,
+                    number: message.number, sequence: committed.sequence))
+        }
+        for (peer, committed) in fresh { scheduleDelivery(to: peer, onlyNew: committed) }
         for (answer, message) in zip(answers, stored) { answer.resume(returning: message) }
     }
 
@@ -171,10 +178,11 @@ extension Messenger {
     /// - Parameter everything: send every waiting message, due or not (the peer's link just came
     ///   up: whatever was sent on an earlier link may have been lost with it, and what was put off
     ///   because the peer was away can go now).
-    /// - Parameter onlyNew: the reason is only messages just committed (the outbox above
-    ///   ``sentThrough`` is read); any other reason reads all of it.
-    func scheduleDelivery(to peer: PeerID, everything: Bool = false, onlyNew: Bool = false) {
-        if !onlyNew { sentThrough[peer] = nil }
+    /// - Parameter onlyNew: when the reason is only these messages, just committed (in order):
+    ///   with everything before them on its way (``sentThrough``) they are all that is due, and
+    ///   the outbox is not read. For any other reason all of it is read.
+    func scheduleDelivery(to peer: PeerID, everything: Bool = false, onlyNew: [OutboxItem]? = nil) {
+        if onlyNew == nil { sentThrough[peer] = nil }
         if everything { deliverEverything.insert(peer) }
         guard !delivering.contains(peer) else {
             redeliver.insert(peer)
@@ -183,10 +191,11 @@ extension Messenger {
         // Over an open link with room, the pass runs now, in this turn of the actor, unless it
         // would have to suspend: no wait for another turn behind other work.
         if !deliverEverything.contains(peer), let link = openLinks[peer], link.isActive, link.hasRoom,
-            deliverReady(to: peer, over: link)
+            deliverReady(to: peer, over: link, onlyNew: onlyNew)
         {
             return
         }
+        sentThrough[peer] = nil
         delivering.insert(peer)
         Task { await self.deliver(to: peer) }
     }
@@ -194,19 +203,27 @@ extension Messenger {
     /// A delivery pass that does not suspend: sends `peer`'s due entries over `link` when all of
     /// them are ready (encrypted) and few. Returns false, having sent nothing, when the pass must
     /// run as ``deliver(to:)`` (an entry waits for a session, there are many, or reading failed).
-    func deliverReady(to peer: PeerID, over link: Link) -> Bool {
+    func deliverReady(to peer: PeerID, over link: Link, onlyNew: [OutboxItem]? = nil) -> Bool {
         do {
-            guard try store.contact(peer)?.state == .contact else { return true }
-            let unrecorded = Set((unrecordedAttempts[peer] ?? [:]).keys)
-            // Above `sentThrough`: the entries at or below it were on their way when it was set,
-            // and are not read again (under load, dozens of them wait for their receipts).
-            let due = try store.outbox(
-                for: peer, dueBy: Self.unixMilliseconds(), after: sentThrough[peer], limit: 256 + unrecorded.count,
-                skipping: unrecorded)
+            guard try store.contact(peer)?.state == .contact else {
+                sentThrough[peer] = nil
+                return true
+            }
+            let due: [OutboxItem]
+            if let onlyNew, sentThrough[peer] != nil {
+                due = onlyNew
+            } else {
+                // After `sentThrough`: the entries up to it were on their way when it was set,
+                // and are not read again (under load, dozens of them wait for their receipts).
+                let unrecorded = Set((unrecordedAttempts[peer] ?? [:]).keys)
+                due = try store.outbox(
+                    for: peer, dueBy: Self.unixMilliseconds(), after: sentThrough[peer],
+                    limit: 256 + unrecorded.count, skipping: unrecorded)
+            }
             guard !due.isEmpty else { return true }
             guard due.count < 256, !due.contains(where: \.ciphertext.isEmpty) else { return false }
             try link.enqueue(due.map { LinkMessage(stream: .chat, bytes: $0.ciphertext) })
-            sentThrough[peer] = due[due.count - 1].key
+            sentThrough[peer] = due[due.count - 1].sequence
             counters.attempts.increment(by: due.count)
             let sentAt = Self.unixMilliseconds()
             noteAttempts(

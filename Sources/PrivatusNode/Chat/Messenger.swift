@@ -83,10 +83,11 @@ public actor Messenger {
     /// Messages handed to each peer's link whose attempts are not recorded yet, by message id
     /// (``noteAttempts(_:peer:)``).
     var unrecordedAttempts: [PeerID: [[UInt8]: UnrecordedAttempt]] = [:]
-    /// For each peer, a message key at or below which every due outbox entry is on its way (in
-    /// ``unrecordedAttempts``): the next pass for new messages reads the outbox only above it
-    /// (``deliverReady(to:over:)``). Forgotten by every other reason to deliver, so that an entry
-    /// made due again (a retry, a restart, a recorded attempt whose time came) is read again.
+    /// For each peer, a position in the conversation up to which every due outbox entry is on
+    /// its way (in ``unrecordedAttempts``): a pass for new messages sends them without reading
+    /// the outbox, or reads it only after that position (``deliverReady(to:over:onlyNew:)``).
+    /// Forgotten by every other reason to deliver and by a pass that may stop part way, so that
+    /// an entry due again (a retry, a restart, a recorded attempt whose time came) is read again.
     var sentThrough: [PeerID: Int64] = [:]
     var attemptRecordingScheduled = false
     /// One-time prekeys handed out since start: each goes to one requester.
