@@ -16,12 +16,9 @@ public struct OutboxItem: Sendable, Hashable {
     public var nextTry: UInt64
     /// The number the message carries (``NewMessage/number``; 0: from before numbering).
     public var number: UInt64 = 0
-    /// The message's position in its conversation (``StoredMessage/sequence``).
-    public var sequence: Int64 = 0
 
     public init(
-        messageID: [UInt8], peer: PeerID, ciphertext: [UInt8], attempts: Int, nextTry: UInt64, number: UInt64 = 0,
-        sequence: Int64 = 0
+        messageID: [UInt8], peer: PeerID, ciphertext: [UInt8], attempts: Int, nextTry: UInt64, number: UInt64 = 0
     ) {
         self.messageID = messageID
         self.peer = peer
@@ -29,7 +26,6 @@ public struct OutboxItem: Sendable, Hashable {
         self.attempts = attempts
         self.nextTry = nextTry
         self.number = number
-        self.sequence = sequence
     }
 }
 
@@ -187,19 +183,15 @@ extension Store {
     }
 
     /// `peer`'s outbox entries due by `now`, oldest first, but for the messages in `skipping`
-    /// (read, not opened; they count towards `limit`) and, when `after` is given, those not
-    /// after that position in the conversation (``OutboxItem/sequence``).
+    /// (read, not opened; they count towards `limit`).
     public func outbox(
-        for peer: PeerID, dueBy now: UInt64, after: Int64? = nil, limit: Int = 100, skipping: Set<[UInt8]> = []
+        for peer: PeerID, dueBy now: UInt64, limit: Int = 100, skipping: Set<[UInt8]> = []
     ) throws -> [OutboxItem] {
         try readOnWriter { db in
             guard let range = try conversationRange(with: peer, in: db) else { return [] }
-            let lowest =
-                after.map { range.lowerBound + ($0 < 0 ? 0 : min($0, Self.sequencesPerConversation - 1) + 1) }
-                ?? range.lowerBound
             return try outbox(
                 where: "o.next_try <= ? AND o.message_pk >= ? AND o.message_pk < ?",
-                arguments: [Int64(clamping: now), lowest, range.upperBound], limit: limit, peer: peer,
+                arguments: [Int64(clamping: now), range.lowerBound, range.upperBound], limit: limit, peer: peer,
                 skipping: skipping, in: db)
         }
     }
@@ -226,7 +218,7 @@ extension Store {
             db.cachedStatement(
                 sql: """
                     SELECT m.id AS message_id, o.id, o.attempts, o.next_try, o.number, o.sealed_ciphertext,
-                           c.id AS conversation_id, c.sealed_details, o.message_pk
+                           c.id AS conversation_id, c.sealed_details
                     FROM outbox o JOIN messages m ON m.pk = o.message_pk
                     JOIN conversations c ON c.pk = (m.pk >> 32)
                     WHERE \(condition) ORDER BY o.message_pk LIMIT ?
@@ -247,8 +239,7 @@ extension Store {
                         rowID: Array(row["id"] as Data)),
                     attempts: row["attempts"],
                     nextTry: UInt64(row["next_try"] as Int64),
-                    number: UInt64(max(0, row["number"] as Int64)),
-                    sequence: (row["message_pk"] as Int64) & (Self.sequencesPerConversation - 1)))
+                    number: UInt64(max(0, row["number"] as Int64))))
         }
         return items
     }

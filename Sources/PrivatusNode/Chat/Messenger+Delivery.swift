@@ -104,7 +104,7 @@ extension Messenger {
             fresh[message.peer, default: []].append(
                 OutboxItem(
                     messageID: committed.id, peer: message.peer, ciphertext: ciphertext, attempts: 0, nextTry: now,
-                    number: message.number, sequence: committed.sequence))
+                    number: message.number))
         }
         for (peer, committed) in fresh { scheduleDelivery(to: peer, onlyNew: committed) }
         for (answer, message) in zip(answers, stored) { answer.resume(returning: message) }
@@ -179,10 +179,10 @@ extension Messenger {
     ///   up: whatever was sent on an earlier link may have been lost with it, and what was put off
     ///   because the peer was away can go now).
     /// - Parameter onlyNew: when the reason is only these messages, just committed (in order):
-    ///   with everything before them on its way (``sentThrough``) they are all that is due, and
-    ///   the outbox is not read. For any other reason all of it is read.
+    ///   with everything before them on its way (``caughtUp``) they are all that is due, and the
+    ///   outbox is not read. For any other reason all of it is read.
     func scheduleDelivery(to peer: PeerID, everything: Bool = false, onlyNew: [OutboxItem]? = nil) {
-        if onlyNew == nil { sentThrough[peer] = nil }
+        if onlyNew == nil { caughtUp.remove(peer) }
         if everything { deliverEverything.insert(peer) }
         guard !delivering.contains(peer) else {
             redeliver.insert(peer)
@@ -195,7 +195,7 @@ extension Messenger {
         {
             return
         }
-        sentThrough[peer] = nil
+        caughtUp.remove(peer)
         delivering.insert(peer)
         Task { await self.deliver(to: peer) }
     }
@@ -206,24 +206,24 @@ extension Messenger {
     func deliverReady(to peer: PeerID, over link: Link, onlyNew: [OutboxItem]? = nil) -> Bool {
         do {
             guard try store.contact(peer)?.state == .contact else {
-                sentThrough[peer] = nil
+                caughtUp.remove(peer)
                 return true
             }
             let due: [OutboxItem]
-            if let onlyNew, sentThrough[peer] != nil {
+            if let onlyNew, caughtUp.contains(peer) {
                 due = onlyNew
             } else {
-                // After `sentThrough`: the entries up to it were on their way when it was set,
-                // and are not read again (under load, dozens of them wait for their receipts).
                 let unrecorded = Set((unrecordedAttempts[peer] ?? [:]).keys)
                 due = try store.outbox(
-                    for: peer, dueBy: Self.unixMilliseconds(), after: sentThrough[peer],
-                    limit: 256 + unrecorded.count, skipping: unrecorded)
+                    for: peer, dueBy: Self.unixMilliseconds(), limit: 256 + unrecorded.count, skipping: unrecorded)
             }
-            guard !due.isEmpty else { return true }
+            guard !due.isEmpty else {
+                caughtUp.insert(peer)
+                return true
+            }
             guard due.count < 256, !due.contains(where: \.ciphertext.isEmpty) else { return false }
             try link.enqueue(due.map { LinkMessage(stream: .chat, bytes: $0.ciphertext) })
-            sentThrough[peer] = due[due.count - 1].sequence
+            caughtUp.insert(peer)
             counters.attempts.increment(by: due.count)
             let sentAt = Self.unixMilliseconds()
             noteAttempts(
@@ -248,7 +248,7 @@ extension Messenger {
             if redeliver.remove(peer) != nil { scheduleDelivery(to: peer) }
         }
         // This pass may stop part way: the next one reads the whole outbox.
-        sentThrough[peer] = nil
+        caughtUp.remove(peer)
         do {
             // Only contacts are written to: a blocked or removed peer's messages left the outbox.
             guard try store.contact(peer)?.state == .contact else { return }
@@ -380,7 +380,7 @@ extension Messenger {
     /// failed: the entries were changed under them).
     func forgetAttempts(to peer: PeerID) {
         unrecordedAttempts[peer] = nil
-        sentThrough[peer] = nil
+        caughtUp.remove(peer)
     }
 
     func recordAttempts(_ attempts: [(messageID: [UInt8], nextTry: UInt64)], peer: PeerID) {
@@ -390,6 +390,8 @@ extension Messenger {
                     NodeEvent(type: "state", id: Hex.encode($0), peerId: peer.hex, state: "sent")
                 })
         } catch {
+            // Due now and no longer noted as on their way: the next pass reads them.
+            caughtUp.remove(peer)
             logger.debug("attempts not recorded", metadata: ["error": "\(error)"])
         }
     }

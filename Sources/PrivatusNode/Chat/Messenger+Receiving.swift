@@ -422,9 +422,10 @@ extension Messenger {
         guard try store.contact(peer)?.state == .contact else { return }
         if lastResendServed.count >= Self.maximumRememberedHellos { lastResendServed.removeAll() }
         lastResendServed[peer] = now
-        let due = try store.makeDue(
-            for: peer, numbers: request.first...request.last, now: Self.unixMilliseconds())
-        if due > 0 { scheduleDelivery(to: peer) }
+        _ = try store.makeDue(for: peer, numbers: request.first...request.last, now: Self.unixMilliseconds())
+        // Even when nothing was put off: an entry already due may wait behind newer messages
+        // (``caughtUp``); this pass reads the whole outbox.
+        scheduleDelivery(to: peer)
     }
 
     func acknowledge(_ ids: [[UInt8]], over link: Link?) {

@@ -83,12 +83,12 @@ public actor Messenger {
     /// Messages handed to each peer's link whose attempts are not recorded yet, by message id
     /// (``noteAttempts(_:peer:)``).
     var unrecordedAttempts: [PeerID: [[UInt8]: UnrecordedAttempt]] = [:]
-    /// For each peer, a position in the conversation up to which every due outbox entry is on
-    /// its way (in ``unrecordedAttempts``): a pass for new messages sends them without reading
-    /// the outbox, or reads it only after that position (``deliverReady(to:over:onlyNew:)``).
-    /// Forgotten by every other reason to deliver and by a pass that may stop part way, so that
-    /// an entry due again (a retry, a restart, a recorded attempt whose time came) is read again.
-    var sentThrough: [PeerID: Int64] = [:]
+    /// The peers whose every due outbox entry is on its way (in ``unrecordedAttempts``): a
+    /// pass for new messages sends them as committed, without reading the outbox
+    /// (``deliverReady(to:over:onlyNew:)``). A peer leaves it on every other reason to deliver,
+    /// a pass that may stop part way, and a failure to record attempts, so that an entry due
+    /// again is read again.
+    var caughtUp: Set<PeerID> = []
     var attemptRecordingScheduled = false
     /// One-time prekeys handed out since start: each goes to one requester.
     var handedOutPrekeys: Set<UInt32> = []
