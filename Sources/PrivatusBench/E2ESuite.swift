@@ -145,7 +145,7 @@ public struct E2ESuite: Sendable {
         for _ in 0..<3_000 where !watching.withLock({ $0 }) || !receiverWatching.withLock({ $0 }) {
             try await Task.sleep(for: .milliseconds(10))
         }
-        let api = keepAlive ? alice.client.keepingConnectionsAlive() : alice.client
+        let api = keepAlive ? alice.client.keepingConnectionsAlive(maximumIdle: max(concurrency, 256)) : alice.client
         // Every request sends the same body, encoded once; the answer's id is read from its bytes
         // (a JSON encoder and decoder per request cost the bench ≈ 9 % of its CPU, on the
         // nodes' cores).

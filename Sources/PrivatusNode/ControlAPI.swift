@@ -22,28 +22,25 @@ public struct NodeStatus: Codable, Sendable, Equatable, ResponseEncodable {
     public var bootstrap: [String]?
 }
 
-/// Refuses every request that does not carry the node's bearer token or that names a host
-/// other than the loopback address and port the API is bound to (a web page's DNS-rebinding
-/// request carries its own host name).
-struct ControlAccess<Context: RequestContext>: RouterMiddleware {
+/// The control API's access rule: a request must carry the node's bearer token and name as its
+/// host the loopback address and port the API is bound to (a web page's DNS-rebinding request
+/// carries its own host name).
+struct ControlAccessRule: Sendable {
     let token: String
     /// The port the API is bound to (known once it listens: it may be asked for as 0).
     let port: @Sendable () -> Int
 
-    func handle(
-        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
-    )
-        async throws -> Response
-    {
-        guard let host = request.head.authority, Self.hosts(port: port()).contains(host.lowercased()) else {
-            throw HTTPError(.forbidden, message: "host not allowed")
+    /// Why `head` is refused; nil when it is allowed.
+    func refusal(of head: HTTPRequest) -> HTTPError? {
+        guard let host = head.authority, Self.hosts(port: port()).contains(host.lowercased()) else {
+            return HTTPError(.forbidden, message: "host not allowed")
         }
-        guard let authorization = request.headers[.authorization],
+        guard let authorization = head.headerFields[.authorization],
             Self.constantTimeEquals(authorization, "Bearer " + token)
         else {
-            throw HTTPError(.unauthorized, message: "a valid bearer token is required")
+            return HTTPError(.unauthorized, message: "a valid bearer token is required")
         }
-        return try await next(request, context)
+        return nil
     }
 
     /// Compares without an early exit, so timing does not reveal how much of a guess matched.
@@ -59,5 +56,19 @@ struct ControlAccess<Context: RequestContext>: RouterMiddleware {
     /// The Host values a local client may send for a server on `port`.
     static func hosts(port: Int) -> Set<String> {
         ["127.0.0.1:\(port)", "localhost:\(port)", "[::1]:\(port)"]
+    }
+}
+
+/// Refuses every request that ``ControlAccessRule`` does not allow.
+struct ControlAccess<Context: RequestContext>: RouterMiddleware {
+    let rule: ControlAccessRule
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    )
+        async throws -> Response
+    {
+        if let refusal = rule.refusal(of: request.head) { throw refusal }
+        return try await next(request, context)
     }
 }

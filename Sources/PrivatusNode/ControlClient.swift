@@ -49,8 +49,10 @@ public struct ControlClient: Sendable {
     /// The same client, keeping its connections open between requests (HTTP/1.1 keep-alive, as a
     /// browser does) instead of one connection per request: for a client that makes many.
     /// Streams (``stream(_:line:)``) still take a connection of their own.
-    public func keepingConnectionsAlive() -> ControlClient {
-        ControlClient(self, connections: ControlConnections(host: host, port: port))
+    /// - Parameter maximumIdle: connections kept open while idle, at most: a client that makes up
+    ///   to this many requests at once keeps one connection for each.
+    public func keepingConnectionsAlive(maximumIdle: Int = ControlConnections.defaultMaximumIdle) -> ControlClient {
+        ControlClient(self, connections: ControlConnections(host: host, port: port, maximumIdle: maximumIdle))
     }
 
     /// `GET path` with the token; the status code and body.

@@ -8,16 +8,20 @@ import Synchronization
 /// once its answer has been read whole. A connection carries one request at a time (no
 /// pipelining); at most ``maximumIdle`` wait idle, the rest close.
 public final class ControlConnections: Sendable {
-    /// Idle connections kept at most.
-    public static let maximumIdle = 64
+    /// Idle connections kept at most, unless the client asks for more.
+    public static let defaultMaximumIdle = 64
 
     let host: String
     let port: Int
+    /// Idle connections kept at most: a client that makes up to this many requests at once
+    /// reuses its connections instead of closing and opening them.
+    let maximumIdle: Int
     private let idle = Mutex<[any Channel]>([])
 
-    init(host: String, port: Int) {
+    init(host: String, port: Int, maximumIdle: Int = defaultMaximumIdle) {
         self.host = host
         self.port = port
+        self.maximumIdle = maximumIdle
     }
 
     deinit {
@@ -49,7 +53,7 @@ public final class ControlConnections: Sendable {
         }
         if response.keepAlive, connection.isActive {
             let kept = idle.withLock { idle -> Bool in
-                guard idle.count < Self.maximumIdle else { return false }
+                guard idle.count < self.maximumIdle else { return false }
                 idle.append(connection)
                 return true
             }

@@ -195,7 +195,8 @@ public final class Node: Service, Sendable {
         try FileIO.writeAtomically(Array(token.utf8), to: NodeFile.tokenPath(in: layout))
         let router = Router()
         let uiPort = PortBox(settings.ui.port)
-        router.add(middleware: ControlAccess(token: token, port: { uiPort.value }))
+        let access = ControlAccessRule(token: token, port: { uiPort.value })
+        router.add(middleware: ControlAccess(rule: access))
         router.get("/api/v1/status") { _, _ in try await self.status() }
         router.get("/api/v1/dht") { [dht] _, _ in
             guard let dht else { throw HTTPError(.serviceUnavailable, message: "the DHT endpoint is not running") }
@@ -231,6 +232,7 @@ public final class Node: Service, Sendable {
         }
         let application = Application(
             router: router,
+            server: ControlChannel.builder(sends: SendRoute.Target(access: access, messenger: messenger)),
             configuration: .init(address: .hostname(settings.ui.host, port: settings.ui.port), serverName: nil),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0

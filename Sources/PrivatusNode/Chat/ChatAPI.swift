@@ -270,17 +270,24 @@ extension Messenger {
     nonisolated func mapping<T: Sendable>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
-        } catch let error as ChatError {
-            switch error {
-            case .unknownPeer, .unknownMessage, .notRetryable: throw HTTPError(.notFound, message: error.description)
-            case .stopping, .busy: throw HTTPError(.serviceUnavailable, message: error.description)
-            case .identityNotYetKnown, .safetyNumberMismatch, .notAContact, .ambiguousName:
-                throw HTTPError(.conflict, message: error.description)
-            default: throw HTTPError(.badRequest, message: error.description)
-            }
-        } catch let error as InviteError {
-            throw HTTPError(.badRequest, message: error.description)
+        } catch {
+            throw Self.httpError(for: error) ?? error
         }
+    }
+
+    /// The control API's refusal of a chat or invite error; nil for any other error.
+    static func httpError(for error: any Error) -> HTTPError? {
+        if let error = error as? ChatError {
+            switch error {
+            case .unknownPeer, .unknownMessage, .notRetryable: return HTTPError(.notFound, message: error.description)
+            case .stopping, .busy: return HTTPError(.serviceUnavailable, message: error.description)
+            case .identityNotYetKnown, .safetyNumberMismatch, .notAContact, .ambiguousName:
+                return HTTPError(.conflict, message: error.description)
+            default: return HTTPError(.badRequest, message: error.description)
+            }
+        }
+        if let error = error as? InviteError { return HTTPError(.badRequest, message: error.description) }
+        return nil
     }
 
     func views(of state: ContactState) throws -> [ContactView] {

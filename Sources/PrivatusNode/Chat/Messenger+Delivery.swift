@@ -21,6 +21,14 @@ extension Messenger {
         try await outgoing.submit(text, to: reference)
     }
 
+    /// Queues a message like ``send(_:to:)``; `answer` takes the result (from the messenger's
+    /// task, or at once when the queue refuses it).
+    nonisolated func send(
+        _ text: String, to reference: String, answer: @escaping @Sendable (Result<StoredMessage, any Error>) -> Void
+    ) {
+        outgoing.submit(text, to: reference, answer: answer)
+    }
+
     /// Queues a file offer or update to a contact as a chat message (committed, retried and
     /// acknowledged like text); the conversation shows `text`.
     func sendFile(_ file: FileMessage, describedAs text: String, to peer: PeerID) async throws -> StoredMessage {
@@ -49,7 +57,7 @@ extension Messenger {
         let now = Self.unixMilliseconds()
         var sessions: [PeerID: PeerSessions] = [:]
         var items: [(message: NewMessage, ciphertext: [UInt8])] = []
-        var answers: [CheckedContinuation<StoredMessage, any Error>] = []
+        var answers: [SendQueue.Answer] = []
         var resolved: [String: Contact] = [:]  // a batch usually names few peers, many times
         var numbers: [PeerID: UInt64] = [:]  // the next number per peer, kept once committed
         var encrypted = 0
@@ -82,7 +90,7 @@ extension Messenger {
                 numbers[peer] = number + 1
                 answers.append(request.answer)
             } catch {
-                request.answer.resume(throwing: error)
+                request.answer(.failure(error))
             }
         }
         guard !items.isEmpty else { return }
@@ -91,7 +99,7 @@ extension Messenger {
             stored = try store.commitOutgoing(
                 items, sessions: sessions, nextTry: now, deadline: now + deliveryDeadline)
         } catch {
-            for answer in answers { answer.resume(throwing: error) }
+            for answer in answers { answer(.failure(error)) }
             return
         }
         counters.sent.increment(by: stored.count)
@@ -107,7 +115,7 @@ extension Messenger {
                     number: message.number))
         }
         for (peer, committed) in fresh { scheduleDelivery(to: peer, onlyNew: committed) }
-        for (answer, message) in zip(answers, stored) { answer.resume(returning: message) }
+        for (answer, message) in zip(answers, stored) { answer(.success(message)) }
     }
 
     /// The latest `limit` messages with a peer (before the message `before`), oldest first.

@@ -3,15 +3,18 @@ import Synchronization
 
 /// Messages users asked to send, waiting for the messenger to encrypt and commit them in batches
 /// (one transaction and one fsync for every request that arrived while the previous batch was
-/// being committed). Each request's caller waits for its own result.
+/// being committed). Each request's caller is answered with its own result.
 final class SendQueue: Sendable {
+    /// Takes a request's result (called once, from the messenger).
+    typealias Answer = @Sendable (Result<StoredMessage, any Error>) -> Void
+
     struct Request: Sendable {
         /// What the conversation shows (a file message's description).
         let text: String
         /// A file offer or update: sent instead of the text.
         var file: FileMessage? = nil
         let reference: String
-        let answer: CheckedContinuation<StoredMessage, any Error>
+        let answer: Answer
     }
 
     /// Requests waiting at most; more are refused (``ChatError/busy``).
@@ -31,18 +34,23 @@ final class SendQueue: Sendable {
     ///   ``capacity`` waiting requests.
     func submit(_ text: String, file: FileMessage? = nil, to reference: String) async throws -> StoredMessage {
         try await withCheckedThrowingContinuation { continuation in
-            let refusal = pending.withLock { pending -> ChatError? in
-                guard let waiting = pending else { return .stopping }
-                guard waiting.count < Self.capacity else { return .busy }
-                pending?.append(Request(text: text, file: file, reference: reference, answer: continuation))
-                return nil
-            }
-            if let refusal {
-                continuation.resume(throwing: refusal)
-                return
-            }
-            signal.yield()
+            submit(text, file: file, to: reference) { continuation.resume(with: $0) }
         }
+    }
+
+    /// Queues a request; `answer` takes its result (the refusals of the other `submit` at once).
+    func submit(_ text: String, file: FileMessage? = nil, to reference: String, answer: @escaping Answer) {
+        let refusal = pending.withLock { pending -> ChatError? in
+            guard let waiting = pending else { return .stopping }
+            guard waiting.count < Self.capacity else { return .busy }
+            pending?.append(Request(text: text, file: file, reference: reference, answer: answer))
+            return nil
+        }
+        if let refusal {
+            answer(.failure(refusal))
+            return
+        }
+        signal.yield()
     }
 
     /// Takes up to `limit` requests, oldest first.
@@ -61,7 +69,7 @@ final class SendQueue: Sendable {
             defer { pending = nil }
             return pending ?? []
         }
-        for request in waiting { request.answer.resume(throwing: ChatError.stopping) }
+        for request in waiting { request.answer(.failure(ChatError.stopping)) }
         signal.finish()
     }
 }
