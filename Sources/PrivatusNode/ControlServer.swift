@@ -15,14 +15,10 @@ import Synchronization
 import Glibc
 #endif
 
-/// The control API's HTTP/1.1 connections: Hummingbird's, with its most frequent request (a
-/// plain send, ``SendRoute``) answered where it is read.
-///
-/// The pipeline is Hummingbird's `HTTP1Channel` with two differences: NIO's pipelining
-/// assistance is on (a connection's next request is held until the answer to the one before it
-/// has been written, whoever writes it: the route here or Hummingbird's loop), and ``SendRoute``
-/// sits between the connection's state (idle timeout, graceful shutdown) and Hummingbird's
-/// `NIOAsyncChannel`.
+/// The control API's HTTP/1.1 connections: Hummingbird's `HTTP1Channel` pipeline (the same
+/// decoder limits, the connection's state for idle timeout and graceful shutdown, the
+/// `NIOAsyncChannel` its router's loop reads), with ``SendRoute`` between the state and the
+/// router: the most frequent request, a plain send, is answered where it is read.
 struct ControlChannel: ServerChildChannel, HTTPChannelHandler {
     typealias Value = NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>
 
@@ -31,10 +27,18 @@ struct ControlChannel: ServerChildChannel, HTTPChannelHandler {
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
+            // HTTP1Channel's defaults (80 KiB per field and for all of them, 1,000 fields).
+            let decoder = HTTP1Channel.Configuration.DecoderConfiguration()
+            var limits = NIOHTTPDecoderLimitConfiguration()
+            limits.maxHeaderFieldSize = decoder.maxHeaderFieldSize
+            limits.maxHeaderListSize = decoder.maxHeaderListSize
+            limits.maxHeaderFieldCount = decoder.maxHeaderFieldCount
             let operations = channel.pipeline.syncOperations
+            // No pipelining assistance, as in HTTP1Channel: the router's loop takes one request
+            // after the other, and SendRoute keeps the answers in the requests' order.
             try operations.configureHTTPServerPipeline(
-                withPipeliningAssistance: true, withErrorHandling: false, withOutboundHeaderValidation: false,
-                withEncoderConfiguration: .init(), withDecoderLimitConfiguration: .init())
+                withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
+                withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
             try operations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
             try operations.addHandler(HTTPConnectionStateHandler(logger: logger))
             try operations.addHandler(SendRoute(sends, eventLoop: channel.eventLoop))
@@ -54,29 +58,37 @@ struct ControlChannel: ServerChildChannel, HTTPChannelHandler {
 }
 
 /// Answers `POST /api/v1/messages` on the connection's event loop when the request is the plain
-/// kind every client sends (allowed by ``ControlAccessRule``, no `Connection: close`, a body of at
-/// most ``maximumBodyBytes`` that ``SendRequest/init(plainJSON:)`` reads): the message goes
-/// straight to the messenger's queue and its answer straight to the socket, without a task, the
-/// router or a `Request`/`Response` per message (≈ 20 % of a sending node's CPU under load,
-/// BENCHMARKS.md). Every other request, including every one this route would refuse, passes on
-/// whole to Hummingbird's router, so what is refused, and how, stays the router's.
+/// kind every client sends (allowed by ``ControlAccessRule``, no `Connection: close`, a body of
+/// at most ``maximumBodyBytes`` that ``SendRequest/init(plainJSON:)`` reads) and no answer of
+/// the router's is still owed on the connection: the message goes straight to the messenger's
+/// queue and its answer straight to the socket, without a task, the router or a
+/// `Request`/`Response` per message (≈ 20 % of a sending node's CPU under load, BENCHMARKS.md).
+/// Every other request, including every one this route would refuse, passes on whole to
+/// Hummingbird's router, so what is refused, and how, stays the router's.
 ///
 /// The answer is the router's, byte for byte but for the `Date` header's second: the same
 /// status, headers and body for a sent message and for each error (tests compare them).
-final class SendRoute: ChannelInboundHandler, RemovableChannelHandler {
+/// Answers leave in the requests' order: while this route's answer is owed, whatever the client
+/// sends next (requests, the end of its input) waits here, and a plain send read while the
+/// router still owes an answer goes to the router, behind it.
+final class SendRoute: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPResponsePart
 
-    /// What the route needs from the node: its access rule and its messenger.
+    /// What the route needs from the node: its access rule and a way to queue a message.
     struct Target: Sendable {
         let access: ControlAccessRule
-        let messenger: Messenger
+        /// Queues `text` for the contact `peer` names; the answer takes the result, once.
+        let send: @Sendable (_ text: String, _ peer: String, _ answer: @escaping SendQueue.Answer) -> Void
     }
 
     /// Bodies read here at most; a longer one passes on to the router (a 100-byte message's
     /// body is ≈ 140 bytes, and the longest text allowed, escaped or not, goes there too).
     static let maximumBodyBytes = 4_096
+    /// What waits behind an owed answer at most before the connection stops being read.
+    static let maximumHeld = 16
 
     private enum State {
         /// Between requests.
@@ -85,13 +97,24 @@ final class SendRoute: ChannelInboundHandler, RemovableChannelHandler {
         case reading(HTTPRequest, ByteBuffer?)
         /// Passing a request's parts on to the router.
         case passing
-        /// Waiting for the messenger's answer (the pipelining assistance holds any next request).
+        /// This route's answer is owed.
         case answering
+    }
+
+    /// What arrived while this route's answer was owed.
+    private enum Held {
+        case part(HTTPRequestPart)
+        case event(Any)
     }
 
     private let target: Target
     private let eventLoop: any EventLoop
     private var state = State.idle
+    /// Requests passed on whose answers the router has not finished writing.
+    private var routerOwes = 0
+    private var held = CircularBuffer<Held>()
+    /// A read asked for while too much was held.
+    private var readDeferred = false
 
     init(_ target: Target, eventLoop: any EventLoop) {
         self.target = target
@@ -100,38 +123,73 @@ final class SendRoute: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
+        if case .answering = state {
+            held.append(.part(part))
+        } else if !held.isEmpty {
+            held.append(.part(part))
+        } else {
+            handle(part, context: context)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // The end of the client's input (half-closure) must not end the router's loop, and with
+        // it the connection, before this route's answer is written.
+        if case .answering = state {
+            held.append(.event(event))
+        } else if !held.isEmpty {
+            held.append(.event(event))
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) { routerOwes = max(0, routerOwes - 1) }
+        context.write(data, promise: promise)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if held.count >= Self.maximumHeld {
+            readDeferred = true
+        } else {
+            context.read()
+        }
+    }
+
+    private func handle(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
         switch (state, part) {
         case (.idle, .head(let head)):
-            if takes(head) {
+            if routerOwes == 0, takes(head) {
                 state = .reading(head, nil)
             } else {
-                state = .passing
-                context.fireChannelRead(data)
+                pass(part, context: context)
             }
-        case (.reading(let head, let body), .body(let more)):
+        case (.reading(let head, var body), .body(let more)):
             if (body?.readableBytes ?? 0) + more.readableBytes > Self.maximumBodyBytes {
-                passOn(head, body, context: context)
-                context.fireChannelRead(data)
+                pass(.head(head), context: context)
+                if let body { context.fireChannelRead(wrapInboundOut(.body(body))) }
+                context.fireChannelRead(wrapInboundOut(part))
                 return
             }
-            if var body {
-                state = .idle  // keeps the buffer uniquely referenced while appending
-                body.writeImmutableBuffer(more)
-                state = .reading(head, body)
+            state = .idle  // the buffer is referenced once while it grows
+            if body == nil {
+                body = more
             } else {
-                state = .reading(head, more)
+                body!.writeImmutableBuffer(more)
             }
+            state = .reading(head, body)
         case (.reading(let head, let body), .end):
-            let request = body.flatMap { $0.withUnsafeReadableBytes(SendRequest.init(plainJSON:)) }
-            guard let request else {
-                passOn(head, body, context: context)
-                context.fireChannelRead(data)
+            guard let request = body.flatMap({ $0.withUnsafeReadableBytes(SendRequest.init(plainJSON:)) }) else {
+                pass(.head(head), context: context)
+                if let body { context.fireChannelRead(wrapInboundOut(.body(body))) }
+                context.fireChannelRead(wrapInboundOut(part))
                 state = .idle
                 return
             }
             state = .answering
             let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
-            target.messenger.send(request.text, to: request.peer) { [eventLoop] result in
+            target.send(request.text, request.peer) { [eventLoop] result in
                 eventLoop.execute {
                     let (route, context) = loopBound.value
                     route.answer(result, context: context)
@@ -139,14 +197,20 @@ final class SendRoute: ChannelInboundHandler, RemovableChannelHandler {
             }
         case (.passing, .end):
             state = .idle
-            context.fireChannelRead(data)
+            context.fireChannelRead(wrapInboundOut(part))
         case (.passing, _):
-            context.fireChannelRead(data)
+            context.fireChannelRead(wrapInboundOut(part))
         default:
-            // Parts out of order (the decoder never sends them): the router's loop refuses them.
-            state = .passing
-            context.fireChannelRead(data)
+            // A part out of order (the decoder never sends one): the router's loop refuses it.
+            context.fireChannelRead(wrapInboundOut(part))
         }
+    }
+
+    /// Passes a request's head on to the router; its other parts follow it.
+    private func pass(_ head: HTTPRequestPart, context: ChannelHandlerContext) {
+        state = .passing
+        routerOwes += 1
+        context.fireChannelRead(wrapInboundOut(head))
     }
 
     /// A plain send request the node's access rule allows, to be answered by this route.
@@ -155,15 +219,7 @@ final class SendRoute: ChannelInboundHandler, RemovableChannelHandler {
             && target.access.refusal(of: head) == nil
     }
 
-    /// Hands a request read so far to the router after all.
-    private func passOn(_ head: HTTPRequest, _ body: ByteBuffer?, context: ChannelHandlerContext) {
-        state = .passing
-        context.fireChannelRead(wrapInboundOut(.head(head)))
-        if let body { context.fireChannelRead(wrapInboundOut(.body(body))) }
-    }
-
     private func answer(_ result: Result<StoredMessage, any Error>, context: ChannelHandlerContext) {
-        state = .idle
         let status: HTTPResponse.Status
         let contentType: String?
         let body: [UInt8]
@@ -182,15 +238,30 @@ final class SendRoute: ChannelInboundHandler, RemovableChannelHandler {
         context.write(wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: fields))), promise: nil)
         if !body.isEmpty { context.write(wrapOutboundOut(.body(ByteBuffer(bytes: body))), promise: nil) }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        // What waited goes on, in order, until this route owes an answer again; the router's
+        // channel hands what it is given to its loop at the end of a read.
+        state = .idle
+        let released = !held.isEmpty
+        while let next = held.popFirst() {
+            switch next {
+            case .part(let part): handle(part, context: context)
+            case .event(let event): context.fireUserInboundEventTriggered(event)
+            }
+            if case .answering = state { break }
+        }
+        if released { context.fireChannelReadComplete() }
+        if readDeferred, held.count < Self.maximumHeld {
+            readDeferred = false
+            context.read()
+        }
     }
 
     /// The router's answer to a send that failed: the status `Messenger.mapping` gives a chat
     /// error with Hummingbird's JSON error body, or 500 without a body for anything else (as
     /// Hummingbird answers an error that is not an HTTP error).
     static func refusal(for error: any Error) -> (HTTPResponse.Status, String?, [UInt8]) {
-        guard let refusal = Messenger.httpError(for: error), let message = refusal.body else {
-            return (.internalServerError, nil, [])
-        }
+        guard let refusal = Messenger.httpError(for: error) else { return (.internalServerError, nil, []) }
+        guard let message = refusal.body else { return (refusal.status, nil, []) }
         struct Format: Encodable {
             struct Message: Encodable { let message: String }
             let error: Message

@@ -232,7 +232,10 @@ public final class Node: Service, Sendable {
         }
         let application = Application(
             router: router,
-            server: ControlChannel.builder(sends: SendRoute.Target(access: access, messenger: messenger)),
+            server: ControlChannel.builder(
+                sends: SendRoute.Target(access: access) { text, peer, answer in
+                    messenger.send(text, to: peer, answer: answer)
+                }),
             configuration: .init(address: .hostname(settings.ui.host, port: settings.ui.port), serverName: nil),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0

@@ -146,9 +146,22 @@ import Glibc
             [Self.request("POST", "/api/v1/messages", body: body, port: port, token: token, close: true)], port: port,
             readToEnd: true)
         #expect(closing.map(\.status) == [200])
+        // A client that stops writing after its request (half-closes) still gets its answer.
+        let halfClosed = try RawHTTP.exchange(
+            [Self.request("POST", "/api/v1/messages", body: body, port: port, token: token)], port: port,
+            halfClose: true, readToEnd: true)
+        #expect(halfClosed.map(\.status) == [200])
+        // A body in chunks is read whole.
+        let chunked =
+            "POST /api/v1/messages HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nAuthorization: Bearer \(token)\r\n"
+            + "Transfer-Encoding: chunked\r\n\r\n" + "e\r\n{\"peer\":\"bob\",\r\n" + "10\r\n\"text\":\"chunks\"}\r\n"
+            + "0\r\n\r\n"
+        #expect(try RawHTTP.exchange([chunked], port: port).map(\.status) == [200])
         let listed = try await run(alice, ["messages", "bob", "--json"])
         #expect(
-            try JSONDecoder().decode([MessageView].self, from: Data(listed.stdout.utf8)).map(\.text) == ["hi", "hi"])
+            try JSONDecoder().decode([MessageView].self, from: Data(listed.stdout.utf8)).map(\.text) == [
+                "hi", "hi", "hi", "chunks",
+            ])
         try await stop(node)
     }
 }
@@ -168,9 +181,13 @@ enum RawHTTP {
         let description: String
     }
 
-    /// Writes every request at once, then reads as many answers; with `readToEnd`, also expects
-    /// the server to close the connection after them.
-    static func exchange(_ requests: [String], port: Int, readToEnd: Bool = false) throws -> [Answer] {
+    /// Writes every request at once (then, with `halfClose`, ends its output), then reads as
+    /// many answers; with `readToEnd`, also expects the server to close the connection after them.
+    static func exchange(
+        _ requests: [String], port: Int, halfClose: Bool = false, readToEnd: Bool = false
+    ) throws
+        -> [Answer]
+    {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: \(errno)") }
         defer { close(fd) }
@@ -193,6 +210,7 @@ enum RawHTTP {
             guard count > 0 else { throw Failure(description: "write: \(errno)") }
             written += count
         }
+        if halfClose { shutdown(fd, Int32(SHUT_WR)) }
         var received: [UInt8] = []
         var ended = false
         func fill() throws {
