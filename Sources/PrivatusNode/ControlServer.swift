@@ -69,7 +69,8 @@ struct ControlChannel: ServerChildChannel, HTTPChannelHandler {
 /// The answer is the router's, byte for byte but for the `Date` header's second: the same
 /// status, headers and body for a sent message and for each error (tests compare them).
 /// Answers leave in the requests' order: while this route's answer is owed, whatever the client
-/// sends next (requests, the end of its input) waits here, and a plain send read while the
+/// sends next (requests, the end of its input, bytes the decoder refuses) waits here, and a
+/// plain send read while the
 /// router still owes an answer goes to the router, behind it.
 final class SendRoute: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
@@ -105,6 +106,7 @@ final class SendRoute: ChannelDuplexHandler, RemovableChannelHandler {
     private enum Held {
         case part(HTTPRequestPart)
         case event(Any)
+        case error(any Error)
     }
 
     private let target: Target
@@ -141,6 +143,18 @@ final class SendRoute: ChannelDuplexHandler, RemovableChannelHandler {
             held.append(.event(event))
         } else {
             context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A request the decoder could not read after one whose answer is owed: the router
+        // answers it (400, then closes), after this route's answer.
+        if case .answering = state {
+            held.append(.error(error))
+        } else if !held.isEmpty {
+            held.append(.error(error))
+        } else {
+            context.fireErrorCaught(error)
         }
     }
 
@@ -246,6 +260,7 @@ final class SendRoute: ChannelDuplexHandler, RemovableChannelHandler {
             switch next {
             case .part(let part): handle(part, context: context)
             case .event(let event): context.fireUserInboundEventTriggered(event)
+            case .error(let error): context.fireErrorCaught(error)
             }
             if case .answering = state { break }
         }

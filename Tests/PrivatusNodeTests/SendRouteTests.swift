@@ -26,6 +26,7 @@ import Testing
         func channelRead(context: ChannelHandlerContext, data: NIOAny) { parts.append(unwrapInboundIn(data)) }
         func channelReadComplete(context: ChannelHandlerContext) { delivered = parts.count }
         func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) { events.append("\(event)") }
+        func errorCaught(context: ChannelHandlerContext, error: any Error) { events.append("error") }
 
         /// The heads' paths and a marker for each body and end, in order.
         var shape: [String] {
@@ -206,6 +207,18 @@ import Testing
         #expect(fixture.router.events == ["\(ChannelEvent.inputClosed)"])
         #expect(fixture.router.delivered == fixture.router.parts.count, "the router's loop is handed what went on")
         #expect(fixture.sends == ["bob: one"])
+    }
+
+    @Test func bytesTheDecoderRefusesBehindAnOwedAnswerReachTheRouterAfterIt() throws {
+        struct Unreadable: Error {}
+        let fixture = try Fixture()
+        try fixture.request(body: [#"{"peer":"bob","text":"one"}"#])
+        fixture.channel.pipeline.fireErrorCaught(Unreadable())
+        fixture.channel.embeddedEventLoop.run()
+        #expect(fixture.router.events.isEmpty, "the router would answer 400 and close before the send's answer")
+        fixture.answer(0, with: .success(try Self.message(Array(repeating: 1, count: 16))))
+        #expect(try fixture.answers().map(\.status) == [200])
+        #expect(fixture.router.events == ["error"])
     }
 
     @Test func aPlainSendIsTheRoutersWhileTheRouterOwesAnAnswerAndTheRoutesOnceItHasAnswered() throws {
