@@ -70,8 +70,7 @@ struct ControlChannel: ServerChildChannel, HTTPChannelHandler {
 /// status, headers and body for a sent message and for each error (tests compare them).
 /// Answers leave in the requests' order: while this route's answer is owed, whatever the client
 /// sends next (requests, the end of its input, bytes the decoder refuses) waits here, and a
-/// plain send read while the
-/// router still owes an answer goes to the router, behind it.
+/// plain send read while the router still owes an answer goes to the router, behind it.
 final class SendRoute: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -271,9 +270,9 @@ final class SendRoute: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// The router's answer to a send that failed: the status `Messenger.mapping` gives a chat
-    /// error with Hummingbird's JSON error body, or 500 without a body for anything else (as
-    /// Hummingbird answers an error that is not an HTTP error).
+    /// The router's answer to a send that failed: the status `Messenger.httpError(for:)` gives
+    /// a chat error with Hummingbird's JSON error body, or 500 without a body for anything else
+    /// (as Hummingbird answers an error that is not an HTTP error).
     static func refusal(for error: any Error) -> (HTTPResponse.Status, String?, [UInt8]) {
         guard let refusal = Messenger.httpError(for: error) else { return (.internalServerError, nil, []) }
         guard let message = refusal.body else { return (refusal.status, nil, []) }
