@@ -122,11 +122,15 @@ final class SendRoute: ChannelDuplexHandler, RemovableChannelHandler {
         self.eventLoop = eventLoop
     }
 
+    /// Whether what arrives now waits: this route's answer is owed, or something already waits.
+    private var holding: Bool {
+        if case .answering = state { return true }
+        return !held.isEmpty
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
-        if case .answering = state {
-            held.append(.part(part))
-        } else if !held.isEmpty {
+        if holding {
             held.append(.part(part))
         } else {
             handle(part, context: context)
@@ -136,9 +140,7 @@ final class SendRoute: ChannelDuplexHandler, RemovableChannelHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         // The end of the client's input (half-closure) must not end the router's loop, and with
         // it the connection, before this route's answer is written.
-        if case .answering = state {
-            held.append(.event(event))
-        } else if !held.isEmpty {
+        if holding {
             held.append(.event(event))
         } else {
             context.fireUserInboundEventTriggered(event)
@@ -148,9 +150,7 @@ final class SendRoute: ChannelDuplexHandler, RemovableChannelHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // A request the decoder could not read after one whose answer is owed: the router
         // answers it (400, then closes), after this route's answer.
-        if case .answering = state {
-            held.append(.error(error))
-        } else if !held.isEmpty {
+        if holding {
             held.append(.error(error))
         } else {
             context.fireErrorCaught(error)
@@ -180,9 +180,7 @@ final class SendRoute: ChannelDuplexHandler, RemovableChannelHandler {
             }
         case (.reading(let head, var body), .body(let more)):
             if (body?.readableBytes ?? 0) + more.readableBytes > Self.maximumBodyBytes {
-                pass(.head(head), context: context)
-                if let body { context.fireChannelRead(wrapInboundOut(.body(body))) }
-                context.fireChannelRead(wrapInboundOut(part))
+                pass(head, body, then: part, context: context)
                 return
             }
             state = .idle  // the buffer is referenced once while it grows
@@ -194,9 +192,7 @@ final class SendRoute: ChannelDuplexHandler, RemovableChannelHandler {
             state = .reading(head, body)
         case (.reading(let head, let body), .end):
             guard let request = body.flatMap({ $0.withUnsafeReadableBytes(SendRequest.init(plainJSON:)) }) else {
-                pass(.head(head), context: context)
-                if let body { context.fireChannelRead(wrapInboundOut(.body(body))) }
-                context.fireChannelRead(wrapInboundOut(part))
+                pass(head, body, then: part, context: context)
                 state = .idle
                 return
             }
@@ -224,6 +220,15 @@ final class SendRoute: ChannelDuplexHandler, RemovableChannelHandler {
         state = .passing
         routerOwes += 1
         context.fireChannelRead(wrapInboundOut(head))
+    }
+
+    /// Hands a request read so far to the router after all: its head, the body read, `part`.
+    private func pass(
+        _ head: HTTPRequest, _ body: ByteBuffer?, then part: HTTPRequestPart, context: ChannelHandlerContext
+    ) {
+        pass(.head(head), context: context)
+        if let body { context.fireChannelRead(wrapInboundOut(.body(body))) }
+        context.fireChannelRead(wrapInboundOut(part))
     }
 
     /// A plain send request the node's access rule allows, to be answered by this route.
