@@ -22,12 +22,20 @@ import Glibc
 ///   `paced_sent_per_s` is the rate the node accepted them at. Where that time goes:
 ///   `latency_answered_*` to the send request's answer (the sender's commit), `latency_received_*`
 ///   to the receiver's `message` event (its commit), each from the same start;
+///   `paced_cpu_us_per_msg_sender` / `_receiver` and `paced_thread_runs_per_msg_sender` /
+///   `_receiver`: each node's CPU time and thread wake-ups (a thread put on a CPU) over that
+///   phase, per message (few messages share a commit at this rate, so each pays for more);
 ///   `paced_written_kib_per_msg_sender` / `_receiver`: what each node wrote to storage over that
 ///   phase per message (`write_bytes` of `/proc/<pid>/io`: WAL frames, checkpoints, the log; -1
 ///   where the kernel does not count it); `paced_checkpoints_*` and `paced_limit_checkpoints_*`:
 ///   the WAL checkpoints each node ran over that phase off the write path (background and
 ///   catch-up) and at the 32 MiB limit, holding the writer (from its `/metrics`; -1 where they
 ///   could not be read).
+///
+/// - `latency_floor_p50_ms` / `latency_floor_p99_ms`: the same path's shape at the same rate
+///   with none of the product's work (``E2EFloor``: three processes, two `fdatasync`s on the
+///   way), measured after the nodes have stopped; `latency_p50_over_floor` is `latency_p50_ms`
+///   over it. Absent with `--no-reference`.
 ///
 /// The API clients keep their HTTP/1.1 connections open between requests (as a browser does);
 /// with `keepAlive` false each request opens a connection of its own (as the CLI does).
@@ -38,6 +46,11 @@ public struct E2ESuite: Sendable {
     public var paced = 2_000
     public var rate = 1_000
     public var keepAlive = true
+    /// The executable whose `bench e2e-floor-peer` measures the latency floor (``E2EFloor``) at
+    /// the paced phase's rate, after the nodes have stopped; nil: not measured.
+    public var floorExecutable: String? = nil
+    /// At most this many records time the floor.
+    public static let floorMessages = 2_000
     public static let messageBytes = 100
 
     public init(executable: String) {
@@ -110,6 +123,20 @@ public struct E2ESuite: Sendable {
     }
 
     public func run() async throws -> [String: Double] {
+        var figures = try await runNodes()
+        if let floorExecutable {
+            let floor = try E2EFloor.measure(
+                executable: floorExecutable, messages: min(paced, Self.floorMessages), rate: rate)
+            let p50 = StorageSuite.percentile(floor, 0.5)
+            figures["latency_floor_p50_ms"] = p50
+            figures["latency_floor_p99_ms"] = StorageSuite.percentile(floor, 0.99)
+            figures["latency_p50_over_floor"] = (figures["latency_p50_ms"] ?? 0) / p50
+        }
+        return figures
+    }
+
+    /// The figures of the two nodes (all but the floor's).
+    func runNodes() async throws -> [String: Double] {
         let scratch = try LocalNodeDirectory(executable: executable, prefix: "privatus-bench-e2e")
         defer { scratch.remove() }
         let alice = try scratch.start("alice")
@@ -192,6 +219,8 @@ public struct E2ESuite: Sendable {
         let receiverWrittenBefore = ProcessResources.storageWriteBytes(of: bob.process.pid)
         let senderCheckpointsBefore = await Self.checkpoints(of: alice)
         let receiverCheckpointsBefore = await Self.checkpoints(of: bob)
+        let senderPacedBefore = ProcessResources.schedulerStats(of: alice.process.pid)
+        let receiverPacedBefore = ProcessResources.schedulerStats(of: bob.process.pid)
         let pacedStart = ContinuousClock.now
         let interval = Duration.seconds(1) / rate
         typealias Sent = (id: String, at: ContinuousClock.Instant, answered: ContinuousClock.Instant)
@@ -217,6 +246,8 @@ public struct E2ESuite: Sendable {
         }
         let sendsTook = ContinuousClock.now - pacedStart
         try await waitFor(deliveries, count: 1 + messages + paced, timeout: .seconds(600))
+        let senderPaced = ProcessResources.schedulerStats(of: alice.process.pid) - senderPacedBefore
+        let receiverPaced = ProcessResources.schedulerStats(of: bob.process.pid) - receiverPacedBefore
         // What the paced messages wrote to storage, per message: the pages of their commits
         // (each one's WAL frames) and of the checkpoints that ran meanwhile.
         func writtenKiB(_ pid: Int32, since before: UInt64?) -> Double {
@@ -262,6 +293,10 @@ public struct E2ESuite: Sendable {
             "latency_answered_p99_ms": StorageSuite.percentile(answered, 0.99),
             "latency_received_p50_ms": StorageSuite.percentile(received, 0.5),
             "latency_received_p99_ms": StorageSuite.percentile(received, 0.99),
+            "paced_cpu_us_per_msg_sender": Double(senderPaced.cpuNanoseconds) / 1_000 / Double(paced),
+            "paced_cpu_us_per_msg_receiver": Double(receiverPaced.cpuNanoseconds) / 1_000 / Double(paced),
+            "paced_thread_runs_per_msg_sender": Double(senderPaced.runs) / Double(paced),
+            "paced_thread_runs_per_msg_receiver": Double(receiverPaced.runs) / Double(paced),
             "paced_written_kib_per_msg_sender": senderWritten,
             "paced_written_kib_per_msg_receiver": receiverWritten,
             "paced_checkpoints_sender": ran("background", senderCheckpoints, senderCheckpointsBefore)

@@ -105,7 +105,16 @@ struct BenchCommand: AsyncParsableCommand {
             "transport, an experiment: run Swift concurrency's tasks on the event loops.", visibility: .hidden))
     var tasksOnEventLoops = false
 
-    @Flag(name: .long, help: "Skip the reference figures of `openssl speed`.")
+    @Option(name: .long, help: ArgumentHelp("e2e-floor-peer (internal): sender or receiver.", visibility: .hidden))
+    var floorRole: String?
+
+    @Option(name: .long, help: ArgumentHelp("e2e-floor-peer (internal): where its file goes.", visibility: .hidden))
+    var floorDirectory: String?
+
+    @Option(name: .long, help: ArgumentHelp("e2e-floor-peer (internal): the receiver's port.", visibility: .hidden))
+    var floorNext: Int?
+
+    @Flag(name: .long, help: "Skip the reference figures (`openssl speed`; e2e: the latency floor).")
     var noReference = false
 
     @Option(
@@ -115,7 +124,7 @@ struct BenchCommand: AsyncParsableCommand {
     var unlockLog2N: UInt8?
 
     func validate() throws {
-        guard Self.suites.contains(suite) || suite == Self.transportPeer else {
+        guard Self.suites.contains(suite) || suite == Self.transportPeer || suite == E2EFloor.peerSuite else {
             throw ValidationError(
                 "unknown or not yet available suite '\(suite)'; available: \(Self.suites.joined(separator: ", "))")
         }
@@ -165,6 +174,15 @@ struct BenchCommand: AsyncParsableCommand {
             }
             return
         }
+        if suite == E2EFloor.peerSuite {
+            try await reportingFailures {
+                guard let role = floorRole.flatMap(E2EFloor.Role.init(rawValue:)), let floorDirectory else {
+                    throw ValidationError("e2e-floor-peer needs --floor-role sender|receiver and --floor-directory")
+                }
+                try E2EFloor.runPeer(role: role, directory: floorDirectory, next: floorNext)
+            }
+            return
+        }
         try await reportingFailures {
             var figures: [String: Double]
             let budget = Duration.milliseconds(Int(secondsPerFigure * 1000))
@@ -210,6 +228,9 @@ struct BenchCommand: AsyncParsableCommand {
                 suite.rate = e2eRate
                 suite.concurrency = e2eConcurrency
                 suite.keepAlive = !e2eFreshConnections
+                if !noReference {
+                    suite.floorExecutable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+                }
                 figures = try await suite.run()
             case "monitor":
                 var suite = MonitorSuite(

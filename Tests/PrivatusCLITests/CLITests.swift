@@ -352,10 +352,16 @@ import Testing
             "paced_sent_per_s",
             // Both nodes commit every message durably: each wrote pages for the paced ones.
             "paced_written_kib_per_msg_sender", "paced_written_kib_per_msg_receiver",
+            "paced_cpu_us_per_msg_sender", "paced_cpu_us_per_msg_receiver", "paced_thread_runs_per_msg_sender",
+            "paced_thread_runs_per_msg_receiver",
+            // The floor: 20 records through two more processes, each answered.
+            "latency_floor_p50_ms", "latency_floor_p99_ms", "latency_p50_over_floor",
         ] {
             let value = try #require(figures[key] as? Double, "\(key) missing")
             #expect(value > 0, "\(key)")
         }
+        let floorP50 = try #require(figures["latency_floor_p50_ms"] as? Double)
+        #expect(floorP50 <= (figures["latency_floor_p99_ms"] as? Double ?? 0))
         #expect(figures["messages"] as? Double == 40)
         // Read from each node's metrics (-1 if not): 20 paced messages write far less than the
         // 16 MiB of WAL that starts a checkpoint.
@@ -366,9 +372,33 @@ import Testing
             #expect(figures[key] as? Double == 0, "\(key)")
         }
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory()).filter {
-            $0.hasPrefix("privatus-bench-e2e-")
+            $0.hasPrefix("privatus-bench-e2e-") || $0.hasPrefix("privatus-bench-floor-")
         }
         #expect(leftovers.isEmpty)
+        let floorPeers = try FileManager.default.contentsOfDirectory(atPath: "/proc").filter { entry in
+            guard Int(entry) != nil,
+                let command = try? String(contentsOfFile: "/proc/\(entry)/cmdline", encoding: .utf8)
+            else { return false }
+            return command.contains("e2e-floor-peer") && command.hasPrefix(cli.executable)
+        }
+        #expect(floorPeers.isEmpty)
+    }
+
+    @Test func benchE2EWithoutReferenceLeavesTheFloorOut() async throws {
+        defer { scratch.remove() }
+        let result = try await cli.run([
+            "bench", "e2e", "--json", "--no-reference", "--e2e-messages", "10", "--e2e-paced", "10",
+        ])
+        #expect(result.status == 0, "\(result.stderr)")
+        let figures = try json(result.stdout)
+        #expect(figures["latency_p50_ms"] is Double)
+        #expect(figures["latency_floor_p50_ms"] == nil)
+    }
+
+    @Test func theFloorPeerRefusesMissingOptions() async throws {
+        let result = try await cli.run(["bench", "e2e-floor-peer", "--floor-role", "relay"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("--floor-role sender|receiver"))
     }
 
     @Test func benchNodeStartsRealNodesAndReportsTheirStartupAndMemory() async throws {
