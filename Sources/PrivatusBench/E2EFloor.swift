@@ -80,20 +80,22 @@ public enum E2EFloor {
             }
         }
         writer.start()
-        var latencies = [Double](repeating: 0, count: messages)
+        var latencies = [Double?](repeating: nil, count: messages)
         var buffer = [UInt8](repeating: 0, count: ackBytes)
         for _ in 0..<messages {
             guard readExactly(socket, into: &buffer) else {
                 throw FloorError(description: "the floor's sender stopped answering")
             }
             let now = ContinuousClock.now
-            let index = Int(buffer.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) })
-            guard index < messages, let at = sent.times.withLock({ $0[index] }) else {
-                throw FloorError(description: "the floor's sender answered a record never sent")
+            let number = buffer.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+            guard let index = Int(exactly: number), index < messages, latencies[index] == nil,
+                let at = sent.times.withLock({ $0[index] })
+            else {
+                throw FloorError(description: "the floor's sender answered a record never sent, or one twice")
             }
             latencies[index] = (now - at).milliseconds
         }
-        return latencies
+        return latencies.compactMap { $0 }
     }
 
     /// When each record was sent (nil: not yet).
@@ -127,7 +129,10 @@ public enum E2EFloor {
 
     /// Runs a peer: accepts one connection (the client's, or the sender's), connects to `next`
     /// (the sender, to the receiver), prints its ready line, and relays until a connection ends.
+    /// Never outlives the bench that started it: it waits at most half a second at a time and
+    /// ends once its parent has gone.
     public static func runPeer(role: Role, directory: String, next: Int?) throws {
+        let parent = getppid()
         let file = open("\(directory)/\(role.rawValue).data", O_RDWR | O_CREAT | O_TRUNC, 0o600)
         guard file >= 0 else { throw FloorError(description: "opening the floor's file failed") }
         defer { close(file) }
@@ -148,23 +153,31 @@ public enum E2EFloor {
         }
         let ready = try JSONEncoder().encode(Ready(port: try port(of: listener)))
         FileHandle.standardOutput.write(ready + Data("\n".utf8))
+        var waiting = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
+        while poll(&waiting, 1, 500) <= 0 {
+            guard getppid() == parent else { return }
+        }
         let client = accept(listener, nil, nil)
         guard client >= 0 else { throw FloorError(description: "accepting the floor's client failed") }
+        defer { close(client) }
         noDelay(client)
         var pages = Pages(file: file)
         var fromClient = Reassembly(unit: recordBytes)
         var fromUpstream = Reassembly(unit: ackBytes)
         var fds = [pollfd(fd: client, events: Int16(POLLIN), revents: 0)]
         if upstream >= 0 { fds.append(pollfd(fd: upstream, events: Int16(POLLIN), revents: 0)) }
-        while true {
-            guard poll(&fds, nfds_t(fds.count), -1) >= 0 else {
+        while getppid() == parent {
+            let ready = poll(&fds, nfds_t(fds.count), 500)
+            guard ready >= 0 else {
                 if errno == EINTR { continue }
                 return
             }
             if fds[0].revents != 0 {
                 guard let records = fromClient.read(from: client) else { return }
                 if !records.isEmpty {
-                    pages.write(count: records.count / recordBytes, sync: true)
+                    // A failed write or sync ends the peer: the bench reports that it stopped
+                    // answering rather than a floor too low.
+                    guard pages.write(count: records.count / recordBytes, sync: true) else { return }
                     if role == .sender {
                         guard writeAll(upstream, records) else { return }
                     } else {
@@ -179,7 +192,7 @@ public enum E2EFloor {
             if fds.count > 1, fds[1].revents != 0 {
                 guard let acks = fromUpstream.read(from: upstream) else { return }
                 if !acks.isEmpty {
-                    pages.write(count: acks.count / ackBytes, sync: false)
+                    guard pages.write(count: acks.count / ackBytes, sync: false) else { return }
                     guard writeAll(client, acks) else { return }
                 }
             }
@@ -194,13 +207,15 @@ public enum E2EFloor {
 
         init(file: Int32) { self.file = file }
 
-        mutating func write(count: Int, sync: Bool) {
-            let bytes = count * pageBytes
+        /// One page per item (at most the file's worth); false when the write or the sync failed.
+        mutating func write(count: Int, sync: Bool) -> Bool {
+            let bytes = min(count, fileBytes / pageBytes) * pageBytes
             if buffer.count < bytes { buffer = [UInt8](repeating: 0x5a, count: bytes) }
             if offset + bytes > fileBytes { offset = 0 }
-            _ = buffer.withUnsafeBytes { pwrite(file, $0.baseAddress, bytes, off_t(offset)) }
+            let written = buffer.withUnsafeBytes { pwrite(file, $0.baseAddress, bytes, off_t(offset)) }
+            guard written == bytes else { return false }
             offset += bytes
-            if sync { fdatasync(file) }
+            return !sync || fdatasync(file) == 0
         }
     }
 
@@ -242,6 +257,7 @@ public enum E2EFloor {
             }
         }
         guard listener >= 0, bound == 0, Glibc.listen(listener, 1) == 0 else {
+            if listener >= 0 { close(listener) }
             throw FloorError(description: "listening on loopback failed")
         }
         return listener
@@ -265,7 +281,10 @@ public enum E2EFloor {
                 Glibc.connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
-        guard socket >= 0, connected == 0 else { throw FloorError(description: "connecting on loopback failed") }
+        guard socket >= 0, connected == 0 else {
+            if socket >= 0 { close(socket) }
+            throw FloorError(description: "connecting on loopback failed")
+        }
         noDelay(socket)
         return socket
     }
@@ -278,7 +297,9 @@ public enum E2EFloor {
     private static func writeAll(_ socket: Int32, _ bytes: [UInt8]) -> Bool {
         var written = 0
         while written < bytes.count {
-            let count = bytes.withUnsafeBytes { send(socket, $0.baseAddress! + written, bytes.count - written, 0) }
+            let count = bytes.withUnsafeBytes {
+                send(socket, $0.baseAddress! + written, bytes.count - written, Int32(MSG_NOSIGNAL))
+            }
             if count < 0, errno == EINTR { continue }
             guard count > 0 else { return false }
             written += count

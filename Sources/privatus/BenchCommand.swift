@@ -160,6 +160,9 @@ struct BenchCommand: AsyncParsableCommand {
         if let processes, !(2...200).contains(processes) {
             throw ValidationError("--processes must be 2 to 200")
         }
+        if let floorNext, !(1...65_535).contains(floorNext) {
+            throw ValidationError("--floor-next must be a port, 1 to 65,535")
+        }
         if let unlockLog2N, (try? ScryptParameters(log2N: unlockLog2N)) == nil {
             throw ValidationError("--unlock-log2-n must be between 10 and 22")
         }
