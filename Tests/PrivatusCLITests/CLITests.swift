@@ -27,6 +27,17 @@ import Testing
         try #require(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
     }
 
+    /// The processes of this executable still running whose command line holds `marker` (those a
+    /// bench started must be gone with it).
+    func processes(of marker: String) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: "/proc").filter { entry in
+            guard Int(entry) != nil,
+                let command = try? String(contentsOfFile: "/proc/\(entry)/cmdline", encoding: .utf8)
+            else { return false }
+            return command.contains(marker) && command.hasPrefix(cli.executable)
+        }
+    }
+
     @Test func initThenIdShowsTheSamePeerIDEveryTime() async throws {
         defer { scratch.remove() }
         let created = try await run(["init", "--name", "alice", "--json"] + Self.cheap)
@@ -332,13 +343,7 @@ import Testing
         #expect(figures["rtt_overhead_us"] is Double)
         #expect(figures["idle_links"] as? Double == 100)
         // The peer process is gone with the bench: no `transport-peer` outlives it.
-        let peers = try FileManager.default.contentsOfDirectory(atPath: "/proc").filter { entry in
-            guard Int(entry) != nil,
-                let command = try? String(contentsOfFile: "/proc/\(entry)/cmdline", encoding: .utf8)
-            else { return false }
-            return command.contains("transport-peer") && command.hasPrefix(cli.executable)
-        }
-        #expect(peers.isEmpty)
+        #expect(try processes(of: "transport-peer").isEmpty)
     }
 
     @Test func benchE2EDeliversEveryMessageBetweenTwoRealNodesAndReportsItsFigures() async throws {
@@ -373,13 +378,7 @@ import Testing
             $0.hasPrefix("privatus-bench-e2e-") || $0.hasPrefix("privatus-bench-floor-")
         }
         #expect(leftovers.isEmpty)
-        let floorPeers = try FileManager.default.contentsOfDirectory(atPath: "/proc").filter { entry in
-            guard Int(entry) != nil,
-                let command = try? String(contentsOfFile: "/proc/\(entry)/cmdline", encoding: .utf8)
-            else { return false }
-            return command.contains("e2e-floor-peer") && command.hasPrefix(cli.executable)
-        }
-        #expect(floorPeers.isEmpty)
+        #expect(try processes(of: "e2e-floor-peer").isEmpty)
     }
 
     @Test func benchE2EWithoutReferenceLeavesTheFloorOut() async throws {
@@ -413,12 +412,6 @@ import Testing
             #expect(value > 0, "\(key)")
         }
         // The nodes are gone with the bench.
-        let nodes = try FileManager.default.contentsOfDirectory(atPath: "/proc").filter { entry in
-            guard Int(entry) != nil,
-                let command = try? String(contentsOfFile: "/proc/\(entry)/cmdline", encoding: .utf8)
-            else { return false }
-            return command.contains("privatus-bench-node") && command.hasPrefix(cli.executable)
-        }
-        #expect(nodes.isEmpty)
+        #expect(try processes(of: "privatus-bench-node").isEmpty)
     }
 }
