@@ -38,6 +38,9 @@ let package = Package(
     ],
     targets: [
         .target(name: "CPrivatusSystem"),
+        // SQLite's WAL writes gathered per transaction (a VFS shim over the system SQLite's
+        // default VFS).
+        .target(name: "CPrivatusSQLite", linkerSettings: [.linkedLibrary("sqlite3")]),
         .target(
             name: "PrivatusCore",
             dependencies: ["CPrivatusSystem", .product(name: "Crypto", package: "swift-crypto")],
@@ -64,6 +67,7 @@ let package = Package(
         .target(
             name: "PrivatusStore",
             dependencies: [
+                "CPrivatusSQLite",
                 "PrivatusCore",
                 "PrivatusCrypto",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -204,7 +208,9 @@ let package = Package(
         ),
         .executableTarget(
             name: "StoreWriter",
-            dependencies: ["PrivatusCore", "PrivatusStore", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "CPrivatusSQLite", "PrivatusCore", "PrivatusStore", .product(name: "Crypto", package: "swift-crypto"),
+            ],
             path: "Tests/StoreWriter",
             swiftSettings: swiftSettings
         ),
@@ -235,7 +241,8 @@ let package = Package(
         .testTarget(
             name: "PrivatusNodeTests",
             dependencies: [
-                "PrivatusNode", "PrivatusStore", "PrivatusCrypto", "PrivatusDHT", "PrivatusCore", "PrivatusTesting", "PrivatusWire",
+                "PrivatusNode", "PrivatusStore", "PrivatusCrypto", "PrivatusDHT", "PrivatusCore", "PrivatusTesting",
+                "PrivatusWire",
                 "PrivatusNet",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -252,7 +259,9 @@ let package = Package(
         ),
         .testTarget(
             name: "PrivatusCLITests",
-            dependencies: ["privatus", "CPrivatusSystem", "PrivatusCore", "PrivatusTesting", "PrivatusNode", "PrivatusProfile"],
+            dependencies: [
+                "privatus", "CPrivatusSystem", "PrivatusCore", "PrivatusTesting", "PrivatusNode", "PrivatusProfile",
+            ],
             swiftSettings: swiftSettings
         ),
     ],

@@ -1,3 +1,4 @@
+import CPrivatusSQLite
 import Crypto
 import Foundation
 import GRDB
@@ -74,6 +75,9 @@ public final class Store: Sendable {
     /// incremental auto-vacuum on creation, `synchronous=FULL` on the writer, and the page
     /// caches above. (The storage benchmark's plaintext reference uses the same.)
     public static func makePool(path: String) throws -> DatabasePool {
+        // Each transaction's WAL frames in one write (CPrivatusSQLite); without it (not expected)
+        // SQLite writes them as it always does.
+        _ = privatus_wal_writes_register()
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
         configuration.label = "privatus"

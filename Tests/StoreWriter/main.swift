@@ -4,12 +4,34 @@
 // body it saw reported is in the database.
 //
 // usage: StoreWriter DATABASE-PATH DATABASE-KEY-HEX FIRST-NUMBER
+//
+// With `--wal-writes` instead of a first number (Tests/PrivatusStoreTests/WALWritesTests), it
+// commits one batch of 100 messages of 2,000 bytes and prints how many writes SQLite asked of
+// the WAL and how many were made (CPrivatusSQLite), then exits: in a process of its own, so that
+// no other test's commits are counted.
+import CPrivatusSQLite
 import Crypto
 import Foundation
 import PrivatusCore
 import PrivatusStore
 
 let arguments = CommandLine.arguments
+if arguments.count == 4, arguments[3] == "--wal-writes", let keyBytes = Hex.decodeLowercase(arguments[2]) {
+    let store = try Store(path: arguments[1], databaseKey: SymmetricKey(data: keyBytes))
+    let peer = PeerID(identityPublicKey: [UInt8](repeating: 6, count: 32))
+    var before = (seen: UInt64(0), made: UInt64(0))
+    privatus_wal_writes_counts(&before.seen, &before.made)
+    try store.append(
+        (0..<100).map { number in
+            NewMessage(
+                peer: peer, direction: .received, state: .delivered, sender: peer, sentAt: UInt64(number),
+                body: "w\(number) " + String(repeating: "x", count: 2_000))
+        })
+    var after = (seen: UInt64(0), made: UInt64(0))
+    privatus_wal_writes_counts(&after.seen, &after.made)
+    print("wal-writes seen \(after.seen - before.seen) made \(after.made - before.made)")
+    exit(0)
+}
 guard arguments.count == 4, let keyBytes = Hex.decodeLowercase(arguments[2]), let first = Int(arguments[3]) else {
     FileHandle.standardError.write(Data("usage: StoreWriter PATH KEY-HEX FIRST\n".utf8))
     exit(64)

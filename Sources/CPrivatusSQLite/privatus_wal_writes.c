@@ -1,0 +1,275 @@
+// A VFS shim over SQLite's default VFS that gathers the writes of one transaction to a WAL file
+// into one `pwrite`: see include/privatus_wal_writes.h.
+
+#include "privatus_wal_writes.h"
+
+#include <sqlite3.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/// SQLite's WAL layout (https://www.sqlite.org/fileformat2.html#walformat): a 32-byte header,
+/// then frames, each a 24-byte frame header and a page. Bytes 4-7 of a frame header (big
+/// endian) hold the database's size in pages after a commit, and zero in every other frame.
+enum { WAL_HEADER_BYTES = 32, FRAME_HEADER_BYTES = 24 };
+
+/// Gathered bytes past this are written out before more are added.
+enum { MAXIMUM_GATHERED = 4 << 20 };
+
+/// The most one real write carries: the unix VFS writes at most 128 KiB - 1 bytes per call (it
+/// masks the length with 0x1ffff; SQLite's own writes are pages of at most 64 KiB), and a longer
+/// one would come back short, as SQLITE_FULL.
+enum { WRITE_PIECE = 64 << 10 };
+
+typedef struct GatheringFile {
+    sqlite3_file base;
+    /// The default VFS's file, in the memory after this struct.
+    sqlite3_file *real;
+    /// A WAL file: its writes are gathered. Every other file passes straight through.
+    int gathers;
+    /// Bytes written by SQLite and not yet by us, to go at `start`.
+    unsigned char *gathered;
+    int gatheredBytes;
+    int capacity;
+    sqlite3_int64 start;
+    /// The last write was a frame's header (gathered): the next one is its page.
+    int frameHeaderLast;
+    /// ... and the frame is a commit frame: its page ends the transaction.
+    int commitPageNext;
+    /// This file's methods: the shim's, at the real file's version (xShm* from 2, xFetch from 3).
+    sqlite3_io_methods methods;
+} GatheringFile;
+
+static sqlite3_vfs *realVFS;
+static sqlite3_vfs gatheringVFS;
+
+static _Atomic uint64_t writesSeen;
+static _Atomic uint64_t writesMade;
+
+static sqlite3_file *realFile(sqlite3_file *file) { return ((GatheringFile *)file)->real; }
+
+/// Writes what is gathered, if anything, in pieces of at most ``WRITE_PIECE`` bytes. Returns the
+/// first error of the real writes.
+static int writeGathered(GatheringFile *file) {
+    int rc = SQLITE_OK;
+    for (int done = 0; done < file->gatheredBytes && rc == SQLITE_OK; done += WRITE_PIECE) {
+        int piece = file->gatheredBytes - done < WRITE_PIECE ? file->gatheredBytes - done : WRITE_PIECE;
+        rc = file->real->pMethods->xWrite(file->real, file->gathered + done, piece, file->start + done);
+        atomic_fetch_add_explicit(&writesMade, 1, memory_order_relaxed);
+    }
+    file->gatheredBytes = 0;
+    return rc;
+}
+
+/// Writes `amount` bytes as SQLite asked, after what is gathered (so that the file sees the
+/// writes in SQLite's order).
+static int writeThrough(GatheringFile *file, const void *bytes, int amount, sqlite3_int64 offset) {
+    int rc = writeGathered(file);
+    if (rc != SQLITE_OK) return rc;
+    atomic_fetch_add_explicit(&writesMade, 1, memory_order_relaxed);
+    return file->real->pMethods->xWrite(file->real, bytes, amount, offset);
+}
+
+/// Gathers a frame's header and the page that follows it, while they are contiguous with what is
+/// gathered; any other write (the WAL's own header, a page rewritten in place) goes through at
+/// once, as do the pages of a SQLite that wrote its frames differently.
+static int gatheringWrite(sqlite3_file *base, const void *bytes, int amount, sqlite3_int64 offset) {
+    GatheringFile *file = (GatheringFile *)base;
+    atomic_fetch_add_explicit(&writesSeen, 1, memory_order_relaxed);
+    int pageOfFrame = file->frameHeaderLast;
+    int endsTransaction = file->commitPageNext;
+    int frameHeader = amount == FRAME_HEADER_BYTES && offset >= WAL_HEADER_BYTES;
+    file->frameHeaderLast = frameHeader;
+    // A frame header whose "size after commit" is not zero: the next write, its page, is the
+    // transaction's last.
+    const unsigned char *header = bytes;
+    file->commitPageNext = frameHeader && (header[4] | header[5] | header[6] | header[7]) != 0;
+    int contiguous = file->gatheredBytes == 0 || file->start + file->gatheredBytes == offset;
+    if (!(frameHeader || pageOfFrame) || !contiguous || amount > WRITE_PIECE) {
+        file->frameHeaderLast = 0;
+        file->commitPageNext = 0;
+        return writeThrough(file, bytes, amount, offset);
+    }
+    if (file->gatheredBytes + amount > MAXIMUM_GATHERED) {
+        int rc = writeGathered(file);
+        if (rc != SQLITE_OK) return rc;
+    }
+    if (file->gatheredBytes == 0) file->start = offset;
+    if (file->gatheredBytes + amount > file->capacity) {
+        int capacity = file->capacity == 0 ? 64 << 10 : file->capacity;
+        while (capacity < file->gatheredBytes + amount) capacity *= 2;
+        unsigned char *grown = realloc(file->gathered, (size_t)capacity);
+        if (grown == NULL) {
+            file->frameHeaderLast = 0;
+            file->commitPageNext = 0;
+            return writeThrough(file, bytes, amount, offset);
+        }
+        file->gathered = grown;
+        file->capacity = capacity;
+    }
+    memcpy(file->gathered + file->gatheredBytes, bytes, (size_t)amount);
+    file->gatheredBytes += amount;
+    // The commit's page: everything goes to the file now, so that an error reaches the commit
+    // and a reader never sees a committed frame the file lacks.
+    return pageOfFrame && endsTransaction ? writeGathered(file) : SQLITE_OK;
+}
+
+// Every other method of a WAL file writes what is gathered first, so it sees the file as SQLite
+// wrote it.
+
+static int gatheringClose(sqlite3_file *base) {
+    GatheringFile *file = (GatheringFile *)base;
+    int written = writeGathered(file);
+    int rc = file->real->pMethods->xClose(file->real);
+    free(file->gathered);
+    file->gathered = NULL;
+    file->capacity = 0;
+    return written != SQLITE_OK ? written : rc;
+}
+
+static int gatheringRead(sqlite3_file *base, void *bytes, int amount, sqlite3_int64 offset) {
+    int rc = writeGathered((GatheringFile *)base);
+    if (rc != SQLITE_OK) return rc;
+    return realFile(base)->pMethods->xRead(realFile(base), bytes, amount, offset);
+}
+
+static int gatheringTruncate(sqlite3_file *base, sqlite3_int64 size) {
+    int rc = writeGathered((GatheringFile *)base);
+    if (rc != SQLITE_OK) return rc;
+    return realFile(base)->pMethods->xTruncate(realFile(base), size);
+}
+
+static int gatheringSync(sqlite3_file *base, int flags) {
+    int rc = writeGathered((GatheringFile *)base);
+    if (rc != SQLITE_OK) return rc;
+    return realFile(base)->pMethods->xSync(realFile(base), flags);
+}
+
+static int gatheringFileSize(sqlite3_file *base, sqlite3_int64 *size) {
+    int rc = writeGathered((GatheringFile *)base);
+    if (rc != SQLITE_OK) return rc;
+    return realFile(base)->pMethods->xFileSize(realFile(base), size);
+}
+
+static int gatheringFileControl(sqlite3_file *base, int op, void *argument) {
+    int rc = writeGathered((GatheringFile *)base);
+    if (rc != SQLITE_OK) return rc;
+    return realFile(base)->pMethods->xFileControl(realFile(base), op, argument);
+}
+
+// Methods that touch no bytes of the file pass straight through.
+
+static int passClose(sqlite3_file *base) { return realFile(base)->pMethods->xClose(realFile(base)); }
+static int passRead(sqlite3_file *base, void *bytes, int amount, sqlite3_int64 offset) {
+    return realFile(base)->pMethods->xRead(realFile(base), bytes, amount, offset);
+}
+static int passWrite(sqlite3_file *base, const void *bytes, int amount, sqlite3_int64 offset) {
+    return realFile(base)->pMethods->xWrite(realFile(base), bytes, amount, offset);
+}
+static int passTruncate(sqlite3_file *base, sqlite3_int64 size) {
+    return realFile(base)->pMethods->xTruncate(realFile(base), size);
+}
+static int passSync(sqlite3_file *base, int flags) { return realFile(base)->pMethods->xSync(realFile(base), flags); }
+static int passFileSize(sqlite3_file *base, sqlite3_int64 *size) {
+    return realFile(base)->pMethods->xFileSize(realFile(base), size);
+}
+static int passFileControl(sqlite3_file *base, int op, void *argument) {
+    return realFile(base)->pMethods->xFileControl(realFile(base), op, argument);
+}
+static int passLock(sqlite3_file *base, int level) { return realFile(base)->pMethods->xLock(realFile(base), level); }
+static int passUnlock(sqlite3_file *base, int level) {
+    return realFile(base)->pMethods->xUnlock(realFile(base), level);
+}
+static int passCheckReservedLock(sqlite3_file *base, int *result) {
+    return realFile(base)->pMethods->xCheckReservedLock(realFile(base), result);
+}
+static int passSectorSize(sqlite3_file *base) { return realFile(base)->pMethods->xSectorSize(realFile(base)); }
+static int passDeviceCharacteristics(sqlite3_file *base) {
+    return realFile(base)->pMethods->xDeviceCharacteristics(realFile(base));
+}
+static int passShmMap(sqlite3_file *base, int page, int pageSize, int extend, void volatile **memory) {
+    return realFile(base)->pMethods->xShmMap(realFile(base), page, pageSize, extend, memory);
+}
+static int passShmLock(sqlite3_file *base, int offset, int count, int flags) {
+    return realFile(base)->pMethods->xShmLock(realFile(base), offset, count, flags);
+}
+static void passShmBarrier(sqlite3_file *base) { realFile(base)->pMethods->xShmBarrier(realFile(base)); }
+static int passShmUnmap(sqlite3_file *base, int deleteFlag) {
+    return realFile(base)->pMethods->xShmUnmap(realFile(base), deleteFlag);
+}
+static int passFetch(sqlite3_file *base, sqlite3_int64 offset, int amount, void **pointer) {
+    return realFile(base)->pMethods->xFetch(realFile(base), offset, amount, pointer);
+}
+static int passUnfetch(sqlite3_file *base, sqlite3_int64 offset, void *pointer) {
+    return realFile(base)->pMethods->xUnfetch(realFile(base), offset, pointer);
+}
+
+static void makeMethods(sqlite3_io_methods *methods, int gathers, int version);
+
+static int gatheringOpen(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *base, int flags, int *outFlags) {
+    (void)vfs;
+    GatheringFile *file = (GatheringFile *)base;
+    memset(file, 0, sizeof(GatheringFile));
+    file->real = (sqlite3_file *)&file[1];
+    int rc = realVFS->xOpen(realVFS, name, file->real, flags, outFlags);
+    if (rc != SQLITE_OK || file->real->pMethods == NULL) {
+        // SQLite calls no method of a file whose pMethods is NULL (xClose included); the real
+        // file's own clean-up on failure is its VFS's.
+        base->pMethods = NULL;
+        return rc;
+    }
+    file->gathers = (flags & SQLITE_OPEN_WAL) != 0;
+    makeMethods(&file->methods, file->gathers, file->real->pMethods->iVersion);
+    base->pMethods = &file->methods;
+    return SQLITE_OK;
+}
+
+static void makeMethods(sqlite3_io_methods *methods, int gathers, int version) {
+    methods->iVersion = version < 3 ? version : 3;
+    methods->xClose = gathers ? gatheringClose : passClose;
+    methods->xRead = gathers ? gatheringRead : passRead;
+    methods->xWrite = gathers ? gatheringWrite : passWrite;
+    methods->xTruncate = gathers ? gatheringTruncate : passTruncate;
+    methods->xSync = gathers ? gatheringSync : passSync;
+    methods->xFileSize = gathers ? gatheringFileSize : passFileSize;
+    methods->xLock = passLock;
+    methods->xUnlock = passUnlock;
+    methods->xCheckReservedLock = passCheckReservedLock;
+    methods->xFileControl = gathers ? gatheringFileControl : passFileControl;
+    methods->xSectorSize = passSectorSize;
+    methods->xDeviceCharacteristics = passDeviceCharacteristics;
+    methods->xShmMap = version >= 2 ? passShmMap : NULL;
+    methods->xShmLock = version >= 2 ? passShmLock : NULL;
+    methods->xShmBarrier = version >= 2 ? passShmBarrier : NULL;
+    methods->xShmUnmap = version >= 2 ? passShmUnmap : NULL;
+    methods->xFetch = version >= 3 ? passFetch : NULL;
+    methods->xUnfetch = version >= 3 ? passUnfetch : NULL;
+}
+
+static int registered = SQLITE_ERROR;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void registerOnce(void) {
+    realVFS = sqlite3_vfs_find(NULL);
+    if (realVFS == NULL) return;
+    gatheringVFS = *realVFS;
+    gatheringVFS.zName = "privatus-wal-writes";
+    gatheringVFS.szOsFile = (int)sizeof(GatheringFile) + realVFS->szOsFile;
+    gatheringVFS.xOpen = gatheringOpen;
+    gatheringVFS.pAppData = NULL;
+    gatheringVFS.pNext = NULL;
+    registered = sqlite3_vfs_register(&gatheringVFS, 1);
+}
+
+int privatus_wal_writes_register(void) {
+    pthread_once(&once, registerOnce);
+    return registered;
+}
+
+void privatus_wal_writes_counts(uint64_t *seen, uint64_t *made) {
+    *seen = atomic_load_explicit(&writesSeen, memory_order_relaxed);
+    *made = atomic_load_explicit(&writesMade, memory_order_relaxed);
+}

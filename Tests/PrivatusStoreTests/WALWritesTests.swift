@@ -1,0 +1,35 @@
+import Crypto
+import Foundation
+import PrivatusCore
+import PrivatusStore
+import PrivatusTesting
+import Testing
+
+/// The store's WAL writes are gathered per transaction (CPrivatusSQLite): a commit of many pages
+/// reaches the file in a few writes, and what it committed reads back whole.
+@Suite(.serialized) struct WALWritesTests {
+    @Test func aCommitOfManyPagesIsWrittenInAFewWritesAndReadsBackWhole() async throws {
+        let scratch = try TemporaryDirectory("privatus-wal-writes")
+        defer { scratch.remove() }
+        let path = scratch.child("privatus.sqlite")
+        let key = SymmetricKey(size: .bits256)
+        let keyHex = key.withUnsafeBytes { Hex.encode($0) }
+        let result = try await CLIProcess(product: "StoreWriter").run([path, keyHex, "--wal-writes"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let words = result.stdout.split(separator: " ").map {
+            String($0).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let seen = words.firstIndex(of: "seen").flatMap { Int(words[$0 + 1]) } ?? 0
+        let made = words.firstIndex(of: "made").flatMap { Int(words[$0 + 1]) } ?? 0
+        // 100 messages of 2 KB: more than 50 pages, two writes each as SQLite asks (a frame's
+        // header, then its page); gathered, one write per 64 KiB.
+        #expect(seen > 100, "\(result.stdout)")
+        #expect(made >= 1 && made * 8 <= seen, "\(result.stdout)")
+
+        let store = try Store(path: path, databaseKey: key)
+        #expect(try store.check().isEmpty)
+        let peer = PeerID(identityPublicKey: [UInt8](repeating: 6, count: 32))
+        let bodies = try store.latestMessages(with: peer, limit: Int.max).map(\.body)
+        #expect(Set(bodies) == Set((0..<100).map { "w\($0) " + String(repeating: "x", count: 2_000) }))
+    }
+}
