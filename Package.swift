@@ -130,6 +130,7 @@ let package = Package(
         .target(
             name: "PrivatusBench",
             dependencies: [
+                "CPrivatusSQLite",
                 "PrivatusCore",
                 "PrivatusDHT",
                 "PrivatusNode",
@@ -210,6 +211,7 @@ let package = Package(
             name: "StoreWriter",
             dependencies: [
                 "CPrivatusSQLite", "PrivatusCore", "PrivatusStore", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             path: "Tests/StoreWriter",
             swiftSettings: swiftSettings

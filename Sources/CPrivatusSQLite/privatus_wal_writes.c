@@ -35,7 +35,11 @@ typedef struct GatheringFile {
     int gatheredBytes;
     int capacity;
     sqlite3_int64 start;
-    /// The last write was a frame's header (gathered): the next one is its page.
+    /// Where the WAL's frames end: the highest offset + length written or gathered since the WAL's
+    /// own header was last written (at offset 0). A new frame starts there; a write below it
+    /// rewrites what is there (a page changed again, a checksum redone at commit).
+    sqlite3_int64 appendEnd;
+    /// The last write was a new frame's header (gathered): the next one is its page.
     int frameHeaderLast;
     /// ... and the frame is a commit frame: its page ends the transaction.
     int commitPageNext;
@@ -45,6 +49,9 @@ typedef struct GatheringFile {
 
 static sqlite3_vfs *realVFS;
 static sqlite3_vfs gatheringVFS;
+
+/// Whether WAL files opened from now on gather their writes (``privatus_wal_writes_gather``).
+static _Atomic int gathering = 1;
 
 static _Atomic uint64_t writesSeen;
 static _Atomic uint64_t writesMade;
@@ -73,22 +80,30 @@ static int writeThrough(GatheringFile *file, const void *bytes, int amount, sqli
     return file->real->pMethods->xWrite(file->real, bytes, amount, offset);
 }
 
-/// Gathers a frame's header and the page that follows it, while they are contiguous with what is
-/// gathered; any other write (the WAL's own header, a page rewritten in place) goes through at
-/// once, as do the pages of a SQLite that wrote its frames differently.
+/// Whether `amount` can be a database page: a power of two from 512 to 65,536.
+static int pageSized(int amount) { return amount >= 512 && amount <= 65536 && (amount & (amount - 1)) == 0; }
+
+/// Gathers a new frame's header (at the end of the frames) and the page that follows it, while
+/// they are contiguous with what is gathered. Any other write goes through at once, after what is
+/// gathered: the WAL's own header, a page rewritten in place, a frame header whose checksum
+/// SQLite redoes at commit (after the commit frame's page, with no sync to follow at NORMAL), the
+/// pieces of a padding frame split at a sync point, the frames of a SQLite that wrote them
+/// differently.
 static int gatheringWrite(sqlite3_file *base, const void *bytes, int amount, sqlite3_int64 offset) {
     GatheringFile *file = (GatheringFile *)base;
     atomic_fetch_add_explicit(&writesSeen, 1, memory_order_relaxed);
-    int pageOfFrame = file->frameHeaderLast;
+    if (offset == 0) file->appendEnd = 0;
+    int pageOfFrame = file->frameHeaderLast && pageSized(amount);
     int endsTransaction = file->commitPageNext;
-    int frameHeader = amount == FRAME_HEADER_BYTES && offset >= WAL_HEADER_BYTES;
+    int frameHeader = amount == FRAME_HEADER_BYTES && offset >= WAL_HEADER_BYTES && offset >= file->appendEnd;
+    if (offset + amount > file->appendEnd) file->appendEnd = offset + amount;
     file->frameHeaderLast = frameHeader;
     // A frame header whose "size after commit" is not zero: the next write, its page, is the
     // transaction's last.
     const unsigned char *header = bytes;
     file->commitPageNext = frameHeader && (header[4] | header[5] | header[6] | header[7]) != 0;
     int contiguous = file->gatheredBytes == 0 || file->start + file->gatheredBytes == offset;
-    if (!(frameHeader || pageOfFrame) || !contiguous || amount > WRITE_PIECE) {
+    if (!(frameHeader || pageOfFrame) || !contiguous) {
         file->frameHeaderLast = 0;
         file->commitPageNext = 0;
         return writeThrough(file, bytes, amount, offset);
@@ -216,12 +231,18 @@ static int gatheringOpen(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *
     file->real = (sqlite3_file *)&file[1];
     int rc = realVFS->xOpen(realVFS, name, file->real, flags, outFlags);
     if (rc != SQLITE_OK || file->real->pMethods == NULL) {
-        // SQLite calls no method of a file whose pMethods is NULL (xClose included); the real
-        // file's own clean-up on failure is its VFS's.
+        // SQLite calls no method of a file whose pMethods is NULL (xClose included): a real file
+        // left half open is closed here.
+        if (file->real->pMethods != NULL) file->real->pMethods->xClose(file->real);
         base->pMethods = NULL;
-        return rc;
+        return rc != SQLITE_OK ? rc : SQLITE_CANTOPEN;
     }
-    file->gathers = (flags & SQLITE_OPEN_WAL) != 0;
+    // Without powersafe overwrite SQLite pads a commit to a sector boundary and splits a frame
+    // there; such a WAL is written as SQLite asks.
+    int powersafe =
+        (file->real->pMethods->xDeviceCharacteristics(file->real) & SQLITE_IOCAP_POWERSAFE_OVERWRITE) != 0;
+    file->gathers = (flags & SQLITE_OPEN_WAL) != 0 && powersafe
+        && atomic_load_explicit(&gathering, memory_order_relaxed);
     makeMethods(&file->methods, file->gathers, file->real->pMethods->iVersion);
     base->pMethods = &file->methods;
     return SQLITE_OK;
@@ -268,6 +289,8 @@ int privatus_wal_writes_register(void) {
     pthread_once(&once, registerOnce);
     return registered;
 }
+
+void privatus_wal_writes_gather(int on) { atomic_store_explicit(&gathering, on != 0, memory_order_relaxed); }
 
 void privatus_wal_writes_counts(uint64_t *seen, uint64_t *made) {
     *seen = atomic_load_explicit(&writesSeen, memory_order_relaxed);

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import GRDB
 import PrivatusCore
 import PrivatusStore
 import PrivatusTesting
@@ -31,5 +32,29 @@ import Testing
         let peer = PeerID(identityPublicKey: [UInt8](repeating: 6, count: 32))
         let bodies = try store.latestMessages(with: peer, limit: Int.max).map(\.body)
         #expect(Set(bodies) == Set((0..<100).map { "w\($0) " + String(repeating: "x", count: 2_000) }))
+    }
+
+    /// A transaction that spilled pages to the WAL and changed them again has its frames'
+    /// checksums redone after its commit frame: at NORMAL nothing follows that write, so it must
+    /// not wait in the gathering. Killed right after the commit (and a checkpoint by another
+    /// connection), the process loses nothing and the database stays sound.
+    @Test func aSpilledTransactionCommittedAtNormalSurvivesAKillAfterACheckpoint() async throws {
+        let scratch = try TemporaryDirectory("privatus-wal-spill")
+        defer { scratch.remove() }
+        let path = scratch.child("spill.sqlite")
+        let result = try await CLIProcess(product: "StoreWriter").run([path, "--spill"])
+        #expect(result.status == 128 + SIGKILL, "\(result.stderr)")
+        #expect(result.stdout == "committed\n")
+        let database = try DatabaseQueue(path: path)
+        let (check, rows, changed) = try await database.read { db in
+            (
+                try String.fetchAll(db, sql: "PRAGMA integrity_check"),
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM spilled"),
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM spilled WHERE x = zeroblob(900)")
+            )
+        }
+        #expect(check == ["ok"])
+        #expect(rows == 400)
+        #expect(changed == 20)
     }
 }

@@ -9,13 +9,39 @@
 // commits one batch of 100 messages of 2,000 bytes and prints how many writes SQLite asked of
 // the WAL and how many were made (CPrivatusSQLite), then exits: in a process of its own, so that
 // no other test's commits are counted.
+//
+// With `--spill` instead of a key (WALWritesTests), it commits at synchronous=NORMAL, with a tiny
+// page cache, one transaction that spills pages to the WAL and then changes them again (SQLite
+// then rewrites frame checksums after the commit frame), lets a second connection checkpoint,
+// prints "committed" and kills itself with SIGKILL before anything else touches the WAL.
 import CPrivatusSQLite
 import Crypto
 import Foundation
+import GRDB
 import PrivatusCore
 import PrivatusStore
 
 let arguments = CommandLine.arguments
+if arguments.count == 3, arguments[2] == "--spill" {
+    let pool = try Store.makePool(path: arguments[1])
+    try pool.writeWithoutTransaction { db in
+        try db.execute(sql: "PRAGMA synchronous = NORMAL; PRAGMA cache_size = 10")
+        try db.execute(sql: "CREATE TABLE spilled (id INTEGER PRIMARY KEY, x BLOB)")
+        try db.inTransaction {
+            try db.execute(
+                sql: """
+                    WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 400)
+                    INSERT INTO spilled SELECT i, randomblob(900) FROM c
+                    """)
+            try db.execute(sql: "UPDATE spilled SET x = zeroblob(900) WHERE id <= 20")
+            return .commit
+        }
+    }
+    let other = try DatabaseQueue(path: arguments[1])
+    try other.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+    FileHandle.standardOutput.write(Data("committed\n".utf8))
+    kill(getpid(), SIGKILL)
+}
 if arguments.count == 4, arguments[3] == "--wal-writes", let keyBytes = Hex.decodeLowercase(arguments[2]) {
     let store = try Store(path: arguments[1], databaseKey: SymmetricKey(data: keyBytes))
     let peer = PeerID(identityPublicKey: [UInt8](repeating: 6, count: 32))

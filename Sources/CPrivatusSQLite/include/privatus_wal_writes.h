@@ -14,6 +14,11 @@
 /// before the first database is opened. Returns 0 (SQLITE_OK), or the error of registering it.
 int privatus_wal_writes_register(void);
 
+/// Whether WAL files opened from now on gather their writes (1, the default) or pass them
+/// straight through (0): for `privatus bench storage`'s reference in the same run, not for the
+/// product.
+void privatus_wal_writes_gather(int on);
+
 /// Writes SQLite asked of WAL files, and writes made to them, since the process started.
 void privatus_wal_writes_counts(uint64_t *seen, uint64_t *made);
 
