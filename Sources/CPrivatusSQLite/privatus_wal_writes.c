@@ -43,9 +43,21 @@ typedef struct GatheringFile {
     int frameHeaderLast;
     /// ... and the frame is a commit frame: its page ends the transaction.
     int commitPageNext;
+    /// A write of gathered bytes failed where SQLite did not look at the result (a hint, a lock
+    /// release): the next write or sync returns it, so the transaction that needed them fails.
+    int failed;
+    /// The database the file belongs to (its main file's name; NULL for a file of no database):
+    /// a WAL file writes what it gathered before its database's write lock is released.
+    const char *database;
+    /// The gathering WAL files, linked for that (under `registryLock`).
+    struct GatheringFile *next;
+    struct GatheringFile *previous;
     /// This file's methods: the shim's, at the real file's version (xShm* from 2, xFetch from 3).
     sqlite3_io_methods methods;
 } GatheringFile;
+
+static pthread_mutex_t registryLock = PTHREAD_MUTEX_INITIALIZER;
+static GatheringFile *registry;
 
 static sqlite3_vfs *realVFS;
 static sqlite3_vfs gatheringVFS;
@@ -68,13 +80,46 @@ static int writeGathered(GatheringFile *file) {
         atomic_fetch_add_explicit(&writesMade, 1, memory_order_relaxed);
     }
     file->gatheredBytes = 0;
+    // A buffer grown for one large transaction is not kept.
+    if (file->capacity > (1 << 20)) {
+        free(file->gathered);
+        file->gathered = NULL;
+        file->capacity = 0;
+    }
     return rc;
+}
+
+/// The failure latched by an earlier write of gathered bytes, once (then cleared).
+static int takeFailure(GatheringFile *file) {
+    int rc = file->failed;
+    file->failed = SQLITE_OK;
+    return rc;
+}
+
+/// Writes what every WAL file of `database` gathered. Called before the database's write lock
+/// is released: a transaction that rolled back after spilling frames leaves them gathered (SQLite
+/// makes no call on the WAL for a rollback), and they must reach the file before another
+/// connection may write frames at the same offsets, as they would have without the shim. Only
+/// the file of the connection releasing the lock (on this thread) can hold any: gathering needs
+/// the lock.
+static void writeGatheredOf(const char *database) {
+    if (database == NULL) return;
+    pthread_mutex_lock(&registryLock);
+    for (GatheringFile *file = registry; file != NULL; file = file->next) {
+        if (file->database != NULL && strcmp(file->database, database) == 0 && file->gatheredBytes > 0) {
+            int rc = writeGathered(file);
+            if (rc != SQLITE_OK) file->failed = rc;
+        }
+    }
+    pthread_mutex_unlock(&registryLock);
 }
 
 /// Writes `amount` bytes as SQLite asked, after what is gathered (so that the file sees the
 /// writes in SQLite's order).
 static int writeThrough(GatheringFile *file, const void *bytes, int amount, sqlite3_int64 offset) {
-    int rc = writeGathered(file);
+    int rc = takeFailure(file);
+    if (rc != SQLITE_OK) return rc;
+    rc = writeGathered(file);
     if (rc != SQLITE_OK) return rc;
     atomic_fetch_add_explicit(&writesMade, 1, memory_order_relaxed);
     return file->real->pMethods->xWrite(file->real, bytes, amount, offset);
@@ -108,6 +153,8 @@ static int gatheringWrite(sqlite3_file *base, const void *bytes, int amount, sql
         file->commitPageNext = 0;
         return writeThrough(file, bytes, amount, offset);
     }
+    int failure = takeFailure(file);
+    if (failure != SQLITE_OK) return failure;
     if (file->gatheredBytes + amount > MAXIMUM_GATHERED) {
         int rc = writeGathered(file);
         if (rc != SQLITE_OK) return rc;
@@ -129,7 +176,8 @@ static int gatheringWrite(sqlite3_file *base, const void *bytes, int amount, sql
     file->gatheredBytes += amount;
     // The commit's page: everything goes to the file now, so that an error reaches the commit
     // and a reader never sees a committed frame the file lacks.
-    return pageOfFrame && endsTransaction ? writeGathered(file) : SQLITE_OK;
+    if (!(pageOfFrame && endsTransaction)) return SQLITE_OK;
+    return writeGathered(file);
 }
 
 // Every other method of a WAL file writes what is gathered first, so it sees the file as SQLite
@@ -137,6 +185,10 @@ static int gatheringWrite(sqlite3_file *base, const void *bytes, int amount, sql
 
 static int gatheringClose(sqlite3_file *base) {
     GatheringFile *file = (GatheringFile *)base;
+    pthread_mutex_lock(&registryLock);
+    if (file->previous != NULL) file->previous->next = file->next; else registry = file->next;
+    if (file->next != NULL) file->next->previous = file->previous;
+    pthread_mutex_unlock(&registryLock);
     int written = writeGathered(file);
     int rc = file->real->pMethods->xClose(file->real);
     free(file->gathered);
@@ -158,7 +210,8 @@ static int gatheringTruncate(sqlite3_file *base, sqlite3_int64 size) {
 }
 
 static int gatheringSync(sqlite3_file *base, int flags) {
-    int rc = writeGathered((GatheringFile *)base);
+    int rc = takeFailure((GatheringFile *)base);
+    if (rc == SQLITE_OK) rc = writeGathered((GatheringFile *)base);
     if (rc != SQLITE_OK) return rc;
     return realFile(base)->pMethods->xSync(realFile(base), flags);
 }
@@ -170,9 +223,15 @@ static int gatheringFileSize(sqlite3_file *base, sqlite3_int64 *size) {
 }
 
 static int gatheringFileControl(sqlite3_file *base, int op, void *argument) {
-    int rc = writeGathered((GatheringFile *)base);
-    if (rc != SQLITE_OK) return rc;
-    return realFile(base)->pMethods->xFileControl(realFile(base), op, argument);
+    GatheringFile *file = (GatheringFile *)base;
+    int rc = writeGathered(file);
+    if (rc != SQLITE_OK) {
+        // SQLite ignores the result of some controls (hints): the failure waits for the next
+        // write or sync.
+        file->failed = rc;
+        return rc;
+    }
+    return file->real->pMethods->xFileControl(file->real, op, argument);
 }
 
 // Methods that touch no bytes of the file pass straight through.
@@ -211,6 +270,17 @@ static int passShmMap(sqlite3_file *base, int page, int pageSize, int extend, vo
 static int passShmLock(sqlite3_file *base, int offset, int count, int flags) {
     return realFile(base)->pMethods->xShmLock(realFile(base), offset, count, flags);
 }
+
+/// The WAL's write lock is lock 0 of the shared-memory index (`WAL_WRITE_LOCK` in SQLite's wal.c).
+enum { WAL_WRITE_LOCK = 0 };
+
+/// A database file's: before its write lock goes, what its WAL files gathered is written.
+static int databaseShmLock(sqlite3_file *base, int offset, int count, int flags) {
+    if (offset == WAL_WRITE_LOCK && count == 1 && flags == (SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE)) {
+        writeGatheredOf(((GatheringFile *)base)->database);
+    }
+    return realFile(base)->pMethods->xShmLock(realFile(base), offset, count, flags);
+}
 static void passShmBarrier(sqlite3_file *base) { realFile(base)->pMethods->xShmBarrier(realFile(base)); }
 static int passShmUnmap(sqlite3_file *base, int deleteFlag) {
     return realFile(base)->pMethods->xShmUnmap(realFile(base), deleteFlag);
@@ -244,6 +314,19 @@ static int gatheringOpen(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *
     file->gathers = (flags & SQLITE_OPEN_WAL) != 0 && powersafe
         && atomic_load_explicit(&gathering, memory_order_relaxed);
     makeMethods(&file->methods, file->gathers, file->real->pMethods->iVersion);
+    if ((flags & SQLITE_OPEN_MAIN_DB) != 0 && name != NULL) {
+        file->database = name;
+        if (file->methods.iVersion >= 2) file->methods.xShmLock = databaseShmLock;
+    }
+    if (file->gathers) {
+        // The name SQLite opens a WAL with is one of its database's filenames.
+        file->database = name != NULL ? sqlite3_filename_database(name) : NULL;
+        pthread_mutex_lock(&registryLock);
+        file->next = registry;
+        if (registry != NULL) registry->previous = file;
+        registry = file;
+        pthread_mutex_unlock(&registryLock);
+    }
     base->pMethods = &file->methods;
     return SQLITE_OK;
 }

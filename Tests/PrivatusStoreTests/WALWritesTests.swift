@@ -57,4 +57,53 @@ import Testing
         #expect(rows == 400)
         #expect(changed == 20)
     }
+
+    /// Frames a transaction spilled and then rolled back (SQLite makes no call on the WAL for
+    /// it) must not reach the file later, over the frames another connection committed at the
+    /// same place meanwhile.
+    @Test func framesOfARolledBackTransactionNeverOverwriteAnotherConnectionsCommit() async throws {
+        let scratch = try TemporaryDirectory("privatus-wal-rollback")
+        defer { scratch.remove() }
+        let path = scratch.child("rollback.sqlite")
+        let first = try Store.makePool(path: path)
+        try await first.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0")
+            try db.execute(
+                sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, x BLOB); CREATE TABLE u (id INTEGER PRIMARY KEY, y TEXT)")
+            try db.execute(
+                sql:
+                    "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 50) INSERT INTO u SELECT i, 'first-' || i FROM c"
+            )
+            try db.execute(
+                sql:
+                    "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 60) INSERT INTO t SELECT i, randomblob(3000) FROM c"
+            )
+            try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+        }
+        let second = try DatabaseQueue(path: path)
+        try await second.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0")
+        }
+        // A small cache: the update spills frames to the WAL before it is rolled back.
+        try await first.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA cache_size = 5")
+            try db.inTransaction {
+                try db.execute(sql: "UPDATE t SET x = randomblob(3000)")
+                return .rollback
+            }
+        }
+        try await second.write { db in try db.execute(sql: "UPDATE u SET y = 'second-' || id") }
+        // The first connection uses its WAL again.
+        _ = try await first.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM u") }
+        let (check, rows, lowest) = try await DatabaseQueue(path: path).read { db in
+            (
+                try String.fetchAll(db, sql: "PRAGMA integrity_check"),
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM u"),
+                try String.fetchOne(db, sql: "SELECT min(y) FROM u")
+            )
+        }
+        #expect(check == ["ok"])
+        #expect(rows == 50)
+        #expect(lowest == "second-1")
+    }
 }
