@@ -73,6 +73,7 @@ static sqlite3_file *realFile(sqlite3_file *file) { return ((GatheringFile *)fil
 /// Writes what is gathered, if anything, in pieces of at most ``WRITE_PIECE`` bytes. Returns the
 /// first error of the real writes.
 static int writeGathered(GatheringFile *file) {
+    if (file->gatheredBytes == 0) return SQLITE_OK;
     int rc = SQLITE_OK;
     for (int done = 0; done < file->gatheredBytes && rc == SQLITE_OK; done += WRITE_PIECE) {
         int piece = file->gatheredBytes - done < WRITE_PIECE ? file->gatheredBytes - done : WRITE_PIECE;
@@ -86,6 +87,9 @@ static int writeGathered(GatheringFile *file) {
         file->gathered = NULL;
         file->capacity = 0;
     }
+    // Also kept for the next write or sync: some callers ignore the result (a hint, a lock
+    // release), and a transaction whose frames are missing must not commit.
+    if (rc != SQLITE_OK) file->failed = rc;
     return rc;
 }
 
@@ -96,20 +100,19 @@ static int takeFailure(GatheringFile *file) {
     return rc;
 }
 
-/// Writes what every WAL file of `database` gathered. Called before the database's write lock
-/// is released: a transaction that rolled back after spilling frames leaves them gathered (SQLite
-/// makes no call on the WAL for a rollback), and they must reach the file before another
-/// connection may write frames at the same offsets, as they would have without the shim. Only
-/// the file of the connection releasing the lock (on this thread) can hold any: gathering needs
-/// the lock.
+/// Writes what the WAL file of the connection whose database file is `database` gathered. Called
+/// before that connection releases the WAL's write lock or its lock on the database file: a
+/// transaction that rolled back after spilling frames leaves them gathered (SQLite makes no call
+/// on the WAL for a rollback), and they must reach the file before another connection may write
+/// frames at the same offsets, as they would have without the shim. `database` is the name
+/// SQLite opened the database file with, the same pointer `sqlite3_filename_database` gives for
+/// the connection's WAL (the pager's filename): other connections to the same file have their
+/// own, so their WAL files are not touched.
 static void writeGatheredOf(const char *database) {
     if (database == NULL) return;
     pthread_mutex_lock(&registryLock);
     for (GatheringFile *file = registry; file != NULL; file = file->next) {
-        if (file->database != NULL && strcmp(file->database, database) == 0 && file->gatheredBytes > 0) {
-            int rc = writeGathered(file);
-            if (rc != SQLITE_OK) file->failed = rc;
-        }
+        if (file->database == database) writeGathered(file);
     }
     pthread_mutex_unlock(&registryLock);
 }
@@ -224,13 +227,8 @@ static int gatheringFileSize(sqlite3_file *base, sqlite3_int64 *size) {
 
 static int gatheringFileControl(sqlite3_file *base, int op, void *argument) {
     GatheringFile *file = (GatheringFile *)base;
-    int rc = writeGathered(file);
-    if (rc != SQLITE_OK) {
-        // SQLite ignores the result of some controls (hints): the failure waits for the next
-        // write or sync.
-        file->failed = rc;
-        return rc;
-    }
+    int rc = writeGathered(file);  // a failure also waits for the next write or sync
+    if (rc != SQLITE_OK) return rc;
     return file->real->pMethods->xFileControl(file->real, op, argument);
 }
 
@@ -274,12 +272,19 @@ static int passShmLock(sqlite3_file *base, int offset, int count, int flags) {
 /// The WAL's write lock is lock 0 of the shared-memory index (`WAL_WRITE_LOCK` in SQLite's wal.c).
 enum { WAL_WRITE_LOCK = 0 };
 
-/// A database file's: before its write lock goes, what its WAL files gathered is written.
+/// A database file's: before its WAL's write lock goes, what its WAL file gathered is written.
 static int databaseShmLock(sqlite3_file *base, int offset, int count, int flags) {
     if (offset == WAL_WRITE_LOCK && count == 1 && flags == (SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE)) {
         writeGatheredOf(((GatheringFile *)base)->database);
     }
     return realFile(base)->pMethods->xShmLock(realFile(base), offset, count, flags);
+}
+
+/// A database file's: in exclusive locking mode SQLite takes no WAL write lock (no xShmLock), and
+/// leaving that mode releases the file lock instead; what its WAL file gathered is written first.
+static int databaseUnlock(sqlite3_file *base, int level) {
+    writeGatheredOf(((GatheringFile *)base)->database);
+    return realFile(base)->pMethods->xUnlock(realFile(base), level);
 }
 static void passShmBarrier(sqlite3_file *base) { realFile(base)->pMethods->xShmBarrier(realFile(base)); }
 static int passShmUnmap(sqlite3_file *base, int deleteFlag) {
@@ -316,11 +321,17 @@ static int gatheringOpen(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *
     makeMethods(&file->methods, file->gathers, file->real->pMethods->iVersion);
     if ((flags & SQLITE_OPEN_MAIN_DB) != 0 && name != NULL) {
         file->database = name;
+        file->methods.xUnlock = databaseUnlock;
         if (file->methods.iVersion >= 2) file->methods.xShmLock = databaseShmLock;
     }
+    // The name SQLite opens a WAL with is one of its database's filenames: without one, nothing
+    // could write what it gathered before a lock goes, so it does not gather.
+    if (file->gathers && name == NULL) {
+        file->gathers = 0;
+        makeMethods(&file->methods, 0, file->real->pMethods->iVersion);
+    }
     if (file->gathers) {
-        // The name SQLite opens a WAL with is one of its database's filenames.
-        file->database = name != NULL ? sqlite3_filename_database(name) : NULL;
+        file->database = sqlite3_filename_database(name);
         pthread_mutex_lock(&registryLock);
         file->next = registry;
         if (registry != NULL) registry->previous = file;

@@ -60,8 +60,10 @@ import Testing
 
     /// Frames a transaction spilled and then rolled back (SQLite makes no call on the WAL for
     /// it) must not reach the file later, over the frames another connection committed at the
-    /// same place meanwhile.
-    @Test func framesOfARolledBackTransactionNeverOverwriteAnotherConnectionsCommit() async throws {
+    /// same place meanwhile: they are written before the WAL's write lock goes, or (in exclusive
+    /// locking mode, which takes no such lock) before the lock on the database file goes.
+    @Test(arguments: [false, true])
+    func framesOfARolledBackTransactionNeverOverwriteAnotherConnectionsCommit(exclusive: Bool) async throws {
         let scratch = try TemporaryDirectory("privatus-wal-rollback")
         defer { scratch.remove() }
         let path = scratch.child("rollback.sqlite")
@@ -80,17 +82,24 @@ import Testing
             )
             try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
         }
-        let second = try DatabaseQueue(path: path)
-        try await second.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0")
-        }
         // A small cache: the update spills frames to the WAL before it is rolled back.
         try await first.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA cache_size = 5")
+            if exclusive { try db.execute(sql: "PRAGMA locking_mode = EXCLUSIVE") }
             try db.inTransaction {
                 try db.execute(sql: "UPDATE t SET x = randomblob(3000)")
                 return .rollback
             }
+            if exclusive {
+                // Back to normal locking: the next transaction releases the file lock.
+                try db.execute(sql: "PRAGMA locking_mode = NORMAL")
+                try db.inTransaction(.immediate) { .commit }
+            }
+        }
+        // The other connection opens once the first is back to normal locking.
+        let second = try DatabaseQueue(path: path)
+        try await second.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0")
         }
         try await second.write { db in try db.execute(sql: "UPDATE u SET y = 'second-' || id") }
         // The first connection uses its WAL again.
