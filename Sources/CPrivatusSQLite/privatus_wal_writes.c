@@ -43,8 +43,8 @@ typedef struct GatheringFile {
     int frameHeaderLast;
     /// ... and the frame is a commit frame: its page ends the transaction.
     int commitPageNext;
-    /// A write of gathered bytes failed where SQLite did not look at the result (a hint, a lock
-    /// release): the next write or sync returns it, so the transaction that needed them fails.
+    /// A write of gathered bytes failed where SQLite may not look at the result (a hint, a lock
+    /// release): the next write, read or sync returns it, so nothing that needed them succeeds.
     int failed;
     /// The database the file belongs to (its main file's name; NULL for a file of no database):
     /// a WAL file writes what it gathered before its database's write lock is released.
@@ -87,9 +87,6 @@ static int writeGathered(GatheringFile *file) {
         file->gathered = NULL;
         file->capacity = 0;
     }
-    // Also kept for the next write or sync: some callers ignore the result (a hint, a lock
-    // release), and a transaction whose frames are missing must not commit.
-    if (rc != SQLITE_OK) file->failed = rc;
     return rc;
 }
 
@@ -112,7 +109,11 @@ static void writeGatheredOf(const char *database) {
     if (database == NULL) return;
     pthread_mutex_lock(&registryLock);
     for (GatheringFile *file = registry; file != NULL; file = file->next) {
-        if (file->database == database) writeGathered(file);
+        // The lock release ignores a failure: it waits for the next write, read or sync.
+        if (file->database == database) {
+            int rc = writeGathered(file);
+            if (rc != SQLITE_OK) file->failed = rc;
+        }
     }
     pthread_mutex_unlock(&registryLock);
 }
@@ -201,7 +202,8 @@ static int gatheringClose(sqlite3_file *base) {
 }
 
 static int gatheringRead(sqlite3_file *base, void *bytes, int amount, sqlite3_int64 offset) {
-    int rc = writeGathered((GatheringFile *)base);
+    int rc = takeFailure((GatheringFile *)base);
+    if (rc == SQLITE_OK) rc = writeGathered((GatheringFile *)base);
     if (rc != SQLITE_OK) return rc;
     return realFile(base)->pMethods->xRead(realFile(base), bytes, amount, offset);
 }
@@ -227,8 +229,13 @@ static int gatheringFileSize(sqlite3_file *base, sqlite3_int64 *size) {
 
 static int gatheringFileControl(sqlite3_file *base, int op, void *argument) {
     GatheringFile *file = (GatheringFile *)base;
-    int rc = writeGathered(file);  // a failure also waits for the next write or sync
-    if (rc != SQLITE_OK) return rc;
+    int rc = writeGathered(file);
+    if (rc != SQLITE_OK) {
+        // SQLite ignores the result of some controls (hints): the failure also waits for the
+        // next write, read or sync.
+        file->failed = rc;
+        return rc;
+    }
     return file->real->pMethods->xFileControl(file->real, op, argument);
 }
 
@@ -274,7 +281,8 @@ enum { WAL_WRITE_LOCK = 0 };
 
 /// A database file's: before its WAL's write lock goes, what its WAL file gathered is written.
 static int databaseShmLock(sqlite3_file *base, int offset, int count, int flags) {
-    if (offset == WAL_WRITE_LOCK && count == 1 && flags == (SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE)) {
+    // Any release that covers the write lock (SQLite 3.40 releases it alone, exclusively).
+    if (offset <= WAL_WRITE_LOCK && offset + count > WAL_WRITE_LOCK && (flags & SQLITE_SHM_UNLOCK) != 0) {
         writeGatheredOf(((GatheringFile *)base)->database);
     }
     return realFile(base)->pMethods->xShmLock(realFile(base), offset, count, flags);
