@@ -239,7 +239,8 @@ static int gatheringFileControl(sqlite3_file *base, int op, void *argument) {
     return file->real->pMethods->xFileControl(file->real, op, argument);
 }
 
-// Methods that touch no bytes of the file pass straight through.
+// A file that does not gather passes every call straight through, as do a WAL's locks and
+// shared-memory calls.
 
 static int passClose(sqlite3_file *base) { return realFile(base)->pMethods->xClose(realFile(base)); }
 static int passRead(sqlite3_file *base, void *bytes, int amount, sqlite3_int64 offset) {
