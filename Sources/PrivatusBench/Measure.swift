@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 /// Runs an operation repeatedly for a time budget and reports its rate.
@@ -57,6 +58,14 @@ public struct Measure: Sendable {
         var times: [Double] = []
         for _ in 0..<runs { times.append(try clock.measure(operation).seconds * 1000) }
         return times.sorted()[times.count / 2]
+    }
+
+    /// This process's CPU time in seconds, every thread's, on the kernel's CPU clock (nanoseconds,
+    /// where `/proc`'s figures count 10 ms ticks).
+    public static func processCPUSeconds() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
     }
 }
 

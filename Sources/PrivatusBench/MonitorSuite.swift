@@ -122,20 +122,14 @@ public struct MonitorSuite: Sendable {
             _ = monitor.tick(now: now)
             now += 1_000
         }
-        // The process's CPU clock (nanoseconds; `/proc`'s figures count 10 ms ticks).
-        func cpuSeconds() -> Double {
-            var time = timespec()
-            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
-            return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
-        }
-        let before = cpuSeconds()
+        let before = Measure.processCPUSeconds()
         var alerts = 0
         for second in 0..<ticks {
             change(second)
             alerts += monitor.tick(now: now).count
             now += 1_000
         }
-        let perTick = (cpuSeconds() - before) / Double(ticks)
+        let perTick = (Measure.processCPUSeconds() - before) / Double(ticks)
         var encoded = 0
         let hour = Measure.medianMilliseconds(runs: 9) { encoded = sampler.readingsJSON(since: nil).count }
         let since = now - 2_000

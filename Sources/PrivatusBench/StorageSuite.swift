@@ -120,7 +120,7 @@ public struct StorageSuite: Sendable {
                 let store = try Store(path: path, databaseKey: SymmetricKey(size: .bits256))
                 for size in [1, 8] {
                     var number = UInt64(0)
-                    let cpuBefore = processCPUSeconds()
+                    let cpuBefore = Measure.processCPUSeconds()
                     let started = ContinuousClock.now
                     for _ in 0..<commits {
                         try store.append(
@@ -132,7 +132,7 @@ public struct StorageSuite: Sendable {
                             })
                     }
                     let wall = (ContinuousClock.now - started).seconds
-                    let cpu = processCPUSeconds() - cpuBefore
+                    let cpu = Measure.processCPUSeconds() - cpuBefore
                     let suffix = gathered ? "" : "_ungathered"
                     samples["commit_\(size)_cpu_us\(suffix)", default: []].append(cpu / Double(commits) * 1e6)
                     samples["commit_\(size)_us\(suffix)", default: []].append(wall / Double(commits) * 1e6)
@@ -140,12 +140,6 @@ public struct StorageSuite: Sendable {
             }
         }
         return samples.mapValues { percentile($0, 0.5) }
-    }
-
-    static func processCPUSeconds() -> Double {
-        var time = timespec()
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
-        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
     }
 
     static func randomID() -> [UInt8] {
