@@ -30,7 +30,10 @@ import Glibc
 ///   where the kernel does not count it); `paced_checkpoints_*` and `paced_limit_checkpoints_*`:
 ///   the WAL checkpoints each node ran over that phase off the write path (background and
 ///   catch-up) and at the 32 MiB limit, holding the writer (from its `/metrics`; -1 where they
-///   could not be read).
+///   could not be read); `paced_commits_per_msg_*`: each node's write transactions per message,
+///   and `paced_writer_busy_*` the seconds they took per second of that phase, each from its
+///   call to its commit (a durable one's sync included; from `privatus_store_write_seconds`):
+///   how busy the node's one writer was, which every send and receipt waits for.
 ///
 /// - `latency_floor_p50_ms` / `latency_floor_p99_ms`: the same path's shape at the same rate
 ///   with none of the product's work (``E2EFloor``: three processes, two `fdatasync`s on the
@@ -217,8 +220,9 @@ public struct E2ESuite: Sendable {
         // most 256 in flight).
         let senderWrittenBefore = ProcessResources.storageWriteBytes(of: alice.process.pid)
         let receiverWrittenBefore = ProcessResources.storageWriteBytes(of: bob.process.pid)
-        let senderCheckpointsBefore = await Self.checkpoints(of: alice)
-        let receiverCheckpointsBefore = await Self.checkpoints(of: bob)
+        let senderStoreBefore = await Self.storeMetrics(of: alice)
+        let receiverStoreBefore = await Self.storeMetrics(of: bob)
+        let metricsBefore = ContinuousClock.now
         let senderPacedBefore = ProcessResources.schedulerStats(of: alice.process.pid)
         let receiverPacedBefore = ProcessResources.schedulerStats(of: bob.process.pid)
         let pacedStart = ContinuousClock.now
@@ -259,12 +263,15 @@ public struct E2ESuite: Sendable {
         // Checkpoints the paced messages' commits ran into: one at the limit holds the writer
         // for a whole copy (a p99 outlier's likely cause); -1 when a node's metrics could not be
         // read.
-        let senderCheckpoints = await Self.checkpoints(of: alice)
-        let receiverCheckpoints = await Self.checkpoints(of: bob)
+        let senderStore = await Self.storeMetrics(of: alice)
+        let receiverStore = await Self.storeMetrics(of: bob)
+        let metricsSpan = (ContinuousClock.now - metricsBefore).seconds
         func ran(_ kind: String, _ after: [String: Double], _ before: [String: Double]) -> Double {
             guard let end = after[kind], let start = before[kind] else { return -1 }
             return end - start
         }
+        /// `value` over `divisor`, or -1 where the value could not be read.
+        func per(_ value: Double, _ divisor: Double) -> Double { value < 0 ? -1 : value / divisor }
         // The receiver's events time the middle of the path: none may be missing either.
         guard receptions.eventsLost == 0 else {
             throw LocalNodeError.failed(
@@ -299,31 +306,49 @@ public struct E2ESuite: Sendable {
             "paced_thread_runs_per_msg_receiver": Double(receiverPaced.runs) / Double(paced),
             "paced_written_kib_per_msg_sender": senderWritten,
             "paced_written_kib_per_msg_receiver": receiverWritten,
-            "paced_checkpoints_sender": ran("background", senderCheckpoints, senderCheckpointsBefore)
-                + ran("catch_up", senderCheckpoints, senderCheckpointsBefore),
-            "paced_checkpoints_receiver": ran("background", receiverCheckpoints, receiverCheckpointsBefore)
-                + ran("catch_up", receiverCheckpoints, receiverCheckpointsBefore),
-            "paced_limit_checkpoints_sender": ran("limit", senderCheckpoints, senderCheckpointsBefore),
-            "paced_limit_checkpoints_receiver": ran("limit", receiverCheckpoints, receiverCheckpointsBefore),
+            "paced_checkpoints_sender": ran("background", senderStore, senderStoreBefore)
+                + ran("catch_up", senderStore, senderStoreBefore),
+            "paced_checkpoints_receiver": ran("background", receiverStore, receiverStoreBefore)
+                + ran("catch_up", receiverStore, receiverStoreBefore),
+            "paced_limit_checkpoints_sender": ran("limit", senderStore, senderStoreBefore),
+            "paced_limit_checkpoints_receiver": ran("limit", receiverStore, receiverStoreBefore),
+            // The one writer's load: write transactions per message, and the time they took per
+            // second (each from its call to its commit; the sync of a durable one included).
+            "paced_commits_per_msg_sender": per(ran(Self.writesKey, senderStore, senderStoreBefore), Double(paced)),
+            "paced_commits_per_msg_receiver": per(
+                ran(Self.writesKey, receiverStore, receiverStoreBefore), Double(paced)),
+            "paced_writer_busy_sender": per(ran(Self.writeSecondsKey, senderStore, senderStoreBefore), metricsSpan),
+            "paced_writer_busy_receiver": per(
+                ran(Self.writeSecondsKey, receiverStore, receiverStoreBefore), metricsSpan),
             "keep_alive": keepAlive ? 1 : 0,
         ]
     }
 
+    /// The keys of ``storeMetrics(of:)``'s write transactions and their seconds.
+    static let writesKey = "writes"
+    static let writeSecondsKey = "write_seconds"
+
     /// A node's WAL checkpoints so far, by kind (`privatus_store_checkpoints_total` at
-    /// `/metrics`); empty when they cannot be read.
-    static func checkpoints(of node: LocalNode) async -> [String: Double] {
+    /// `/metrics`), and its write transactions and their time (`privatus_store_write_seconds`'s
+    /// count and sum, as ``writesKey`` and ``writeSecondsKey``); empty when they cannot be read.
+    static func storeMetrics(of node: LocalNode) async -> [String: Double] {
         guard let (status, body) = try? await node.client.get("/metrics"), status == 200 else { return [:] }
-        var counts: [String: Double] = [:]
-        for line in String(decoding: body, as: UTF8.self).split(separator: "\n")
-        where line.hasPrefix("privatus_store_checkpoints_total{") {
-            // privatus_store_checkpoints_total{kind="limit"} 3
-            guard let label = line.range(of: #"kind=""#),
-                let end = line[label.upperBound...].firstIndex(of: "\""),
-                let value = line.split(separator: " ").last.flatMap({ Double($0) })
-            else { continue }
-            counts[String(line[label.upperBound..<end])] = value
+        var values: [String: Double] = [:]
+        for line in String(decoding: body, as: UTF8.self).split(separator: "\n") {
+            guard let value = line.split(separator: " ").last.flatMap({ Double($0) }) else { continue }
+            if line.hasPrefix("privatus_store_checkpoints_total{") {
+                // privatus_store_checkpoints_total{kind="limit"} 3
+                guard let label = line.range(of: #"kind=""#),
+                    let end = line[label.upperBound...].firstIndex(of: "\"")
+                else { continue }
+                values[String(line[label.upperBound..<end])] = value
+            } else if line.hasPrefix("privatus_store_write_seconds_count ") {
+                values[writesKey] = value
+            } else if line.hasPrefix("privatus_store_write_seconds_sum ") {
+                values[writeSecondsKey] = value
+            }
         }
-        return counts
+        return values
     }
 
     func waitFor(_ deliveries: Deliveries, count: Int, timeout: Duration) async throws {

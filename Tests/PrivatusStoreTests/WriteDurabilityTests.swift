@@ -91,4 +91,28 @@ import Testing
         #expect(durable == 2)
         #expect(synchronousStatements(traced()).isEmpty)
     }
+
+    /// A transaction whose commit is refused (here a deferred foreign key, checked at `COMMIT`)
+    /// is rolled back with the commit's error, and the writer takes the next write.
+    @Test func aWriteWhoseCommitFailsIsRolledBackAndTheNextWriteCommits() throws {
+        defer { scratch.remove() }
+        _ = traced()
+        #expect(throws: DatabaseError.self) {
+            try store.write { db in
+                try db.execute(sql: "PRAGMA defer_foreign_keys = ON")
+                try db.execute(sql: "INSERT INTO settings (name, id, sealed_value) VALUES ('x', x'00', x'00')")
+                try db.execute(
+                    sql: "INSERT INTO outbox (message_pk, id, next_try, sealed_ciphertext) VALUES (99, x'00', 0, x'00')"
+                )
+            }
+        }
+        let failed = traced()
+        #expect(failed.first == "BEGIN IMMEDIATE TRANSACTION", "\(failed)")
+        #expect(failed.contains("COMMIT TRANSACTION") && failed.last == "ROLLBACK TRANSACTION", "\(failed)")
+        #expect(try store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM settings") } == 0)
+        try store.write { db in
+            try db.execute(sql: "INSERT INTO settings (name, id, sealed_value) VALUES ('y', x'01', x'00')")
+        }
+        #expect(try store.pool.read { db in try String.fetchAll(db, sql: "SELECT name FROM settings") } == ["y"])
+    }
 }
