@@ -359,6 +359,9 @@ import Testing
             "paced_written_kib_per_msg_sender", "paced_written_kib_per_msg_receiver",
             "paced_cpu_us_per_msg_sender", "paced_cpu_us_per_msg_receiver", "paced_thread_runs_per_msg_sender",
             "paced_thread_runs_per_msg_receiver",
+            // Each node's writer committed the paced messages (from its metrics; -1 if unread).
+            "paced_commits_per_msg_sender", "paced_commits_per_msg_receiver", "paced_writer_busy_sender",
+            "paced_writer_busy_receiver",
             // The floor: 20 records through two more processes, each answered.
             "latency_floor_p50_ms", "latency_floor_p99_ms", "latency_p50_over_floor",
         ] {
