@@ -131,6 +131,7 @@ let package = Package(
             name: "PrivatusBench",
             dependencies: [
                 "CPrivatusSQLite",
+                "CPrivatusSystem",
                 "PrivatusCore",
                 "PrivatusDHT",
                 "PrivatusNode",

@@ -2,6 +2,8 @@
 #include "privatus_system.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <stdlib.h> /* defines __GLIBC__ on glibc systems */
@@ -27,4 +29,9 @@ int privatus_pipe_cloexec(int fds[2]) {
     fcntl(fds[1], F_SETFD, FD_CLOEXEC);
     return 0;
 #endif
+}
+
+int privatus_ppoll(struct pollfd *fds, unsigned long count, long long timeout_ns) {
+    struct timespec timeout = {(time_t)(timeout_ns / 1000000000LL), (long)(timeout_ns % 1000000000LL)};
+    return ppoll(fds, (nfds_t)count, timeout_ns < 0 ? NULL : &timeout, NULL);
 }

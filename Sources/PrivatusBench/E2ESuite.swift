@@ -40,8 +40,10 @@ import Glibc
 ///   way), measured after the nodes have stopped; `latency_p50_over_floor` is `latency_p50_ms`
 ///   over it. Absent with `--no-reference`.
 ///
-/// The API clients keep their HTTP/1.1 connections open between requests (as a browser does);
-/// with `keepAlive` false each request opens a connection of its own (as the CLI does).
+/// The API clients keep their HTTP/1.1 connections open between requests (as a browser does),
+/// and one thread waiting in `poll` makes all the send requests (``PollingSends``: the bench's
+/// CPU is taken from the nodes' cores); with `keepAlive` false each request opens a connection
+/// of its own (as the CLI does), from a task per client.
 public struct E2ESuite: Sendable {
     public let executable: String
     public var messages = 10_000
@@ -190,6 +192,10 @@ public struct E2ESuite: Sendable {
             return id
         }
 
+        // With kept-alive connections, the requests are made by one thread in `poll`
+        // (``PollingSends``): the bench's CPU is taken from the nodes' cores.
+        let sends = keepAlive ? try PollingSends(profile: alice.profile, body: body) : nil
+
         // Warm-up: the session starts (bundle, PQXDH) and both sides have written once.
         let warm = try await send()
         try await waitFor(deliveries, count: 1, timeout: .seconds(30))
@@ -200,14 +206,18 @@ public struct E2ESuite: Sendable {
         let receiverBefore = ProcessResources.schedulerStats(of: bob.process.pid)
         let clientBefore = ProcessResources.schedulerStats(of: getpid())
         let started = ContinuousClock.now
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for worker in 0..<concurrency {
-                let share = messages / concurrency + (worker < messages % concurrency ? 1 : 0)
-                group.addTask {
-                    for _ in 0..<share { _ = try await send() }
+        if let sends {
+            _ = try await sends.sendAll(messages, concurrency: concurrency)
+        } else {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<concurrency {
+                    let share = messages / concurrency + (worker < messages % concurrency ? 1 : 0)
+                    group.addTask {
+                        for _ in 0..<share { _ = try await send() }
+                    }
                 }
+                try await group.waitForAll()
             }
-            try await group.waitForAll()
         }
         try await waitFor(deliveries, count: 1 + messages, timeout: .seconds(600))
         let elapsed = (deliveries.last ?? .now) - started
@@ -228,25 +238,30 @@ public struct E2ESuite: Sendable {
         let pacedStart = ContinuousClock.now
         let interval = Duration.seconds(1) / rate
         typealias Sent = (id: String, at: ContinuousClock.Instant, answered: ContinuousClock.Instant)
-        let sendTimes = try await withThrowingTaskGroup(of: Sent.self) { group in
-            var results: [Sent] = []
-            var inFlight = 0
-            for index in 0..<paced {
-                let due = pacedStart + interval * index
-                if due > .now { try await Task.sleep(until: due, clock: .continuous) }
-                if inFlight >= 256, let done = try await group.next() {
-                    results.append(done)
-                    inFlight -= 1
+        let sendTimes: [Sent]
+        if let sends {
+            sendTimes = try await sends.sendPaced(paced, rate: rate)
+        } else {
+            sendTimes = try await withThrowingTaskGroup(of: Sent.self) { group in
+                var results: [Sent] = []
+                var inFlight = 0
+                for index in 0..<paced {
+                    let due = pacedStart + interval * index
+                    if due > .now { try await Task.sleep(until: due, clock: .continuous) }
+                    if inFlight >= 256, let done = try await group.next() {
+                        results.append(done)
+                        inFlight -= 1
+                    }
+                    group.addTask {
+                        let at = ContinuousClock.now
+                        let id = try await send()
+                        return (id, at, ContinuousClock.now)
+                    }
+                    inFlight += 1
                 }
-                group.addTask {
-                    let at = ContinuousClock.now
-                    let id = try await send()
-                    return (id, at, ContinuousClock.now)
-                }
-                inFlight += 1
+                for try await done in group { results.append(done) }
+                return results
             }
-            for try await done in group { results.append(done) }
-            return results
         }
         let sendsTook = ContinuousClock.now - pacedStart
         try await waitFor(deliveries, count: 1 + messages + paced, timeout: .seconds(600))
