@@ -109,9 +109,13 @@ final class PollingSends: Sendable {
                 sent += 1
             }
             // Wait for answers, or until the next request is due (to the microsecond: `ppoll`).
+            // A request already due with every connection out waits for an answer (no spin).
             var wait = Duration.seconds(1)
             if let interval, sent < total {
-                wait = max(.zero, start + interval * sent - ContinuousClock.now)
+                let due = start + interval * sent - ContinuousClock.now
+                let canSend =
+                    connections.count < concurrency || connections.contains { $0.sentAt == nil }
+                if due > .zero || canSend { wait = max(.zero, due) }
             }
             let (seconds, attoseconds) = wait.components
             let timeout = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
@@ -170,13 +174,19 @@ final class PollingSends: Sendable {
         guard let first = lines.first, first.hasPrefix("HTTP/1.1 "),
             let status = Int(first.dropFirst(9).prefix(3))
         else { return (0, 0, at + end.count) }
-        var length = 0
+        // Only a body of a stated length, within the limit: anything else (no length, a chunked
+        // body) is not an answer this client reads, and ends the run (status 0).
+        var length: Int?
         for line in lines.dropFirst() {
             let parts = line.split(separator: ":", maxSplits: 1)
-            if parts.count == 2, parts[0].lowercased() == "content-length" {
-                length = Int(parts[1].trimmingCharacters(in: .whitespaces)) ?? 0
+            guard parts.count == 2 else { continue }
+            let name = parts[0].lowercased()
+            if name == "transfer-encoding" { return (0, 0, at + end.count) }
+            if name == "content-length" {
+                length = Int(parts[1].trimmingCharacters(in: .whitespaces))
             }
         }
+        guard let length, (0...maximumAnswerBytes).contains(length) else { return (0, 0, at + end.count) }
         return (status, length, at + end.count)
     }
 

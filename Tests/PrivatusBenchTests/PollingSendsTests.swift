@@ -26,4 +26,17 @@ import Testing
         let other = try #require(PollingSends.head(of: Array("SSH-2.0-x\r\n\r\n".utf8)))
         #expect(other.status == 0, "not HTTP/1.1: the run ends with an error")
     }
+
+    @Test func anAnswerWithoutAReadableLengthEndsTheRun() throws {
+        for head in [
+            "HTTP/1.1 200 OK\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 70000\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n",
+        ] {
+            let parsed = try #require(PollingSends.head(of: Array(head.utf8)))
+            #expect(parsed.status == 0, "\(head)")
+        }
+    }
 }
