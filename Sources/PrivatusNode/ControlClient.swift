@@ -236,36 +236,40 @@ struct LineStreamParser {
             }
             headDone = true
         }
-        while !buffer.isEmpty, !isFinished {
+        // Read from `start` on, and drop what was read once at the end: one read may hold many
+        // chunks, and removing each from the front would move the rest every time.
+        var start = buffer.startIndex
+        defer { buffer.removeFirst(start - buffer.startIndex) }
+        while start < buffer.endIndex, !isFinished {
             if !chunked {
-                try take(buffer[...], into: &lines)
-                buffer.removeAll()
+                try take(buffer[start...], into: &lines)
+                start = buffer.endIndex
                 break
             }
             if let left = chunkLeft {
                 if left == 0 {
                     // The CRLF after a chunk's data.
-                    guard buffer.count >= 2 else { break }
-                    buffer.removeFirst(2)
+                    guard buffer.endIndex - start >= 2 else { break }
+                    start += 2
                     chunkLeft = nil
                     continue
                 }
-                let count = min(left, buffer.count)
-                try take(buffer[..<count], into: &lines)
-                buffer.removeFirst(count)
+                let count = min(left, buffer.endIndex - start)
+                try take(buffer[start..<start + count], into: &lines)
+                start += count
                 chunkLeft = left - count
             } else {
-                guard let end = buffer.firstIndex(of: 10) else {
-                    guard buffer.count <= 64 else { throw ControlClientError.badResponse }
+                guard let end = buffer[start...].firstIndex(of: 10) else {
+                    guard buffer.endIndex - start <= 64 else { throw ControlClientError.badResponse }
                     break
                 }
                 let sizeText =
-                    String(decoding: buffer[..<end], as: UTF8.self)
+                    String(decoding: buffer[start..<end], as: UTF8.self)
                     .split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
                 guard let size = Int(sizeText, radix: 16), size >= 0, size <= ControlClient.maximumLineBytes else {
                     throw ControlClientError.badResponse
                 }
-                buffer.removeFirst(end + 1)
+                start = end + 1
                 if size == 0 {
                     isFinished = true
                 } else {
