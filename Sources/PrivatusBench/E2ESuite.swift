@@ -25,7 +25,8 @@ import Glibc
 ///   to the receiver's `message` event (its commit), each from the same start;
 ///   `paced_cpu_us_per_msg_sender` / `_receiver` and `paced_thread_runs_per_msg_sender` /
 ///   `_receiver`: each node's CPU time and thread wake-ups (a thread put on a CPU) over that
-///   phase, per message (`paced_cpu_us_per_msg_client`: the bench's own CPU time) (few messages share a commit at this rate, so each pays for more);
+///   phase, per message (few messages share a commit at this rate, so each pays for more), and
+///   `paced_cpu_us_per_msg_client` the bench's own CPU time;
 ///   `paced_written_kib_per_msg_sender` / `_receiver`: what each node wrote to storage over that
 ///   phase per message (`write_bytes` of `/proc/<pid>/io`: WAL frames, checkpoints, the log; -1
 ///   where the kernel does not count it); `paced_checkpoints_*` and `paced_limit_checkpoints_*`:
