@@ -11,7 +11,8 @@ import Glibc
 /// `bench e2e`'s send requests, made by one thread waiting in `poll` over kept-alive HTTP/1.1
 /// connections to the sending node's control API, instead of the async client with a task per
 /// request. The bench shares the machine's two cores with both nodes: at 1,000 requests a second
-/// the async client spent 180–200 µs of CPU per message, which the nodes then waited for.
+/// it spent about 320 µs of CPU per message with the async client and about 210 with this one
+/// (most of the rest reads the event streams; BENCHMARKS.md, session 21).
 ///
 /// The requests are the ones a browser or `privatus send` makes: `POST /api/v1/messages` with
 /// the node's token, answered with the stored message's id. Answers are read by their
