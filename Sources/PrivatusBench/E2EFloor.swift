@@ -273,7 +273,8 @@ public enum E2EFloor {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    private static func connect(port: Int) throws -> Int32 {
+    /// A TCP connection to `port` on 127.0.0.1, without Nagle's delay (also `PollingSends`'s).
+    static func connect(port: Int) throws -> Int32 {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = loopback(port: port)
         let connected = withUnsafePointer(to: &address) {
@@ -294,7 +295,8 @@ public enum E2EFloor {
         setsockopt(socket, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
     }
 
-    private static func writeAll(_ socket: Int32, _ bytes: [UInt8]) -> Bool {
+    /// Writes all of `bytes` (no SIGPIPE); false when the connection failed.
+    static func writeAll(_ socket: Int32, _ bytes: [UInt8]) -> Bool {
         var written = 0
         while written < bytes.count {
             let count = bytes.withUnsafeBytes {

@@ -1,6 +1,5 @@
 import CPrivatusSystem
 import Foundation
-import PrivatusCore
 import PrivatusNode
 import PrivatusProfile
 
@@ -22,7 +21,7 @@ final class PollingSends: Sendable {
     /// The largest answer read on a connection.
     static let maximumAnswerBytes = 64 * 1024
 
-    let port: UInt16
+    let port: Int
     /// The whole request, written as is for every message.
     let request: [UInt8]
 
@@ -37,8 +36,7 @@ final class PollingSends: Sendable {
     init(profile: String, body: [UInt8]) throws {
         let layout = ProfileLayout(directory: profile)
         guard let file = NodeFile.read(in: layout), let token = NodeFile.token(in: layout),
-            let url = URLComponents(string: file.ui), url.host == "127.0.0.1", let port = url.port,
-            let port = UInt16(exactly: port)
+            let url = URLComponents(string: file.ui), url.host == "127.0.0.1", let port = url.port
         else { throw SendsError(description: "the node's API is not on 127.0.0.1") }
         self.port = port
         let head =
@@ -82,7 +80,9 @@ final class PollingSends: Sendable {
         defer { for connection in connections { close(connection.socket) } }
         // Paced: connections are opened as they are needed; otherwise all at once.
         if rate == nil {
-            for _ in 0..<min(concurrency, total) { connections.append(Connection(socket: try connect())) }
+            for _ in 0..<min(concurrency, total) {
+                connections.append(Connection(socket: try E2EFloor.connect(port: port)))
+            }
         }
         var results: [Sent] = []
         results.reserveCapacity(total)
@@ -99,12 +99,12 @@ final class PollingSends: Sendable {
                 if let interval, start + interval * sent > now { break }
                 var index = connections.firstIndex { $0.sentAt == nil }
                 if index == nil, rate != nil, connections.count < concurrency {
-                    connections.append(Connection(socket: try connect()))
+                    connections.append(Connection(socket: try E2EFloor.connect(port: port)))
                     index = connections.count - 1
                 }
                 guard let index else { break }
                 connections[index].sentAt = .now
-                guard Self.writeAll(connections[index].socket, request) else {
+                guard E2EFloor.writeAll(connections[index].socket, request) else {
                     throw SendsError(description: "writing a send request failed")
                 }
                 sent += 1
@@ -189,39 +189,5 @@ final class PollingSends: Sendable {
         }
         guard let length, (0...maximumAnswerBytes).contains(length) else { return (0, 0, at + end.count) }
         return (status, length, at + end.count)
-    }
-
-    private func connect() throws -> Int32 {
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard socket >= 0 else { throw SendsError(description: "no socket") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard connected == 0 else {
-            close(socket)
-            throw SendsError(description: "connecting to the node's API failed")
-        }
-        var one: Int32 = 1
-        setsockopt(socket, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        return socket
-    }
-
-    private static func writeAll(_ socket: Int32, _ bytes: [UInt8]) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes.withUnsafeBytes {
-                send(socket, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL))
-            }
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else { return false }
-            offset += written
-        }
-        return true
     }
 }
