@@ -1,7 +1,21 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOCore
 import PrivatusCore
+
+/// The control API's request context: Hummingbird's basic one, and the event loop of the
+/// connection the request came on (a `watch` writes its events from that loop, with no hop to
+/// another thread per write).
+struct ControlContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    let eventLoop: any EventLoop
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        eventLoop = source.channel.eventLoop
+    }
+}
 
 /// What `status` answers (CLI.md).
 public struct NodeStatus: Codable, Sendable, Equatable, ResponseEncodable {

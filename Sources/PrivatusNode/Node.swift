@@ -193,7 +193,7 @@ public final class Node: Service, Sendable {
 
         let token = SymmetricKey(size: .bits256).withUnsafeBytes { Hex.encode(Array($0)) }
         try FileIO.writeAtomically(Array(token.utf8), to: NodeFile.tokenPath(in: layout))
-        let router = Router()
+        let router = Router(context: ControlContext.self)
         let uiPort = PortBox(settings.ui.port)
         let access = ControlAccessRule(token: token, port: { uiPort.value })
         router.add(middleware: ControlAccess(rule: access))

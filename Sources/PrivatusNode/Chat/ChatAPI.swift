@@ -220,7 +220,7 @@ extension Messenger {
                 return SendResult(id: Hex.encode(stored.id), state: stored.state.name).response
             }
         }
-        api.get("/events") { _, _ in try self.watchResponse() }
+        api.get("/events") { _, context in try self.watchResponse(on: (context as? ControlContext)?.eventLoop) }
         api.get("/messages") { request, _ in
             let query = request.uri.queryParameters
             guard let peer = query.get("peer") else { throw HTTPError(.badRequest, message: "peer is required") }
@@ -242,14 +242,18 @@ extension Messenger {
 
     /// `GET /api/v1/events`: one JSON line per event, from a `watching` line on (which tells the
     /// client that every later event will reach it) until the node stops.
-    nonisolated func watchResponse() throws -> Response {
+    /// - Parameter connectionLoop: the event loop of the watcher's connection (nil: one of the
+    ///   shared group's).
+    nonisolated func watchResponse(on connectionLoop: (any EventLoop)? = nil) throws -> Response {
         guard let stream = events.subscribe(greeting: NodeEvent(type: "watching")) else {
             throw HTTPError(.serviceUnavailable, message: "too many watchers, or the node is stopping")
         }
         // The batches are taken, written out and waited for on an event loop, not in the
         // cooperative pool: there a watcher would queue behind every request in progress, fall
-        // behind under load and lose events (a batch is at most 64 events: short work).
-        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        // behind under load and lose events (a batch is at most 64 events: short work). On the
+        // connection's own loop each write goes to the socket at once; from another loop it
+        // would wake the connection's thread as well.
+        let loop = connectionLoop ?? MultiThreadedEventLoopGroup.singleton.next()
         let body = ResponseBody { writer in
             try await withTaskExecutorPreference(EventLoopTaskExecutor(loop)) {
                 for await batch in stream { try await writer.write(Self.lines(for: batch)) }

@@ -111,6 +111,9 @@ final class ChatInbox: Sendable {
         return batch
     }
 
+    /// Whether items wait to be taken (blocked handlers' among them).
+    var hasWaiting: Bool { state.withLock { !$0.items.isEmpty || !$0.blocked.isEmpty } }
+
     /// Closes the inbox (the node is stopping): blocked handlers return, their messages dropped
     /// unacknowledged, and the drain loop ends once it has taken what is left.
     func finish() {

@@ -77,6 +77,8 @@ extension Messenger {
                         applyReceipts(&receipts, from: peer)
                     }
                 }
+                // As in ``runOutgoing()``: a yield only when another batch waits.
+                guard inbox.hasWaiting else { break }
                 await Task.yield()
             }
         }

@@ -34,6 +34,9 @@ extension Messenger {
                 let batch = outgoing.take(256)
                 guard !batch.isEmpty else { break }
                 sendBatch(batch)
+                // Others get the actor between batches. With nothing more waiting the loop waits
+                // for the next arrival instead: a yield would wake another thread for nothing.
+                guard outgoing.hasWaiting else { break }
                 await Task.yield()
             }
         }

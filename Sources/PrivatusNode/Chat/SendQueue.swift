@@ -63,6 +63,9 @@ final class SendQueue: Sendable {
         }
     }
 
+    /// Whether requests wait to be taken.
+    var hasWaiting: Bool { pending.withLock { !($0?.isEmpty ?? true) } }
+
     /// Refuses every waiting and later request and ends the loop.
     func finish() {
         let waiting = pending.withLock { pending -> [Request] in
