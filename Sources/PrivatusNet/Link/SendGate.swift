@@ -43,6 +43,12 @@ final class SendGate: Sendable {
         }
     }
 
+    /// Counts `bytes` in if the queue has room and no sender waits; false otherwise (and once the
+    /// link is closed), with nothing counted.
+    func tryEnter(_ bytes: Int) -> Bool {
+        (try? admitNow(bytes)) ?? false
+    }
+
     private func admitNow(_ bytes: Int) throws -> Bool {
         try state.withLock { state in
             if state.closed { throw LinkError.closed }
@@ -82,4 +88,7 @@ final class SendGate: Sendable {
 
     /// Bytes counted in and not yet written.
     var queuedBytes: Int { state.withLock { $0.queued } }
+
+    /// Senders waiting for room.
+    var waitingSenders: Int { state.withLock { $0.waiters.count } }
 }
