@@ -114,6 +114,7 @@ public final class Link: Sendable {
     @discardableResult
     public func enqueue(_ messages: [LinkMessage]) throws -> Bool {
         guard messages.allSatisfy({ $0.count <= maxMessageBytes }) else { throw LinkError.messageTooLarge }
+        guard !messages.isEmpty else { return hasRoom }
         let total = messages.reduce(0) { $0 + $1.count }
         let (start, room) = outlet.withLock { outlet -> (Bool, Bool) in
             // Nothing queued before them and room in the gate: straight to the event loop, with
