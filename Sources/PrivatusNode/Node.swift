@@ -272,8 +272,7 @@ public final class Node: Service, Sendable {
         await scheduler.every(.seconds(3600), name: "prekeys", priority: .low) { try await messenger.maintainPrekeys() }
         // From here on nothing throws before the service runs: the tasks below are always
         // stopped at the end. (Chat messages that arrived earlier wait in the inbox.)
-        let inbox = Task { await messenger.runInbox() }
-        let outgoing = Task { await messenger.runOutgoing() }
+        let queues = Task { await messenger.runQueues() }
         let background = Task { await scheduler.run() }
         // The process's own figures, the sampler's reading and the alert rules on them, every
         // second, on a task of its own (the scheduler's two slots can be held by long upkeep
@@ -346,11 +345,11 @@ public final class Node: Service, Sendable {
             await dht.service.stop()
         }
         messenger.stopOutgoing()
-        await outgoing.value
+        await messenger.outgoingSettled()
         await links.shutdown()
         // Links are closed: what they delivered is committed, then the inbox stops.
         messenger.stopInbox()
-        await inbox.value
+        await queues.value
         await files.stop()
         try? FileManager.default.removeItem(atPath: NodeFile.path(in: layout))
         if let failure { throw failure }

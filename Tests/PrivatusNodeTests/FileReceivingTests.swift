@@ -33,7 +33,7 @@ import Testing
         let messenger = try Messenger(store: store, keys: keys, name: "alice", logger: Logger(label: "test"))
         _ = try await messenger.addContact(Invite(peerID: bob, addresses: []), name: "bob")
         try prepare(store)
-        let loop = Task { await messenger.runOutgoing() }
+        let loop = Task { await messenger.runQueues() }
         var settings = FileTransfers.Settings(
             downloads: scratch.child("downloads"), partials: scratch.child("transfers"))
         settings.freeSpace = { _ in free }

@@ -51,12 +51,11 @@ final class ChatInbox: Sendable {
     }
 
     private let state = Mutex(State())
-    /// One element per arrival: wakes the messenger's drain loop.
-    let arrivals: AsyncStream<Void>
-    private let signal: AsyncStream<Void>.Continuation
+    /// Told of every arrival, and of the end: wakes the messenger's loop (``Messenger/runQueues()``).
+    private let wake: AsyncStream<Void>.Continuation
 
-    init() {
-        (arrivals, signal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    init(wake: AsyncStream<Void>.Continuation) {
+        self.wake = wake
     }
 
     /// Adds a message, waiting while there is no room for it (returns at once, dropping it,
@@ -75,7 +74,7 @@ final class ChatInbox: Sendable {
                 return true
             }
             if accepted { continuation.resume() }
-            signal.yield()
+            wake.yield()
         }
     }
 
@@ -107,15 +106,21 @@ final class ChatInbox: Sendable {
             return (batch, admitted)
         }
         for continuation in admitted { continuation.resume() }
-        if !admitted.isEmpty { signal.yield() }
+        if !admitted.isEmpty {
+            wake.yield()
+        }
         return batch
     }
+
+    /// Whether ``finish()`` has been called.
+    var isFinished: Bool { state.withLock { $0.closed } }
 
     /// Whether items wait to be taken (blocked handlers' among them).
     var hasWaiting: Bool { state.withLock { !$0.items.isEmpty || !$0.blocked.isEmpty } }
 
     /// Closes the inbox (the node is stopping): blocked handlers return, their messages dropped
-    /// unacknowledged, and the drain loop ends once it has taken what is left.
+    /// unacknowledged, and ``Messenger/runQueues()`` ends once it has taken what is left (and the send
+    /// queue is finished too).
     func finish() {
         let blocked = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.closed = true
@@ -123,6 +128,6 @@ final class ChatInbox: Sendable {
             return state.blocked.map(\.resume)
         }
         for continuation in blocked { continuation.resume() }
-        signal.finish()
+        wake.yield()
     }
 }

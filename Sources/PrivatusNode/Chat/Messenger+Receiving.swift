@@ -15,7 +15,7 @@ extension Messenger {
     // MARK: - Receiving
 
     /// Handles a message from a peer's link. Chat messages go to the inbox (committed in
-    /// batches by ``runInbox()``); the rest is handled at once.
+    /// batches by ``runQueues()``); the rest is handled at once.
     public nonisolated(nonsending) func receive(_ message: InboundMessage, from peer: LinkPeer, on link: Link?) async {
         switch message.body {
         case .chatMessage(let chat):
@@ -38,53 +38,44 @@ extension Messenger {
         }
     }
 
-    /// Decrypts and commits what the inbox holds, batch after batch, until the node stops;
-    /// yields between batches so that sends, API calls and bundle answers are not held back.
-    public func runInbox() async {
-        for await _ in inbox.arrivals {
-            while true {
-                let batch = inbox.take(Receipt.maximumMessageIDs)
-                guard !batch.isEmpty else { break }
-                // Per sender, in arrival order; a receipt ends the run of chat messages before it.
-                var order: [PeerID] = []
-                var bySender: [PeerID: [ChatInbox.Item]] = [:]
-                for item in batch {
-                    if bySender[item.peer.peerID] == nil { order.append(item.peer.peerID) }
-                    bySender[item.peer.peerID, default: []].append(item)
+    /// Decrypts and commits a batch the inbox gave, per sender in arrival order (a receipt ends
+    /// the run of chat messages before it). Runs without suspending.
+    func receiveBatch(_ batch: [ChatInbox.Item]) {
+        var order: [PeerID] = []
+        var bySender: [PeerID: [ChatInbox.Item]] = [:]
+        for item in batch {
+            if bySender[item.peer.peerID] == nil { order.append(item.peer.peerID) }
+            bySender[item.peer.peerID, default: []].append(item)
+        }
+        for sender in order {
+            var chats: [(chat: ChatMessage, link: Link?)] = []
+            // Delivered receipts that follow one another: applied together (one transaction), in
+            // their place.
+            var receipts: [Receipt] = []
+            for item in bySender[sender] ?? [] {
+                if case .chatMessage(let chat) = item.body {
+                    applyReceipts(&receipts, from: item.peer)
+                    chats.append((chat, item.link))
+                } else if case .receipt(let receipt) = item.body, receipt.state == .delivered {
+                    receiveChats(chats, from: item.peer)
+                    chats.removeAll()
+                    receipts.append(receipt)
+                } else {
+                    receiveChats(chats, from: item.peer)
+                    chats.removeAll()
+                    applyReceipts(&receipts, from: item.peer)
+                    receiveNow(item.body, from: item.peer, on: item.link)
                 }
-                for sender in order {
-                    var chats: [(chat: ChatMessage, link: Link?)] = []
-                    // Delivered receipts that follow one another: applied together (one
-                    // transaction), in their place.
-                    var receipts: [Receipt] = []
-                    for item in bySender[sender] ?? [] {
-                        if case .chatMessage(let chat) = item.body {
-                            applyReceipts(&receipts, from: item.peer)
-                            chats.append((chat, item.link))
-                        } else if case .receipt(let receipt) = item.body, receipt.state == .delivered {
-                            receiveChats(chats, from: item.peer)
-                            chats.removeAll()
-                            receipts.append(receipt)
-                        } else {
-                            receiveChats(chats, from: item.peer)
-                            chats.removeAll()
-                            applyReceipts(&receipts, from: item.peer)
-                            receiveNow(item.body, from: item.peer, on: item.link)
-                        }
-                    }
-                    if let peer = bySender[sender]?.first?.peer {
-                        receiveChats(chats, from: peer)
-                        applyReceipts(&receipts, from: peer)
-                    }
-                }
-                // As in ``runOutgoing()``: a yield only when another batch waits.
-                guard inbox.hasWaiting else { break }
-                await Task.yield()
+            }
+            if let peer = bySender[sender]?.first?.peer {
+                receiveChats(chats, from: peer)
+                applyReceipts(&receipts, from: peer)
             }
         }
     }
 
-    /// Stops the inbox's drain loop.
+    /// Closes the inbox: ``runQueues()`` takes what is left and ends (once ``stopOutgoing()``
+    /// has been called too).
     public nonisolated func stopInbox() { inbox.finish() }
 
     func receiveNow(_ body: Envelope.Body, from peer: LinkPeer, on link: Link?) {

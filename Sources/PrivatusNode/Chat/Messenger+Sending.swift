@@ -8,7 +8,7 @@ import PrivatusWire
 /// messages handed to delivery (Messenger+Delivery.swift).
 extension Messenger {
     /// Queues a text message to a contact and returns it as stored (`queued`); delivery runs in
-    /// the background. Requests that arrive together are committed together (``runOutgoing()``).
+    /// the background. Requests that arrive together are committed together (``runQueues()``).
     public nonisolated func send(_ text: String, to reference: String) async throws -> StoredMessage {
         try await outgoing.submit(text, to: reference)
     }
@@ -27,20 +27,28 @@ extension Messenger {
         try await outgoing.submit(text, file: file, to: peer.hex)
     }
 
-    /// Encrypts and commits queued send requests, batch after batch, until the node stops.
-    public func runOutgoing() async {
-        for await _ in outgoing.arrivals {
+    /// Takes what both queues hold — received chat messages and receipts (``ChatInbox``), send
+    /// requests (``SendQueue``) — batch after batch, in one task, until both are finished and the
+    /// inbox is empty. One task for both: two would contend for this actor, and each time one
+    /// waited for the other, the actor would be handed to another thread (a wake-up). Yields
+    /// between rounds only when more waits.
+    public func runQueues() async {
+        for await _ in work {
             while true {
-                let batch = outgoing.take(256)
-                guard !batch.isEmpty else { break }
-                sendBatch(batch)
-                // Others get the actor between batches. With nothing more waiting the loop waits
-                // for the next arrival instead: a yield would wake another thread for nothing.
-                guard outgoing.hasWaiting else { break }
+                let received = inbox.take(Receipt.maximumMessageIDs)
+                if !received.isEmpty { receiveBatch(received) }
+                let requests = outgoing.take(256)
+                if !requests.isEmpty { sendBatch(requests) }
+                guard inbox.hasWaiting || outgoing.hasWaiting else { break }
                 await Task.yield()
             }
+            if outgoing.isFinished, inbox.isFinished, !inbox.hasWaiting { return }
         }
     }
+
+    /// Returns once the send batch in progress, if any, is committed and handed to its links
+    /// (after ``stopOutgoing()``, none follows).
+    public func outgoingSettled() {}
 
     /// Stops taking send requests (those waiting are refused).
     public nonisolated func stopOutgoing() { outgoing.finish() }

@@ -102,10 +102,12 @@ public actor Messenger {
     /// it at once.
     static let lastSeenResolution: UInt64 = 60_000
     let counters = ChatCounters()
+    /// One element per arrival in either queue: wakes ``runQueues()``.
+    nonisolated let work: AsyncStream<Void>
     /// Chat messages received, waiting to be committed in batches.
-    nonisolated let inbox = ChatInbox()
+    nonisolated let inbox: ChatInbox
     /// Send requests, waiting to be committed in batches.
-    nonisolated let outgoing = SendQueue()
+    nonisolated let outgoing: SendQueue
     /// What `watch` shows.
     public nonisolated let events: NodeEvents
 
@@ -115,6 +117,10 @@ public actor Messenger {
         readReceipts: Bool = true, deliveryDeadline: UInt64 = 7 * 24 * 3_600_000,
         gaps: (resend: UInt64, release: UInt64) = (2_000, 60_000), events: NodeEvents = NodeEvents(), logger: Logger
     ) throws {
+        let (work, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        self.work = work
+        self.inbox = ChatInbox(wake: wake)
+        self.outgoing = SendQueue(wake: wake)
         self.deliveryDeadline = deliveryDeadline
         self.gapResend = gaps.resend
         self.gapRelease = max(gaps.resend, gaps.release)

@@ -21,12 +21,11 @@ final class SendQueue: Sendable {
     static let capacity = 4_096
 
     private let pending = Mutex<[Request]?>([])
-    /// One element per arrival: wakes the messenger's loop.
-    let arrivals: AsyncStream<Void>
-    private let signal: AsyncStream<Void>.Continuation
+    /// Told of every arrival, and of the end: wakes the messenger's loop (``Messenger/runQueues()``).
+    private let wake: AsyncStream<Void>.Continuation
 
-    init() {
-        (arrivals, signal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    init(wake: AsyncStream<Void>.Continuation) {
+        self.wake = wake
     }
 
     /// Queues a request and waits for its result.
@@ -50,7 +49,7 @@ final class SendQueue: Sendable {
             answer(.failure(refusal))
             return
         }
-        signal.yield()
+        wake.yield()
     }
 
     /// Takes up to `limit` requests, oldest first.
@@ -63,16 +62,19 @@ final class SendQueue: Sendable {
         }
     }
 
+    /// Whether ``finish()`` has been called.
+    var isFinished: Bool { pending.withLock { $0 == nil } }
+
     /// Whether requests wait to be taken.
     var hasWaiting: Bool { pending.withLock { !($0?.isEmpty ?? true) } }
 
-    /// Refuses every waiting and later request and ends the loop.
+    /// Refuses every waiting and later request.
     func finish() {
         let waiting = pending.withLock { pending -> [Request] in
             defer { pending = nil }
             return pending ?? []
         }
         for request in waiting { request.answer(.failure(ChatError.stopping)) }
-        signal.finish()
+        wake.yield()
     }
 }

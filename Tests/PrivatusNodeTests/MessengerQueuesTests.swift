@@ -1,0 +1,93 @@
+import Foundation
+import Logging
+import PrivatusCore
+import PrivatusCrypto
+import PrivatusStore
+import PrivatusTesting
+import PrivatusWire
+import Testing
+
+@testable import PrivatusNet
+@testable import PrivatusNode
+
+/// The messenger's one loop over its two queues (``Messenger/runQueues()``), in process with a
+/// real store: sends are committed while it runs, it outlives either queue's end alone, and it
+/// ends once both have ended, in the order a stopping node ends them.
+@Suite struct MessengerQueuesTests {
+    let scratch: TemporaryDirectory
+    let keys = IdentityKeys()
+    let bobKey = IdentityKey()
+    var bob: PeerID { bobKey.publicKey.peerID }
+
+    init() throws {
+        scratch = try TemporaryDirectory("privatus-messenger-queues")
+    }
+
+    /// Waits for `task` at most `seconds`; whether it ended.
+    func ended(_ task: Task<Void, Never>, within seconds: Int) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await task.value
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(seconds))
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+    }
+
+    @Test func oneLoopCommitsSendsUntilBothQueuesHaveEnded() async throws {
+        let store = try Store(path: scratch.child("privatus.sqlite"), databaseKey: keys.databaseKey)
+        let messenger = try Messenger(store: store, keys: keys, name: "alice", logger: Logger(label: "test"))
+        _ = try await messenger.addContact(Invite(peerID: bob, addresses: []), name: "bob")
+        let loop = Task { await messenger.runQueues() }
+
+        // Bob has no link: each message is committed and waits in the outbox, in order.
+        let first = try await messenger.send("one", to: "bob")
+        #expect(first.state == .queued)
+
+        // The inbox closed (links are gone): sends are still taken.
+        messenger.stopInbox()
+        let second = try await messenger.send("two", to: "bob")
+        #expect(second.state == .queued)
+        #expect(try store.outboxCount() == 2)
+
+        // Then the send queue: the loop ends, and a send is refused.
+        messenger.stopOutgoing()
+        await messenger.outgoingSettled()
+        #expect(await ended(loop, within: 30), "both queues have ended")
+        await #expect(throws: ChatError.stopping) { try await messenger.send("three", to: "bob") }
+        #expect(try store.outboxCount() == 2)
+    }
+
+    @Test func afterTheSendQueueEndsTheInboxIsStillTakenUntilItEnds() async throws {
+        let store = try Store(path: scratch.child("privatus.sqlite"), databaseKey: keys.databaseKey)
+        let messenger = try Messenger(store: store, keys: keys, name: "alice", logger: Logger(label: "test"))
+        _ = try await messenger.addContact(Invite(peerID: bob, addresses: []), name: "bob")
+        let loop = Task { await messenger.runQueues() }
+        let sent = try await messenger.send("one", to: "bob")
+
+        // A stopping node ends its sends first, then closes its links, then its inbox: what
+        // arrives meanwhile (here Bob's receipt) is still applied.
+        messenger.stopOutgoing()
+        await messenger.outgoingSettled()
+        let peer = LinkPeer(peerID: bob, identity: bobKey.publicKey, handshakeHash: Data())
+        await messenger.receive(
+            InboundMessage(stream: .chat, body: .receipt(Receipt(messageIDs: [sent.id], state: .delivered))),
+            from: peer, on: nil)
+        var state = try store.message(id: sent.id)?.message.state
+        for _ in 0..<1_000 where state != .delivered {
+            try await Task.sleep(for: .milliseconds(10))
+            state = try store.message(id: sent.id)?.message.state
+        }
+        #expect(state == .delivered)
+        #expect(try store.outboxCount() == 0)
+
+        messenger.stopInbox()
+        #expect(await ended(loop, within: 30))
+    }
+}
