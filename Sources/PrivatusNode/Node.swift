@@ -345,7 +345,7 @@ public final class Node: Service, Sendable {
             await dht.service.stop()
         }
         messenger.stopOutgoing()
-        await messenger.outgoingSettled()
+        _ = await messenger.outgoingSettled()
         await links.shutdown()
         // Links are closed: what they delivered is committed, then the inbox stops.
         messenger.stopInbox()

@@ -5,6 +5,7 @@ import PrivatusCrypto
 import PrivatusStore
 import PrivatusTesting
 import PrivatusWire
+import Synchronization
 import Testing
 
 @testable import PrivatusNet
@@ -13,7 +14,7 @@ import Testing
 /// The messenger's one loop over its two queues (``Messenger/runQueues()``), in process with a
 /// real store: sends are committed while it runs, it outlives either queue's end alone, and it
 /// ends once both have ended, in the order a stopping node ends them.
-@Suite struct MessengerQueuesTests {
+@Suite(.timeLimit(.minutes(1))) struct MessengerQueuesTests {
     let scratch: TemporaryDirectory
     let keys = IdentityKeys()
     let bobKey = IdentityKey()
@@ -23,21 +24,23 @@ import Testing
         scratch = try TemporaryDirectory("privatus-messenger-queues")
     }
 
-    /// Waits for `task` at most `seconds`; whether it ended.
+    /// Set once a task has ended.
+    final class Ended: Sendable {
+        let value = Atomic(false)
+    }
+
+    /// Waits for `task` at most `seconds`; whether it ended (one that does not end is left
+    /// behind: the test fails instead of hanging).
     func ended(_ task: Task<Void, Never>, within seconds: Int) async -> Bool {
-        await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                await task.value
-                return true
-            }
-            group.addTask {
-                try? await Task.sleep(for: .seconds(seconds))
-                return false
-            }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
+        let ended = Ended()
+        Task {
+            await task.value
+            ended.value.store(true, ordering: .relaxed)
         }
+        for _ in 0..<(seconds * 100) where !ended.value.load(ordering: .relaxed) {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return ended.value.load(ordering: .relaxed)
     }
 
     @Test func oneLoopCommitsSendsUntilBothQueuesHaveEnded() async throws {

@@ -38,7 +38,10 @@ extension Messenger {
                 let received = inbox.take(Receipt.maximumMessageIDs)
                 if !received.isEmpty { receiveBatch(received) }
                 let requests = outgoing.take(256)
-                if !requests.isEmpty { sendBatch(requests) }
+                if !requests.isEmpty {
+                    sendBatchesTaken += 1
+                    sendBatch(requests)
+                }
                 guard inbox.hasWaiting || outgoing.hasWaiting else { break }
                 await Task.yield()
             }
@@ -46,9 +49,12 @@ extension Messenger {
         }
     }
 
-    /// Returns once the send batch in progress, if any, is committed and handed to its links
-    /// (after ``stopOutgoing()``, none follows).
-    public func outgoingSettled() {}
+    /// Returns once the send batch in progress, if any, has been committed and its messages
+    /// handed on (to their links, or to a delivery pass of their own); after ``stopOutgoing()``
+    /// none follows. It runs on the actor, after that batch's turn: the batches taken so far,
+    /// an actor-isolated read, so the hop to the actor cannot be optimised away.
+    @discardableResult
+    public func outgoingSettled() -> Int { sendBatchesTaken }
 
     /// Stops taking send requests (those waiting are refused).
     public nonisolated func stopOutgoing() { outgoing.finish() }

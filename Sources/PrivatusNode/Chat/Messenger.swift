@@ -41,6 +41,8 @@ public actor Messenger {
     var lastResendServed: [PeerID: UInt64] = [:]
     /// The number the next message to each peer gets (read from the store on first use).
     var nextNumbers: [PeerID: UInt64] = [:]
+    /// Send batches taken so far (``outgoingSettled()`` reads it).
+    var sendBatchesTaken = 0
 
     let store: Store
     let keys: IdentityKeys
