@@ -6,14 +6,17 @@ import PrivatusCore
 
 /// The control API's request context: Hummingbird's basic one, and the event loop of the
 /// connection the request came on (a `watch` writes its events from that loop, with no hop to
-/// another thread per write).
+/// another thread per write) and when that connection closes (a `watch` whose client left ends
+/// then, not at the next event it fails to write).
 struct ControlContext: RequestContext {
     var coreContext: CoreRequestContextStorage
     let eventLoop: any EventLoop
+    let closed: EventLoopFuture<Void>
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         eventLoop = source.channel.eventLoop
+        closed = source.channel.closeFuture
     }
 }
 

@@ -113,6 +113,8 @@ final class SendRoute: ChannelDuplexHandler, RemovableChannelHandler {
     private var state = State.idle
     /// Requests passed on whose answers the router has not finished writing.
     private var routerOwes = 0
+    /// Whether each of those answers is the event stream (`GET /api/v1/events`), oldest first.
+    private var owedStreams = CircularBuffer<Bool>()
     private var held = CircularBuffer<Held>()
     /// A read asked for while too much was held.
     private var readDeferred = false
@@ -138,6 +140,13 @@ final class SendRoute: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // A watch's client never ends its input while it watches: it has gone. The connection
+        // closes, and with it the watch, which frees its place at once (``ControlContext``)
+        // instead of at the next event it would fail to write.
+        if let event = event as? ChannelEvent, event == .inputClosed, owedStreams.first == true {
+            context.close(promise: nil)
+            return
+        }
         // The end of the client's input (half-closure) must not end the router's loop, and with
         // it the connection, before this route's answer is written.
         if holding {
@@ -158,7 +167,10 @@ final class SendRoute: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) { routerOwes = max(0, routerOwes - 1) }
+        if case .end = unwrapOutboundIn(data) {
+            routerOwes = max(0, routerOwes - 1)
+            _ = owedStreams.popFirst()
+        }
         context.write(data, promise: promise)
     }
 
@@ -219,6 +231,12 @@ final class SendRoute: ChannelDuplexHandler, RemovableChannelHandler {
     private func pass(_ head: HTTPRequestPart, context: ChannelHandlerContext) {
         state = .passing
         routerOwes += 1
+        if case .head(let request) = head {
+            owedStreams.append(
+                request.method == .get && request.path?.split(separator: "?").first == "/api/v1/events")
+        } else {
+            owedStreams.append(false)
+        }
         context.fireChannelRead(wrapInboundOut(head))
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import PrivatusNode
 import PrivatusProfile
 import PrivatusTesting
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -107,6 +108,43 @@ import Glibc
         }
         node.child.send(SIGTERM)
         _ = try await node.wait(timeout: .seconds(30))
+    }
+
+    /// Whether a watch's first line (`watching`) came, or how it failed.
+    final class Watching: Sendable {
+        let seen = Mutex(false)
+        let failure = Mutex<String?>(nil)
+    }
+
+    @Test func watchersThatLeaveFreeTheirPlacesWithNoEventInBetween() async throws {
+        defer { scratch.remove() }
+        let node = try await startNode()
+        let client = try ControlClient(layout: layout)
+        // Twice as many watchers as the node keeps, one after the other, each leaving (closing its
+        // connection) once it watches. No event is published meanwhile: only the closed
+        // connection tells the node that a place is free again.
+        for round in 1...(2 * NodeEvents.maximumWatchers) {
+            let watching = Watching()
+            let watcher = Task {
+                do {
+                    try await client.stream("/api/v1/events") { line in
+                        if line.hasSuffix(#""type":"watching"}"#) { watching.seen.withLock { $0 = true } }
+                    }
+                } catch {
+                    watching.failure.withLock { $0 = "\(error)" }
+                }
+            }
+            for _ in 0..<1_000 where !watching.seen.withLock({ $0 }) && watching.failure.withLock({ $0 }) == nil {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(watching.failure.withLock { $0 } == nil, "watch \(round) was refused")
+            #expect(watching.seen.withLock { $0 }, "watch \(round) watches")
+            watcher.cancel()
+            await watcher.value
+        }
+        node.child.send(SIGTERM)
+        let ended = try await node.wait(timeout: .seconds(30))
+        #expect(ended.status == 0, "\(ended.stderr)")
     }
 
     @Test func aClientKeepingItsConnectionsAliveGetsTheSameAnswers() async throws {

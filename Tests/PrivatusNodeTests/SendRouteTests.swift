@@ -249,4 +249,36 @@ import Testing
         #expect(fixture.reads.count == before + 1, "the waiting read goes once they have gone on")
         #expect(fixture.router.parts.count == SendRoute.maximumHeld)
     }
+
+    @Test func aWatchWhoseClientEndsItsInputClosesTheConnectionAndOtherRequestsDoNot() throws {
+        /// A fixture whose channel is active, as a connection is.
+        func connected() throws -> Fixture {
+            let fixture = try Fixture()
+            try fixture.channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+            return fixture
+        }
+        // An ordinary request's client may end its input and still wait for the answer.
+        let plain = try connected()
+        try plain.request(.get, "/api/v1/status")
+        plain.channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        #expect(plain.channel.isActive)
+        #expect(plain.router.events == ["inputClosed"], "the router sees the end of the input")
+
+        // A watch's never does while it watches: its client has gone.
+        let watch = try connected()
+        #expect(watch.channel.isActive)
+        try watch.request(.get, "/api/v1/events")
+        #expect(watch.router.shape == ["GET /api/v1/events", "end"])
+        watch.channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        #expect(!watch.channel.isActive, "closed: the watch ends and frees its place")
+
+        // Once the stream's answer has ended (the node stopping), the end of the input is the
+        // router's again.
+        let ended = try connected()
+        try ended.request(.get, "/api/v1/events")
+        try ended.channel.writeOutbound(HTTPResponsePart.head(HTTPResponse(status: .ok)))
+        try ended.channel.writeOutbound(HTTPResponsePart.end(nil))
+        ended.channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        #expect(ended.channel.isActive)
+    }
 }

@@ -220,7 +220,10 @@ extension Messenger {
                 return SendResult(id: Hex.encode(stored.id), state: stored.state.name).response
             }
         }
-        api.get("/events") { _, context in try self.watchResponse(on: (context as? ControlContext)?.eventLoop) }
+        api.get("/events") { _, context in
+            let connection = context as? ControlContext
+            return try self.watchResponse(on: connection?.eventLoop, closed: connection?.closed)
+        }
         api.get("/messages") { request, _ in
             let query = request.uri.queryParameters
             guard let peer = query.get("peer") else { throw HTTPError(.badRequest, message: "peer is required") }
@@ -242,12 +245,19 @@ extension Messenger {
 
     /// `GET /api/v1/events`: one JSON line per event, from a `watching` line on (which tells the
     /// client that every later event will reach it) until the node stops.
-    /// - Parameter connectionLoop: the event loop of the watcher's connection (nil: one of the
-    ///   shared group's).
-    nonisolated func watchResponse(on connectionLoop: (any EventLoop)? = nil) throws -> Response {
+    /// - Parameters:
+    ///   - connectionLoop: the event loop of the watcher's connection (nil: one of the shared
+    ///     group's).
+    ///   - closed: completes when that connection closes: the watch ends and frees its place
+    ///     among the ``NodeEvents/maximumWatchers`` at once (without it, at the next event it
+    ///     fails to write).
+    nonisolated func watchResponse(
+        on connectionLoop: (any EventLoop)? = nil, closed: EventLoopFuture<Void>? = nil
+    ) throws -> Response {
         guard let stream = events.subscribe(greeting: NodeEvent(type: "watching")) else {
             throw HTTPError(.serviceUnavailable, message: "too many watchers, or the node is stopping")
         }
+        closed?.whenComplete { _ in stream.end() }
         // The batches are taken, written out and waited for on an event loop, not in the
         // cooperative pool: there a watcher would queue behind every request in progress, fall
         // behind under load and lose events (a batch is at most 64 events: short work). On the

@@ -322,6 +322,10 @@ public struct EventBatches: AsyncSequence, Sendable {
         }
     }
 
+    /// Ends the batches (the watcher is gone): what waits is still handed out, then nothing; the
+    /// watcher's place is free at once.
+    public func end() { watcher.signal.finish() }
+
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(watcher: watcher, signals: signals.makeAsyncIterator())
     }
