@@ -113,8 +113,15 @@ final class SendRoute: ChannelDuplexHandler, RemovableChannelHandler {
     private var state = State.idle
     /// Requests passed on whose answers the router has not finished writing.
     private var routerOwes = 0
-    /// Whether each of those answers is the event stream (`GET /api/v1/events`), oldest first.
-    private var owedStreams = CircularBuffer<Bool>()
+    /// What each of those answers is, oldest first.
+    private enum Owed {
+        case other
+        /// To `GET /api/v1/events`, not begun.
+        case eventsAsked
+        /// The event stream, begun (`200`): it never ends while the client is there.
+        case stream
+    }
+    private var owed = CircularBuffer<Owed>()
     private var held = CircularBuffer<Held>()
     /// A read asked for while too much was held.
     private var readDeferred = false
@@ -143,7 +150,7 @@ final class SendRoute: ChannelDuplexHandler, RemovableChannelHandler {
         // A watch's client never ends its input while it watches: it has gone. The connection
         // closes, and with it the watch, which frees its place at once (``ControlContext``)
         // instead of at the next event it would fail to write.
-        if let event = event as? ChannelEvent, event == .inputClosed, owedStreams.first == true {
+        if let event = event as? ChannelEvent, event == .inputClosed, owed.first == .stream {
             context.close(promise: nil)
             return
         }
@@ -167,9 +174,16 @@ final class SendRoute: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) {
+        switch unwrapOutboundIn(data) {
+        case .head(let head):
+            // A refused watch (401, 503…) is an ordinary answer: a client that ends its input
+            // still gets it.
+            if owed.first == .eventsAsked, head.status == .ok { owed[owed.startIndex] = .stream }
+        case .body:
+            break
+        case .end:
             routerOwes = max(0, routerOwes - 1)
-            _ = owedStreams.popFirst()
+            _ = owed.popFirst()
         }
         context.write(data, promise: promise)
     }
@@ -231,11 +245,10 @@ final class SendRoute: ChannelDuplexHandler, RemovableChannelHandler {
     private func pass(_ head: HTTPRequestPart, context: ChannelHandlerContext) {
         state = .passing
         routerOwes += 1
-        if case .head(let request) = head {
-            owedStreams.append(
-                request.method == .get && request.path?.split(separator: "?").first == "/api/v1/events")
+        if case .head(let request) = head, request.method == .get, Self.isEvents(request.path) {
+            owed.append(.eventsAsked)
         } else {
-            owedStreams.append(false)
+            owed.append(.other)
         }
         context.fireChannelRead(wrapInboundOut(head))
     }
@@ -247,6 +260,14 @@ final class SendRoute: ChannelDuplexHandler, RemovableChannelHandler {
         pass(.head(head), context: context)
         if let body { context.fireChannelRead(wrapInboundOut(.body(body))) }
         context.fireChannelRead(wrapInboundOut(part))
+    }
+
+    /// Whether `path` is the event stream's as the router matches it (empty segments skipped, the
+    /// query ignored).
+    static func isEvents(_ path: String?) -> Bool {
+        guard let path = path?.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first
+        else { return false }
+        return path.split(separator: "/").elementsEqual(["api", "v1", "events"])
     }
 
     /// A plain send request the node's access rule allows, to be answered by this route.

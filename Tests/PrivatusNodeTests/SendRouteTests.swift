@@ -267,10 +267,27 @@ import Testing
         // A watch's never does while it watches: its client has gone.
         let watch = try connected()
         #expect(watch.channel.isActive)
-        try watch.request(.get, "/api/v1/events")
-        #expect(watch.router.shape == ["GET /api/v1/events", "end"])
+        try watch.request(.get, "/api/v1/events?since=0")
+        #expect(watch.router.shape == ["GET /api/v1/events?since=0", "end"])
+        try watch.channel.writeOutbound(HTTPResponsePart.head(HTTPResponse(status: .ok)))
         watch.channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
         #expect(!watch.channel.isActive, "closed: the watch ends and frees its place")
+
+        // A refused watch is an ordinary answer: not begun, the end of the input waits for it.
+        let refused = try connected()
+        try refused.request(.get, "/api/v1/events", fields: [:])
+        try refused.channel.writeOutbound(HTTPResponsePart.head(HTTPResponse(status: .unauthorized)))
+        refused.channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        #expect(refused.channel.isActive)
+        #expect(refused.router.events == ["inputClosed"])
+
+        // The router skips empty segments: these are the stream too.
+        for path in ["/api/v1/events/", "//api/v1//events", "/api/v1/events?x=/y"] {
+            #expect(SendRoute.isEvents(path), "\(path)")
+        }
+        for path in ["/api/v1/event", "/api/v1/events/x", "/api/v1/eventsx", "/api/v2/events", "", nil] {
+            #expect(!SendRoute.isEvents(path), "\(path ?? "nil")")
+        }
 
         // Once the stream's answer has ended (the node stopping), the end of the input is the
         // router's again.
