@@ -14,7 +14,23 @@ enum Schema {
         migrator.registerMigration("v3", migrate: addMessageNumbers)
         migrator.registerMigration("v4", migrate: dropMessagesByState)
         migrator.registerMigration("v5", migrate: keyOutboxByMessage)
+        migrator.registerMigration("v6", migrate: mergeOutboxIndexes)
         return migrator
+    }
+
+    /// v6: the outbox's two indexes, by next try and by deadline, become one on both columns.
+    /// Each message queued wrote an entry into both, and each one delivered took it out of both:
+    /// a page of each in both commits (a send's 8 WAL frames, a receipt's 4). What is due is
+    /// still found by a range of the first column; the messages past their deadline, looked for
+    /// every few seconds, by the entries not failed (`next_try` below ``Store/neverDue``) read
+    /// from the index alone.
+    static func mergeOutboxIndexes(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                DROP INDEX IF EXISTS outbox_by_next_try;
+                DROP INDEX IF EXISTS outbox_by_deadline;
+                CREATE INDEX outbox_by_next_try_deadline ON outbox(next_try, deadline);
+                """)
     }
 
     /// v5: the outbox keyed by its message's key (`message_pk INTEGER PRIMARY KEY`, one entry per

@@ -30,13 +30,13 @@ import Testing
     @Test func databaseIsCreatedWithTheSchemaAndDurableSettings() throws {
         defer { scratch.remove() }
         let store = try Store(path: path, databaseKey: key)
-        #expect(try store.appliedMigrations() == ["v1", "v2", "v3", "v4", "v5"])
+        #expect(try store.appliedMigrations() == ["v1", "v2", "v3", "v4", "v5", "v6"])
         #expect(try store.pragma("secure_delete") == 1)
         #expect(try store.pragma("synchronous") == 2, "FULL")
         #expect(try store.pragma("foreign_keys") == 1)
         #expect(try store.pragma("auto_vacuum") == 2, "incremental")
         // Reopening migrates nothing twice.
-        #expect(try Store(path: path, databaseKey: key).appliedMigrations() == ["v1", "v2", "v3", "v4", "v5"])
+        #expect(try Store(path: path, databaseKey: key).appliedMigrations() == ["v1", "v2", "v3", "v4", "v5", "v6"])
     }
 
     @Test func messagesComeBackInOrderWithSequenceNumbers() throws {
