@@ -105,9 +105,9 @@ public final class Link: Sendable {
     /// Queues messages to go out in order, after everything queued this way before, without
     /// waiting: straight to the event loop when nothing waits before them and the send gate has
     /// room, otherwise one task per link hands them over as ``send(_:)-([LinkMessage])`` does
-    /// (through the send gate). For a caller that must not suspend (an actor that would otherwise wait
-    /// for its turn again after each hand-over). If the link fails, what is still queued is
-    /// dropped, as a failed ``send(_:)-([LinkMessage])`` would drop it.
+    /// (through the send gate). For a caller that must not suspend (an actor that would
+    /// otherwise wait for its turn again after each hand-over). If the link fails, what is still
+    /// queued is dropped, as a failed ``send(_:)-([LinkMessage])`` would drop it.
     /// - Returns: whether there is room for more; when false, call ``waitForRoom()`` before
     ///   queueing more.
     /// - Throws: ``LinkError/messageTooLarge`` over the link's maximum (nothing is queued).
