@@ -111,9 +111,8 @@ final class SendRoute: ChannelDuplexHandler, RemovableChannelHandler {
     private let target: Target
     private let eventLoop: any EventLoop
     private var state = State.idle
-    /// Requests passed on whose answers the router has not finished writing.
-    private var routerOwes = 0
-    /// What each of those answers is, oldest first.
+    /// The answers the router owes (requests passed on whose answers it has not finished
+    /// writing), what each one is, oldest first.
     private enum Owed {
         case other
         /// To `GET /api/v1/events`, not begun.
@@ -182,7 +181,6 @@ final class SendRoute: ChannelDuplexHandler, RemovableChannelHandler {
         case .body:
             break
         case .end:
-            routerOwes = max(0, routerOwes - 1)
             _ = owed.popFirst()
         }
         context.write(data, promise: promise)
@@ -199,7 +197,7 @@ final class SendRoute: ChannelDuplexHandler, RemovableChannelHandler {
     private func handle(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
         switch (state, part) {
         case (.idle, .head(let head)):
-            if routerOwes == 0, takes(head) {
+            if owed.isEmpty, takes(head) {
                 state = .reading(head, nil)
             } else {
                 pass(part, context: context)
@@ -244,7 +242,6 @@ final class SendRoute: ChannelDuplexHandler, RemovableChannelHandler {
     /// Passes a request's head on to the router; its other parts follow it.
     private func pass(_ head: HTTPRequestPart, context: ChannelHandlerContext) {
         state = .passing
-        routerOwes += 1
         if case .head(let request) = head, request.method == .get, Self.isEvents(request.path) {
             owed.append(.eventsAsked)
         } else {

@@ -43,11 +43,16 @@ import Testing
         return ended.value.load(ordering: .relaxed)
     }
 
-    @Test func oneLoopCommitsSendsUntilBothQueuesHaveEnded() async throws {
+    /// A messenger on a new store with Bob as a contact (no link), its loop running.
+    func running() async throws -> (store: Store, messenger: Messenger, loop: Task<Void, Never>) {
         let store = try Store(path: scratch.child("privatus.sqlite"), databaseKey: keys.databaseKey)
         let messenger = try Messenger(store: store, keys: keys, name: "alice", logger: Logger(label: "test"))
         _ = try await messenger.addContact(Invite(peerID: bob, addresses: []), name: "bob")
-        let loop = Task { await messenger.runQueues() }
+        return (store, messenger, Task { await messenger.runQueues() })
+    }
+
+    @Test func oneLoopCommitsSendsUntilBothQueuesHaveEnded() async throws {
+        let (store, messenger, loop) = try await running()
 
         // Bob has no link: each message is committed and waits in the outbox, in order.
         let first = try await messenger.send("one", to: "bob")
@@ -68,10 +73,7 @@ import Testing
     }
 
     @Test func afterTheSendQueueEndsTheInboxIsStillTakenUntilItEnds() async throws {
-        let store = try Store(path: scratch.child("privatus.sqlite"), databaseKey: keys.databaseKey)
-        let messenger = try Messenger(store: store, keys: keys, name: "alice", logger: Logger(label: "test"))
-        _ = try await messenger.addContact(Invite(peerID: bob, addresses: []), name: "bob")
-        let loop = Task { await messenger.runQueues() }
+        let (store, messenger, loop) = try await running()
         let sent = try await messenger.send("one", to: "bob")
 
         // A stopping node ends its sends first, then closes its links, then its inbox: what
